@@ -1,0 +1,111 @@
+# serval-gateway: plain GNU make. `make` builds build/serval-gateway and build/serval-echo (-O2);
+# `make test` builds everything again with ASan+UBSan under build/asan and runs every test.
+# Sources are discovered: any .c under src/ belongs to the library except src/main.c and src/echo/.
+
+SHELL := /bin/bash
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := cc
+endif
+
+LLHTTP_DIR   ?= /usr/share/llhttp
+LLHTTP_INC   ?= /usr/share/include/llhttp
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+        -Wundef -Wvla -fno-common
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -pthread -Iinclude -Isrc -I$(LLHTTP_INC) -MMD -MP
+LIBS := -luring -lwolfssl -lcjson -lyaml -lpcre2-8 -lurcu-qsbr -lurcu-common -lpthread -lm
+
+ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# variant: release (default) or asan
+VARIANT ?= release
+ifeq ($(VARIANT),asan)
+  OUT := build/asan
+  OPT := $(ASAN_FLAGS) -DSV_DEBUG=1
+  LDOPT := -fsanitize=address,undefined
+else
+  OUT := build
+  OPT := -O2
+  LDOPT :=
+endif
+OBJ := $(OUT)/obj
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/main.c' ! -path 'src/echo/*'))
+ECHO_SRC := $(sort $(wildcard src/echo/*.c))
+UNIT_SRC := $(sort $(shell find tests/unit -name '*.c' 2>/dev/null))
+LLHTTP_SRC := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(OBJ)/%.o)
+ECHO_OBJ := $(ECHO_SRC:%.c=$(OBJ)/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(OBJ)/%.o)
+LLHTTP_OBJ := $(OBJ)/third_party/llhttp/llhttp.o $(OBJ)/third_party/llhttp/api.o $(OBJ)/third_party/llhttp/http.o
+
+DEPS_STAMP := build/.deps-ok
+
+.PHONY: all test unit integration asan run bench conformance clean check-layers deps format-check lint
+all: $(OUT)/serval-gateway $(OUT)/serval-echo
+
+$(DEPS_STAMP): third_party/deps.sh
+	@third_party/deps.sh --check
+	@mkdir -p build && touch $@
+
+deps:
+	third_party/deps.sh --all
+
+$(OBJ)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(OPT) $(WARN) -c $< -o $@
+
+# llhttp is third-party code compiled from Debian's sources with relaxed warnings.
+$(OBJ)/third_party/llhttp/%.o: $(LLHTTP_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -g -I$(LLHTTP_INC) $(OPT) -w -c $< -o $@
+
+$(OUT)/libserval.a: $(LIB_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(OUT)/serval-gateway: $(OBJ)/src/main.o $(OUT)/libserval.a
+	$(CC) $(LDOPT) -pthread -o $@ $^ $(LIBS)
+
+$(OUT)/serval-echo: $(ECHO_OBJ) $(OUT)/libserval.a
+	$(CC) $(LDOPT) -pthread -o $@ $^ $(LIBS)
+
+$(OUT)/unit-tests: $(UNIT_OBJ) $(OUT)/libserval.a
+	$(CC) $(LDOPT) -pthread -o $@ $(UNIT_OBJ) $(OUT)/libserval.a $(LIBS)
+
+# ---- tests: everything under ASan+UBSan ------------------------------------------------------
+asan:
+	@$(MAKE) --no-print-directory VARIANT=asan build/asan/serval-gateway build/asan/serval-echo build/asan/unit-tests
+
+test:
+	@third_party/deps.sh --all
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh
+
+unit: asan
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/asan/unit-tests
+
+integration: asan all
+	@tests/run.sh --integration-only
+
+# ---- running ----------------------------------------------------------------------------------
+run: all
+	@deploy/run-example.sh
+
+bench: all
+	@third_party/deps.sh --all
+	@perf/bench.sh
+
+conformance: all
+	@tests/conformance/run.sh $(if $(CASE),--case $(CASE))
+
+check-layers:
+	@tests/check-layers.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(ECHO_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(OBJ)/src/main.d
