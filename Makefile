@@ -81,8 +81,8 @@ asan:
 
 test:
 	@third_party/deps.sh --all
-	@$(MAKE) --no-print-directory asan
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j2 asan
+	@$(MAKE) --no-print-directory -j2 all
 	@tests/run.sh
 
 unit: asan
