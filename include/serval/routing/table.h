@@ -1,0 +1,252 @@
+/* The compiled route table as the data plane sees it: binds, listeners, rule actions (filters as
+ * data, weighted backends, timeouts), endpoints; the request lookup; and the helpers a worker
+ * calls after the lookup (pick a backend by weight, pick an endpoint round robin, compute a
+ * redirect Location or a rewritten path). Everything here is read-only, allocation-free and safe
+ * on any thread that holds a valid generation pointer (generation.h).
+ *
+ * Everything returned points into the generation and is valid exactly as long as the
+ * generation pointer it came from (one loop iteration, or while a reference is held).
+ */
+#ifndef SERVAL_ROUTING_TABLE_H
+#define SERVAL_ROUTING_TABLE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "serval/base/str.h"
+
+struct sv_generation;
+struct sv_http_header_mods; /* serval/http/serialize.h; NULL pointer = no modification */
+
+/* ---- binds and listeners ------------------------------------------------------------------ */
+
+enum sv_route_proto {
+    SV_ROUTE_PROTO_HTTP = 0,
+    SV_ROUTE_PROTO_HTTPS = 1,
+};
+
+/* An IPv4 or IPv6 socket address. */
+union sv_route_sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+/* One socket the data plane must listen on. Several listeners may share it. */
+struct sv_route_bind {
+    union sv_route_sockaddr addr;
+    socklen_t addrlen;
+    uint16_t port; /* host byte order, same as in addr */
+    enum sv_route_proto proto;
+};
+
+/* A Gateway listener on one bind. */
+struct sv_route_listener {
+    struct sv_str name;     /* e.g. "ns/gateway/listener"; for logs and /config */
+    struct sv_str hostname; /* "" = any host; "a.example.com" or "*.example.com" */
+    uint32_t bind;          /* index in sv_generation_binds() */
+    uint16_t port;          /* = the bind's port (redirect default port) */
+    enum sv_route_proto proto;
+};
+
+/* The binds of <gen> (count in *n). Any thread holding <gen>. */
+const struct sv_route_bind *sv_generation_binds(const struct sv_generation *gen, size_t *n);
+
+/* The listeners of <gen> (count in *n). Any thread holding <gen>. */
+const struct sv_route_listener *sv_generation_listeners(const struct sv_generation *gen, size_t *n);
+
+/* Index of the bind whose address equals <sa> exactly; failing that, a bind with the same family
+ * and port on the wildcard address (0.0.0.0 / ::). -1 when none. Any thread holding <gen>. */
+int sv_generation_find_bind(const struct sv_generation *gen, const struct sockaddr *sa);
+
+/* ---- actions -------------------------------------------------------------------------------- */
+
+enum sv_route_app_proto {
+    SV_ROUTE_APP_HTTP1 = 0, /* plain HTTP/1.1 (default; upgrades still allowed) */
+    SV_ROUTE_APP_H2C = 1,   /* kubernetes.io/h2c: HTTP/2 prior knowledge */
+    SV_ROUTE_APP_WS = 2,    /* kubernetes.io/ws: WebSocket */
+};
+
+enum sv_route_backend_kind {
+    SV_ROUTE_BACKEND_SET = 0,     /* forward to an endpoint of backend set <set_id>; a set with no
+                                     endpoints answers 503 */
+    SV_ROUTE_BACKEND_INVALID = 1, /* invalid backendRef: this share of traffic answers 500 */
+};
+
+/* One weighted backendRef of a rule. */
+struct sv_route_backend {
+    enum sv_route_backend_kind kind;
+    uint32_t set_id; /* SV_ROUTE_BACKEND_SET only */
+    uint32_t weight; /* 0 = never picked */
+    enum sv_route_app_proto app_proto;
+    const struct sv_http_header_mods *request_mods;  /* backendRef-level filters, or NULL */
+    const struct sv_http_header_mods *response_mods; /* backendRef-level filters, or NULL */
+};
+
+enum sv_route_path_mod_type {
+    SV_ROUTE_PATH_MOD_NONE = 0,
+    SV_ROUTE_PATH_MOD_FULL = 1,   /* ReplaceFullPath */
+    SV_ROUTE_PATH_MOD_PREFIX = 2, /* ReplacePrefixMatch */
+};
+
+struct sv_route_path_mod {
+    enum sv_route_path_mod_type type;
+    struct sv_str value;
+};
+
+/* RequestRedirect. Empty strings / 0 mean "not configured". */
+struct sv_route_redirect {
+    struct sv_str scheme;   /* "http" or "https" */
+    struct sv_str hostname;
+    uint16_t port;
+    struct sv_route_path_mod path;
+    uint16_t status;        /* 301 302 303 307 308 (302 when not configured) */
+};
+
+/* URLRewrite. */
+struct sv_route_rewrite {
+    struct sv_str hostname; /* "" = keep Host */
+    struct sv_route_path_mod path;
+};
+
+/* RequestMirror: copy the request to one endpoint of <set_id> with probability
+ * numerator/denominator; ignore the response. */
+struct sv_route_mirror {
+    uint32_t set_id;
+    uint32_t numerator;
+    uint32_t denominator; /* > 0 */
+};
+
+/* What to do with a request that matched one rule. Filters apply in this order: fixed_status,
+ * redirect (answers), request_mods, rewrite, mirrors, then forward to a picked backend (whose own
+ * request_mods apply after the rule's), response_mods on the way back. */
+struct sv_route_action {
+    uint32_t id;              /* unique within the route table */
+    struct sv_str route_name; /* "namespace/name" of the HTTPRoute (or "quick") */
+    uint32_t rule_index;      /* position of the rule in its route */
+    uint16_t fixed_status;    /* non-zero: answer this status at once (e.g. 500 for an
+                                 unresolvable ExtensionRef filter) */
+    const struct sv_http_header_mods *request_mods;  /* or NULL */
+    const struct sv_http_header_mods *response_mods; /* or NULL */
+    const struct sv_route_redirect *redirect;        /* or NULL; then no backends */
+    const struct sv_route_rewrite *rewrite;          /* or NULL */
+    const struct sv_route_mirror *mirrors;
+    uint32_t n_mirrors;
+    const struct sv_route_backend *backends;
+    uint32_t n_backends;
+    uint64_t weight_sum;         /* sum of backends[].weight */
+    uint64_t request_timeout_ms; /* 0 = none (use the gateway default) */
+    uint64_t backend_timeout_ms; /* 0 = none */
+    const uint64_t *_cum_weight; /* private: prefix sums of weights for the picker */
+};
+
+/* ---- lookup ------------------------------------------------------------------------------- */
+
+/* Join every request header named <name> (ASCII case-insensitive) with "," into out[cap].
+ * Returns the length, -ENOENT when absent, -ENOSPC when it does not fit. Same contract as
+ * sv_http_head_join (serval/http/message.h); the data plane passes a two-line wrapper. */
+typedef ssize_t (*sv_route_header_fn)(const void *ctx, struct sv_str name, char *out, size_t cap);
+
+/* The request facts the lookup needs. All strings are borrowed for the call only. */
+struct sv_route_request {
+    const struct sockaddr *local; /* address of the listening socket that accepted the
+                                     connection (or the connection's local address) */
+    struct sv_str host;           /* Host header value; ":port" is stripped, case ignored */
+    struct sv_str path;           /* path only, no query; "" is treated as "/" */
+    struct sv_str query;          /* after '?', without it; "" = none */
+    struct sv_str method;         /* method token, e.g. "GET" */
+    sv_route_header_fn header;    /* may be NULL when the request has no headers to match */
+    const void *header_ctx;
+};
+
+enum sv_route_path_type {
+    SV_ROUTE_PATH_PREFIX = 0, /* Gateway API default */
+    SV_ROUTE_PATH_EXACT = 1,
+    SV_ROUTE_PATH_REGEX = 2,
+};
+
+/* Result of a lookup. */
+struct sv_route_result {
+    const struct sv_route_action *action;     /* NULL when nothing matched (404) */
+    const struct sv_route_listener *listener; /* the request's listener, NULL if none */
+    enum sv_route_path_type path_type;        /* of the match that won */
+    size_t prefix_len; /* PathPrefix winner: length of its value without a trailing '/'
+                          (input of ReplacePrefixMatch); 0 otherwise */
+};
+
+/* Route one request: bind (by req->local) -> listener (by host: exact, then the wildcard with
+ * the most labels, then the hostname-less one; never another) -> host buckets of that listener
+ * in precedence order -> the first rule match in Gateway API precedence order. Never allocates;
+ * cost grows with the host and path length, not with the number of routes (regex matches
+ * excepted: those of a bucket are tried in order). Any thread holding <gen>.
+ * Returns 0 with res->action set, or -ENOENT (404: no bind, no listener or no matching rule;
+ * res->listener tells which). */
+int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_request *req,
+                    struct sv_route_result *res);
+
+/* ---- after the lookup ---------------------------------------------------------------------- */
+
+/* Pick a backend by weight: backend i is chosen when <rnd> % weight_sum falls in its share,
+ * so a uniformly random <rnd> (the caller's per-worker PRNG) gives share = weight / sum.
+ * Weight 0 is never picked. Returns NULL when the action has no backends or every weight is 0
+ * (answer 500). A returned SV_ROUTE_BACKEND_INVALID backend answers 500. Any thread. */
+const struct sv_route_backend *sv_route_pick_backend(const struct sv_route_action *a, uint64_t rnd);
+
+/* An endpoint of the generation's backend set. */
+struct sv_route_endpoint {
+    union sv_route_sockaddr addr;
+    socklen_t addrlen;
+};
+
+/* Pick the next endpoint of backend set <set_id> round robin. <cursor> is caller-owned state
+ * (one per worker and set, or per worker hashed by set id; any value is valid). <avoid>, if not
+ * NULL, is skipped (compared by address, so it may come from an older generation) — used to
+ * retry on another endpoint. Returns NULL when the set has no endpoints (answer 503) or when
+ * <avoid> is the only one. Any thread holding <gen>. */
+const struct sv_route_endpoint *sv_generation_pick_endpoint(const struct sv_generation *gen,
+                                                            uint32_t set_id, uint32_t *cursor,
+                                                            const struct sv_route_endpoint *avoid);
+
+/* Number of backend sets, the name given to set <set_id> ("" if out of range) and its
+ * endpoints (count in *n, NULL if out of range). For /config and the endpoint-only update.
+ * Any thread holding <gen>. */
+uint32_t sv_generation_n_backend_sets(const struct sv_generation *gen);
+struct sv_str sv_generation_backend_set_name(const struct sv_generation *gen, uint32_t set_id);
+const struct sv_route_endpoint *sv_generation_endpoints(const struct sv_generation *gen,
+                                                        uint32_t set_id, size_t *n);
+
+/* Id of the backend set named <name>, or -1. Any thread holding <gen> (linear; control use). */
+int64_t sv_generation_find_backend_set(const struct sv_generation *gen, struct sv_str name);
+
+/* Replace the matched prefix of <path> (its first <prefix_len> bytes, as reported in
+ * sv_route_result.prefix_len) with <replacement> (GATEWAY_API_RULES.md §4: result =
+ * replacement + rest, a "//" at the seam collapsed, empty result -> "/"). Writes into out[cap]
+ * (not NUL-terminated). Returns the length or -ENOSPC. Any thread; no allocation. */
+ssize_t sv_route_replace_prefix(struct sv_str path, size_t prefix_len, struct sv_str replacement,
+                                char *out, size_t cap);
+
+/* The path to send upstream (or to redirect to) after a path modifier: NONE -> <path>,
+ * FULL -> the value, PREFIX -> sv_route_replace_prefix with res->prefix_len. Writes into
+ * out[cap]. Returns the length or -ENOSPC. Any thread. */
+ssize_t sv_route_apply_path_mod(const struct sv_route_path_mod *mod,
+                                const struct sv_route_result *res, struct sv_str path, char *out,
+                                size_t cap);
+
+/* The Location of a RequestRedirect: scheme://host[:port]path[?query] with the Gateway API
+ * defaults: scheme = configured or <req_scheme>; host = configured or <req_host> without its
+ * port; port = configured, else the well-known port of a configured scheme, else the listener's
+ * port; the port is left out when it is 80 with http or 443 with https; path per the path
+ * modifier; the query string is kept. Writes out[cap] (not NUL-terminated). Returns the length,
+ * -EINVAL when res has no redirect, or -ENOSPC. Any thread; no allocation. */
+ssize_t sv_route_redirect_location(const struct sv_route_result *res, struct sv_str req_scheme,
+                                   struct sv_str req_host, struct sv_str path, struct sv_str query,
+                                   char *out, size_t cap);
+
+/* The redirect status to answer (res->action->redirect->status, 302 by default). */
+int sv_route_redirect_status(const struct sv_route_result *res);
+
+#endif
