@@ -1,0 +1,208 @@
+/* Object store: one open-addressing hash table (linear probing, backward-shift deletion) per
+ * kind, keyed by namespace/name, plus a lazily rebuilt sorted list per kind for snapshots. */
+#include "serval/control/store.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serval/base/assert.h"
+
+struct kind_table {
+    struct sv_object **slots; /* capacity is a power of two; NULL = empty */
+    size_t cap;
+    size_t count;
+    const struct sv_object **sorted; /* cache; valid when sorted_ok */
+    bool sorted_ok;
+};
+
+struct sv_store {
+    struct kind_table kinds[SV_KIND__COUNT];
+    uint64_t changes;
+    int list_failed;
+};
+
+static uint64_t key_hash(const char *ns, const char *name)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = ns; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static bool key_eq(const struct sv_object *o, const char *ns, const char *name)
+{
+    return strcmp(o->meta.ns, ns) == 0 && strcmp(o->meta.name, name) == 0;
+}
+
+struct sv_store *sv_store_new(void)
+{
+    return calloc(1, sizeof(struct sv_store));
+}
+
+void sv_store_free(struct sv_store *s)
+{
+    if (!s)
+        return;
+    for (int k = 0; k < SV_KIND__COUNT; k++) {
+        struct kind_table *t = &s->kinds[k];
+        for (size_t i = 0; i < t->cap; i++)
+            sv_object_free(t->slots[i]);
+        free(t->slots);
+        free(t->sorted);
+    }
+    free(s);
+}
+
+/* Slot index holding the key, or the empty slot where it would go. Table must not be full. */
+static size_t find_slot(const struct kind_table *t, const char *ns, const char *name)
+{
+    size_t mask = t->cap - 1, i = (size_t)key_hash(ns, name) & mask;
+    for (size_t probes = 0; probes < t->cap; probes++, i = (i + 1) & mask) {
+        if (!t->slots[i] || key_eq(t->slots[i], ns, name))
+            return i;
+    }
+    SV_ASSERT(!"store table full");
+    return 0;
+}
+
+static int grow(struct kind_table *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 16;
+    struct sv_object **old = t->slots;
+    size_t ocap = t->cap;
+    t->slots = calloc(ncap, sizeof(*t->slots));
+    if (!t->slots) {
+        t->slots = old;
+        return -ENOMEM;
+    }
+    t->cap = ncap;
+    for (size_t i = 0; i < ocap; i++) {
+        if (old[i])
+            t->slots[find_slot(t, old[i]->meta.ns, old[i]->meta.name)] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+int sv_store_upsert(struct sv_store *s, struct sv_object *obj)
+{
+    SV_ASSERT(obj && obj->kind < SV_KIND__COUNT && obj->meta.name && obj->meta.ns);
+    struct kind_table *t = &s->kinds[obj->kind];
+    if ((t->count + 1) * 4 > t->cap * 3 && grow(t) != 0) {
+        sv_object_free(obj);
+        return -ENOMEM;
+    }
+    size_t i = find_slot(t, obj->meta.ns, obj->meta.name);
+    struct sv_object *old = t->slots[i];
+    if (old && old->meta.resource_version && obj->meta.resource_version &&
+        strcmp(old->meta.resource_version, obj->meta.resource_version) == 0) {
+        sv_object_free(obj);
+        return 0;
+    }
+    t->slots[i] = obj;
+    if (old)
+        sv_object_free(old);
+    else
+        t->count++;
+    t->sorted_ok = false;
+    s->changes++;
+    return 1;
+}
+
+int sv_store_delete(struct sv_store *s, enum sv_kind kind, const char *ns, const char *name)
+{
+    SV_ASSERT(kind < SV_KIND__COUNT);
+    struct kind_table *t = &s->kinds[kind];
+    if (!t->count)
+        return 0;
+    size_t mask = t->cap - 1, i = find_slot(t, ns, name);
+    if (!t->slots[i])
+        return 0;
+    sv_object_free(t->slots[i]);
+    t->slots[i] = NULL;
+    t->count--;
+    /* Backward-shift: move later members of the probe run into the hole when that is where
+     * they belong. */
+    size_t hole = i;
+    for (size_t j = (i + 1) & mask, probes = 0; t->slots[j] && probes < t->cap;
+         j = (j + 1) & mask, probes++) {
+        size_t home = (size_t)key_hash(t->slots[j]->meta.ns, t->slots[j]->meta.name) & mask;
+        /* Can slot j move to the hole? Only if its home is not in (hole, j] cyclically. */
+        bool in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!in_range) {
+            t->slots[hole] = t->slots[j];
+            t->slots[j] = NULL;
+            hole = j;
+        }
+    }
+    t->sorted_ok = false;
+    s->changes++;
+    return 1;
+}
+
+const struct sv_object *sv_store_get(const struct sv_store *s, enum sv_kind kind, const char *ns,
+                                     const char *name)
+{
+    SV_ASSERT(kind < SV_KIND__COUNT);
+    const struct kind_table *t = &s->kinds[kind];
+    if (!t->count)
+        return NULL;
+    return t->slots[find_slot(t, ns ? ns : "", name)];
+}
+
+size_t sv_store_count(const struct sv_store *s, enum sv_kind kind)
+{
+    SV_ASSERT(kind < SV_KIND__COUNT);
+    return s->kinds[kind].count;
+}
+
+static int cmp_obj(const void *a, const void *b)
+{
+    const struct sv_object *x = *(const struct sv_object *const *)a;
+    const struct sv_object *y = *(const struct sv_object *const *)b;
+    int c = strcmp(x->meta.ns, y->meta.ns);
+    return c ? c : strcmp(x->meta.name, y->meta.name);
+}
+
+const struct sv_object *const *sv_store_list(struct sv_store *s, enum sv_kind kind, size_t *n)
+{
+    SV_ASSERT(kind < SV_KIND__COUNT);
+    struct kind_table *t = &s->kinds[kind];
+    s->list_failed = 0;
+    *n = 0;
+    if (!t->count)
+        return NULL;
+    if (!t->sorted_ok) {
+        const struct sv_object **v = realloc(t->sorted, t->count * sizeof(*v));
+        if (!v) {
+            s->list_failed = 1;
+            return NULL;
+        }
+        t->sorted = v;
+        size_t k = 0;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->slots[i])
+                v[k++] = t->slots[i];
+        }
+        SV_ASSERT(k == t->count);
+        qsort(v, k, sizeof(*v), cmp_obj);
+        t->sorted_ok = true;
+    }
+    *n = t->count;
+    return t->sorted;
+}
+
+int sv_store_list_failed(const struct sv_store *s)
+{
+    return s->list_failed;
+}
+
+uint64_t sv_store_changes(const struct sv_store *s)
+{
+    return s->changes;
+}
