@@ -66,6 +66,8 @@ enum sv_http_head_flag {
     SV_HTTP_F_INTERIM = 1u << 9,          /* response: 1xx other than 101 (a final one follows) */
     SV_HTTP_F_TUNNEL = 1u << 10,          /* response: 2xx to CONNECT (bytes become a tunnel) */
     SV_HTTP_F_QUERY = 1u << 11,           /* request: the target has a '?' (query may be empty) */
+    SV_HTTP_F_CONNECTION_KEEP_ALIVE = 1u << 12, /* Connection lists "keep-alive" */
+    SV_HTTP_F_CONNECTION_UPGRADE = 1u << 13,    /* Connection lists "upgrade" */
 };
 
 /* A parsed message head. Fill .headers/.headers_cap with sv_http_head_init() before parsing;
@@ -78,10 +80,11 @@ struct sv_http_head {
     struct sv_str method_str;             /* the method token as received */
     struct sv_str target;                 /* request-target as received */
     enum sv_http_target_form target_form;
-    struct sv_str scheme;                 /* absolute-form only ("http"), else empty */
+    struct sv_str scheme;                 /* absolute-form only ("http" or "https"), else empty */
     struct sv_str authority;              /* absolute-form and authority-form, else empty */
-    struct sv_str path;                   /* origin/absolute: "/..." ("/" when absolute-form has no
-                                             path); asterisk: "*"; authority-form: empty */
+    struct sv_str path;                   /* origin/absolute: "/..." (a static "/" when an
+                                             absolute-form target has no path); asterisk: "*";
+                                             authority-form: empty */
     struct sv_str query;                  /* after '?', without it; empty if none (see F_QUERY) */
     /* status line (responses) */
     uint16_t status;

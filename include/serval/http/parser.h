@@ -69,6 +69,7 @@ enum sv_http_result {
     SV_HTTP_E_EOF = -23,             /* the peer closed in the middle of a message (400/502) */
     SV_HTTP_E_STATE = -24,           /* API misuse (call out of order); a bug in the caller */
     SV_HTTP_E_INTERNAL = -25,        /* llhttp disagreed with our own framing checks (400) */
+    SV_HTTP_E_HOST = -26,            /* Host value with bytes outside uri-host[:port] (400) */
 };
 
 /* How the body after a head is delimited. */
@@ -93,7 +94,13 @@ struct sv_http_parser {
     uint32_t _scan;                   /* bytes of the head already scanned for its end */
     uint32_t _line_start;             /* offset of the line the scan is in */
     uint32_t _skip;                   /* leading empty lines skipped (requests) */
-    uint64_t _body_seen;              /* body bytes consumed so far (statistics, tests) */
+    uint32_t _head_len;               /* length of the parsed head */
+    uint64_t _content_length;         /* LENGTH bodies: bytes expected */
+    uint64_t _body_seen;              /* body bytes consumed so far */
+    uint64_t _ll_cl;                  /* llhttp's Content-Length at headers complete */
+    uint16_t _ll_flags;               /* llhttp's flags at headers complete */
+    bool _ll_headers_done;            /* llhttp reached headers complete */
+    bool _ll_skip_body;               /* tell llhttp the response has no body */
 };
 
 /* Prepare <p> for messages of <kind>; <limits> NULL means SV_HTTP_LIMITS_DEFAULT. Any thread
