@@ -1,0 +1,1121 @@
+/* The generation builder (control thread). Declarations are validated and copied into the new
+ * table's arena as they arrive; sv_route_builder_finish compiles the lookup indexes:
+ *  - one open-addressing hash for (bind, listener hostname) and (listener, route hostname);
+ *  - per host bucket a segment trie (children in one (parent, segment) hash) whose nodes hold
+ *    the Exact entries ending there and the PathPrefix entries whose prefix ends there, plus a
+ *    list of regex entries; every list is pre-sorted by the remaining precedence keys. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "routing/table_int.h"
+#include "serval/base/assert.h"
+#include "serval/http/serialize.h"
+#include "serval/routing/builder.h"
+
+#define MAX_MATCHES 64
+#define MAX_CONDS 32
+#define MAX_BACKENDS 256
+#define MAX_MIRRORS 16
+#define MAX_MODS 64
+#define MAX_OBJECTS (1u << 24)
+
+struct b_set {
+    struct sv_str name;
+    struct sv_route_endpoint *eps;
+    uint32_t n, cap;
+};
+
+struct b_route {
+    struct sv_str key; /* "namespace/name" */
+    int64_t created;
+    uint32_t n_rules;
+};
+
+struct b_attach {
+    uint32_t route, listener, bucket;
+    uint32_t kind; /* SV_HK_BUCKET_EXACT / _WILD, or 0 = no hostname */
+    struct sv_str name;
+};
+
+struct sv_route_builder {
+    struct sv_route_table *t;
+    char err[512];
+
+    struct sv_route_bind *binds;
+    uint32_t n_binds, cap_binds;
+    struct sv_route_listener *listeners;
+    uint32_t n_listeners, cap_listeners;
+    uint32_t *listener_kind; /* 0 none, SV_HK_LISTENER_EXACT, SV_HK_LISTENER_WILD */
+    struct sv_str *listener_key;
+    uint32_t cap_lk, cap_lk2;
+    struct b_set *sets;
+    uint32_t n_sets, cap_sets;
+    struct b_route *routes;
+    uint32_t n_routes, cap_routes;
+    struct b_attach *attach;
+    uint32_t n_attach, cap_attach;
+    struct sv_route_action *actions;
+    uint32_t n_actions, cap_actions;
+    struct sv_route_entry *entries;
+    uint32_t *entry_action;
+    uint32_t n_entries, cap_entries, cap_entry_action;
+    struct sv_regex **regexes;
+    uint32_t n_regexes, cap_regexes;
+};
+
+static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
+{
+    if (need <= *cap)
+        return 0;
+    if (need > MAX_OBJECTS)
+        return -ENOMEM;
+    uint32_t nc = *cap ? *cap : 8;
+    while (nc < need)
+        nc *= 2;
+    void *p = realloc(*arr, (size_t)nc * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+#define GROW(arr, cap, need) grow((void **)&(arr), &(cap), sizeof(*(arr)), (need))
+
+SV_PRINTF(3, 4) static int fail(struct sv_route_builder *b, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->err, sizeof(b->err), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static struct sv_str copy_str(struct sv_route_builder *b, struct sv_str s)
+{
+    if (!s.len)
+        return SV_STR_LIT("");
+    char *p = sv_arena_strndup(&b->t->arena, s.ptr, s.len);
+    return p ? sv_str_make(p, s.len) : SV_STR_NULL;
+}
+
+static struct sv_str copy_lower(struct sv_route_builder *b, struct sv_str s)
+{
+    struct sv_str c = copy_str(b, s);
+    if (c.ptr && c.len) {
+        char *p = (char *)c.ptr;
+        for (size_t i = 0; i < c.len; i++)
+            p[i] = sv_ascii_lower(p[i]);
+    }
+    return c;
+}
+
+#define PSTR(s) (int)SV_MIN((s).len, 200), ((s).ptr ? (s).ptr : "")
+
+struct sv_route_builder *sv_route_builder_new(void)
+{
+    struct sv_route_builder *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->t = calloc(1, sizeof(*b->t));
+    if (!b->t || sv_arena_init(&b->t->arena, 64 * 1024, false) != 0) {
+        free(b->t);
+        free(b);
+        return NULL;
+    }
+    atomic_init(&b->t->refs, 0);
+    return b;
+}
+
+static void builder_release(struct sv_route_builder *b, bool free_table)
+{
+    for (uint32_t i = 0; i < b->n_sets; i++)
+        free(b->sets[i].eps);
+    free(b->binds);
+    free(b->listeners);
+    free(b->listener_kind);
+    free(b->listener_key);
+    free(b->sets);
+    free(b->routes);
+    free(b->attach);
+    free(b->actions);
+    free(b->entries);
+    free(b->entry_action);
+    if (free_table) {
+        for (uint32_t i = 0; i < b->n_regexes; i++)
+            sv_regex_free_(b->regexes[i]);
+        free(b->regexes);
+        sv_arena_destroy(&b->t->arena);
+        free(b->t);
+    }
+    free(b);
+}
+
+void sv_route_builder_free(struct sv_route_builder *b)
+{
+    if (b)
+        builder_release(b, true);
+}
+
+const char *sv_route_builder_error(const struct sv_route_builder *b)
+{
+    return b->err;
+}
+
+/* ---- binds, listeners, sets ---------------------------------------------------------------- */
+
+static int sockaddr_copy(union sv_route_sockaddr *dst, socklen_t *dlen, const struct sockaddr *sa,
+                         socklen_t salen, uint16_t *port)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (!sa)
+        return -EINVAL;
+    if (sa->sa_family == AF_INET && salen >= sizeof(struct sockaddr_in)) {
+        memcpy(&dst->in, sa, sizeof(struct sockaddr_in));
+        *dlen = sizeof(struct sockaddr_in);
+        *port = ntohs(dst->in.sin_port);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6 && salen >= sizeof(struct sockaddr_in6)) {
+        memcpy(&dst->in6, sa, sizeof(struct sockaddr_in6));
+        *dlen = sizeof(struct sockaddr_in6);
+        *port = ntohs(dst->in6.sin6_port);
+        return 0;
+    }
+    return -EAFNOSUPPORT;
+}
+
+static bool same_addr(const union sv_route_sockaddr *a, const union sv_route_sockaddr *b)
+{
+    if (a->sa.sa_family != b->sa.sa_family)
+        return false;
+    if (a->sa.sa_family == AF_INET)
+        return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+    return a->in6.sin6_port == b->in6.sin6_port &&
+           memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+int sv_route_builder_add_bind(struct sv_route_builder *b, const struct sockaddr *sa,
+                              socklen_t salen, enum sv_route_proto proto)
+{
+    struct sv_route_bind nb = {0};
+    int rc = sockaddr_copy(&nb.addr, &nb.addrlen, sa, salen, &nb.port);
+    if (rc < 0)
+        return fail(b, rc, "bind address must be IPv4 or IPv6");
+    if (proto != SV_ROUTE_PROTO_HTTP && proto != SV_ROUTE_PROTO_HTTPS)
+        return fail(b, -EINVAL, "bad bind protocol %d", (int)proto);
+    nb.proto = proto;
+    for (uint32_t i = 0; i < b->n_binds; i++) {
+        if (same_addr(&b->binds[i].addr, &nb.addr)) {
+            if (b->binds[i].proto != proto)
+                return fail(b, -EEXIST, "port %u is already bound with another protocol",
+                            (unsigned)nb.port);
+            return (int)i;
+        }
+    }
+    if (GROW(b->binds, b->cap_binds, b->n_binds + 1))
+        return fail(b, -ENOMEM, "out of memory");
+    b->binds[b->n_binds] = nb;
+    return (int)b->n_binds++;
+}
+
+/* Split a hostname into (kind, key): "" -> 0; "*.x" -> wild "x"; "a.b" -> exact. Lower-cased
+ * copy in *key. Returns 0 or -EINVAL. */
+static int parse_hostname(struct sv_route_builder *b, struct sv_str h, uint32_t exact_kind,
+                          uint32_t wild_kind, uint32_t *kind, struct sv_str *key)
+{
+    if (h.len && h.ptr[h.len - 1] == '.')
+        h.len--;
+    if (h.len == 0) {
+        *kind = 0;
+        *key = SV_STR_LIT("");
+        return 0;
+    }
+    if (h.len > SV_ROUTE_MAX_HOST)
+        return fail(b, -EINVAL, "hostname too long");
+    struct sv_str body = h;
+    *kind = exact_kind;
+    if (h.ptr[0] == '*') {
+        if (h.len < 3 || h.ptr[1] != '.')
+            return fail(b, -EINVAL, "bad wildcard hostname \"%.*s\" (want \"*.suffix\")", PSTR(h));
+        body = sv_str_make(h.ptr + 2, h.len - 2);
+        *kind = wild_kind;
+    }
+    for (size_t i = 0; i < body.len; i++) {
+        char c = body.ptr[i];
+        if (c == '*' || c == '/' || c == ' ' || c == ':' || (unsigned char)c < 0x21 ||
+            (unsigned char)c > 0x7e || (c == '.' && (i == 0 || body.ptr[i - 1] == '.')))
+            return fail(b, -EINVAL, "bad hostname \"%.*s\"", PSTR(h));
+    }
+    *key = copy_lower(b, body);
+    if (!key->ptr)
+        return fail(b, -ENOMEM, "out of memory");
+    return 0;
+}
+
+int sv_route_builder_add_listener(struct sv_route_builder *b, uint32_t bind, struct sv_str name,
+                                  struct sv_str hostname)
+{
+    if (bind >= b->n_binds)
+        return fail(b, -EINVAL, "listener \"%.*s\": no bind %u", PSTR(name), bind);
+    uint32_t kind;
+    struct sv_str key;
+    int rc = parse_hostname(b, hostname, SV_HK_LISTENER_EXACT, SV_HK_LISTENER_WILD, &kind, &key);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < b->n_listeners; i++)
+        if (b->listeners[i].bind == bind && b->listener_kind[i] == kind &&
+            sv_str_eq(b->listener_key[i], key))
+            return fail(b, -EEXIST, "listener \"%.*s\": hostname \"%.*s\" already on this port",
+                        PSTR(name), PSTR(hostname));
+    if (GROW(b->listeners, b->cap_listeners, b->n_listeners + 1) ||
+        GROW(b->listener_kind, b->cap_lk, b->n_listeners + 1) ||
+        GROW(b->listener_key, b->cap_lk2, b->n_listeners + 1))
+        return fail(b, -ENOMEM, "out of memory");
+    struct sv_route_listener *l = &b->listeners[b->n_listeners];
+    l->name = copy_str(b, name);
+    l->hostname = copy_lower(b, hostname);
+    if (!l->name.ptr || !l->hostname.ptr)
+        return fail(b, -ENOMEM, "out of memory");
+    l->bind = bind;
+    l->port = b->binds[bind].port;
+    l->proto = b->binds[bind].proto;
+    b->listener_kind[b->n_listeners] = kind;
+    b->listener_key[b->n_listeners] = key;
+    return (int)b->n_listeners++;
+}
+
+int sv_route_builder_add_backend_set(struct sv_route_builder *b, struct sv_str name)
+{
+    if (!name.len)
+        return fail(b, -EINVAL, "backend set needs a name");
+    for (uint32_t i = 0; i < b->n_sets; i++)
+        if (sv_str_eq(b->sets[i].name, name))
+            return (int)i;
+    if (GROW(b->sets, b->cap_sets, b->n_sets + 1))
+        return fail(b, -ENOMEM, "out of memory");
+    struct b_set *s = &b->sets[b->n_sets];
+    memset(s, 0, sizeof(*s));
+    s->name = copy_str(b, name);
+    if (!s->name.ptr)
+        return fail(b, -ENOMEM, "out of memory");
+    return (int)b->n_sets++;
+}
+
+static bool ep_same(const struct sv_route_endpoint *a, const struct sv_route_endpoint *c)
+{
+    return same_addr(&a->addr, &c->addr);
+}
+
+int sv_route_builder_add_endpoint(struct sv_route_builder *b, uint32_t set_id,
+                                  const struct sockaddr *sa, socklen_t salen)
+{
+    if (set_id >= b->n_sets)
+        return fail(b, -EINVAL, "no backend set %u", set_id);
+    struct sv_route_endpoint ep;
+    uint16_t port;
+    if (sockaddr_copy(&ep.addr, &ep.addrlen, sa, salen, &port) < 0 || port == 0)
+        return fail(b, -EINVAL, "endpoint of \"%.*s\" must be an IPv4/IPv6 address with a port",
+                    PSTR(b->sets[set_id].name));
+    struct b_set *s = &b->sets[set_id];
+    for (uint32_t i = 0; i < s->n; i++)
+        if (ep_same(&s->eps[i], &ep))
+            return 0;
+    if (GROW(s->eps, s->cap, s->n + 1))
+        return fail(b, -ENOMEM, "out of memory");
+    s->eps[s->n++] = ep;
+    return 0;
+}
+
+/* ---- routes and rules -------------------------------------------------------------------- */
+
+int sv_route_builder_add_route(struct sv_route_builder *b, const struct sv_route_route_spec *spec)
+{
+    if (GROW(b->routes, b->cap_routes, b->n_routes + 1))
+        return fail(b, -ENOMEM, "out of memory");
+    struct b_route *r = &b->routes[b->n_routes];
+    memset(r, 0, sizeof(*r));
+    char *key = sv_arena_alloc(&b->t->arena, spec->namespace_.len + spec->name.len + 2);
+    if (!key)
+        return fail(b, -ENOMEM, "out of memory");
+    size_t n = 0;
+    if (spec->namespace_.len) {
+        memcpy(key, spec->namespace_.ptr, spec->namespace_.len);
+        n = spec->namespace_.len;
+        key[n++] = '/';
+    }
+    if (spec->name.len)
+        memcpy(key + n, spec->name.ptr, spec->name.len);
+    n += spec->name.len;
+    key[n] = '\0';
+    r->key = sv_str_make(key, n);
+    r->created = spec->creation_ts;
+    return (int)b->n_routes++;
+}
+
+int sv_route_builder_attach(struct sv_route_builder *b, uint32_t route, uint32_t listener,
+                            struct sv_str hostname)
+{
+    if (route >= b->n_routes || listener >= b->n_listeners)
+        return fail(b, -EINVAL, "attach: no route %u or listener %u", route, listener);
+    uint32_t kind;
+    struct sv_str key;
+    int rc = parse_hostname(b, hostname, SV_HK_BUCKET_EXACT, SV_HK_BUCKET_WILD, &kind, &key);
+    if (rc < 0)
+        return rc;
+    if (GROW(b->attach, b->cap_attach, b->n_attach + 1))
+        return fail(b, -ENOMEM, "out of memory");
+    b->attach[b->n_attach++] = (struct b_attach){route, listener, 0, kind, key};
+    return 0;
+}
+
+static int count_segments(struct sv_str path)
+{
+    int n = 0;
+    for (size_t i = 0; i < path.len; i++)
+        n += path.ptr[i] == '/';
+    return n;
+}
+
+static int add_regex(struct sv_route_builder *b, struct sv_str pattern, struct sv_regex **out)
+{
+    char msg[300];
+    if (GROW(b->regexes, b->cap_regexes, b->n_regexes + 1))
+        return fail(b, -ENOMEM, "out of memory");
+    struct sv_regex *re = sv_regex_compile_(pattern, msg, sizeof(msg));
+    if (!re)
+        return fail(b, -EINVAL, "%s", msg);
+    b->regexes[b->n_regexes++] = re; /* freed with the table, even if the rule is refused */
+    *out = re;
+    return 0;
+}
+
+/* Copy header (names case-insensitive) or query (case-sensitive) conditions; a repeated name
+ * keeps its first entry only. */
+static int copy_conds(struct sv_route_builder *b, const struct sv_route_kv_match *in, uint32_t n,
+                      bool headers, const struct sv_route_cond **out, uint32_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0)
+        return 0;
+    if (n > MAX_CONDS || !in)
+        return fail(b, -EINVAL, "too many %s matches (%u > %u)", headers ? "header" : "query",
+                    n, MAX_CONDS);
+    struct sv_route_cond *c = sv_arena_zalloc(&b->t->arena, n * sizeof(*c));
+    if (!c)
+        return fail(b, -ENOMEM, "out of memory");
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!in[i].name.len)
+            return fail(b, -EINVAL, "%s match without a name", headers ? "header" : "query");
+        if (in[i].type != SV_ROUTE_VALUE_EXACT && in[i].type != SV_ROUTE_VALUE_REGEX)
+            return fail(b, -EINVAL, "unsupported %s match type %d", headers ? "header" : "query",
+                        (int)in[i].type);
+        bool dup = false;
+        for (uint32_t j = 0; j < k && !dup; j++)
+            dup = headers ? sv_str_eq_nocase(c[j].name, in[i].name)
+                          : sv_str_eq(c[j].name, in[i].name);
+        if (dup)
+            continue;
+        c[k].type = in[i].type == SV_ROUTE_VALUE_REGEX ? SV_COND_REGEX : SV_COND_EXACT;
+        c[k].name = copy_str(b, in[i].name);
+        c[k].value = copy_str(b, in[i].value);
+        if (!c[k].name.ptr || !c[k].value.ptr)
+            return fail(b, -ENOMEM, "out of memory");
+        if (c[k].type == SV_COND_REGEX) {
+            int rc = add_regex(b, in[i].value, &c[k].re);
+            if (rc < 0)
+                return rc;
+        }
+        k++;
+    }
+    *out = c;
+    *n_out = k;
+    return 0;
+}
+
+static int copy_kvs(struct sv_route_builder *b, const struct sv_route_header_kv *in, uint32_t n,
+                    const struct sv_http_header **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    if (n > MAX_MODS || !in)
+        return fail(b, -EINVAL, "too many header modifications");
+    struct sv_http_header *h = sv_arena_zalloc(&b->t->arena, n * sizeof(*h));
+    if (!h)
+        return fail(b, -ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        if (!in[i].name.len)
+            return fail(b, -EINVAL, "header modifier without a name");
+        h[i].name = copy_str(b, in[i].name);
+        h[i].value = copy_str(b, in[i].value);
+        if (!h[i].name.ptr || !h[i].value.ptr)
+            return fail(b, -ENOMEM, "out of memory");
+    }
+    *out = h;
+    return 0;
+}
+
+static int copy_mods(struct sv_route_builder *b, const struct sv_route_header_mods_spec *in,
+                     const struct sv_http_header_mods **out)
+{
+    *out = NULL;
+    if (!in || (in->n_set == 0 && in->n_add == 0 && in->n_remove == 0))
+        return 0;
+    struct sv_http_header_mods *m = sv_arena_zalloc(&b->t->arena, sizeof(*m));
+    if (!m)
+        return fail(b, -ENOMEM, "out of memory");
+    int rc = copy_kvs(b, in->set, in->n_set, &m->set);
+    if (rc == 0)
+        rc = copy_kvs(b, in->add, in->n_add, &m->add);
+    if (rc < 0)
+        return rc;
+    m->n_set = in->n_set;
+    m->n_add = in->n_add;
+    if (in->n_remove) {
+        if (in->n_remove > MAX_MODS || !in->remove)
+            return fail(b, -EINVAL, "too many header removals");
+        struct sv_str *r = sv_arena_zalloc(&b->t->arena, in->n_remove * sizeof(*r));
+        if (!r)
+            return fail(b, -ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < in->n_remove; i++) {
+            r[i] = copy_str(b, in->remove[i]);
+            if (!r[i].ptr)
+                return fail(b, -ENOMEM, "out of memory");
+        }
+        m->remove = r;
+        m->n_remove = in->n_remove;
+    }
+    *out = m;
+    return 0;
+}
+
+static int copy_path_mod(struct sv_route_builder *b, const struct sv_route_path_mod *in,
+                         struct sv_route_path_mod *out, const char *what)
+{
+    *out = (struct sv_route_path_mod){SV_ROUTE_PATH_MOD_NONE, SV_STR_LIT("")};
+    if (in->type == SV_ROUTE_PATH_MOD_NONE)
+        return 0;
+    if (in->type != SV_ROUTE_PATH_MOD_FULL && in->type != SV_ROUTE_PATH_MOD_PREFIX)
+        return fail(b, -EINVAL, "%s: unsupported path modifier type %d", what, (int)in->type);
+    if (in->value.len && in->value.ptr[0] != '/')
+        return fail(b, -EINVAL, "%s: path \"%.*s\" must start with '/'", what, PSTR(in->value));
+    out->type = in->type;
+    out->value = copy_str(b, in->value);
+    return out->value.ptr ? 0 : fail(b, -ENOMEM, "out of memory");
+}
+
+static bool uses_prefix_mod(const struct sv_route_rule_spec *s)
+{
+    return (s->redirect && s->redirect->path.type == SV_ROUTE_PATH_MOD_PREFIX) ||
+           (s->rewrite && s->rewrite->path.type == SV_ROUTE_PATH_MOD_PREFIX);
+}
+
+static int check_backend_set(struct sv_route_builder *b, uint32_t set_id, const char *what)
+{
+    return set_id < b->n_sets ? 0 : fail(b, -EINVAL, "%s: no backend set %u", what, set_id);
+}
+
+static int build_action(struct sv_route_builder *b, uint32_t route,
+                        const struct sv_route_rule_spec *s, struct sv_route_action *a)
+{
+    int rc;
+    memset(a, 0, sizeof(*a));
+    a->route_name = b->routes[route].key;
+    a->rule_index = b->routes[route].n_rules;
+    if (s->fixed_status && (s->fixed_status < 100 || s->fixed_status > 599))
+        return fail(b, -EINVAL, "bad fixed status %u", (unsigned)s->fixed_status);
+    a->fixed_status = s->fixed_status;
+    a->request_timeout_ms = s->request_timeout_ms;
+    a->backend_timeout_ms = s->backend_timeout_ms;
+    if ((rc = copy_mods(b, s->request_mods, &a->request_mods)) < 0 ||
+        (rc = copy_mods(b, s->response_mods, &a->response_mods)) < 0)
+        return rc;
+    if (s->redirect) {
+        if (s->rewrite)
+            return fail(b, -EINVAL, "RequestRedirect cannot be combined with URLRewrite");
+        if (s->n_backends)
+            return fail(b, -EINVAL, "RequestRedirect cannot be combined with backendRefs");
+        const struct sv_route_redirect_spec *in = s->redirect;
+        struct sv_route_redirect *r = sv_arena_zalloc(&b->t->arena, sizeof(*r));
+        if (!r)
+            return fail(b, -ENOMEM, "out of memory");
+        if (in->scheme.len && !sv_str_eq(in->scheme, SV_STR_LIT("http")) &&
+            !sv_str_eq(in->scheme, SV_STR_LIT("https")))
+            return fail(b, -EINVAL, "RequestRedirect: unsupported scheme \"%.*s\"",
+                        PSTR(in->scheme));
+        uint16_t st = in->status ? in->status : 302;
+        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
+            return fail(b, -EINVAL, "RequestRedirect: unsupported status %u", (unsigned)st);
+        r->scheme = copy_str(b, in->scheme);
+        r->hostname = copy_str(b, in->hostname);
+        r->port = in->port;
+        r->status = st;
+        if (!r->scheme.ptr || !r->hostname.ptr)
+            return fail(b, -ENOMEM, "out of memory");
+        if ((rc = copy_path_mod(b, &in->path, &r->path, "RequestRedirect")) < 0)
+            return rc;
+        a->redirect = r;
+    }
+    if (s->rewrite) {
+        struct sv_route_rewrite *w = sv_arena_zalloc(&b->t->arena, sizeof(*w));
+        if (!w)
+            return fail(b, -ENOMEM, "out of memory");
+        w->hostname = copy_str(b, s->rewrite->hostname);
+        if (!w->hostname.ptr)
+            return fail(b, -ENOMEM, "out of memory");
+        if ((rc = copy_path_mod(b, &s->rewrite->path, &w->path, "URLRewrite")) < 0)
+            return rc;
+        a->rewrite = w;
+    }
+    if (s->n_mirrors) {
+        if (s->n_mirrors > MAX_MIRRORS || !s->mirrors)
+            return fail(b, -EINVAL, "too many RequestMirror filters");
+        struct sv_route_mirror *m = sv_arena_zalloc(&b->t->arena, s->n_mirrors * sizeof(*m));
+        if (!m)
+            return fail(b, -ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < s->n_mirrors; i++) {
+            const struct sv_route_mirror_spec *in = &s->mirrors[i];
+            if ((rc = check_backend_set(b, in->set_id, "RequestMirror")) < 0)
+                return rc;
+            m[i].set_id = in->set_id;
+            m[i].denominator = in->denominator ? in->denominator : 100;
+            m[i].numerator = in->numerator;
+            if (m[i].numerator > m[i].denominator)
+                return fail(b, -EINVAL, "RequestMirror: fraction %u/%u above 1", m[i].numerator,
+                            m[i].denominator);
+        }
+        a->mirrors = m;
+        a->n_mirrors = s->n_mirrors;
+    }
+    if (s->n_backends) {
+        if (s->n_backends > MAX_BACKENDS || !s->backends)
+            return fail(b, -EINVAL, "too many backendRefs (%u)", s->n_backends);
+        struct sv_route_backend *be = sv_arena_zalloc(&b->t->arena, s->n_backends * sizeof(*be));
+        uint64_t *cum = sv_arena_zalloc(&b->t->arena, s->n_backends * sizeof(*cum));
+        if (!be || !cum)
+            return fail(b, -ENOMEM, "out of memory");
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < s->n_backends; i++) {
+            const struct sv_route_backend_spec *in = &s->backends[i];
+            if (in->kind == SV_ROUTE_BACKEND_SET) {
+                if ((rc = check_backend_set(b, in->set_id, "backendRef")) < 0)
+                    return rc;
+            } else if (in->kind != SV_ROUTE_BACKEND_INVALID) {
+                return fail(b, -EINVAL, "backendRef: bad kind %d", (int)in->kind);
+            }
+            if (in->app_proto > SV_ROUTE_APP_WS)
+                return fail(b, -EINVAL, "backendRef: bad appProtocol %d", (int)in->app_proto);
+            be[i].kind = in->kind;
+            be[i].set_id = in->kind == SV_ROUTE_BACKEND_SET ? in->set_id : 0;
+            be[i].weight = in->weight;
+            be[i].app_proto = in->app_proto;
+            if ((rc = copy_mods(b, in->request_mods, &be[i].request_mods)) < 0 ||
+                (rc = copy_mods(b, in->response_mods, &be[i].response_mods)) < 0)
+                return rc;
+            sum += in->weight;
+            cum[i] = sum;
+        }
+        a->backends = be;
+        a->n_backends = s->n_backends;
+        a->weight_sum = sum;
+        a->_cum_weight = cum;
+    }
+    return 0;
+}
+
+static const struct sv_route_match_spec default_match = {.path_type = SV_ROUTE_PATH_PREFIX,
+                                                         .path = {"/", 1}};
+
+static int build_entry(struct sv_route_builder *b, uint32_t route, uint32_t match_idx,
+                       const struct sv_route_match_spec *m, struct sv_route_entry *e)
+{
+    int rc;
+    memset(e, 0, sizeof(*e));
+    struct sv_str path = m->path.len ? m->path : SV_STR_LIT("/");
+    e->path_type = m->path_type;
+    switch (m->path_type) {
+    case SV_ROUTE_PATH_EXACT:
+    case SV_ROUTE_PATH_PREFIX:
+        if (path.ptr[0] != '/')
+            return fail(b, -EINVAL, "path \"%.*s\" must start with '/'", PSTR(path));
+        if (count_segments(path) > SV_ROUTE_MAX_SEGMENTS)
+            return fail(b, -EINVAL, "path \"%.*s\" has too many segments", PSTR(path));
+        if (m->path_type == SV_ROUTE_PATH_PREFIX && path.ptr[path.len - 1] == '/')
+            path.len--; /* the trailing '/' of a prefix is ignored ("/" -> "") */
+        e->path = copy_str(b, path);
+        if (!e->path.ptr)
+            return fail(b, -ENOMEM, "out of memory");
+        break;
+    case SV_ROUTE_PATH_REGEX:
+        e->path = copy_str(b, m->path);
+        if (!e->path.ptr)
+            return fail(b, -ENOMEM, "out of memory");
+        if ((rc = add_regex(b, m->path, &e->path_re)) < 0)
+            return rc;
+        break;
+    default:
+        return fail(b, -EINVAL, "unsupported path match type %d", (int)m->path_type);
+    }
+    if ((rc = copy_conds(b, m->headers, m->n_headers, true, &e->headers, &e->n_headers)) < 0 ||
+        (rc = copy_conds(b, m->query, m->n_query, false, &e->query, &e->n_query)) < 0)
+        return rc;
+    e->method = copy_str(b, m->method);
+    if (!e->method.ptr)
+        return fail(b, -ENOMEM, "out of memory");
+    e->created = b->routes[route].created;
+    e->route_key = b->routes[route].key;
+    e->route_idx = route;
+    e->rule_idx = b->routes[route].n_rules;
+    e->match_idx = match_idx;
+    return 0;
+}
+
+int sv_route_builder_add_rule(struct sv_route_builder *b, uint32_t route,
+                              const struct sv_route_rule_spec *spec)
+{
+    if (route >= b->n_routes)
+        return fail(b, -EINVAL, "no route %u", route);
+    uint32_t nm = spec->n_matches ? spec->n_matches : 1;
+    const struct sv_route_match_spec *ms = spec->n_matches ? spec->matches : &default_match;
+    if (nm > MAX_MATCHES || !ms)
+        return fail(b, -EINVAL, "too many matches (%u > %u)", nm, MAX_MATCHES);
+    if (uses_prefix_mod(spec))
+        for (uint32_t i = 0; i < nm; i++)
+            if (ms[i].path_type != SV_ROUTE_PATH_PREFIX)
+                return fail(b, -EINVAL, "ReplacePrefixMatch needs PathPrefix matches");
+    if (GROW(b->actions, b->cap_actions, b->n_actions + 1) ||
+        GROW(b->entries, b->cap_entries, b->n_entries + nm) ||
+        GROW(b->entry_action, b->cap_entry_action, b->n_entries + nm))
+        return fail(b, -ENOMEM, "out of memory");
+    struct sv_route_action *a = &b->actions[b->n_actions];
+    int rc = build_action(b, route, spec, a);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < nm; i++) {
+        rc = build_entry(b, route, i, &ms[i], &b->entries[b->n_entries + i]);
+        if (rc < 0)
+            return rc;
+        b->entry_action[b->n_entries + i] = b->n_actions;
+    }
+    a->id = b->n_actions++;
+    b->n_entries += nm;
+    b->err[0] = '\0';
+    return (int)b->routes[route].n_rules++;
+}
+
+/* ---- compile ----------------------------------------------------------------------------- */
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+    uint32_t p = 16;
+    while (p < n && p < (1u << 30))
+        p *= 2;
+    return p;
+}
+
+static int hash_put(struct sv_route_table *t, uint32_t scope, uint32_t kind, struct sv_str name,
+                    uint32_t value, uint32_t *existing)
+{
+    uint64_t h = sv_route_hash_(((uint64_t)scope << 8) | kind, name.ptr, name.len);
+    for (uint32_t i = 0; i <= t->hmask; i++) {
+        struct sv_route_hslot *s = &t->hslots[(h + i) & t->hmask];
+        if (!s->used) {
+            *s = (struct sv_route_hslot){name, h, scope, kind, value, 1};
+            return 0;
+        }
+        if (s->hash == h && s->scope == scope && s->kind == kind && sv_str_eq(s->name, name)) {
+            *existing = s->value;
+            return 1;
+        }
+    }
+    return -ENOSPC;
+}
+
+static uint32_t child_get_or_add(struct sv_route_table *t, uint32_t parent, struct sv_str seg,
+                                 uint32_t *n_nodes, uint32_t max_nodes)
+{
+    uint64_t h = sv_route_hash_(parent + 1, seg.ptr, seg.len);
+    for (uint32_t i = 0; i <= t->cmask; i++) {
+        struct sv_route_cslot *s = &t->cslots[(h + i) & t->cmask];
+        if (s->child == 0) {
+            SV_ASSERT(*n_nodes < max_nodes);
+            *s = (struct sv_route_cslot){seg, h, parent, (*n_nodes)++};
+            return s->child;
+        }
+        if (s->hash == h && s->parent == parent && sv_str_eq(s->seg, seg))
+            return s->child;
+    }
+    SV_ASSERT(!"child hash full");
+    return 0;
+}
+
+static int rank(const struct sv_route_entry *e)
+{
+    return e->path_type == SV_ROUTE_PATH_EXACT ? 0 : e->path_type == SV_ROUTE_PATH_REGEX ? 1 : 2;
+}
+
+static int cmp_entries(const void *pa, const void *pb, void *ctx)
+{
+    const struct sv_route_entry *E = ctx;
+    const struct sv_route_entry *x = &E[*(const uint32_t *)pa], *y = &E[*(const uint32_t *)pb];
+    if (rank(x) != rank(y))
+        return rank(x) - rank(y);
+    if (x->path.len != y->path.len) /* longer prefix / longer regex first */
+        return x->path.len > y->path.len ? -1 : 1;
+    if ((x->method.len > 0) != (y->method.len > 0))
+        return x->method.len > 0 ? -1 : 1;
+    if (x->n_headers != y->n_headers)
+        return x->n_headers > y->n_headers ? -1 : 1;
+    if (x->n_query != y->n_query)
+        return x->n_query > y->n_query ? -1 : 1;
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    size_t n = SV_MIN(x->route_key.len, y->route_key.len);
+    int c = n ? memcmp(x->route_key.ptr, y->route_key.ptr, n) : 0;
+    if (c)
+        return c;
+    if (x->route_key.len != y->route_key.len)
+        return x->route_key.len < y->route_key.len ? -1 : 1;
+    if (x->route_idx != y->route_idx)
+        return x->route_idx < y->route_idx ? -1 : 1;
+    if (x->rule_idx != y->rule_idx)
+        return x->rule_idx < y->rule_idx ? -1 : 1;
+    if (x->match_idx != y->match_idx)
+        return x->match_idx < y->match_idx ? -1 : 1;
+    return 0;
+}
+
+static int cmp_attach(const void *pa, const void *pb)
+{
+    const struct b_attach *x = pa, *y = pb;
+    if (x->bucket != y->bucket)
+        return x->bucket < y->bucket ? -1 : 1;
+    if (x->route != y->route)
+        return x->route < y->route ? -1 : 1;
+    return 0;
+}
+
+/* (node, list kind, entry) emitted in precedence order; grouped into per-node lists after. */
+struct tuple {
+    uint32_t node, kind, entry;
+};
+
+static int compile(struct sv_route_builder *b)
+{
+    struct sv_route_table *t = b->t;
+    struct sv_arena *ar = &t->arena;
+    int rc = -ENOMEM;
+    uint32_t *route_off = NULL, *route_ents = NULL, *order = NULL, *counts = NULL;
+    struct tuple *tuples = NULL;
+
+    /* binds and listeners */
+    t->n_binds = b->n_binds;
+    t->n_listeners = b->n_listeners;
+    t->binds = sv_arena_zalloc(ar, (b->n_binds + 1) * sizeof(*t->binds));
+    t->listeners = sv_arena_zalloc(ar, (b->n_listeners + 1) * sizeof(*t->listeners));
+    t->bind_any = sv_arena_alloc(ar, (b->n_binds + 1) * sizeof(int32_t));
+    t->bind_wild = sv_arena_zalloc(ar, b->n_binds + 1);
+    t->listener_any = sv_arena_alloc(ar, (b->n_listeners + 1) * sizeof(int32_t));
+    t->listener_wild = sv_arena_zalloc(ar, b->n_listeners + 1);
+    if (!t->binds || !t->listeners || !t->bind_any || !t->bind_wild || !t->listener_any ||
+        !t->listener_wild)
+        goto out;
+    if (b->n_binds)
+        memcpy(t->binds, b->binds, b->n_binds * sizeof(*t->binds));
+    if (b->n_listeners)
+        memcpy(t->listeners, b->listeners, b->n_listeners * sizeof(*t->listeners));
+    for (uint32_t i = 0; i < b->n_binds; i++)
+        t->bind_any[i] = -1;
+    for (uint32_t i = 0; i < b->n_listeners; i++)
+        t->listener_any[i] = -1;
+
+    /* sets */
+    t->n_sets = b->n_sets;
+    t->set_names = sv_arena_zalloc(ar, (b->n_sets + 1) * sizeof(*t->set_names));
+    if (!t->set_names)
+        goto out;
+    for (uint32_t i = 0; i < b->n_sets; i++)
+        t->set_names[i] = b->sets[i].name;
+
+    /* actions and entries */
+    t->n_actions = b->n_actions;
+    t->actions = sv_arena_zalloc(ar, (b->n_actions + 1) * sizeof(*t->actions));
+    t->n_entries = b->n_entries;
+    t->entries = sv_arena_zalloc(ar, (b->n_entries + 1) * sizeof(*t->entries));
+    if (!t->actions || !t->entries)
+        goto out;
+    if (b->n_actions)
+        memcpy(t->actions, b->actions, b->n_actions * sizeof(*t->actions));
+    for (uint32_t i = 0; i < b->n_entries; i++) {
+        t->entries[i] = b->entries[i];
+        t->entries[i].action = &t->actions[b->entry_action[i]];
+    }
+
+    /* host hash: listeners + buckets */
+    t->hmask = pow2_at_least(2ull * (b->n_listeners + b->n_attach) + 2) - 1;
+    t->hslots = sv_arena_zalloc(ar, ((size_t)t->hmask + 1) * sizeof(*t->hslots));
+    if (!t->hslots)
+        goto out;
+    for (uint32_t i = 0; i < b->n_listeners; i++) {
+        uint32_t bind = b->listeners[i].bind, kind = b->listener_kind[i], ex;
+        if (kind == 0) {
+            t->bind_any[bind] = (int32_t)i;
+            continue;
+        }
+        if (kind == SV_HK_LISTENER_WILD)
+            t->bind_wild[bind] = 1;
+        if (hash_put(t, bind, kind, b->listener_key[i], i, &ex) < 0)
+            goto out;
+    }
+
+    /* buckets from attachments */
+    uint32_t n_buckets = 0;
+    for (uint32_t i = 0; i < b->n_attach; i++) {
+        struct b_attach *at = &b->attach[i];
+        if (at->kind == 0) {
+            if (t->listener_any[at->listener] < 0)
+                t->listener_any[at->listener] = (int32_t)n_buckets++;
+            at->bucket = (uint32_t)t->listener_any[at->listener];
+            continue;
+        }
+        if (at->kind == SV_HK_BUCKET_WILD)
+            t->listener_wild[at->listener] = 1;
+        uint32_t ex = 0;
+        int r = hash_put(t, at->listener, at->kind, at->name, n_buckets, &ex);
+        if (r < 0)
+            goto out;
+        at->bucket = r == 1 ? ex : n_buckets++;
+    }
+    if (b->n_attach)
+        qsort(b->attach, b->n_attach, sizeof(*b->attach), cmp_attach);
+    t->n_buckets = n_buckets;
+    t->buckets = sv_arena_zalloc(ar, (n_buckets + 1) * sizeof(*t->buckets));
+    if (!t->buckets)
+        goto out;
+
+    /* entries per route (counting sort) */
+    route_off = calloc(b->n_routes + 1, sizeof(uint32_t));
+    route_ents = malloc((b->n_entries + 1) * sizeof(uint32_t));
+    order = malloc((b->n_entries + 1) * sizeof(uint32_t));
+    if (!route_off || !route_ents || !order)
+        goto out;
+    for (uint32_t i = 0; i < b->n_entries; i++)
+        route_off[t->entries[i].route_idx + 1]++;
+    for (uint32_t r = 0; r < b->n_routes; r++)
+        route_off[r + 1] += route_off[r];
+    {
+        uint32_t *fill = calloc(b->n_routes + 1, sizeof(uint32_t));
+        if (!fill)
+            goto out;
+        for (uint32_t i = 0; i < b->n_entries; i++) {
+            uint32_t r = t->entries[i].route_idx;
+            route_ents[route_off[r] + fill[r]++] = i;
+        }
+        free(fill);
+    }
+
+    /* upper bounds: tuples = sum over attachments of route entries; nodes = buckets + segs */
+    uint64_t n_tuples = 0, max_nodes = n_buckets + 1;
+    for (uint32_t i = 0; i < b->n_attach; i++) {
+        if (i && cmp_attach(&b->attach[i - 1], &b->attach[i]) == 0)
+            continue;
+        uint32_t r = b->attach[i].route;
+        for (uint32_t k = route_off[r]; k < route_off[r + 1]; k++) {
+            const struct sv_route_entry *e = &t->entries[route_ents[k]];
+            n_tuples++;
+            if (e->path_type != SV_ROUTE_PATH_REGEX)
+                max_nodes += (uint64_t)count_segments(e->path) + 1;
+        }
+    }
+    if (n_tuples > MAX_OBJECTS || max_nodes > MAX_OBJECTS)
+        goto out;
+    tuples = malloc((n_tuples + 1) * sizeof(*tuples));
+    t->nodes = sv_arena_zalloc(ar, (max_nodes + 1) * sizeof(*t->nodes));
+    t->cmask = pow2_at_least(2 * max_nodes + 2) - 1;
+    t->cslots = sv_arena_zalloc(ar, ((size_t)t->cmask + 1) * sizeof(*t->cslots));
+    if (!tuples || !t->nodes || !t->cslots)
+        goto out;
+    uint32_t n_nodes = 0;
+    for (uint32_t k = 0; k < n_buckets; k++)
+        t->buckets[k].root = n_nodes++; /* roots are nodes 0..n_buckets-1 */
+    if (n_nodes == 0)
+        n_nodes = 1; /* node 0 is reserved: a child index of 0 means "empty slot" */
+
+    /* per bucket: collect, sort, walk paths into the trie, emit tuples */
+    uint32_t nt = 0;
+    for (uint32_t i = 0; i < b->n_attach;) {
+        uint32_t bucket = b->attach[i].bucket, n_ord = 0;
+        for (; i < b->n_attach && b->attach[i].bucket == bucket; i++) {
+            if (i && cmp_attach(&b->attach[i - 1], &b->attach[i]) == 0)
+                continue;
+            uint32_t r = b->attach[i].route;
+            for (uint32_t k = route_off[r]; k < route_off[r + 1]; k++)
+                order[n_ord++] = route_ents[k];
+        }
+        qsort_r(order, n_ord, sizeof(uint32_t), cmp_entries, t->entries);
+        for (uint32_t k = 0; k < n_ord; k++) {
+            const struct sv_route_entry *e = &t->entries[order[k]];
+            uint32_t node = t->buckets[bucket].root;
+            if (e->path_type == SV_ROUTE_PATH_REGEX) {
+                tuples[nt++] = (struct tuple){node, 2, order[k]};
+                continue;
+            }
+            if (e->path.len > 1 || (e->path_type == SV_ROUTE_PATH_PREFIX && e->path.len == 1)) {
+                const char *p = e->path.ptr + 1, *end = e->path.ptr + e->path.len;
+                for (;;) {
+                    const char *slash = memchr(p, '/', (size_t)(end - p));
+                    const char *se = slash ? slash : end;
+                    node = child_get_or_add(t, node, sv_str_make(p, (size_t)(se - p)), &n_nodes,
+                                            (uint32_t)max_nodes);
+                    if (!slash)
+                        break;
+                    p = slash + 1;
+                }
+            }
+            tuples[nt++] = (struct tuple){node, e->path_type == SV_ROUTE_PATH_EXACT ? 0 : 1,
+                                          order[k]};
+        }
+    }
+    t->n_nodes = n_nodes;
+
+    /* group tuples into per-node lists, keeping their order */
+    counts = calloc((size_t)n_nodes * 3 + 1, sizeof(uint32_t));
+    t->lists = sv_arena_alloc(ar, (nt + 1) * sizeof(uint32_t));
+    if (!counts || !t->lists)
+        goto out;
+    for (uint32_t k = 0; k < nt; k++)
+        counts[tuples[k].node * 3 + tuples[k].kind + 1]++;
+    for (uint32_t k = 0; k < (uint32_t)n_nodes * 3; k++)
+        counts[k + 1] += counts[k];
+    for (uint32_t nd = 0; nd < n_nodes; nd++) {
+        t->nodes[nd].exact_off = counts[nd * 3];
+        t->nodes[nd].exact_n = counts[nd * 3 + 1] - counts[nd * 3];
+        t->nodes[nd].prefix_off = counts[nd * 3 + 1];
+        t->nodes[nd].prefix_n = counts[nd * 3 + 2] - counts[nd * 3 + 1];
+    }
+    for (uint32_t k = 0; k < n_buckets; k++) {
+        uint32_t root = t->buckets[k].root;
+        t->buckets[k].regex_off = counts[root * 3 + 2];
+        t->buckets[k].regex_n = counts[root * 3 + 3] - counts[root * 3 + 2];
+    }
+    for (uint32_t k = 0; k < nt; k++)
+        t->lists[counts[tuples[k].node * 3 + tuples[k].kind]++] = tuples[k].entry;
+
+    /* the table owns the regexes from now on */
+    t->regexes = b->regexes;
+    t->n_regexes = b->n_regexes;
+    b->regexes = NULL;
+    b->n_regexes = 0;
+    rc = 0;
+out:
+    free(route_off);
+    free(route_ents);
+    free(order);
+    free(counts);
+    free(tuples);
+    return rc;
+}
+
+static int fill_set(struct sv_generation *g, uint32_t set, const struct sv_route_endpoint *eps,
+                    size_t n)
+{
+    if (n == 0) {
+        g->sets[set] = (struct sv_route_epset){NULL, 0};
+        return 0;
+    }
+    if (n > MAX_OBJECTS)
+        return -ENOMEM;
+    struct sv_route_endpoint *copy = sv_arena_alloc(&g->arena, n * sizeof(*copy));
+    if (!copy)
+        return -ENOMEM;
+    uint32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (uint32_t j = 0; j < k && !dup; j++)
+            dup = ep_same(&copy[j], &eps[i]);
+        if (!dup)
+            copy[k++] = eps[i];
+    }
+    g->sets[set] = (struct sv_route_epset){copy, k};
+    return 0;
+}
+
+struct sv_generation *sv_route_builder_finish(struct sv_route_builder *b, char *err, size_t errlen)
+{
+    if (compile(b) < 0) {
+        snprintf(err, errlen, "out of memory while compiling the route table");
+        builder_release(b, true);
+        return NULL;
+    }
+    struct sv_route_table *t = b->t;
+    struct sv_generation *g = sv_generation_alloc_(t);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        builder_release(b, true);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < b->n_sets; i++) {
+        if (fill_set(g, i, b->sets[i].eps, b->sets[i].n) < 0) {
+            snprintf(err, errlen, "out of memory");
+            builder_release(b, false);
+            sv_generation_free_unpublished(g); /* frees the table too */
+            return NULL;
+        }
+    }
+    builder_release(b, false);
+    return g;
+}
+
+struct sv_generation *sv_generation_new_with_endpoints(const struct sv_generation *base,
+                                                       const struct sv_route_endpoint_update *updates,
+                                                       size_t n_updates, char *err, size_t errlen)
+{
+    sv_generation_check(base);
+    struct sv_route_table *t = base->table;
+    for (size_t i = 0; i < n_updates; i++) {
+        if (updates[i].set_id >= t->n_sets) {
+            snprintf(err, errlen, "endpoint update: no backend set %u", updates[i].set_id);
+            return NULL;
+        }
+        for (size_t k = 0; k < updates[i].n_endpoints; k++) {
+            const struct sv_route_endpoint *ep = &updates[i].endpoints[k];
+            int fam = ep->addr.sa.sa_family;
+            if ((fam != AF_INET && fam != AF_INET6) ||
+                (fam == AF_INET ? ep->addr.in.sin_port : ep->addr.in6.sin6_port) == 0) {
+                snprintf(err, errlen, "endpoint update of \"%.*s\": bad address #%zu",
+                         PSTR(t->set_names[updates[i].set_id]), k);
+                return NULL;
+            }
+        }
+    }
+    struct sv_generation *g = sv_generation_alloc_(t);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (uint32_t s = 0; s < t->n_sets; s++)
+        g->sets[s] = base->sets[s]; /* placeholder; replaced below by copies */
+    int rc = 0;
+    for (uint32_t s = 0; s < t->n_sets && rc == 0; s++) {
+        const struct sv_route_endpoint *eps = base->sets[s].eps;
+        size_t n = base->sets[s].n;
+        for (size_t i = 0; i < n_updates; i++) /* last update of a set wins */
+            if (updates[i].set_id == s) {
+                eps = updates[i].endpoints;
+                n = updates[i].n_endpoints;
+            }
+        rc = fill_set(g, s, eps, n);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+        sv_generation_free_unpublished(g);
+        return NULL;
+    }
+    return g;
+}

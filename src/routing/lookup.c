@@ -1,0 +1,365 @@
+/* Request lookup: bind -> listener -> host buckets -> rule, plus the generation accessors.
+ * Runs on worker threads: no allocation, every loop bounded by the input length or by sizes
+ * fixed when the table was built. */
+#include <errno.h>
+#include <string.h>
+
+#include "routing/table_int.h"
+#include "serval/base/assert.h"
+
+/* ---- hashing ----------------------------------------------------------------------------- */
+
+uint64_t sv_route_hash_(uint64_t seed, const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (seed * 0x9e3779b97f4a7c15ull);
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ull;
+    }
+    h ^= h >> 29;
+    return h;
+}
+
+static uint64_t hkey_seed(uint32_t scope, uint32_t kind)
+{
+    return ((uint64_t)scope << 8) | kind;
+}
+
+int64_t sv_route_hfind_(const struct sv_route_table *t, uint32_t scope, uint32_t kind,
+                        struct sv_str name)
+{
+    if (!t->hslots)
+        return -1;
+    uint64_t h = sv_route_hash_(hkey_seed(scope, kind), name.ptr, name.len);
+    for (uint32_t i = 0; i <= t->hmask; i++) {
+        const struct sv_route_hslot *s = &t->hslots[(h + i) & t->hmask];
+        if (!s->used)
+            return -1;
+        if (s->hash == h && s->scope == scope && s->kind == kind && sv_str_eq(s->name, name))
+            return s->value;
+    }
+    return -1;
+}
+
+int64_t sv_route_child_(const struct sv_route_table *t, uint32_t parent, struct sv_str seg)
+{
+    if (!t->cslots)
+        return -1;
+    uint64_t h = sv_route_hash_(parent + 1, seg.ptr, seg.len);
+    for (uint32_t i = 0; i <= t->cmask; i++) {
+        const struct sv_route_cslot *s = &t->cslots[(h + i) & t->cmask];
+        if (s->child == 0)
+            return -1;
+        if (s->hash == h && s->parent == parent && sv_str_eq(s->seg, seg))
+            return s->child;
+    }
+    return -1;
+}
+
+/* ---- accessors --------------------------------------------------------------------------- */
+
+const struct sv_route_bind *sv_generation_binds(const struct sv_generation *gen, size_t *n)
+{
+    sv_generation_check(gen);
+    *n = gen->table->n_binds;
+    return gen->table->binds;
+}
+
+const struct sv_route_listener *sv_generation_listeners(const struct sv_generation *gen, size_t *n)
+{
+    sv_generation_check(gen);
+    *n = gen->table->n_listeners;
+    return gen->table->listeners;
+}
+
+static bool addr_is_any(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (sa->sa_family == AF_INET6) {
+        static const struct in6_addr any = IN6ADDR_ANY_INIT;
+        return memcmp(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, &any,
+                      sizeof(any)) == 0;
+    }
+    return false;
+}
+
+static bool addr_port(const struct sockaddr *sa, uint16_t *port)
+{
+    if (sa->sa_family == AF_INET) {
+        *port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        *port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+/* Same family, address and port (IPv6 scope ignored). */
+static bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+int sv_generation_find_bind(const struct sv_generation *gen, const struct sockaddr *sa)
+{
+    sv_generation_check(gen);
+    const struct sv_route_table *t = gen->table;
+    uint16_t port;
+    if (!sa || !addr_port(sa, &port))
+        return -1;
+    int any = -1;
+    for (uint32_t i = 0; i < t->n_binds; i++) {
+        const struct sv_route_bind *b = &t->binds[i];
+        if (addr_equal(&b->addr.sa, sa))
+            return (int)i;
+        if (any < 0 && b->addr.sa.sa_family == sa->sa_family && b->port == port &&
+            addr_is_any(&b->addr.sa))
+            any = (int)i;
+    }
+    return any;
+}
+
+uint32_t sv_generation_n_backend_sets(const struct sv_generation *gen)
+{
+    sv_generation_check(gen);
+    return gen->table->n_sets;
+}
+
+struct sv_str sv_generation_backend_set_name(const struct sv_generation *gen, uint32_t set_id)
+{
+    sv_generation_check(gen);
+    if (set_id >= gen->table->n_sets)
+        return SV_STR_LIT("");
+    return gen->table->set_names[set_id];
+}
+
+const struct sv_route_endpoint *sv_generation_endpoints(const struct sv_generation *gen,
+                                                        uint32_t set_id, size_t *n)
+{
+    sv_generation_check(gen);
+    if (set_id >= gen->table->n_sets) {
+        *n = 0;
+        return NULL;
+    }
+    *n = gen->sets[set_id].n;
+    return gen->sets[set_id].eps;
+}
+
+int64_t sv_generation_find_backend_set(const struct sv_generation *gen, struct sv_str name)
+{
+    sv_generation_check(gen);
+    for (uint32_t i = 0; i < gen->table->n_sets; i++)
+        if (sv_str_eq(gen->table->set_names[i], name))
+            return i;
+    return -1;
+}
+
+/* ---- host normalisation ------------------------------------------------------------------ */
+
+/* Lower-case <host> without ":port" (and without a trailing dot) into buf. Returns the length,
+ * or -1 when it cannot match any configured name (too long). An IPv6 literal keeps its
+ * brackets. */
+static int normalise_host(struct sv_str host, char *buf, size_t cap)
+{
+    size_t n = host.len;
+    if (n > 0 && host.ptr[0] == '[') {
+        const char *close = memchr(host.ptr, ']', n);
+        if (close)
+            n = (size_t)(close - host.ptr) + 1;
+    } else {
+        const char *colon = memchr(host.ptr, ':', n);
+        if (colon)
+            n = (size_t)(colon - host.ptr);
+    }
+    if (n > 0 && host.ptr[n - 1] == '.')
+        n--;
+    if (n > cap)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = sv_ascii_lower(host.ptr[i]);
+    return (int)n;
+}
+
+/* ---- matching ---------------------------------------------------------------------------- */
+
+/* First value of query parameter <name> (case-sensitive). Returns true and sets *val when
+ * present. Bounded by the query length. */
+static bool query_get(struct sv_str query, struct sv_str name, struct sv_str *val)
+{
+    const char *p = query.ptr, *end = query.ptr + query.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *ne = eq ? eq : pe;
+        if ((size_t)(ne - p) == name.len && memcmp(p, name.ptr, name.len) == 0) {
+            *val = eq ? sv_str_make(eq + 1, (size_t)(pe - eq - 1)) : sv_str_make(pe, 0);
+            return true;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return false;
+}
+
+static bool cond_value_ok(const struct sv_route_cond *c, struct sv_str v)
+{
+    if (c->type == SV_COND_REGEX)
+        return sv_regex_match_(c->re, v) == 1;
+    return sv_str_eq(c->value, v);
+}
+
+/* Everything but the path: method, headers, query. */
+static bool entry_rest_matches(const struct sv_route_entry *e, const struct sv_route_request *req)
+{
+    if (e->method.len && !sv_str_eq(e->method, req->method))
+        return false;
+    for (uint32_t i = 0; i < e->n_query; i++) {
+        struct sv_str v;
+        if (!query_get(req->query, e->query[i].name, &v) || !cond_value_ok(&e->query[i], v))
+            return false;
+    }
+    if (e->n_headers) {
+        char buf[SV_ROUTE_MAX_HEADER_VALUE];
+        if (!req->header)
+            return false;
+        for (uint32_t i = 0; i < e->n_headers; i++) {
+            ssize_t n = req->header(req->header_ctx, e->headers[i].name, buf, sizeof(buf));
+            if (n < 0 || !cond_value_ok(&e->headers[i], sv_str_make(buf, (size_t)n)))
+                return false;
+        }
+    }
+    return true;
+}
+
+static bool try_list(const struct sv_route_table *t, uint32_t off, uint32_t n,
+                     const struct sv_route_request *req, struct sv_str path,
+                     struct sv_route_result *res)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const struct sv_route_entry *e = &t->entries[t->lists[off + i]];
+        if (e->path_type == SV_ROUTE_PATH_REGEX && sv_regex_match_(e->path_re, path) != 1)
+            continue;
+        if (!entry_rest_matches(e, req))
+            continue;
+        res->action = e->action;
+        res->path_type = e->path_type;
+        res->prefix_len = e->path_type == SV_ROUTE_PATH_PREFIX ? e->path.len : 0;
+        return true;
+    }
+    return false;
+}
+
+/* Exact, then regex, then PathPrefix entries from the deepest trie node up. */
+static bool bucket_lookup(const struct sv_route_table *t, const struct sv_route_bucket *bk,
+                          const struct sv_route_request *req, struct sv_str path,
+                          struct sv_route_result *res)
+{
+    uint32_t stack[SV_ROUTE_MAX_SEGMENTS + 2];
+    uint32_t depth = 0;
+    uint32_t node = bk->root;
+    bool full = true;
+    if (t->nodes[node].prefix_n)
+        stack[depth++] = node;
+    if (path.len > 1) {
+        const char *p = path.ptr + 1, *end = path.ptr + path.len;
+        for (;;) { /* one iteration per segment: bounded by the path length */
+            const char *slash = memchr(p, '/', (size_t)(end - p));
+            const char *se = slash ? slash : end;
+            int64_t child = sv_route_child_(t, node, sv_str_make(p, (size_t)(se - p)));
+            if (child < 0) {
+                full = false;
+                break;
+            }
+            node = (uint32_t)child;
+            if (t->nodes[node].prefix_n) {
+                SV_ASSERT(depth < SV_ARRAY_SIZE(stack));
+                stack[depth++] = node;
+            }
+            if (!slash)
+                break;
+            p = slash + 1;
+        }
+    }
+    if (full && t->nodes[node].exact_n &&
+        try_list(t, t->nodes[node].exact_off, t->nodes[node].exact_n, req, path, res))
+        return true;
+    if (bk->regex_n && try_list(t, bk->regex_off, bk->regex_n, req, path, res))
+        return true;
+    while (depth > 0) {
+        const struct sv_route_node *nd = &t->nodes[stack[--depth]];
+        if (try_list(t, nd->prefix_off, nd->prefix_n, req, path, res))
+            return true;
+    }
+    return false;
+}
+
+int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_request *req,
+                    struct sv_route_result *res)
+{
+    sv_generation_check(gen);
+    const struct sv_route_table *t = gen->table;
+    memset(res, 0, sizeof(*res));
+    int bind = sv_generation_find_bind(gen, req->local);
+    if (bind < 0)
+        return -ENOENT;
+
+    char hbuf[SV_ROUTE_MAX_HOST];
+    int hl = normalise_host(req->host, hbuf, sizeof(hbuf));
+    struct sv_str host = hl > 0 ? sv_str_make(hbuf, (size_t)hl) : SV_STR_NULL;
+
+    /* listener: exact, wildcard with the most labels, hostname-less */
+    int64_t li = -1;
+    if (host.len) {
+        li = sv_route_hfind_(t, (uint32_t)bind, SV_HK_LISTENER_EXACT, host);
+        if (li < 0 && t->bind_wild[bind]) {
+            for (size_t i = 0; i < host.len && li < 0; i++)
+                if (host.ptr[i] == '.')
+                    li = sv_route_hfind_(t, (uint32_t)bind, SV_HK_LISTENER_WILD,
+                                         sv_str_make(host.ptr + i + 1, host.len - i - 1));
+        }
+    }
+    if (li < 0)
+        li = t->bind_any[bind];
+    if (li < 0)
+        return -ENOENT;
+    res->listener = &t->listeners[li];
+
+    struct sv_str path = req->path.len ? req->path : SV_STR_LIT("/");
+    if (path.ptr[0] != '/')
+        return -ENOENT;
+
+    /* buckets of this listener in precedence order */
+    if (host.len) {
+        int64_t b = sv_route_hfind_(t, (uint32_t)li, SV_HK_BUCKET_EXACT, host);
+        if (b >= 0 && bucket_lookup(t, &t->buckets[b], req, path, res))
+            return 0;
+        if (t->listener_wild[li]) {
+            for (size_t i = 0; i < host.len; i++) {
+                if (host.ptr[i] != '.')
+                    continue;
+                b = sv_route_hfind_(t, (uint32_t)li, SV_HK_BUCKET_WILD,
+                                    sv_str_make(host.ptr + i + 1, host.len - i - 1));
+                if (b >= 0 && bucket_lookup(t, &t->buckets[b], req, path, res))
+                    return 0;
+            }
+        }
+    }
+    int32_t any = t->listener_any[li];
+    if (any >= 0 && bucket_lookup(t, &t->buckets[any], req, path, res))
+        return 0;
+    return -ENOENT;
+}

@@ -1,0 +1,152 @@
+/* Internal layout of route tables and generations (routing module only). */
+#ifndef SERVAL_ROUTING_TABLE_INT_H
+#define SERVAL_ROUTING_TABLE_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "serval/base/arena.h"
+#include "serval/base/compiler.h"
+#include "serval/base/limits.h"
+#include "serval/base/str.h"
+#include "serval/routing/generation.h"
+#include "serval/routing/table.h"
+
+#define SV_GEN_MAGIC 0x5356474e4c495645ull  /* live generation */
+#define SV_GEN_POISON 0xdeadbeefdeadbeefull /* freed generation */
+#define SV_ROUTE_MAX_SEGMENTS 255           /* configured path depth limit (trie depth) */
+#define SV_ROUTE_MAX_HOST 255               /* longest hostname we match against */
+#define SV_ROUTE_MAX_HEADER_VALUE 8192      /* joined header value scratch for header matches */
+
+struct sv_regex; /* regex.c */
+
+/* One header or query condition. */
+struct sv_route_cond {
+    enum sv_route_value_type_int { SV_COND_EXACT = 0, SV_COND_REGEX = 1 } type;
+    struct sv_str name;
+    struct sv_str value;
+    struct sv_regex *re; /* REGEX only */
+};
+
+/* One (rule, match) pair: the unit the per-bucket indexes sort and test. */
+struct sv_route_entry {
+    const struct sv_route_action *action;
+    enum sv_route_path_type path_type;
+    struct sv_str path;     /* EXACT: the path; PREFIX: without trailing '/'; REGEX: pattern */
+    struct sv_regex *path_re;
+    struct sv_str method;   /* "" = any */
+    const struct sv_route_cond *headers;
+    uint32_t n_headers;
+    const struct sv_route_cond *query;
+    uint32_t n_query;
+    /* precedence keys after specificity */
+    int64_t created;
+    struct sv_str route_key; /* "namespace/name" */
+    uint32_t route_idx, rule_idx, match_idx;
+};
+
+/* A host bucket of one listener (exact host, wildcard suffix or none). */
+struct sv_route_bucket {
+    uint32_t root;       /* trie node */
+    uint32_t regex_off;  /* range in table->lists */
+    uint32_t regex_n;
+};
+
+/* Segment trie node. Lists are ranges in table->lists (entry indexes, sorted). */
+struct sv_route_node {
+    uint32_t exact_off, exact_n;
+    uint32_t prefix_off, prefix_n;
+};
+
+/* Open-addressing hash slots. */
+struct sv_route_hslot { /* (scope, kind, name) -> value */
+    struct sv_str name;
+    uint64_t hash;
+    uint32_t scope;
+    uint32_t kind;
+    uint32_t value;
+    uint32_t used;
+};
+
+enum { SV_HK_LISTENER_EXACT = 1, SV_HK_LISTENER_WILD, SV_HK_BUCKET_EXACT, SV_HK_BUCKET_WILD };
+
+struct sv_route_cslot { /* (parent node, segment) -> child node */
+    struct sv_str seg;
+    uint64_t hash;
+    uint32_t parent;
+    uint32_t child; /* 0 = empty (node 0 is never a child: it is a root) */
+};
+
+/* The shared immutable route table. */
+struct sv_route_table {
+    _Atomic uint32_t refs; /* generations using it */
+    struct sv_arena arena;
+
+    struct sv_route_bind *binds;
+    uint32_t n_binds;
+    struct sv_route_listener *listeners;
+    uint32_t n_listeners;
+    int32_t *bind_any;         /* per bind: listener without hostname, or -1 */
+    uint8_t *bind_wild;        /* per bind: has wildcard listeners */
+    int32_t *listener_any;     /* per listener: hostname-less bucket, or -1 */
+    uint8_t *listener_wild;    /* per listener: has wildcard buckets */
+
+    struct sv_route_action *actions;
+    uint32_t n_actions;
+    struct sv_route_entry *entries;
+    uint32_t n_entries;
+    uint32_t *lists;
+    struct sv_route_bucket *buckets;
+    uint32_t n_buckets;
+    struct sv_route_node *nodes;
+    uint32_t n_nodes;
+
+    struct sv_route_hslot *hslots;
+    uint32_t hmask;
+    struct sv_route_cslot *cslots;
+    uint32_t cmask;
+
+    struct sv_str *set_names;
+    uint32_t n_sets;
+
+    struct sv_regex **regexes; /* every compiled regex, freed with the table */
+    uint32_t n_regexes;
+};
+
+struct sv_route_epset {
+    const struct sv_route_endpoint *eps;
+    uint32_t n;
+};
+
+struct sv_gen_refcount {
+    _Atomic int64_t n;
+    char _pad[SV_CACHELINE - sizeof(int64_t)];
+};
+
+struct sv_generation {
+    uint64_t magic;
+    uint64_t id;
+    struct sv_route_table *table;
+    struct sv_arena arena;        /* endpoint table */
+    struct sv_route_epset *sets;  /* n = table->n_sets */
+    struct sv_generation *retired_next;
+    uint64_t retire_epoch;
+    struct sv_gen_refcount refs[SV_MAX_WORKERS] SV_ALIGNED_CACHELINE;
+};
+
+/* generation.c */
+struct sv_generation *sv_generation_alloc_(struct sv_route_table *t);
+void sv_route_table_unref_(struct sv_route_table *t);
+
+/* hash.c helpers */
+uint64_t sv_route_hash_(uint64_t seed, const char *p, size_t n);
+int64_t sv_route_hfind_(const struct sv_route_table *t, uint32_t scope, uint32_t kind,
+                        struct sv_str name);
+int64_t sv_route_child_(const struct sv_route_table *t, uint32_t parent, struct sv_str seg);
+
+/* regex.c: anchored full-match PCRE2 (JIT when available); no allocation at match time. */
+struct sv_regex *sv_regex_compile_(struct sv_str pattern, char *err, size_t errlen);
+void sv_regex_free_(struct sv_regex *re);
+int sv_regex_match_(const struct sv_regex *re, struct sv_str subject); /* 1 / 0 */
+
+#endif
