@@ -60,8 +60,10 @@ bool sv_http_mods_drop(const struct sv_http_header_mods *mods, struct sv_str nam
  * "Content-Length" or "Transfer-Encoding: chunked" as framed by the client, Upgrade +
  * "Connection: upgrade" when <rw>->upgrade, and the final CRLF. Always HTTP/1.1; an HTTP/1.0
  * client's framing is kept. Upstream connections are keep-alive (no Connection header unless
- * upgrading). <rw> may be NULL. Returns the bytes written or -ENOSPC (the contents of <out> are
- * then unspecified). Any thread; no allocation. */
+ * upgrading). Modifiers never write Host (a "set" of Host rewrites it when <rw>->host is not
+ * given), Content-Length or hop-by-hop names. <rw> may be NULL. Returns the bytes written,
+ * -EINVAL when a rewrite or modifier holds CR/LF/control bytes (header injection), or -ENOSPC
+ * (the contents of <out> are then unspecified). Any thread; no allocation. */
 ssize_t sv_http_write_request_head(const struct sv_http_head *head,
                                    const struct sv_http_rewrite *rw, char *out, size_t cap);
 
@@ -76,9 +78,11 @@ enum sv_http_resp_flag {
 /* Write the response head for the client into <out>[<cap>]: "HTTP/1.1 <status> <reason>",
  * the upstream's end-to-end headers with <mods> applied (NULL = none), Content-Length or
  * "Transfer-Encoding: chunked" as framed by the upstream, "Connection: close" unless
- * SV_HTTP_RESP_KEEP_ALIVE, and for 101 the Upgrade header with "Connection: upgrade".
- * <flags> is a mask of enum sv_http_resp_flag. Returns the bytes written or -ENOSPC. Any thread;
- * no allocation. */
+ * SV_HTTP_RESP_KEEP_ALIVE (also forced for a close-delimited body), "Connection: keep-alive" for
+ * a kept HTTP/1.0 client, for 101 the Upgrade header with "Connection: upgrade", and nothing
+ * about the connection on other 1xx. <flags> is a mask of enum sv_http_resp_flag. Returns the
+ * bytes written, -EINVAL (bad modifier bytes, status outside 100..999) or -ENOSPC. Any thread;
+ * no allocation. Note: a chunked body is forwarded chunked, also to an HTTP/1.0 client. */
 ssize_t sv_http_write_response_head(const struct sv_http_head *head,
                                     const struct sv_http_header_mods *mods, unsigned flags,
                                     char *out, size_t cap);
