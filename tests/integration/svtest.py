@@ -540,4 +540,80 @@ class WebSocket:
         self.client.close()
 
 
+# ---- process and scripted-server helpers --------------------------------------------------------
+
+def rss_kb(p):
+    """Resident set size of process <p> (a Popen or a pid) in KiB, or None if it is gone."""
+    pid = getattr(p, "pid", p)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class TcpServer:
+    """A scripted raw TCP server for misbehaving-upstream tests: handler(sock, addr) runs on its
+    own thread for every accepted connection (the socket is closed when it returns). Listens on
+    addr (default unique_addr()) port 0; .addr, .port, .accepted (count); close() stops it."""
+
+    def __init__(self, handler, addr=None, timeout=10.0):
+        self.addr = addr or unique_addr()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.addr, 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.handler = handler
+        self.timeout = timeout
+        self.accepted = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _serve(self, conn, peer):
+        try:
+            conn.settimeout(self.timeout)
+            self.handler(conn, peer)
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _run(self):
+        while not self._stop:
+            try:
+                conn, peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self.accepted += 1
+            threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+def read_request_head(sock, limit=1 << 20):
+    """Read from <sock> up to the end of one request head; returns (head bytes, extra bytes)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf and len(buf) < limit:
+        b = sock.recv(65536)
+        if not b:
+            break
+        buf += b
+    head, sep, rest = buf.partition(b"\r\n\r\n")
+    return head + sep, rest
+
+
 atexit.register(lambda: [stop(p, signal.SIGKILL, 2) for p in list(_procs)])
