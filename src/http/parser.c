@@ -457,6 +457,9 @@ static int finish_head(struct sv_http_parser *p, struct sv_http_head *h, struct 
     if (hs->seen_cl && hs->seen_te)
         return SV_HTTP_E_CL_TE;
     if (hs->seen_te) {
+        /* RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing */
+        if (h->version_minor == 0)
+            return SV_HTTP_E_TE;
         if (!hs->te_chunked_last)
             return SV_HTTP_E_TE;
         if (hs->te_other)

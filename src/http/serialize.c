@@ -169,7 +169,10 @@ ssize_t sv_http_write_request_head(const struct sv_http_head *head,
             sv_wbuf_str(&w, head->query);
         }
     }
-    sv_wbuf_lit(&w, " HTTP/1.1\r\n");
+    if (rw->http10)
+        sv_wbuf_lit(&w, " HTTP/1.0\r\n");
+    else
+        sv_wbuf_lit(&w, " HTTP/1.1\r\n");
 
     /* Host first: rewritten, or set by a modifier, or passed through. */
     struct sv_str host = head->host;
@@ -217,9 +220,11 @@ ssize_t sv_http_write_request_head(const struct sv_http_head *head,
         sv_wbuf_u64(&w, rw->xf_port);
         sv_wbuf_lit(&w, "\r\n");
     }
-    if (rw->upgrade && (head->flags & SV_HTTP_F_UPGRADE)) {
+    if (rw->upgrade && (head->flags & SV_HTTP_F_UPGRADE) && !rw->http10) {
         sv_wbuf_header(&w, SV_STR_LIT("Upgrade"), head->upgrade);
         sv_wbuf_lit(&w, "Connection: upgrade\r\n");
+    } else if (rw->http10) {
+        sv_wbuf_lit(&w, "Connection: keep-alive\r\n");
     }
     sv_wbuf_lit(&w, "\r\n");
     return sv_wbuf_result(&w);
@@ -239,6 +244,8 @@ ssize_t sv_http_write_response_head(const struct sv_http_head *head,
 {
     if (!mods_valid(mods) || head->status < 100 || head->status > 999)
         return -EINVAL;
+    if (head->status < 200 && head->status != 101 && (flags & SV_HTTP_RESP_CLIENT_10))
+        return 0; /* no interim responses to HTTP/1.0 clients */
     struct sv_wbuf w = {out, 0, cap, false};
     sv_wbuf_lit(&w, "HTTP/1.1 ");
     sv_wbuf_u64(&w, head->status);

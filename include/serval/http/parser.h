@@ -57,8 +57,8 @@ enum sv_http_result {
     SV_HTTP_E_CL_TE = -12,           /* Content-Length together with Transfer-Encoding (400) */
     SV_HTTP_E_CL_DUP = -13,          /* repeated or list-valued Content-Length (400) */
     SV_HTTP_E_CL_INVALID = -14,      /* Content-Length not a plain decimal (400) */
-    SV_HTTP_E_TE = -15,              /* Transfer-Encoding whose last coding is not chunked, or
-                                        chunked twice (400) */
+    SV_HTTP_E_TE = -15,              /* Transfer-Encoding whose last coding is not chunked,
+                                        chunked twice, or any in an HTTP/1.0 message (400) */
     SV_HTTP_E_TE_UNSUPPORTED = -16,  /* a coding other than chunked before chunked (501) */
     SV_HTTP_E_NO_HOST = -17,         /* HTTP/1.1 request without Host (400) */
     SV_HTTP_E_MULTI_HOST = -18,      /* more than one Host header (400) */

@@ -44,6 +44,11 @@ struct sv_http_rewrite {
     uint16_t xf_port;                        /* X-Forwarded-Port value to set; 0 = none */
     bool upgrade;                            /* proxying an upgrade: keep Upgrade, send
                                                 "Connection: upgrade" */
+    bool http10;                             /* send "HTTP/1.0" + "Connection: keep-alive"
+                                                instead of HTTP/1.1: set it for HTTP/1.0
+                                                clients, so the upstream never answers with a
+                                                chunked body they could not read (nginx's
+                                                proxy_http_version 1.0 idea) */
 };
 
 /* True when header <name> is hop-by-hop for message <head>: one of the fixed names above or a
@@ -59,8 +64,8 @@ bool sv_http_mods_drop(const struct sv_http_header_mods *mods, struct sv_str nam
  * client's end-to-end headers in order with <rw>->mods applied, X-Forwarded-For/-Proto/-Port,
  * "Content-Length" or "Transfer-Encoding: chunked" as framed by the client, Upgrade +
  * "Connection: upgrade" when <rw>->upgrade, and the final CRLF. Always HTTP/1.1; an HTTP/1.0
- * client's framing is kept. Upstream connections are keep-alive (no Connection header unless
- * upgrading). Modifiers never write Host (a "set" of Host rewrites it when <rw>->host is not
+ * client's framing is kept (unless <rw>->http10). Upstream connections are keep-alive (no
+ * Connection header unless upgrading or <rw>->http10). Modifiers never write Host (a "set" of Host rewrites it when <rw>->host is not
  * given), Content-Length or hop-by-hop names. <rw> may be NULL. Returns the bytes written,
  * -EINVAL when a rewrite or modifier holds CR/LF/control bytes (header injection), or -ENOSPC
  * (the contents of <out> are then unspecified). Any thread; no allocation. */
@@ -81,8 +86,11 @@ enum sv_http_resp_flag {
  * SV_HTTP_RESP_KEEP_ALIVE (also forced for a close-delimited body), "Connection: keep-alive" for
  * a kept HTTP/1.0 client, for 101 the Upgrade header with "Connection: upgrade", and nothing
  * about the connection on other 1xx. <flags> is a mask of enum sv_http_resp_flag. Returns the
- * bytes written, -EINVAL (bad modifier bytes, status outside 100..999) or -ENOSPC. Any thread;
- * no allocation. Note: a chunked body is forwarded chunked, also to an HTTP/1.0 client. */
+ * bytes written; 0 when nothing may be sent (an interim 1xx response to an HTTP/1.0 client,
+ * RFC 9110 §15.2: drop it and wait for the final response); -EINVAL (bad modifier bytes, status
+ * outside 100..999) or -ENOSPC. Any thread; no allocation. Note: a chunked body is forwarded
+ * chunked, also to an HTTP/1.0 client: send its request upstream with sv_http_rewrite.http10 so
+ * the upstream does not chunk. */
 ssize_t sv_http_write_response_head(const struct sv_http_head *head,
                                     const struct sv_http_header_mods *mods, unsigned flags,
                                     char *out, size_t cap);

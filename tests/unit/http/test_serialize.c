@@ -85,6 +85,11 @@ TEST(http_write_request_http10_and_absolute)
     ssize_t n = sv_http_write_request_head(&c.head, NULL, c.out, sizeof(c.out));
     CHECK_OUT(n, "POST /old HTTP/1.1\r\nHost: \r\nContent-Length: 3\r\n\r\n");
     check_reparses(c.out, (size_t)n, SV_HTTP_REQUEST, SV_HTTP_GET);
+    /* ... or as HTTP/1.0 with keep-alive when asked (so the upstream cannot answer chunked) */
+    struct sv_http_rewrite rw10 = {.http10 = true};
+    n = sv_http_write_request_head(&c.head, &rw10, c.out, sizeof(c.out));
+    CHECK_OUT(n, "POST /old HTTP/1.0\r\nHost: \r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n");
+    check_reparses(c.out, (size_t)n, SV_HTTP_REQUEST, SV_HTTP_GET);
     /* absolute-form goes out in origin-form with the target's authority as Host */
     REQUIRE(parse(&c, SV_HTTP_REQUEST, SV_HTTP_GET,
                   "GET http://a.example:81/p?q HTTP/1.1\r\nHost: ignored\r\n\r\n") == SV_HTTP_OK);
@@ -264,6 +269,10 @@ TEST(http_write_response_framing)
     REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_POST, "HTTP/1.1 100\r\n\r\n") == SV_HTTP_OK);
     n = sv_http_write_response_head(&c.head, NULL, 0, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 100 Continue\r\n\r\n");
+    /* ... and never to an HTTP/1.0 client */
+    CHECK_EQ_INT(sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_CLIENT_10, c.out,
+                                             sizeof(c.out)),
+                 0);
     /* 101 keeps the upgrade */
     REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_GET,
                   "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
