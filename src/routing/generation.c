@@ -49,6 +49,19 @@ SV_STATIC_ASSERT(sizeof(struct sv_gen_refcount) == SV_CACHELINE, "one cache line
 
 /* ---- generations and tables ------------------------------------------------------------ */
 
+static _Atomic size_t live_generations;
+static _Atomic size_t live_tables;
+
+size_t sv_generation_live_count(void)
+{
+    return atomic_load(&live_generations);
+}
+
+size_t sv_route_table_live_count(void)
+{
+    return atomic_load(&live_tables);
+}
+
 struct sv_generation *sv_generation_alloc_(struct sv_route_table *t)
 {
     struct sv_generation *g = aligned_alloc(SV_CACHELINE, sizeof(*g));
@@ -67,7 +80,9 @@ struct sv_generation *sv_generation_alloc_(struct sv_route_table *t)
     }
     g->magic = SV_GEN_MAGIC;
     g->table = t;
-    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    atomic_fetch_add(&live_generations, 1);
+    if (atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed) == 0)
+        atomic_fetch_add(&live_tables, 1); /* the table's first generation */
     return g;
 }
 
@@ -84,6 +99,7 @@ void sv_route_table_unref_(struct sv_route_table *t)
     free(t->regexes);
     sv_arena_destroy(&t->arena);
     free(t);
+    atomic_fetch_sub(&live_tables, 1);
 }
 
 static void generation_free(struct sv_generation *g)
@@ -94,6 +110,7 @@ static void generation_free(struct sv_generation *g)
     g->table = NULL;
     sv_arena_destroy(&g->arena);
     free(g);
+    atomic_fetch_sub(&live_generations, 1);
 }
 
 void sv_generation_free_unpublished(struct sv_generation *gen)

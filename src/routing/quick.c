@@ -77,6 +77,14 @@ static const char *parse_hostport(const char *s, size_t n, union sv_route_sockad
     return NULL;
 }
 
+/* A prefix without its trailing '/' ("/a/" and "/a" are the same PathPrefix). */
+static struct sv_str prefix_key(struct sv_str p)
+{
+    if (p.len && p.ptr[p.len - 1] == '/')
+        p.len--;
+    return p;
+}
+
 struct quick_route {
     struct sv_str host, prefix;
 };
@@ -208,7 +216,8 @@ struct sv_generation *sv_quick_build(const char *const *listens, size_t n_listen
             goto fail;
         }
         for (size_t k = 0; k < i; k++) {
-            if (sv_str_eq_nocase(qr[k].host, qr[i].host) && sv_str_eq(qr[k].prefix, qr[i].prefix)) {
+            if (sv_str_eq_nocase(qr[k].host, qr[i].host) &&
+                sv_str_eq(prefix_key(qr[k].prefix), prefix_key(qr[i].prefix))) {
                 qerr(err, errlen, "--route \"%s\": same host and prefix as --route \"%s\"",
                      routes[i], routes[k]);
                 goto fail;

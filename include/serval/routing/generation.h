@@ -76,6 +76,11 @@ size_t sv_generation_reclaim(struct sv_generation_domain *d);
 /* Number of retired generations not yet freed (for tests and /metrics). Control thread. */
 size_t sv_generation_retired_count(const struct sv_generation_domain *d);
 
+/* Process-wide numbers of generations and of route tables allocated and not yet freed (for
+ * leak checks in tests). Any thread. */
+size_t sv_generation_live_count(void);
+size_t sv_route_table_live_count(void);
+
 /* The current generation as seen by the control thread (for /config, building the next one,
  * endpoint-only updates). Valid until the control thread publishes again. NULL before the first
  * publish. Control thread. */

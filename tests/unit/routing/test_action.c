@@ -1,0 +1,385 @@
+/* Backend and endpoint picking, ReplacePrefixMatch, redirects, filters as data, endpoint-only
+ * updates. */
+#include "../harness.h"
+#include "rt_helpers.h"
+#include "serval/http/serialize.h"
+
+#define S(x) sv_str_cstr(x)
+
+/* One listener on 127.0.0.1:<port>, one route "ns/r" with the given rule on PathPrefix /p. */
+static struct sv_generation *one_rule(uint16_t port, struct sv_route_rule_spec *rule,
+                                      uint32_t n_sets, uint32_t eps_per_set)
+{
+    struct sv_route_builder *b = sv_route_builder_new();
+    union sv_route_sockaddr sa = rt_sa("127.0.0.1", port);
+    int bind = sv_route_builder_add_bind(b, &sa.sa, rt_salen(&sa), SV_ROUTE_PROTO_HTTP);
+    int l = sv_route_builder_add_listener(b, (uint32_t)bind, S("L"), S(""));
+    for (uint32_t s = 0; s < n_sets; s++) {
+        char name[32];
+        snprintf(name, sizeof(name), "set%u", s);
+        int id = sv_route_builder_add_backend_set(b, S(name));
+        for (uint32_t e = 0; e < eps_per_set; e++) {
+            char ip[32];
+            snprintf(ip, sizeof(ip), "127.0.%u.%u", s + 1, e + 1);
+            union sv_route_sockaddr ep = rt_sa(ip, (uint16_t)(9000 + e));
+            sv_route_builder_add_endpoint(b, (uint32_t)id, &ep.sa, rt_salen(&ep));
+            sv_route_builder_add_endpoint(b, (uint32_t)id, &ep.sa, rt_salen(&ep)); /* dup */
+        }
+    }
+    struct sv_route_route_spec rs = {S("ns"), S("r"), 1};
+    int r = sv_route_builder_add_route(b, &rs);
+    sv_route_builder_attach(b, (uint32_t)r, (uint32_t)l, S(""));
+    struct sv_route_match_spec m = {.path_type = SV_ROUTE_PATH_PREFIX, .path = S("/p")};
+    if (!rule->n_matches) {
+        rule->matches = &m;
+        rule->n_matches = 1;
+    }
+    int rc = sv_route_builder_add_rule(b, (uint32_t)r, rule);
+    if (rc < 0)
+        FAIL("add_rule: %s", sv_route_builder_error(b));
+    char err[256];
+    struct sv_generation *g = sv_route_builder_finish(b, err, sizeof(err));
+    if (!g)
+        FAIL("finish: %s", err);
+    return g;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+TEST(routing_weights_distribution)
+{
+    struct sv_route_backend_spec be[] = {
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1},
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 1, .weight = 0},
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 2, .weight = 3},
+        {.kind = SV_ROUTE_BACKEND_INVALID, .weight = 1},
+    };
+    struct sv_route_rule_spec rule = {.backends = be, .n_backends = 4};
+    struct sv_generation *g = one_rule(80, &rule, 3, 1);
+    REQUIRE(g);
+    struct sv_route_result res;
+    REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
+    const struct sv_route_action *a = res.action;
+    CHECK_EQ_INT(a->weight_sum, 5);
+    /* exhaustive over one period */
+    int exp[] = {0, 2, 2, 2, 3};
+    for (uint64_t r = 0; r < 5; r++) {
+        const struct sv_route_backend *b = sv_route_pick_backend(a, r + 5 * 1000);
+        REQUIRE(b);
+        CHECK_EQ_INT(b - a->backends, exp[r]);
+    }
+    /* random: shares within 1.5 percentage points over 100000 picks */
+    int count[4] = {0};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 100000; i++)
+        count[sv_route_pick_backend(a, xorshift(&seed)) - a->backends]++;
+    CHECK_EQ_INT(count[1], 0);
+    CHECK(count[0] > 18500 && count[0] < 21500);
+    CHECK(count[2] > 58500 && count[2] < 61500);
+    CHECK(count[3] > 18500 && count[3] < 21500); /* the 500 sink gets its share only */
+    CHECK_EQ_INT(a->backends[3].kind, SV_ROUTE_BACKEND_INVALID);
+    sv_generation_free_unpublished(g);
+}
+
+TEST(routing_weights_all_zero_or_none)
+{
+    struct sv_route_backend_spec be[] = {
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 0},
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 0},
+    };
+    struct sv_route_rule_spec rule = {.backends = be, .n_backends = 2};
+    struct sv_generation *g = one_rule(80, &rule, 1, 1);
+    REQUIRE(g);
+    struct sv_route_result res;
+    REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
+    CHECK(sv_route_pick_backend(res.action, 0) == NULL);
+    CHECK(sv_route_pick_backend(res.action, 12345) == NULL);
+    sv_generation_free_unpublished(g);
+
+    struct sv_route_rule_spec none = {0};
+    g = one_rule(80, &none, 0, 0);
+    REQUIRE(g);
+    REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p/x", NULL, 0, &res) == 0);
+    CHECK(sv_route_pick_backend(res.action, 7) == NULL); /* no backendRefs -> 500 */
+    sv_generation_free_unpublished(g);
+
+    struct sv_route_backend_spec inv[] = {{.kind = SV_ROUTE_BACKEND_INVALID, .weight = 1},
+                                          {.kind = SV_ROUTE_BACKEND_INVALID, .weight = 2}};
+    struct sv_route_rule_spec allinv = {.backends = inv, .n_backends = 2};
+    g = one_rule(80, &allinv, 0, 0);
+    REQUIRE(g);
+    REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
+    for (uint64_t r = 0; r < 6; r++)
+        CHECK_EQ_INT(sv_route_pick_backend(res.action, r)->kind, SV_ROUTE_BACKEND_INVALID);
+    sv_generation_free_unpublished(g);
+}
+
+TEST(routing_round_robin_and_avoid)
+{
+    struct sv_route_backend_spec be = {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1};
+    struct sv_route_rule_spec rule = {.backends = &be, .n_backends = 1};
+    struct sv_generation *g = one_rule(80, &rule, 3, 3);
+    REQUIRE(g);
+    size_t n;
+    const struct sv_route_endpoint *eps = sv_generation_endpoints(g, 0, &n);
+    REQUIRE(n == 3); /* duplicates were dropped */
+    uint32_t cursor = 0;
+    for (int i = 0; i < 7; i++)
+        CHECK(sv_generation_pick_endpoint(g, 0, &cursor, NULL) == &eps[i % 3]);
+    /* avoid: the endpoint the cursor points at is skipped */
+    cursor = 1;
+    CHECK(sv_generation_pick_endpoint(g, 0, &cursor, &eps[1]) == &eps[2]);
+    /* avoid compares addresses, not pointers */
+    struct sv_route_endpoint copy = eps[0];
+    cursor = 3; /* any value is valid */
+    CHECK(sv_generation_pick_endpoint(g, 0, &cursor, &copy) == &eps[1]);
+    /* unknown set */
+    CHECK(sv_generation_pick_endpoint(g, 99, &cursor, NULL) == NULL);
+    CHECK_EQ_INT(sv_generation_n_backend_sets(g), 3);
+    CHECK_EQ_INT(sv_generation_find_backend_set(g, S("set2")), 2);
+    CHECK_EQ_INT(sv_generation_find_backend_set(g, S("nope")), -1);
+    struct sv_str nm = sv_generation_backend_set_name(g, 1);
+    CHECK_EQ_MEM(nm.ptr, nm.len, "set1");
+    sv_generation_free_unpublished(g);
+
+    g = one_rule(80, &rule, 1, 1);
+    REQUIRE(g);
+    eps = sv_generation_endpoints(g, 0, &n);
+    REQUIRE(n == 1);
+    cursor = 0;
+    CHECK(sv_generation_pick_endpoint(g, 0, &cursor, &eps[0]) == NULL); /* only the avoided */
+    CHECK(sv_generation_pick_endpoint(g, 0, &cursor, NULL) == &eps[0]);
+    sv_generation_free_unpublished(g);
+
+    g = one_rule(80, &rule, 1, 0);
+    REQUIRE(g);
+    CHECK(sv_generation_pick_endpoint(g, 0, &cursor, NULL) == NULL); /* no endpoints: 503 */
+    sv_generation_free_unpublished(g);
+}
+
+TEST(routing_replace_prefix_table)
+{
+    /* GATEWAY_API_RULES.md §4 (HR:1188-1200 and the rewrite-path conformance cases) */
+    static const struct {
+        const char *prefix, *path, *repl, *want;
+    } rows[] = {
+        {"/foo", "/foo/bar", "/xyz", "/xyz/bar"},
+        {"/foo", "/foo/bar", "/xyz/", "/xyz/bar"},
+        {"/foo/", "/foo/bar", "/xyz", "/xyz/bar"},
+        {"/foo/", "/foo/bar", "/xyz/", "/xyz/bar"},
+        {"/foo", "/foo", "/xyz", "/xyz"},
+        {"/foo", "/foo/", "/xyz", "/xyz/"},
+        {"/foo/", "/foo", "/xyz", "/xyz"},
+        {"/foo/", "/foo/", "/xyz/", "/xyz/"},
+        {"/foo", "/foo", "", "/"},
+        {"/foo", "/foo/", "", "/"},
+        {"/foo", "/foo", "/", "/"},
+        {"/foo", "/foo/", "/", "/"},
+        {"/foo", "/foo/bar", "", "/bar"},
+        {"/foo", "/foo/bar", "/", "/bar"},
+        {"/strip-prefix", "/strip-prefix/three", "/", "/three"},
+        {"/prefix/one", "/prefix/one/two", "/one", "/one/two"},
+        {"/", "/foo", "/xyz", "/xyz/foo"},
+        {"/", "/", "/xyz", "/xyz/"},
+    };
+    for (size_t i = 0; i < SV_ARRAY_SIZE(rows); i++) {
+        /* go through a real lookup so prefix_len comes from the table */
+        struct sv_route_backend_spec be = {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1};
+        struct sv_route_rewrite_spec rw = {.path = {SV_ROUTE_PATH_MOD_PREFIX, S(rows[i].repl)}};
+        struct sv_route_match_spec m = {.path_type = SV_ROUTE_PATH_PREFIX, .path = S(rows[i].prefix)};
+        struct sv_route_rule_spec rule = {.matches = &m, .n_matches = 1, .rewrite = &rw,
+                                          .backends = &be, .n_backends = 1};
+        struct sv_generation *g = one_rule(80, &rule, 1, 1);
+        REQUIRE(g);
+        struct sv_route_result res;
+        if (rt_lookup(g, "127.0.0.1", 80, "GET", "h", rows[i].path, NULL, 0, &res) != 0) {
+            FAIL("row %zu: no match", i);
+            sv_generation_free_unpublished(g);
+            continue;
+        }
+        REQUIRE(res.action->rewrite);
+        char out[64];
+        ssize_t n = sv_route_apply_path_mod(&res.action->rewrite->path, &res, S(rows[i].path),
+                                            out, sizeof(out));
+        if (n < 0 || (size_t)n != strlen(rows[i].want) || memcmp(out, rows[i].want, (size_t)n))
+            FAIL("row %zu: prefix %s path %s repl \"%s\": got \"%.*s\" want %s", i,
+                 rows[i].prefix, rows[i].path, rows[i].repl, n < 0 ? 0 : (int)n, out,
+                 rows[i].want);
+        /* too small a buffer */
+        CHECK_EQ_INT(sv_route_apply_path_mod(&res.action->rewrite->path, &res, S(rows[i].path),
+                                             out, strlen(rows[i].want) - 1),
+                     -ENOSPC);
+        sv_generation_free_unpublished(g);
+    }
+    char out[32];
+    struct sv_route_path_mod full = {SV_ROUTE_PATH_MOD_FULL, S("/new")};
+    ssize_t n = sv_route_apply_path_mod(&full, NULL, S("/old/x"), out, sizeof(out));
+    CHECK_EQ_MEM(out, n, "/new");
+    n = sv_route_apply_path_mod(NULL, NULL, S("/old/x"), out, sizeof(out));
+    CHECK_EQ_MEM(out, n, "/old/x");
+}
+
+struct redirect_row {
+    const char *scheme, *hostname;
+    uint16_t port;
+    enum sv_route_path_mod_type pt;
+    const char *pv;
+    uint16_t status;
+    /* request */
+    const char *req_scheme, *req_host, *target;
+    /* expected */
+    const char *want;
+    int want_status;
+};
+
+TEST(routing_redirect_location)
+{
+    static const struct redirect_row rows[] = {
+        /* listener on 8080, only hostname: keep the listener port */
+        {"", "example.org", 0, SV_ROUTE_PATH_MOD_NONE, "", 0, "http", "h:8080", "/p/a?x=1",
+         "http://example.org:8080/p/a?x=1", 302},
+        /* scheme https alone: well-known port, left out */
+        {"https", "", 0, SV_ROUTE_PATH_MOD_NONE, "", 301, "http", "h.example:8080", "/p",
+         "https://h.example/p", 301},
+        {"http", "", 0, SV_ROUTE_PATH_MOD_NONE, "", 0, "http", "h", "/p", "http://h/p", 302},
+        {"", "", 8443, SV_ROUTE_PATH_MOD_NONE, "", 307, "https", "h:1", "/p", "https://h:8443/p",
+         307},
+        {"https", "", 443, SV_ROUTE_PATH_MOD_NONE, "", 308, "http", "h", "/p", "https://h/p",
+         308},
+        {"http", "x", 443, SV_ROUTE_PATH_MOD_NONE, "", 0, "http", "h", "/p", "http://x:443/p",
+         302},
+        {"", "", 0, SV_ROUTE_PATH_MOD_FULL, "/full", 303, "http", "h", "/p/q?z", "http://h:8080/full?z",
+         303},
+        {"", "", 0, SV_ROUTE_PATH_MOD_PREFIX, "/new", 0, "http", "h", "/p/q",
+         "http://h:8080/new/q", 302},
+        {"", "", 0, SV_ROUTE_PATH_MOD_NONE, "", 0, "http", "[::1]:8080", "/p",
+         "http://[::1]:8080/p", 302},
+    };
+    for (size_t i = 0; i < SV_ARRAY_SIZE(rows); i++) {
+        const struct redirect_row *w = &rows[i];
+        struct sv_route_redirect_spec rd = {S(w->scheme), S(w->hostname), w->port,
+                                            {w->pt, S(w->pv)}, w->status};
+        struct sv_route_rule_spec rule = {.redirect = &rd};
+        struct sv_generation *g = one_rule(8080, &rule, 0, 0);
+        REQUIRE(g);
+        struct sv_route_result res;
+        REQUIRE(rt_lookup(g, "127.0.0.1", 8080, "GET", w->req_host, w->target, NULL, 0, &res) ==
+                0);
+        const char *q = strchr(w->target, '?');
+        struct sv_str path = q ? sv_str_make(w->target, (size_t)(q - w->target)) : S(w->target);
+        struct sv_str query = q ? S(q + 1) : S("");
+        char out[128];
+        ssize_t n = sv_route_redirect_location(&res, S(w->req_scheme), S(w->req_host), path,
+                                               query, out, sizeof(out));
+        if (n < 0 || (size_t)n != strlen(w->want) || memcmp(out, w->want, (size_t)n))
+            FAIL("row %zu: got \"%.*s\" want %s", i, n < 0 ? 0 : (int)n, out, w->want);
+        CHECK_EQ_INT(sv_route_redirect_status(&res), w->want_status);
+        CHECK_EQ_INT(sv_route_redirect_location(&res, S(w->req_scheme), S(w->req_host), path,
+                                                query, out, 5),
+                     -ENOSPC);
+        sv_generation_free_unpublished(g);
+    }
+}
+
+TEST(routing_filters_are_data)
+{
+    struct sv_route_header_kv set[] = {{S("X-Set"), S("1")}};
+    struct sv_route_header_kv add[] = {{S("X-Add"), S("a")}, {S("X-Add2"), S("b")}};
+    struct sv_str rm[] = {S("X-Remove")};
+    struct sv_route_header_mods_spec req = {set, 1, add, 2, rm, 1};
+    struct sv_route_header_mods_spec resp = {set, 1, NULL, 0, NULL, 0};
+    struct sv_route_backend_spec be[] = {
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1, .app_proto = SV_ROUTE_APP_H2C,
+         .request_mods = &req},
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 1, .weight = 1, .app_proto = SV_ROUTE_APP_WS},
+    };
+    struct sv_route_mirror_spec mir[] = {{.set_id = 1, .numerator = 25}};
+    struct sv_route_rewrite_spec rw = {.hostname = S("backend.internal")};
+    struct sv_route_rule_spec rule = {.request_mods = &req, .response_mods = &resp,
+                                      .rewrite = &rw, .mirrors = mir, .n_mirrors = 1,
+                                      .backends = be, .n_backends = 2,
+                                      .request_timeout_ms = 5000, .backend_timeout_ms = 1000};
+    struct sv_generation *g = one_rule(80, &rule, 2, 1);
+    REQUIRE(g);
+    struct sv_route_result res;
+    REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
+    const struct sv_route_action *a = res.action;
+    REQUIRE(a->request_mods && a->response_mods);
+    CHECK_EQ_INT(a->request_mods->n_set, 1);
+    CHECK_EQ_MEM(a->request_mods->set[0].name.ptr, a->request_mods->set[0].name.len, "X-Set");
+    CHECK_EQ_INT(a->request_mods->n_add, 2);
+    CHECK_EQ_MEM(a->request_mods->add[1].value.ptr, a->request_mods->add[1].value.len, "b");
+    CHECK_EQ_INT(a->request_mods->n_remove, 1);
+    CHECK_EQ_INT(a->response_mods->n_add, 0);
+    REQUIRE(a->rewrite);
+    CHECK_EQ_MEM(a->rewrite->hostname.ptr, a->rewrite->hostname.len, "backend.internal");
+    CHECK_EQ_INT(a->rewrite->path.type, SV_ROUTE_PATH_MOD_NONE);
+    CHECK_EQ_INT(a->n_mirrors, 1);
+    CHECK_EQ_INT(a->mirrors[0].numerator, 25);
+    CHECK_EQ_INT(a->mirrors[0].denominator, 100);
+    CHECK_EQ_INT(a->backends[0].app_proto, SV_ROUTE_APP_H2C);
+    CHECK(a->backends[0].request_mods != NULL);
+    CHECK(a->backends[1].request_mods == NULL);
+    CHECK_EQ_INT(a->backends[1].app_proto, SV_ROUTE_APP_WS);
+    CHECK_EQ_INT(a->request_timeout_ms, 5000);
+    CHECK_EQ_INT(a->backend_timeout_ms, 1000);
+    CHECK(a->redirect == NULL);
+    CHECK_EQ_INT(a->fixed_status, 0);
+    sv_generation_free_unpublished(g);
+}
+
+TEST(routing_endpoint_only_update)
+{
+    struct sv_route_backend_spec be = {.kind = SV_ROUTE_BACKEND_SET, .set_id = 1, .weight = 1};
+    struct sv_route_rule_spec rule = {.backends = &be, .n_backends = 1};
+    struct sv_generation *g1 = one_rule(80, &rule, 2, 2);
+    REQUIRE(g1);
+    struct sv_route_endpoint neweps[3];
+    const char *ips[] = {"10.0.0.1", "10.0.0.2", "10.0.0.1"}; /* one duplicate */
+    for (int i = 0; i < 3; i++) {
+        union sv_route_sockaddr sa = rt_sa(ips[i], 8080);
+        neweps[i].addr = sa;
+        neweps[i].addrlen = rt_salen(&sa);
+    }
+    struct sv_route_endpoint_update up[] = {{1, neweps, 3}, {0, NULL, 0}};
+    char err[256] = "";
+    struct sv_generation *g2 = sv_generation_new_with_endpoints(g1, up, 2, err, sizeof(err));
+    REQUIRE(g2);
+    CHECK(sv_generation_same_routes(g1, g2));
+    size_t n;
+    const struct sv_route_endpoint *e = sv_generation_endpoints(g2, 1, &n);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(e[0].addr.in.sin_addr.s_addr, htonl(0x0a000001));
+    CHECK_EQ_INT(e[1].addr.in.sin_addr.s_addr, htonl(0x0a000002));
+    CHECK(sv_generation_endpoints(g2, 0, &n) == NULL || n == 0);
+    uint32_t cur = 0;
+    CHECK(sv_generation_pick_endpoint(g2, 0, &cur, NULL) == NULL); /* now 503 */
+    /* the old generation is untouched */
+    sv_generation_endpoints(g1, 1, &n);
+    CHECK_EQ_INT(n, 2);
+    sv_generation_endpoints(g1, 0, &n);
+    CHECK_EQ_INT(n, 2);
+    /* routing still works through the shared table */
+    struct sv_route_result res;
+    CHECK_EQ_INT(rt_lookup(g2, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res), 0);
+    /* errors */
+    struct sv_route_endpoint_update bad[] = {{7, NULL, 0}};
+    CHECK(sv_generation_new_with_endpoints(g1, bad, 1, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "7") != NULL);
+    struct sv_route_endpoint zero;
+    memset(&zero, 0, sizeof(zero));
+    struct sv_route_endpoint_update bad2[] = {{0, &zero, 1}};
+    CHECK(sv_generation_new_with_endpoints(g1, bad2, 1, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "set0") != NULL);
+    /* freeing the first keeps the shared table alive for the second (ASan would tell) */
+    sv_generation_free_unpublished(g1);
+    CHECK_EQ_INT(rt_lookup(g2, "127.0.0.1", 80, "GET", "h", "/p/x", NULL, 0, &res), 0);
+    sv_generation_free_unpublished(g2);
+}
