@@ -26,6 +26,13 @@ const struct sv_route_backend *sv_route_pick_backend(const struct sv_route_actio
     return &a->backends[lo];
 }
 
+bool sv_route_mirror_pick(const struct sv_route_mirror *m, uint64_t rnd)
+{
+    if (!m || m->denominator == 0)
+        return false;
+    return rnd % m->denominator < m->numerator;
+}
+
 static bool ep_equal(const struct sv_route_endpoint *a, const struct sv_route_endpoint *b)
 {
     if (a->addr.sa.sa_family != b->addr.sa.sa_family)

@@ -307,6 +307,35 @@ static bool bucket_lookup(const struct sv_route_table *t, const struct sv_route_
     return false;
 }
 
+/* Listener of <bind> for a normalised host: exact, wildcard with the most labels, none. */
+static int64_t select_listener(const struct sv_route_table *t, uint32_t bind, struct sv_str host)
+{
+    int64_t li = -1;
+    if (host.len) {
+        li = sv_route_hfind_(t, bind, SV_HK_LISTENER_EXACT, host);
+        if (li < 0 && t->bind_wild[bind]) {
+            for (size_t i = 0; i < host.len && li < 0; i++)
+                if (host.ptr[i] == '.')
+                    li = sv_route_hfind_(t, bind, SV_HK_LISTENER_WILD,
+                                         sv_str_make(host.ptr + i + 1, host.len - i - 1));
+        }
+    }
+    return li >= 0 ? li : t->bind_any[bind];
+}
+
+int sv_generation_select_listener(const struct sv_generation *gen, const struct sockaddr *local,
+                                  struct sv_str host)
+{
+    sv_generation_check(gen);
+    int bind = sv_generation_find_bind(gen, local);
+    if (bind < 0)
+        return -1;
+    char hbuf[SV_ROUTE_MAX_HOST];
+    int hl = normalise_host(host, hbuf, sizeof(hbuf));
+    return (int)select_listener(gen->table, (uint32_t)bind,
+                                hl > 0 ? sv_str_make(hbuf, (size_t)hl) : SV_STR_NULL);
+}
+
 int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_request *req,
                     struct sv_route_result *res)
 {
@@ -321,19 +350,7 @@ int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_reque
     int hl = normalise_host(req->host, hbuf, sizeof(hbuf));
     struct sv_str host = hl > 0 ? sv_str_make(hbuf, (size_t)hl) : SV_STR_NULL;
 
-    /* listener: exact, wildcard with the most labels, hostname-less */
-    int64_t li = -1;
-    if (host.len) {
-        li = sv_route_hfind_(t, (uint32_t)bind, SV_HK_LISTENER_EXACT, host);
-        if (li < 0 && t->bind_wild[bind]) {
-            for (size_t i = 0; i < host.len && li < 0; i++)
-                if (host.ptr[i] == '.')
-                    li = sv_route_hfind_(t, (uint32_t)bind, SV_HK_LISTENER_WILD,
-                                         sv_str_make(host.ptr + i + 1, host.len - i - 1));
-        }
-    }
-    if (li < 0)
-        li = t->bind_any[bind];
+    int64_t li = select_listener(t, (uint32_t)bind, host);
     if (li < 0)
         return -ENOENT;
     res->listener = &t->listeners[li];

@@ -188,6 +188,14 @@ struct sv_route_result {
 int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_request *req,
                     struct sv_route_result *res);
 
+/* The listener a request for <host> (Host header or TLS SNI; ":port" stripped, case ignored)
+ * arriving on <local> belongs to: exact hostname, then the wildcard with the most labels, then
+ * the hostname-less listener. Returns its index in sv_generation_listeners(), or -1. For TLS:
+ * select the certificate by SNI, and answer 421 when the Host selects another listener.
+ * Any thread holding <gen>; no allocation. */
+int sv_generation_select_listener(const struct sv_generation *gen, const struct sockaddr *local,
+                                  struct sv_str host);
+
 /* ---- after the lookup ---------------------------------------------------------------------- */
 
 /* Pick a backend by weight: backend i is chosen when <rnd> % weight_sum falls in its share,
@@ -195,6 +203,10 @@ int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_reque
  * Weight 0 is never picked. Returns NULL when the action has no backends or every weight is 0
  * (answer 500). A returned SV_ROUTE_BACKEND_INVALID backend answers 500. Any thread. */
 const struct sv_route_backend *sv_route_pick_backend(const struct sv_route_action *a, uint64_t rnd);
+
+/* Whether this request is mirrored by <m>: true with probability numerator/denominator for a
+ * uniformly random <rnd>. Any thread. */
+bool sv_route_mirror_pick(const struct sv_route_mirror *m, uint64_t rnd);
 
 /* An endpoint of the generation's backend set. */
 struct sv_route_endpoint {

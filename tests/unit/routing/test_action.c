@@ -324,6 +324,10 @@ TEST(routing_filters_are_data)
     CHECK_EQ_INT(a->n_mirrors, 1);
     CHECK_EQ_INT(a->mirrors[0].numerator, 25);
     CHECK_EQ_INT(a->mirrors[0].denominator, 100);
+    int mirrored = 0;
+    for (uint64_t r = 0; r < 1000; r++)
+        mirrored += sv_route_mirror_pick(&a->mirrors[0], r);
+    CHECK_EQ_INT(mirrored, 250);
     CHECK_EQ_INT(a->backends[0].app_proto, SV_ROUTE_APP_H2C);
     CHECK(a->backends[0].request_mods != NULL);
     CHECK(a->backends[1].request_mods == NULL);

@@ -115,6 +115,13 @@ TEST(routing_listener_selection)
                  -ENOENT);
     REQUIRE(res.listener != NULL);
     CHECK_EQ_MEM(res.listener->name.ptr, res.listener->name.len, "L-exact");
+    union sv_route_sockaddr l80 = rt_sa("127.0.0.1", 80), l2a = rt_sa("127.0.0.2", 80);
+    CHECK_EQ_INT(sv_generation_select_listener(g, &l80.sa, S("FOO.example.com:443")), 0);
+    CHECK_EQ_INT(sv_generation_select_listener(g, &l80.sa, S("q.example.com")), 1);
+    CHECK_EQ_INT(sv_generation_select_listener(g, &l80.sa, S("x.a.example.com")), 2);
+    CHECK_EQ_INT(sv_generation_select_listener(g, &l80.sa, S("")), 3);
+    CHECK_EQ_INT(sv_generation_select_listener(g, &l2a.sa, S("bar.example.com")), 4);
+    CHECK_EQ_INT(sv_generation_select_listener(g, &l2a.sa, S("zzz")), -1);
     CHECK_EQ_STR(rt_who(g, "127.0.0.2", 80, "GET", "bar.example.com", "/", NULL, 0), "ns/L2#0");
     CHECK_EQ_STR(rt_who(g, "127.0.0.2", 80, "GET", "zzz.example.com", "/", NULL, 0),
                  "404-nolistener");
