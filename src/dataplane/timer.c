@@ -1,0 +1,84 @@
+/* Hashed timer wheel (timer.h). */
+#include "dataplane/timer.h"
+
+#include <string.h>
+
+#include "serval/base/assert.h"
+
+void sv_wheel_init(struct sv_wheel *w, uint64_t now_ms, uint32_t tick_ms)
+{
+    SV_ASSERT(tick_ms > 0);
+    memset(w, 0, sizeof(*w));
+    w->_tick_ms = tick_ms;
+    w->_tick = now_ms / tick_ms;
+    for (unsigned i = 0; i < SV_WHEEL_SLOTS; i++)
+        w->_slots[i]._next = w->_slots[i]._prev = &w->_slots[i];
+}
+
+static void unlink_timer(struct sv_wheel *w, struct sv_timer *t)
+{
+    t->_prev->_next = t->_next;
+    t->_next->_prev = t->_prev;
+    t->_next = t->_prev = 0;
+    SV_ASSERT(w->_armed > 0);
+    w->_armed--;
+}
+
+void sv_timer_arm(struct sv_wheel *w, struct sv_timer *t, uint64_t deadline_ms)
+{
+    if (sv_timer_armed(t))
+        unlink_timer(w, t);
+    uint64_t tick = deadline_ms / w->_tick_ms;
+    if (tick <= w->_tick)
+        tick = w->_tick + 1;
+    struct sv_timer *head = &w->_slots[tick % SV_WHEEL_SLOTS];
+    t->_deadline_ms = deadline_ms;
+    t->_next = head;
+    t->_prev = head->_prev;
+    head->_prev->_next = t;
+    head->_prev = t;
+    w->_armed++;
+}
+
+void sv_timer_cancel(struct sv_wheel *w, struct sv_timer *t)
+{
+    if (sv_timer_armed(t))
+        unlink_timer(w, t);
+}
+
+unsigned sv_wheel_advance(struct sv_wheel *w, uint64_t now_ms, sv_timer_fn fn, void *ctx)
+{
+    uint64_t target = now_ms / w->_tick_ms;
+    unsigned fired = 0;
+    if (target <= w->_tick)
+        return 0;
+    uint64_t steps = target - w->_tick;
+    if (steps > SV_WHEEL_SLOTS)
+        steps = SV_WHEEL_SLOTS; /* every slot visited once covers everything due */
+    for (uint64_t i = 1; i <= steps; i++) {
+        struct sv_timer *head = &w->_slots[(w->_tick + i) % SV_WHEEL_SLOTS];
+        /* Detach the due timers first: callbacks may re-arm into this very slot. */
+        struct sv_timer due = {&due, &due, 0};
+        struct sv_timer *t = head->_next;
+        while (t != head) {
+            struct sv_timer *next = t->_next;
+            if (t->_deadline_ms / w->_tick_ms <= target) {
+                t->_prev->_next = t->_next;
+                t->_next->_prev = t->_prev;
+                t->_next = &due;
+                t->_prev = due._prev;
+                due._prev->_next = t;
+                due._prev = t;
+            }
+            t = next;
+        }
+        while (due._next != &due) {
+            t = due._next;
+            unlink_timer(w, t);
+            fired++;
+            fn(t, ctx);
+        }
+    }
+    w->_tick = target;
+    return fired;
+}
