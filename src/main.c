@@ -1,8 +1,393 @@
-/* serval-gateway entry point: flags, wiring, signals. Filled in by the data-plane work. */
+/* serval-gateway entry point: flags, wiring, signals, and the control-thread loop.
+ *
+ * Durations (--header-timeout, --idle-timeout, --upstream-timeout) take a number with an
+ * optional unit: "500ms", "2s", "1m"; a bare number means seconds. --drain-delay and
+ * --shutdown-timeout take the same forms.
+ *
+ * Signals: SIGTERM/SIGINT start a graceful shutdown (not ready → wait --drain-delay → listeners
+ * closed, idle connections closed → in-flight requests finish until --shutdown-timeout → exit 0).
+ * SIGHUP in quick mode rebuilds the routes from the flags and publishes them as a new
+ * generation (same routing, new generation id). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-int main(void)
+#include "serval/base/limits.h"
+#include "serval/base/log.h"
+#include "serval/base/str.h"
+#include "serval/base/time.h"
+#include "serval/dataplane/dataplane.h"
+#include "serval/dataplane/stats.h"
+#include "serval/routing/generation.h"
+#include "serval/routing/quick.h"
+
+#define MAX_FLAG_VALUES 64
+
+struct opts {
+    const char *listens[MAX_FLAG_VALUES];
+    size_t n_listens;
+    const char *routes[MAX_FLAG_VALUES];
+    size_t n_routes;
+    char *listen_bufs[MAX_FLAG_VALUES];
+    const char *bind_addr;
+    const char *admin;
+    const char *config_dir;
+    const char *kubeconfig;
+    const char *controller_name;
+    bool in_cluster;
+    uint64_t drain_delay_ms;
+    uint64_t shutdown_timeout_ms;
+    uint64_t republish_hz; /* hidden test flag: republish the quick-mode generation this often */
+    struct sv_dp_config dp;
+};
+
+static const char usage_text[] =
+    "usage: serval-gateway --config-dir DIR | --kubeconfig FILE | --in-cluster\n"
+    "                      [--listen ADDR:PORT --route [HOST]/PREFIX=IP:PORT[,IP:PORT...]]\n"
+    "                      [--bind ADDR] [--workers N] [--admin ADDR:PORT] [--controller-name NAME]\n"
+    "                      [--drain-delay DURATION] [--shutdown-timeout DURATION]\n"
+    "                      [--log-level debug|info|warn|error] [--max-conns N]\n"
+    "                      [--max-header-size BYTES] [--header-timeout DURATION]\n"
+    "                      [--idle-timeout DURATION] [--upstream-timeout DURATION]\n"
+    "  --listen/--route are quick mode (repeatable; longest prefix wins; round robin).\n"
+    "  DURATION is a number with an optional unit ms, s or m (bare number = seconds).\n"
+    "  --max-conns is per worker. SIGHUP in quick mode republishes the routes.\n";
+
+static void usage_exit(const char *flag, const char *why)
 {
-    fprintf(stderr, "serval-gateway: not built yet\n");
-    return 1;
+    if (flag)
+        fprintf(stderr, "serval-gateway: %s: %s\n", flag, why);
+    fputs(usage_text, stderr);
+    exit(2);
+}
+
+/* Parse DURATION into milliseconds. Returns 0 or -1. */
+static int parse_duration(const char *s, uint64_t *ms)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -1;
+    uint64_t mul;
+    if (*end == 0 || strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "m") == 0)
+        mul = 60000;
+    else
+        return -1;
+    if (v > UINT32_MAX / mul)
+        return -1;
+    *ms = v * mul;
+    return 0;
+}
+
+static uint64_t parse_uint(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    uint64_t v;
+    if (sv_str_to_u64(sv_str_cstr(s), max, &v) != 0 || v < min) {
+        char why[128];
+        snprintf(why, sizeof(why), "\"%s\" is not a number in %llu..%llu", s,
+                 (unsigned long long)min, (unsigned long long)max);
+        usage_exit(flag, why);
+    }
+    return v;
+}
+
+static uint64_t parse_dur_flag(const char *flag, const char *s)
+{
+    uint64_t ms;
+    if (parse_duration(s, &ms) != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "\"%s\" is not a duration (e.g. 500ms, 5s, 1m)", s);
+        usage_exit(flag, why);
+    }
+    return ms;
+}
+
+enum {
+    O_LISTEN = 256, O_ROUTE, O_WORKERS, O_BIND, O_ADMIN, O_LOG_LEVEL, O_DRAIN_DELAY,
+    O_SHUTDOWN_TIMEOUT, O_MAX_CONNS, O_MAX_HEADER, O_HEADER_TIMEOUT, O_IDLE_TIMEOUT,
+    O_UPSTREAM_TIMEOUT, O_CONFIG_DIR, O_KUBECONFIG, O_IN_CLUSTER, O_CONTROLLER, O_HELP,
+    O_TEST_REPUBLISH,
+};
+
+static void parse_flags(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, 0, O_LISTEN},
+        {"route", required_argument, 0, O_ROUTE},
+        {"workers", required_argument, 0, O_WORKERS},
+        {"bind", required_argument, 0, O_BIND},
+        {"admin", required_argument, 0, O_ADMIN},
+        {"log-level", required_argument, 0, O_LOG_LEVEL},
+        {"drain-delay", required_argument, 0, O_DRAIN_DELAY},
+        {"shutdown-timeout", required_argument, 0, O_SHUTDOWN_TIMEOUT},
+        {"max-conns", required_argument, 0, O_MAX_CONNS},
+        {"max-header-size", required_argument, 0, O_MAX_HEADER},
+        {"header-timeout", required_argument, 0, O_HEADER_TIMEOUT},
+        {"idle-timeout", required_argument, 0, O_IDLE_TIMEOUT},
+        {"upstream-timeout", required_argument, 0, O_UPSTREAM_TIMEOUT},
+        {"config-dir", required_argument, 0, O_CONFIG_DIR},
+        {"kubeconfig", required_argument, 0, O_KUBECONFIG},
+        {"in-cluster", no_argument, 0, O_IN_CLUSTER},
+        {"controller-name", required_argument, 0, O_CONTROLLER},
+        {"help", no_argument, 0, O_HELP},
+        {"test-republish-hz", required_argument, 0, O_TEST_REPUBLISH},
+        {0, 0, 0, 0},
+    };
+    opterr = 0;
+    for (;;) {
+        int idx = 0;
+        int ch = getopt_long(argc, argv, ":", longopts, &idx);
+        if (ch == -1)
+            break;
+        const char *flag = NULL;
+        char fname[64];
+        if (ch >= O_LISTEN && ch <= O_TEST_REPUBLISH) {
+            snprintf(fname, sizeof(fname), "--%s", longopts[ch - O_LISTEN].name);
+            flag = fname;
+        }
+        switch (ch) {
+        case O_LISTEN:
+            if (o->n_listens == MAX_FLAG_VALUES)
+                usage_exit(flag, "given too many times");
+            o->listens[o->n_listens++] = optarg;
+            break;
+        case O_ROUTE:
+            if (o->n_routes == MAX_FLAG_VALUES)
+                usage_exit(flag, "given too many times");
+            o->routes[o->n_routes++] = optarg;
+            break;
+        case O_WORKERS:
+            o->dp.workers = (unsigned)parse_uint(flag, optarg, 1, SV_MAX_WORKERS);
+            break;
+        case O_BIND:
+            o->bind_addr = optarg;
+            break;
+        case O_ADMIN:
+            o->admin = optarg;
+            break;
+        case O_LOG_LEVEL: {
+            enum sv_log_level lv;
+            if (sv_log_parse_level(optarg, &lv) != 0)
+                usage_exit(flag, "expected debug, info, warn, error or off");
+            sv_log_set_level(lv);
+            break;
+        }
+        case O_DRAIN_DELAY:
+            o->drain_delay_ms = parse_dur_flag(flag, optarg);
+            break;
+        case O_SHUTDOWN_TIMEOUT:
+            o->shutdown_timeout_ms = parse_dur_flag(flag, optarg);
+            break;
+        case O_MAX_CONNS:
+            o->dp.max_conns = (uint32_t)parse_uint(flag, optarg, 1, 1u << 20);
+            break;
+        case O_MAX_HEADER:
+            o->dp.max_header_size = (uint32_t)parse_uint(flag, optarg, 1024, 1u << 20);
+            break;
+        case O_HEADER_TIMEOUT:
+            o->dp.header_timeout_ms = (uint32_t)parse_dur_flag(flag, optarg);
+            break;
+        case O_IDLE_TIMEOUT:
+            o->dp.idle_timeout_ms = (uint32_t)parse_dur_flag(flag, optarg);
+            break;
+        case O_UPSTREAM_TIMEOUT:
+            o->dp.upstream_timeout_ms = (uint32_t)parse_dur_flag(flag, optarg);
+            break;
+        case O_CONFIG_DIR:
+            o->config_dir = optarg;
+            break;
+        case O_KUBECONFIG:
+            o->kubeconfig = optarg;
+            break;
+        case O_IN_CLUSTER:
+            o->in_cluster = true;
+            break;
+        case O_CONTROLLER:
+            o->controller_name = optarg;
+            break;
+        case O_TEST_REPUBLISH:
+            o->republish_hz = parse_uint(flag, optarg, 1, 100000);
+            break;
+        case O_HELP:
+            fputs(usage_text, stdout);
+            exit(0);
+        case ':':
+            usage_exit(argv[optind - 1], "needs a value");
+            break;
+        default:
+            usage_exit(argv[optind - 1], "unknown flag");
+        }
+    }
+    if (optind < argc)
+        usage_exit(argv[optind], "unexpected argument");
+    if (o->dp.header_timeout_ms == 0 || o->dp.idle_timeout_ms == 0 || o->dp.upstream_timeout_ms == 0)
+        usage_exit("--header-timeout/--idle-timeout/--upstream-timeout", "must be > 0");
+    if (o->n_routes && !o->n_listens)
+        usage_exit("--route", "needs at least one --listen");
+    if (o->n_listens && !o->n_routes)
+        usage_exit("--listen", "needs at least one --route");
+    if (!o->n_listens && !o->config_dir && !o->kubeconfig && !o->in_cluster)
+        usage_exit(NULL, "give --config-dir, --kubeconfig, --in-cluster or --listen/--route");
+    /* "--listen :8080" or "--listen 8080" listens on --bind (default 0.0.0.0). */
+    for (size_t i = 0; i < o->n_listens; i++) {
+        const char *l = o->listens[i];
+        const char *port = NULL;
+        if (l[0] == ':')
+            port = l + 1;
+        else if (strspn(l, "0123456789") == strlen(l))
+            port = l;
+        if (port) {
+            const char *addr = o->bind_addr ? o->bind_addr : "0.0.0.0";
+            size_t n = strlen(addr) + strlen(port) + 4;
+            o->listen_bufs[i] = malloc(n);
+            if (!o->listen_bufs[i])
+                exit(1);
+            snprintf(o->listen_bufs[i], n, strchr(addr, ':') ? "[%s]:%s" : "%s:%s", addr, port);
+            o->listens[i] = o->listen_bufs[i];
+        }
+    }
+}
+
+static struct sv_generation *build_quick(const struct opts *o, bool fatal)
+{
+    char err[512];
+    struct sv_generation *g =
+        sv_quick_build(o->listens, o->n_listens, o->routes, o->n_routes, err, sizeof(err));
+    if (!g) {
+        if (fatal) {
+            fprintf(stderr, "serval-gateway: %s\n", err);
+            fputs(usage_text, stderr);
+            exit(2);
+        }
+        sv_error("main", "quick mode rebuild failed: %s", err);
+    }
+    return g;
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+    return sv_now_ms() - t0;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    memset(&o, 0, sizeof(o));
+    sv_dp_config_defaults(&o.dp);
+    o.admin = "127.0.0.1:9901";
+    o.drain_delay_ms = 0;
+    o.shutdown_timeout_ms = 30000;
+    parse_flags(argc, argv, &o);
+    if (o.dp.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o.dp.workers = n < 1 ? 1 : (n > SV_MAX_WORKERS ? SV_MAX_WORKERS : (unsigned)n);
+    }
+    if (o.config_dir || o.kubeconfig || o.in_cluster) {
+        if (!o.n_listens) {
+            fprintf(stderr, "serval-gateway: %s: this provider is not built yet (it comes with "
+                            "the Gateway API issue); use --listen/--route quick mode\n",
+                    o.config_dir ? "--config-dir" : o.kubeconfig ? "--kubeconfig" : "--in-cluster");
+            return 2;
+        }
+        sv_warn("main", "--config-dir/--kubeconfig/--in-cluster accepted but not implemented yet; "
+                        "serving quick-mode routes");
+    }
+
+    char msg[1024];
+    int rc = sv_dp_check_io(msg, sizeof(msg));
+    if (rc < 0) {
+        fprintf(stderr, "serval-gateway: %s\n", msg);
+        return 1;
+    }
+
+    struct sv_generation_domain *dom = sv_generation_domain_new(o.dp.workers);
+    if (!dom) {
+        fprintf(stderr, "serval-gateway: out of memory\n");
+        return 1;
+    }
+    struct sv_generation *g = build_quick(&o, true);
+    sv_generation_publish(dom, g);
+
+    /* Signals are handled by this (control) thread only: block them before workers start. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    o.dp.domain = dom;
+    struct sv_dp *dp = NULL;
+    rc = sv_dp_start(&o.dp, &dp);
+    if (rc < 0) {
+        fprintf(stderr, "serval-gateway: cannot start workers: %s\n", strerror(-rc));
+        sv_generation_domain_free(dom);
+        return 1;
+    }
+    sv_info("main", "serving with %u workers (max %u connections each); admin %s", o.dp.workers,
+            o.dp.max_conns, o.admin);
+    /* Hook: the admin listener (src/admin) and the --config-dir / Kubernetes providers plug in
+     * here; they publish generations through <dom> from this control thread. */
+
+    uint64_t published = 1;
+    uint64_t period_ms = o.republish_hz ? 0 : 50;
+    struct timespec tick = {0, (long)(period_ms ? period_ms * 1000000ull : 1000000000ull / o.republish_hz)};
+    int phase = 0; /* 0 run, 1 waiting drain delay, 2 draining */
+    uint64_t t_signal = 0, t_drain = 0;
+    for (;;) {
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGHUP && phase == 0) {
+            struct sv_generation *ng = build_quick(&o, false);
+            if (ng) {
+                sv_generation_publish(dom, ng);
+                published++;
+            }
+        } else if ((sig == SIGTERM || sig == SIGINT) && phase == 0) {
+            sv_info("main", "signal %d: shutting down (drain delay %llu ms, timeout %llu ms)", sig,
+                    (unsigned long long)o.drain_delay_ms,
+                    (unsigned long long)o.shutdown_timeout_ms);
+            phase = 1;
+            t_signal = sv_now_ms();
+        } else if ((sig == SIGTERM || sig == SIGINT) && phase > 0) {
+            sv_warn("main", "second signal: stopping now");
+            break;
+        }
+        if (o.republish_hz && phase == 0) {
+            struct sv_generation *ng = build_quick(&o, false);
+            if (ng) {
+                sv_generation_publish(dom, ng);
+                published++;
+            }
+        }
+        sv_generation_reclaim(dom);
+        if (phase == 1 && ms_since(t_signal) >= o.drain_delay_ms) {
+            sv_dp_drain(dp);
+            phase = 2;
+            t_drain = sv_now_ms();
+        }
+        if (phase == 2 &&
+            (sv_dp_active_conns(dp) == 0 || ms_since(t_drain) >= o.shutdown_timeout_ms))
+            break;
+    }
+    uint64_t left = sv_dp_active_conns(dp);
+    sv_dp_stop(dp);
+    sv_dp_free(dp);
+    sv_generation_reclaim(dom);
+    sv_generation_domain_free(dom);
+    sv_info("main", "stopped (%llu generations published, %llu connections cut at the timeout)",
+            (unsigned long long)published, (unsigned long long)left);
+    for (size_t i = 0; i < o.n_listens; i++)
+        free(o.listen_bufs[i]);
+    return 0;
 }

@@ -1,0 +1,49 @@
+/* Per-worker data-plane counters. Each worker is the single writer of its own block (relaxed
+ * atomic stores on its own cache lines); any thread reads snapshots. */
+#ifndef SERVAL_DATAPLANE_STATS_H
+#define SERVAL_DATAPLANE_STATS_H
+
+#include <stdint.h>
+
+struct sv_dp;
+
+/* Counter ids; names for /metrics in sv_dp_stat_names. */
+enum sv_dp_stat {
+    SV_DP_STAT_REQUESTS = 0,      /* request heads parsed */
+    SV_DP_STAT_RESP_1XX,          /* final responses by status class sent to clients */
+    SV_DP_STAT_RESP_2XX,
+    SV_DP_STAT_RESP_3XX,
+    SV_DP_STAT_RESP_4XX,
+    SV_DP_STAT_RESP_5XX,
+    SV_DP_STAT_CONNS_ACCEPTED,
+    SV_DP_STAT_CONNS_REFUSED,     /* accepted then closed at the connection limit / draining */
+    SV_DP_STAT_CONNS_ACTIVE,      /* gauge */
+    SV_DP_STAT_UP_CONNECTS,       /* new upstream connections dialled */
+    SV_DP_STAT_UP_REUSES,         /* requests sent on a pooled upstream connection */
+    SV_DP_STAT_UP_CONNECT_ERRORS, /* upstream connect failures */
+    SV_DP_STAT_UP_RESETS,         /* upstream closed/reset before a complete response */
+    SV_DP_STAT_RETRIES,           /* requests retried on another endpoint / fresh connection */
+    SV_DP_STAT_ERR_BAD_REQUEST,   /* 400/501/505 answered for a bad request */
+    SV_DP_STAT_ERR_TOO_LARGE,     /* 431 */
+    SV_DP_STAT_ERR_NO_ROUTE,      /* 404 */
+    SV_DP_STAT_ERR_BAD_GATEWAY,   /* 502 */
+    SV_DP_STAT_ERR_UNAVAILABLE,   /* 503 */
+    SV_DP_STAT_ERR_TIMEOUT,       /* 504 */
+    SV_DP_STAT_HEADER_TIMEOUTS,
+    SV_DP_STAT_IDLE_TIMEOUTS,
+    SV_DP_STAT_ENOBUFS,           /* multishot recv stopped for lack of buffers (backpressure) */
+    SV_DP_STAT_GENERATION,        /* gauge: id of the generation the worker last adopted */
+    SV_DP_STAT_COUNT
+};
+
+/* Prometheus-style names ("requests_total"), indexed by enum sv_dp_stat. */
+extern const char *const sv_dp_stat_names[SV_DP_STAT_COUNT];
+
+/* True for gauges (value, not a counter). */
+int sv_dp_stat_is_gauge(enum sv_dp_stat s);
+
+/* Copy worker <w>'s counters into out[SV_DP_STAT_COUNT]. Returns 0 or -EINVAL (no such worker).
+ * Any thread; a racy but per-counter consistent snapshot. */
+int sv_dp_stats_snapshot(const struct sv_dp *dp, unsigned w, uint64_t *out);
+
+#endif

@@ -1,0 +1,1556 @@
+/* Client connections, upstream connections and the HTTP/1.1 proxying between them.
+ *
+ * Bytes arrive through multishot recv into the worker's provided buffers and sit in a per-socket
+ * segment queue (struct sv_rx) until consumed. Request and response heads are copied into the
+ * connection's head buffer and parsed there; bodies are sent on straight from the provided
+ * buffers (one send in flight per direction, the buffer recycled when its send completes).
+ * Backpressure: a socket whose queue holds B buffers has its recv cancelled until the queue
+ * drains to B/2, so a slow reader stops the other side instead of growing memory.
+ *
+ * Lifetime: every submitted operation counts in the owner's <inflight>; closing cancels all
+ * operations on the fd and frees the slot when <inflight> reaches 0. A send from a buffer that
+ * belongs to the peer's queue keeps that buffer (<hold>) until the send completes, whichever side
+ * closes first. Worker thread only. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dataplane/dp_int.h"
+#include "dataplane/ud.h"
+#include "serval/base/assert.h"
+#include "serval/base/log.h"
+#include "serval/http/response.h"
+#include "serval/http/serialize.h"
+#include "serval/routing/generation.h"
+
+enum { T_NONE = 0, T_IDLE, T_HEADER, T_PROGRESS, T_UPSTREAM, T_LINGER };
+
+#define LINGER_MS 1000u
+#define NO_HOLD (-1)
+
+static void conn_pump(struct sv_worker *w, struct sv_conn *c);
+static void close_conn(struct sv_worker *w, struct sv_conn *c);
+static void close_up(struct sv_worker *w, struct sv_upconn *u);
+static void head_step(struct sv_worker *w, struct sv_conn *c);
+static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err);
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static inline uint32_t bufs_b(const struct sv_worker *w)
+{
+    return w->dp->cfg.max_bufs_per_dir;
+}
+
+static inline char *ibuf(struct sv_worker *w, const struct sv_conn *c)
+{
+    return w->heads + (size_t)c->slot * w->head_stride;
+}
+
+static inline size_t ibuf_cap(const struct sv_worker *w)
+{
+    return (size_t)w->dp->cfg.max_header_size + 1024;
+}
+
+static inline size_t out_cap(const struct sv_worker *w)
+{
+    return (size_t)w->dp->cfg.max_header_size + 4096;
+}
+
+static inline char *req_out(struct sv_worker *w, const struct sv_conn *c)
+{
+    return ibuf(w, c) + ibuf_cap(w);
+}
+
+static inline char *resp_out(struct sv_worker *w, const struct sv_conn *c)
+{
+    return req_out(w, c) + out_cap(w);
+}
+
+static inline struct sv_conn *conn_at(struct sv_worker *w, uint32_t slot)
+{
+    return sv_slab_get(&w->conns, slot);
+}
+
+static inline struct sv_upconn *up_at(struct sv_worker *w, uint32_t slot)
+{
+    return sv_slab_get(&w->ups, slot);
+}
+
+static inline struct sv_upconn *up_of(struct sv_worker *w, const struct sv_conn *c)
+{
+    return c->up == SV_NO_SLOT ? NULL : up_at(w, c->up);
+}
+
+static inline uint64_t cud(struct sv_worker *w, const struct sv_conn *c, enum sv_op op)
+{
+    return sv_ud_make((uint8_t)op, c->slot, sv_slab_gen(&w->conns, c->slot));
+}
+
+static inline uint64_t uud(struct sv_worker *w, const struct sv_upconn *u, enum sv_op op)
+{
+    return sv_ud_make((uint8_t)op, u->slot, sv_slab_gen(&w->ups, u->slot));
+}
+
+static uint64_t rng_next(struct sv_worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return x;
+}
+
+/* ---- segment queues ----------------------------------------------------------------------- */
+
+static inline struct sv_seg *segq_front(struct sv_segq *q)
+{
+    SV_DASSERT(q->count > 0);
+    return &q->s[q->head % SV_SEGQ_CAP];
+}
+
+static bool segq_push(struct sv_segq *q, uint16_t bid, uint32_t len)
+{
+    if (q->count == SV_SEGQ_CAP)
+        return false;
+    struct sv_seg *s = &q->s[(q->head + q->count) % SV_SEGQ_CAP];
+    s->bid = bid;
+    s->off = 0;
+    s->len = len;
+    q->count++;
+    return true;
+}
+
+/* Remove the front segment without recycling its buffer; returns its bid. */
+static uint16_t segq_pop_keep(struct sv_segq *q)
+{
+    struct sv_seg *s = segq_front(q);
+    uint16_t bid = s->bid;
+    q->head = (q->head + 1) % SV_SEGQ_CAP;
+    q->count--;
+    return bid;
+}
+
+static void seg_consume(struct sv_worker *w, struct sv_segq *q, uint32_t n)
+{
+    struct sv_seg *s = segq_front(q);
+    SV_ASSERT(n <= s->len);
+    s->off += n;
+    s->len -= n;
+    if (s->len == 0)
+        sv_io_buf_recycle(w->io, segq_pop_keep(q));
+}
+
+static void segq_clear(struct sv_worker *w, struct sv_segq *q)
+{
+    for (uint32_t i = 0; i < SV_SEGQ_CAP && q->count; i++)
+        sv_io_buf_recycle(w->io, segq_pop_keep(q));
+}
+
+static inline char *seg_data(struct sv_worker *w, const struct sv_seg *s)
+{
+    return (char *)sv_io_buf(w->io, s->bid) + s->off;
+}
+
+/* ---- receive arming and backpressure ------------------------------------------------------- */
+
+static void starve(struct sv_worker *w, struct sv_rx *rx, uint64_t handle);
+
+/* Arm, keep or cancel the multishot recv of one socket according to its queue. */
+static void sync_rx(struct sv_worker *w, struct sv_rx *rx, int fd, uint64_t ud_recv,
+                    uint64_t ud_cancel, uint16_t *inflight)
+{
+    uint32_t b = bufs_b(w);
+    if (rx->paused && rx->q.count <= b / 2)
+        rx->paused = false;
+    else if (!rx->paused && rx->q.count >= b)
+        rx->paused = true;
+    bool want = !rx->eof && !rx->starved && !rx->paused;
+    if (want && !rx->armed) {
+        if (sv_io_recv_multishot(w->io, fd, ud_recv) == 0) {
+            rx->armed = true;
+            (*inflight)++;
+        }
+    } else if (!want && rx->armed && !rx->cancelling && !rx->eof) {
+        if (sv_io_cancel_ud(w->io, ud_recv, ud_cancel) == 0) {
+            rx->cancelling = true;
+            (*inflight)++;
+        }
+    }
+}
+
+static void sync_conn_rx(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->state == SV_C_CLOSING)
+        return;
+    sync_rx(w, &c->rx, c->fd, cud(w, c, SV_OP_C_RECV), cud(w, c, SV_OP_C_CANCEL), &c->inflight);
+}
+
+static void sync_up_rx(struct sv_worker *w, struct sv_upconn *u)
+{
+    if (u->state == SV_UP_CLOSING || u->state == SV_UP_CONNECTING)
+        return;
+    sync_rx(w, &u->rx, u->fd, uud(w, u, SV_OP_U_RECV), uud(w, u, SV_OP_U_CANCEL), &u->inflight);
+}
+
+/* Starved list: handles {1 = conn | 2 = upstream, slot, gen} waiting for free buffers. */
+static void starve(struct sv_worker *w, struct sv_rx *rx, uint64_t handle)
+{
+    if (rx->starved)
+        return;
+    rx->starved = true;
+    sv_stat_add(w, SV_DP_STAT_ENOBUFS, 1);
+    uint32_t cap = sv_slab_cap(&w->conns) + sv_slab_cap(&w->ups);
+    if (w->starved_n < cap)
+        w->starved[w->starved_n++] = handle;
+}
+
+void sv_conn_retry_starved(struct sv_worker *w)
+{
+    if (w->starved_n == 0)
+        return;
+    unsigned total = sv_io_buf_count(w->io);
+    if (sv_io_buf_in_use(w->io) > total - total / 4)
+        return; /* wait until a quarter of the ring is free again */
+    uint32_t n = w->starved_n;
+    w->starved_n = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t h = w->starved[i];
+        uint32_t slot = sv_ud_slot(h), gen = sv_ud_gen(h);
+        if (sv_ud_op(h) == 1) {
+            if (slot >= sv_slab_cap(&w->conns) || sv_slab_gen(&w->conns, slot) != gen)
+                continue;
+            struct sv_conn *c = conn_at(w, slot);
+            c->rx.starved = false;
+            sync_conn_rx(w, c);
+        } else {
+            if (slot >= sv_slab_cap(&w->ups) || sv_slab_gen(&w->ups, slot) != gen)
+                continue;
+            struct sv_upconn *u = up_at(w, slot);
+            u->rx.starved = false;
+            sync_up_rx(w, u);
+        }
+    }
+}
+
+/* Handle the end-state of a recv completion common to both sides. Returns true when the bytes
+ * (if any) were queued. */
+static void rx_complete(struct sv_worker *w, struct sv_rx *rx, const struct sv_io_cqe *e,
+                        uint16_t *inflight, bool discard, uint64_t handle)
+{
+    if (!e->more) {
+        rx->armed = false;
+        rx->cancelling = false;
+        SV_ASSERT(*inflight > 0);
+        (*inflight)--;
+    }
+    if (e->res > 0) {
+        SV_ASSERT(e->has_buf);
+        if (discard || !segq_push(&rx->q, e->bid, (uint32_t)e->res)) {
+            if (!discard)
+                sv_log_rl(1, SV_LOG_ERROR, "dataplane", "segment queue overflow; dropping conn");
+            sv_io_buf_recycle(w->io, e->bid);
+            if (!discard)
+                rx->eof = true;
+        }
+    } else if (e->res == 0) {
+        rx->eof = true;
+    } else if (e->res == -ENOBUFS) {
+        starve(w, rx, handle);
+    } else if (e->res != -ECANCELED) {
+        rx->eof = true;
+    } else if (e->has_buf) {
+        sv_io_buf_recycle(w->io, e->bid);
+    }
+}
+
+/* ---- timers ------------------------------------------------------------------------------- */
+
+static void conn_timer(struct sv_worker *w, struct sv_conn *c, uint8_t kind, uint64_t ms)
+{
+    c->timer_kind = kind;
+    if (kind == T_NONE || ms == 0)
+        sv_timer_cancel(&w->wheel, &c->timer);
+    else
+        sv_timer_arm(&w->wheel, &c->timer, w->now_ms + ms);
+}
+
+/* ---- upstream pool ------------------------------------------------------------------------ */
+
+static uint32_t ep_hash(const struct sv_route_endpoint *ep)
+{
+    const unsigned char *p = (const unsigned char *)&ep->addr;
+    uint32_t h = 2166136261u;
+    for (socklen_t i = 0; i < ep->addrlen && i < sizeof(ep->addr); i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static bool ep_eq(const struct sv_route_endpoint *a, const struct sv_route_endpoint *b)
+{
+    return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+static void pool_remove(struct sv_worker *w, struct sv_upconn *u)
+{
+    uint32_t bkt = u->hash % SV_POOL_BUCKETS;
+    if (u->pool_prev != SV_NO_SLOT)
+        up_at(w, u->pool_prev)->pool_next = u->pool_next;
+    else
+        w->pool_head[bkt] = u->pool_next;
+    if (u->pool_next != SV_NO_SLOT)
+        up_at(w, u->pool_next)->pool_prev = u->pool_prev;
+    u->pool_next = u->pool_prev = SV_NO_SLOT;
+    sv_timer_cancel(&w->wheel, &u->timer);
+}
+
+static void pool_put(struct sv_worker *w, struct sv_upconn *u)
+{
+    uint32_t bkt = u->hash % SV_POOL_BUCKETS;
+    u->state = SV_UP_IDLE;
+    u->owner = SV_NO_SLOT;
+    u->reused = false;
+    u->pool_prev = SV_NO_SLOT;
+    u->pool_next = w->pool_head[bkt];
+    if (u->pool_next != SV_NO_SLOT)
+        up_at(w, u->pool_next)->pool_prev = u->slot;
+    w->pool_head[bkt] = u->slot;
+    sv_timer_arm(&w->wheel, &u->timer, w->now_ms + w->dp->cfg.upstream_idle_timeout_ms);
+    sync_up_rx(w, u);
+}
+
+static struct sv_upconn *pool_take(struct sv_worker *w, const struct sv_route_endpoint *ep)
+{
+    uint32_t h = ep_hash(ep);
+    uint32_t s = w->pool_head[h % SV_POOL_BUCKETS];
+    for (uint32_t i = 0; s != SV_NO_SLOT && i < sv_slab_cap(&w->ups); i++) {
+        struct sv_upconn *u = up_at(w, s);
+        if (u->hash == h && ep_eq(&u->ep, ep) && !u->rx.eof && u->rx.q.count == 0) {
+            pool_remove(w, u);
+            return u;
+        }
+        s = u->pool_next;
+    }
+    return NULL;
+}
+
+/* ---- upstream connections ----------------------------------------------------------------- */
+
+static void maybe_free_up(struct sv_worker *w, struct sv_upconn *u)
+{
+    if (u->state != SV_UP_CLOSING || u->inflight != 0)
+        return;
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    u->state = 0;
+    sv_slab_free(&w->ups, u->slot);
+}
+
+/* The client send in flight from <u>'s queue keeps its buffer until it completes. */
+static void hold_client_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u)
+{
+    if (c->cl_send.kind == SV_SEND_SEG && u->rx.q.count > 0) {
+        SV_ASSERT(c->cl_hold == NO_HOLD);
+        c->cl_hold = segq_pop_keep(&u->rx.q);
+        c->cl_send.kind = SV_SEND_BYTES; /* completion must not touch u's queue */
+        c->cl_send_held = true;
+    }
+    (void)w;
+}
+
+/* The upstream send in flight from <c>'s queue keeps its buffer until it completes. */
+static void hold_up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u)
+{
+    if (u->send_busy && c->up_send.kind == SV_SEND_SEG && c->rx.q.count > 0) {
+        SV_ASSERT(u->hold == NO_HOLD);
+        u->hold = segq_pop_keep(&c->rx.q);
+    }
+    c->up_send.kind = SV_SEND_NONE;
+    (void)w;
+}
+
+/* Detach the upstream from its client; close it or return it to the pool. */
+static void up_detach(struct sv_worker *w, struct sv_conn *c, bool close_it)
+{
+    struct sv_upconn *u = up_of(w, c);
+    if (!u)
+        return;
+    hold_client_send(w, c, u);
+    hold_up_send(w, c, u);
+    c->up = SV_NO_SLOT;
+    u->owner = SV_NO_SLOT;
+    if (close_it || u->send_busy)
+        close_up(w, u);
+    else
+        pool_put(w, u);
+}
+
+static void close_up(struct sv_worker *w, struct sv_upconn *u)
+{
+    if (u->state == SV_UP_CLOSING || u->state == 0)
+        return;
+    if (u->owner != SV_NO_SLOT) {
+        struct sv_conn *c = conn_at(w, u->owner);
+        hold_client_send(w, c, u);
+        hold_up_send(w, c, u);
+        c->up = SV_NO_SLOT;
+        u->owner = SV_NO_SLOT;
+    }
+    if (u->state == SV_UP_IDLE)
+        pool_remove(w, u);
+    sv_timer_cancel(&w->wheel, &u->timer);
+    u->state = SV_UP_CLOSING;
+    segq_clear(w, &u->rx.q);
+    if (u->inflight > 0 && sv_io_cancel_fd(w->io, u->fd, uud(w, u, SV_OP_U_CANCEL)) == 0)
+        u->inflight++;
+    maybe_free_up(w, u);
+}
+
+/* Open a new upstream connection for <c> to c->ep. Returns 0 or -errno. */
+static int dial(struct sv_worker *w, struct sv_conn *c)
+{
+    int64_t slot = sv_slab_alloc(&w->ups);
+    if (slot < 0)
+        return -ENOSPC;
+    struct sv_upconn *u = up_at(w, (uint32_t)slot);
+    u->slot = (uint32_t)slot;
+    u->fd = socket(c->ep.addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd < 0) {
+        int err = -errno;
+        sv_slab_free(&w->ups, u->slot);
+        return err;
+    }
+    int one = 1;
+    (void)setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    u->state = SV_UP_CONNECTING;
+    u->owner = c->slot;
+    u->ep = c->ep;
+    u->hash = ep_hash(&c->ep);
+    u->pool_next = u->pool_prev = SV_NO_SLOT;
+    u->hold = NO_HOLD;
+    if (sv_io_connect(w->io, u->fd, &u->ep.addr.sa, u->ep.addrlen, uud(w, u, SV_OP_U_CONNECT)) < 0) {
+        close(u->fd);
+        sv_slab_free(&w->ups, u->slot);
+        return -EBUSY;
+    }
+    u->inflight++;
+    c->up = u->slot;
+    sv_stat_add(w, SV_DP_STAT_UP_CONNECTS, 1);
+    return 0;
+}
+
+/* ---- client connections: local answers and closing ------------------------------------------ */
+
+static void count_status(struct sv_worker *w, int status)
+{
+    if (status >= 100 && status < 600)
+        sv_stat_add(w, (enum sv_dp_stat)(SV_DP_STAT_RESP_1XX + status / 100 - 1), 1);
+}
+
+static void release_route(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->gen) {
+        sv_generation_unref(c->gen, w->idx);
+        c->gen = NULL;
+        c->action = NULL;
+        c->resp_mods = NULL;
+    }
+}
+
+static void maybe_free_conn(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->state != SV_C_CLOSING || c->inflight != 0)
+        return;
+    close(c->fd);
+    c->fd = -1;
+    c->state = 0;
+    sv_stat_add(w, SV_DP_STAT_CONNS_ACTIVE, (uint64_t)-1);
+    sv_slab_free(&w->conns, c->slot);
+}
+
+static void close_conn(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->state == SV_C_CLOSING || c->state == 0)
+        return;
+    sv_timer_cancel(&w->wheel, &c->timer);
+    if (c->up != SV_NO_SLOT)
+        up_detach(w, c, true);
+    release_route(w, c);
+    c->state = SV_C_CLOSING;
+    segq_clear(w, &c->rx.q);
+    if (c->inflight > 0 && sv_io_cancel_fd(w->io, c->fd, cud(w, c, SV_OP_C_CANCEL)) == 0)
+        c->inflight++;
+    maybe_free_conn(w, c);
+}
+
+/* Everything was sent and the connection ends: shut our write side and read until the client
+ * closes (or a short timer), so a client still sending does not turn our answer into a reset. */
+static void linger(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->up != SV_NO_SLOT)
+        up_detach(w, c, true);
+    release_route(w, c);
+    segq_clear(w, &c->rx.q);
+    if (c->rx.eof) {
+        close_conn(w, c);
+        return;
+    }
+    (void)shutdown(c->fd, SHUT_WR);
+    c->state = SV_C_LINGER;
+    conn_timer(w, c, T_LINGER, LINGER_MS);
+    sync_conn_rx(w, c);
+}
+
+static void cl_pump(struct sv_worker *w, struct sv_conn *c);
+
+/* Answer with <bytes> (static, or in resp_out). <keep>: the connection continues afterwards
+ * (only when the request has no body left to read). */
+static void respond_local(struct sv_worker *w, struct sv_conn *c, struct sv_str bytes, int status,
+                          bool keep)
+{
+    if (c->up != SV_NO_SLOT)
+        up_detach(w, c, true);
+    release_route(w, c);
+    count_status(w, status);
+    c->canned = bytes;
+    c->canned_sent = 0;
+    c->resp_out_len = c->resp_out_sent = 0;
+    c->close_after = !keep;
+    c->state = SV_C_LOCAL;
+    conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+    cl_pump(w, c);
+}
+
+static void respond_error(struct sv_worker *w, struct sv_conn *c, int status)
+{
+    switch (status) {
+    case 400:
+    case 501:
+    case 505:
+        sv_stat_add(w, SV_DP_STAT_ERR_BAD_REQUEST, 1);
+        break;
+    case 431:
+        sv_stat_add(w, SV_DP_STAT_ERR_TOO_LARGE, 1);
+        break;
+    case 404:
+        sv_stat_add(w, SV_DP_STAT_ERR_NO_ROUTE, 1);
+        break;
+    case 502:
+        sv_stat_add(w, SV_DP_STAT_ERR_BAD_GATEWAY, 1);
+        break;
+    case 503:
+        sv_stat_add(w, SV_DP_STAT_ERR_UNAVAILABLE, 1);
+        break;
+    case 504:
+        sv_stat_add(w, SV_DP_STAT_ERR_TIMEOUT, 1);
+        break;
+    default:
+        break;
+    }
+    /* Keep the connection only for answers to a complete, body-less, well-formed request. */
+    bool keep = (status == 404 || status == 503 || status == 500) && c->state == SV_C_PROXY_PRE &&
+                c->req_keepalive && c->req_body == SV_HTTP_BODY_NONE && !w->draining;
+    struct sv_str bytes = sv_http_canned(status, !keep);
+    if (!bytes.ptr)
+        bytes = sv_http_canned(500, true);
+    respond_local(w, c, bytes, status, keep);
+}
+
+/* ---- the next request on a kept-alive connection ------------------------------------------ */
+
+static void reset_request(struct sv_worker *w, struct sv_conn *c)
+{
+    sv_http_parser_reset(&c->req_p);
+    sv_http_parser_reset(&c->resp_p);
+    c->ibuf_len = 0;
+    c->req_body = 0;
+    c->req_keepalive = false;
+    c->req_http10 = false;
+    c->req_parsed_done = c->req_done = c->req_body_sent_any = false;
+    c->upgrade = c->retried_other = c->retried_fresh = c->head_timer = false;
+    c->req_out_len = c->req_out_sent = 0;
+    c->up_send.kind = SV_SEND_NONE;
+    c->resp_body = 0;
+    c->resp_started = c->resp_head_done = c->resp_parsed_done = false;
+    c->client_keep = c->close_after = false;
+    c->canned = SV_STR_NULL;
+    c->canned_sent = 0;
+    c->resp_out_len = c->resp_out_sent = 0;
+    c->status = 0;
+    c->state = SV_C_HEAD;
+    conn_timer(w, c, T_IDLE, w->dp->cfg.idle_timeout_ms);
+}
+
+/* ---- routing a parsed request ------------------------------------------------------------ */
+
+static ssize_t header_join(const void *ctx, struct sv_str name, char *out, size_t cap)
+{
+    return sv_http_head_join(ctx, name, out, cap);
+}
+
+static bool method_idempotent(enum sv_http_method m)
+{
+    return m == SV_HTTP_GET || m == SV_HTTP_HEAD || m == SV_HTTP_OPTIONS || m == SV_HTTP_PUT ||
+           m == SV_HTTP_DELETE || m == SV_HTTP_TRACE;
+}
+
+static void up_pump(struct sv_worker *w, struct sv_conn *c);
+
+/* Give the request an upstream connection (pooled unless <fresh>). Returns 0 or -errno. */
+static int attach_upstream(struct sv_worker *w, struct sv_conn *c, bool fresh)
+{
+    struct sv_upconn *u = fresh ? NULL : pool_take(w, &c->ep);
+    if (u) {
+        u->state = SV_UP_ACTIVE;
+        u->owner = c->slot;
+        u->reused = true;
+        c->up = u->slot;
+        sv_stat_add(w, SV_DP_STAT_UP_REUSES, 1);
+        return 0;
+    }
+    return dial(w, c);
+}
+
+static uint64_t route_timeout(const struct sv_worker *w, const struct sv_route_action *a)
+{
+    uint64_t t = w->dp->cfg.upstream_timeout_ms;
+    if (a->backend_timeout_ms && a->backend_timeout_ms < t)
+        t = a->backend_timeout_ms;
+    if (a->request_timeout_ms && a->request_timeout_ms < t)
+        t = a->request_timeout_ms;
+    return t;
+}
+
+static void route_request(struct sv_worker *w, struct sv_conn *c)
+{
+    const struct sv_http_head *h = &c->req;
+    sv_stat_add(w, SV_DP_STAT_REQUESTS, 1);
+    c->method = h->method;
+    c->req_keepalive = (h->flags & SV_HTTP_F_KEEP_ALIVE) != 0;
+    c->req_http10 = h->version_minor == 0;
+    c->upgrade = (h->flags & SV_HTTP_F_UPGRADE) != 0;
+    enum sv_http_body_kind body = sv_http_body_begin(&c->req_p);
+    c->req_body = (uint8_t)body;
+    c->state = SV_C_PROXY_PRE;
+    if (h->method == SV_HTTP_CONNECT) {
+        respond_error(w, c, 501);
+        return;
+    }
+    if (body == SV_HTTP_BODY_NONE || body == SV_HTTP_BODY_TUNNEL) {
+        c->req_body = SV_HTTP_BODY_NONE;
+        c->req_parsed_done = true;
+    }
+    const struct sv_generation *gen = w->gen;
+    if (!gen) {
+        respond_error(w, c, 503);
+        return;
+    }
+    struct sv_route_request rq = {
+        .local = &c->local.sa,
+        .host = h->host,
+        .path = h->path,
+        .query = h->query,
+        .method = h->method_str,
+        .header = header_join,
+        .header_ctx = h,
+    };
+    struct sv_route_result res;
+    if (sv_route_lookup(gen, &rq, &res) < 0 || !res.action) {
+        respond_error(w, c, 404);
+        return;
+    }
+    const struct sv_route_action *a = res.action;
+    char *scratch = resp_out(w, c);
+    size_t scap = out_cap(w);
+    if (a->fixed_status) {
+        respond_error(w, c, a->fixed_status);
+        return;
+    }
+    if (a->redirect) {
+        char *loc = req_out(w, c);
+        ssize_t ln = sv_route_redirect_location(&res, SV_STR_LIT("http"), h->host, h->path,
+                                                h->query, loc, scap / 2);
+        int st = sv_route_redirect_status(&res);
+        bool keep = c->req_keepalive && c->req_body == SV_HTTP_BODY_NONE && !w->draining;
+        char line[96];
+        int ll = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nLocation: ", st, sv_http_reason(st));
+        const char *tail = keep ? "\r\nContent-Length: 0\r\n\r\n"
+                                : "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        size_t tl = strlen(tail);
+        if (ln < 0 || ll < 0 || (size_t)ll >= sizeof(line) || (size_t)ll + (size_t)ln + tl > scap) {
+            respond_error(w, c, 500);
+            return;
+        }
+        size_t n = 0;
+        memcpy(scratch, line, (size_t)ll);
+        n += (size_t)ll;
+        memcpy(scratch + n, loc, (size_t)ln);
+        n += (size_t)ln;
+        memcpy(scratch + n, tail, tl);
+        n += tl;
+        respond_local(w, c, sv_str_make(scratch, (size_t)n), st, keep);
+        return;
+    }
+    const struct sv_route_backend *be = sv_route_pick_backend(a, rng_next(w));
+    if (!be || be->kind == SV_ROUTE_BACKEND_INVALID) {
+        respond_error(w, c, 500);
+        return;
+    }
+    const struct sv_route_endpoint *ep =
+        sv_generation_pick_endpoint(gen, be->set_id, &w->rr[be->set_id % SV_RR_CURSORS], NULL);
+    if (!ep) {
+        respond_error(w, c, 503);
+        return;
+    }
+    struct sv_http_rewrite rw = {
+        .mods = a->request_mods ? a->request_mods : be->request_mods,
+        .xff = sv_str_make(c->xff, c->xff_len),
+        .xf_proto = SV_STR_LIT("http"),
+        .xf_port = c->local_port,
+        .upgrade = c->upgrade,
+    };
+    if (c->xff_len == 0)
+        rw.xff = SV_STR_NULL;
+    if (a->rewrite) {
+        if (a->rewrite->hostname.len)
+            rw.host = a->rewrite->hostname;
+        if (a->rewrite->path.type != SV_ROUTE_PATH_MOD_NONE) {
+            ssize_t pn = sv_route_apply_path_mod(&a->rewrite->path, &res, h->path, scratch, scap);
+            if (pn < 0 || (size_t)pn + 1 + h->query.len > scap) {
+                respond_error(w, c, 500);
+                return;
+            }
+            size_t tn = (size_t)pn;
+            if (h->flags & SV_HTTP_F_QUERY) {
+                scratch[tn++] = '?';
+                memcpy(scratch + tn, h->query.ptr, h->query.len);
+                tn += h->query.len;
+            }
+            rw.target = sv_str_make(scratch, tn);
+        }
+    }
+    ssize_t n = sv_http_write_request_head(h, &rw, req_out(w, c), out_cap(w));
+    if (n < 0) {
+        respond_error(w, c, 431);
+        return;
+    }
+    c->req_out_len = (uint32_t)n;
+    c->req_out_sent = 0;
+    sv_generation_ref(gen, w->idx);
+    c->gen = gen;
+    c->action = a;
+    c->resp_mods = a->response_mods ? a->response_mods : be->response_mods;
+    c->set_id = be->set_id;
+    c->ep = *ep;
+    c->upstream_timeout_ms = route_timeout(w, a);
+    sv_http_parser_reset(&c->resp_p);
+    sv_http_parser_set_request_method(&c->resp_p, c->method);
+    c->ibuf_len = 0; /* the request head is serialized; ibuf now collects the response head */
+    int rc = attach_upstream(w, c, false);
+    if (rc < 0) {
+        sv_log_rl(1, SV_LOG_WARN, "dataplane", "upstream connection failed: %s", strerror(-rc));
+        respond_error(w, c, rc == -ENOSPC ? 503 : 502);
+        return;
+    }
+    c->state = SV_C_PROXY;
+    conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+    up_pump(w, c);
+}
+
+/* Retry once: on a fresh connection when a pooled one failed, else on another endpoint. Only
+ * idempotent requests whose body was not sent yet. Returns true when the retry is under way. */
+static bool try_retry(struct sv_worker *w, struct sv_conn *c, bool was_reused)
+{
+    if (!method_idempotent(c->method) || c->req_body_sent_any || c->resp_started || !c->gen)
+        return false;
+    if (was_reused && !c->retried_fresh) {
+        c->retried_fresh = true;
+    } else if (!c->retried_other) {
+        c->retried_other = true;
+        struct sv_route_endpoint failed = c->ep;
+        const struct sv_route_endpoint *ep = sv_generation_pick_endpoint(
+            c->gen, c->set_id, &w->rr[c->set_id % SV_RR_CURSORS], &failed);
+        if (!ep)
+            return false;
+        c->ep = *ep;
+    } else {
+        return false;
+    }
+    c->req_out_sent = 0;
+    c->req_done = false;
+    if (dial(w, c) < 0)
+        return false;
+    sv_stat_add(w, SV_DP_STAT_RETRIES, 1);
+    return true;
+}
+
+/* An upstream connection failed (connect error, send error, closed or reset) while serving
+ * <u>->owner. */
+static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err)
+{
+    uint32_t owner = u->owner;
+    bool reused = u->reused;
+    bool connecting = u->state == SV_UP_CONNECTING;
+    close_up(w, u);
+    sv_stat_add(w, connecting ? SV_DP_STAT_UP_CONNECT_ERRORS : SV_DP_STAT_UP_RESETS, 1);
+    if (owner == SV_NO_SLOT)
+        return;
+    struct sv_conn *c = conn_at(w, owner);
+    if (c->state != SV_C_PROXY)
+        return;
+    if (c->resp_head_done) {
+        close_conn(w, c); /* part of the response is out: the client sees the connection end */
+        return;
+    }
+    if (try_retry(w, c, reused)) {
+        up_pump(w, c);
+        return;
+    }
+    sv_log_rl(1, SV_LOG_WARN, "dataplane", "upstream failed before a response: %s",
+              err ? strerror(-err) : "closed");
+    c->state = SV_C_PROXY_PRE;
+    c->req_keepalive = c->req_keepalive && c->req_parsed_done && !c->req_body_sent_any;
+    respond_error(w, c, 502);
+}
+
+/* ---- request direction: client → upstream ------------------------------------------------- */
+
+static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, const void *p,
+                    uint32_t len, uint8_t kind)
+{
+    if (sv_io_send(w->io, u->fd, p, len, uud(w, u, SV_OP_U_SEND)) < 0) {
+        upstream_failed(w, u, -EBUSY);
+        return;
+    }
+    u->inflight++;
+    u->send_busy = true;
+    c->up_send.kind = kind;
+    c->up_send.len = len;
+}
+
+static void up_pump(struct sv_worker *w, struct sv_conn *c)
+{
+    struct sv_upconn *u = up_of(w, c);
+    if (!u || u->state != SV_UP_ACTIVE || u->send_busy)
+        return;
+    if (c->req_out_sent < c->req_out_len) {
+        up_send(w, c, u, req_out(w, c) + c->req_out_sent, c->req_out_len - c->req_out_sent,
+                SV_SEND_BYTES);
+        return;
+    }
+    if (c->state == SV_C_TUNNEL) {
+        if (c->rx.q.count) {
+            struct sv_seg *s = segq_front(&c->rx.q);
+            up_send(w, c, u, seg_data(w, s), s->len, SV_SEND_SEG);
+        } else if (c->rx.eof) {
+            (void)shutdown(u->fd, SHUT_WR);
+        }
+        return;
+    }
+    if (c->req_done)
+        return;
+    for (unsigned i = 0; i < SV_SEGQ_CAP && !c->req_parsed_done && c->rx.q.count; i++) {
+        struct sv_seg *s = segq_front(&c->rx.q);
+        size_t used = 0;
+        bool done = false;
+        int rc = sv_http_parse_body(&c->req_p, seg_data(w, s), s->len, &used, &done);
+        if (rc < 0) {
+            sv_log_rl(1, SV_LOG_INFO, "dataplane", "bad request body: %s", sv_http_error_name(rc));
+            if (c->resp_head_done) {
+                close_conn(w, c);
+            } else {
+                c->state = SV_C_PROXY_PRE;
+                c->req_keepalive = false;
+                respond_error(w, c, 400);
+            }
+            return;
+        }
+        if (done)
+            c->req_parsed_done = true;
+        if (used > 0) {
+            c->req_body_sent_any = true;
+            up_send(w, c, u, seg_data(w, s), (uint32_t)used, SV_SEND_SEG);
+            return;
+        }
+    }
+    if (c->req_parsed_done) {
+        c->req_done = true;
+        if (!c->resp_head_done)
+            conn_timer(w, c, T_UPSTREAM, c->upstream_timeout_ms);
+    } else if (c->rx.eof && c->rx.q.count == 0) {
+        close_conn(w, c); /* client went away in the middle of its request body */
+    }
+}
+
+/* ---- response direction: upstream → client ------------------------------------------------ */
+
+static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint32_t len,
+                    uint8_t kind)
+{
+    if (sv_io_send(w->io, c->fd, p, len, cud(w, c, SV_OP_C_SEND)) < 0) {
+        close_conn(w, c);
+        return;
+    }
+    c->inflight++;
+    c->cl_send.kind = kind;
+    c->cl_send.len = len;
+}
+
+static void exchange_end(struct sv_worker *w, struct sv_conn *c)
+{
+    struct sv_upconn *u = up_of(w, c);
+    if (u) {
+        bool clean = (c->resp.flags & SV_HTTP_F_KEEP_ALIVE) &&
+                     c->resp_body != SV_HTTP_BODY_UNTIL_CLOSE && c->req_done &&
+                     u->rx.q.count == 0 && !u->rx.eof && !u->send_busy;
+        up_detach(w, c, !clean);
+    }
+    release_route(w, c);
+    if (!c->client_keep || w->draining || !c->req_done) {
+        linger(w, c);
+        return;
+    }
+    reset_request(w, c);
+    head_step(w, c);
+}
+
+static int resp_flags(const struct sv_conn *c)
+{
+    return (c->client_keep ? SV_HTTP_RESP_KEEP_ALIVE : 0) | (c->req_http10 ? SV_HTTP_RESP_CLIENT_10 : 0);
+}
+
+static void bad_upstream_response(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u,
+                                  int rc)
+{
+    sv_log_rl(1, SV_LOG_WARN, "dataplane", "bad upstream response: %s", sv_http_error_name(rc));
+    close_up(w, u);
+    c->state = SV_C_PROXY_PRE;
+    c->req_keepalive = false;
+    respond_error(w, c, 502);
+}
+
+/* Collect and parse the response head from the upstream's queue. */
+static void resp_step(struct sv_worker *w, struct sv_conn *c)
+{
+    struct sv_upconn *u = up_of(w, c);
+    if (!u || c->resp_head_done || c->resp_out_sent < c->resp_out_len)
+        return;
+    for (unsigned i = 0; i < SV_SEGQ_CAP && u->rx.q.count; i++) {
+        struct sv_seg *s = segq_front(&u->rx.q);
+        size_t room = ibuf_cap(w) - c->ibuf_len;
+        if (room == 0) {
+            bad_upstream_response(w, c, u, SV_HTTP_E_HEAD_TOO_LARGE);
+            return;
+        }
+        uint32_t n = (uint32_t)SV_MIN((size_t)s->len, room);
+        memcpy(ibuf(w, c) + c->ibuf_len, seg_data(w, s), n);
+        c->ibuf_len += n;
+        size_t hl = 0;
+        int rc = sv_http_parse_head(&c->resp_p, ibuf(w, c), c->ibuf_len, &c->resp, &hl);
+        if (rc == SV_HTTP_AGAIN) {
+            seg_consume(w, &u->rx.q, n);
+            continue;
+        }
+        if (rc < 0) {
+            bad_upstream_response(w, c, u, rc);
+            return;
+        }
+        uint32_t excess = c->ibuf_len - (uint32_t)hl;
+        seg_consume(w, &u->rx.q, n - excess);
+        c->ibuf_len = 0;
+        if (c->resp.flags & SV_HTTP_F_INTERIM) {
+            ssize_t on = sv_http_write_response_head(&c->resp, NULL, SV_HTTP_RESP_KEEP_ALIVE,
+                                                     resp_out(w, c), out_cap(w));
+            sv_http_parser_reset(&c->resp_p);
+            sv_http_parser_set_request_method(&c->resp_p, c->method);
+            if (on > 0) {
+                c->resp_out_len = (uint32_t)on;
+                c->resp_out_sent = 0;
+                return; /* parse the rest once the interim head is out */
+            }
+            continue;
+        }
+        enum sv_http_body_kind body = sv_http_body_begin(&c->resp_p);
+        c->resp_body = (uint8_t)body;
+        c->status = c->resp.status;
+        bool tunnel = body == SV_HTTP_BODY_TUNNEL;
+        c->client_keep = !tunnel && c->req_keepalive && !w->draining &&
+                         body != SV_HTTP_BODY_UNTIL_CLOSE && c->req_done;
+        ssize_t on = sv_http_write_response_head(&c->resp, c->resp_mods, (unsigned)resp_flags(c),
+                                                 resp_out(w, c), out_cap(w));
+        if (on < 0) {
+            bad_upstream_response(w, c, u, SV_HTTP_E_HEAD_TOO_LARGE);
+            return;
+        }
+        c->resp_out_len = (uint32_t)on;
+        c->resp_out_sent = 0;
+        c->resp_head_done = true;
+        count_status(w, c->status);
+        if (body == SV_HTTP_BODY_NONE)
+            c->resp_parsed_done = true;
+        if (tunnel) {
+            c->state = SV_C_TUNNEL;
+            conn_timer(w, c, T_NONE, 0);
+        } else {
+            conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+        }
+        return;
+    }
+    if (u->rx.eof && u->rx.q.count == 0)
+        upstream_failed(w, u, 0);
+}
+
+static void cl_pump(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->cl_send.kind != SV_SEND_NONE || c->state == SV_C_CLOSING || c->state == SV_C_LINGER)
+        return;
+    if (c->canned.ptr) {
+        if (c->canned_sent < c->canned.len) {
+            cl_send(w, c, c->canned.ptr + c->canned_sent, (uint32_t)(c->canned.len - c->canned_sent),
+                    SV_SEND_BYTES);
+            return;
+        }
+        if (c->close_after) {
+            linger(w, c);
+        } else {
+            reset_request(w, c);
+            head_step(w, c);
+        }
+        return;
+    }
+    if (c->resp_out_sent < c->resp_out_len) {
+        cl_send(w, c, resp_out(w, c) + c->resp_out_sent, c->resp_out_len - c->resp_out_sent,
+                SV_SEND_BYTES);
+        return;
+    }
+    struct sv_upconn *u = up_of(w, c);
+    if (c->state == SV_C_TUNNEL) {
+        if (u && u->rx.q.count) {
+            struct sv_seg *s = segq_front(&u->rx.q);
+            cl_send(w, c, seg_data(w, s), s->len, SV_SEND_SEG);
+        } else if (!u || u->rx.eof) {
+            linger(w, c);
+        }
+        return;
+    }
+    if (!c->resp_head_done)
+        return;
+    for (unsigned i = 0; u && i < SV_SEGQ_CAP && !c->resp_parsed_done && u->rx.q.count; i++) {
+        struct sv_seg *s = segq_front(&u->rx.q);
+        size_t used = 0;
+        bool done = false;
+        int rc = sv_http_parse_body(&c->resp_p, seg_data(w, s), s->len, &used, &done);
+        if (rc < 0) {
+            sv_log_rl(1, SV_LOG_WARN, "dataplane", "bad upstream body: %s", sv_http_error_name(rc));
+            close_conn(w, c);
+            return;
+        }
+        if (done)
+            c->resp_parsed_done = true;
+        if (used > 0) {
+            cl_send(w, c, seg_data(w, s), (uint32_t)used, SV_SEND_SEG);
+            return;
+        }
+    }
+    if (c->resp_parsed_done) {
+        exchange_end(w, c);
+        return;
+    }
+    if (!u || (u->rx.eof && u->rx.q.count == 0)) {
+        if (u && c->resp_body == SV_HTTP_BODY_UNTIL_CLOSE && sv_http_parse_eof(&c->resp_p) == 0) {
+            c->resp_parsed_done = true;
+            exchange_end(w, c);
+            return;
+        }
+        sv_stat_add(w, SV_DP_STAT_UP_RESETS, 1);
+        close_conn(w, c); /* upstream died in the middle of the body */
+    }
+}
+
+/* ---- request heads ------------------------------------------------------------------------ */
+
+static void head_step(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->state != SV_C_HEAD)
+        return;
+    if (w->draining && c->ibuf_len == 0 && c->rx.q.count == 0) {
+        close_conn(w, c);
+        return;
+    }
+    for (unsigned i = 0; i < SV_SEGQ_CAP && c->rx.q.count; i++) {
+        struct sv_seg *s = segq_front(&c->rx.q);
+        size_t room = ibuf_cap(w) - c->ibuf_len;
+        if (room == 0)
+            break;
+        uint32_t n = (uint32_t)SV_MIN((size_t)s->len, room);
+        memcpy(ibuf(w, c) + c->ibuf_len, seg_data(w, s), n);
+        c->ibuf_len += n;
+        size_t hl = 0;
+        int rc = sv_http_parse_head(&c->req_p, ibuf(w, c), c->ibuf_len, &c->req, &hl);
+        if (rc == SV_HTTP_AGAIN) {
+            seg_consume(w, &c->rx.q, n);
+            continue;
+        }
+        if (rc < 0) {
+            sv_log_rl(1, SV_LOG_INFO, "dataplane", "bad request: %s", sv_http_error_name(rc));
+            seg_consume(w, &c->rx.q, n);
+            c->state = SV_C_PROXY_PRE;
+            c->req_keepalive = false;
+            respond_error(w, c, sv_http_error_status(rc, SV_HTTP_REQUEST));
+            return;
+        }
+        seg_consume(w, &c->rx.q, n - (c->ibuf_len - (uint32_t)hl));
+        route_request(w, c);
+        return;
+    }
+    if (c->ibuf_len >= ibuf_cap(w)) {
+        c->state = SV_C_PROXY_PRE;
+        c->req_keepalive = false;
+        respond_error(w, c, 431);
+        return;
+    }
+    if (c->rx.eof) {
+        close_conn(w, c);
+        return;
+    }
+    if (c->ibuf_len > 0 && !c->head_timer) {
+        c->head_timer = true;
+        conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
+    }
+}
+
+/* ---- the per-connection pump -------------------------------------------------------------- */
+
+static void conn_pump(struct sv_worker *w, struct sv_conn *c)
+{
+    switch (c->state) {
+    case SV_C_HEAD:
+        head_step(w, c);
+        break;
+    case SV_C_PROXY:
+        up_pump(w, c);
+        if (c->state == SV_C_PROXY)
+            resp_step(w, c);
+        if (c->state == SV_C_PROXY || c->state == SV_C_TUNNEL)
+            cl_pump(w, c);
+        if (c->state == SV_C_PROXY || c->state == SV_C_TUNNEL)
+            up_pump(w, c);
+        break;
+    case SV_C_TUNNEL:
+        up_pump(w, c);
+        if (c->state == SV_C_TUNNEL)
+            cl_pump(w, c);
+        if (c->state == SV_C_TUNNEL && c->rx.eof && c->rx.q.count == 0 && !up_of(w, c))
+            close_conn(w, c);
+        break;
+    case SV_C_LOCAL:
+        cl_pump(w, c);
+        break;
+    case SV_C_LINGER:
+        segq_clear(w, &c->rx.q);
+        if (c->rx.eof)
+            close_conn(w, c);
+        break;
+    default:
+        break;
+    }
+    if (c->state != SV_C_CLOSING && c->state != 0) {
+        sync_conn_rx(w, c);
+        struct sv_upconn *u = up_of(w, c);
+        if (u)
+            sync_up_rx(w, u);
+    }
+}
+
+/* ---- completions -------------------------------------------------------------------------- */
+
+static struct sv_conn *conn_lookup(struct sv_worker *w, uint64_t ud)
+{
+    uint32_t slot = sv_ud_slot(ud);
+    if (slot >= sv_slab_cap(&w->conns) || sv_slab_gen(&w->conns, slot) != sv_ud_gen(ud))
+        return NULL;
+    struct sv_conn *c = conn_at(w, slot);
+    return c->state ? c : NULL;
+}
+
+static struct sv_upconn *up_lookup(struct sv_worker *w, uint64_t ud)
+{
+    uint32_t slot = sv_ud_slot(ud);
+    if (slot >= sv_slab_cap(&w->ups) || sv_slab_gen(&w->ups, slot) != sv_ud_gen(ud))
+        return NULL;
+    struct sv_upconn *u = up_at(w, slot);
+    return u->state ? u : NULL;
+}
+
+static void on_client_send(struct sv_worker *w, struct sv_conn *c, const struct sv_io_cqe *e)
+{
+    SV_ASSERT(c->inflight > 0);
+    c->inflight--;
+    uint8_t kind = c->cl_send.kind;
+    uint32_t len = c->cl_send.len;
+    c->cl_send.kind = SV_SEND_NONE;
+    if (c->cl_hold != NO_HOLD) {
+        sv_io_buf_recycle(w->io, (uint16_t)c->cl_hold);
+        c->cl_hold = NO_HOLD;
+        c->cl_send_held = false;
+        kind = SV_SEND_NONE; /* its queue is gone */
+    }
+    if (c->state == SV_C_CLOSING) {
+        maybe_free_conn(w, c);
+        return;
+    }
+    if (e->res < 0 || (uint32_t)e->res < len) {
+        close_conn(w, c);
+        return;
+    }
+    if (kind == SV_SEND_BYTES) {
+        if (c->canned.ptr)
+            c->canned_sent += (uint32_t)e->res;
+        else
+            c->resp_out_sent += (uint32_t)e->res;
+    } else if (kind == SV_SEND_SEG) {
+        struct sv_upconn *u = up_of(w, c);
+        SV_ASSERT(u && u->rx.q.count > 0);
+        seg_consume(w, &u->rx.q, len);
+    }
+    if (c->state == SV_C_PROXY && c->resp_head_done)
+        conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+    conn_pump(w, c);
+}
+
+static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv_io_cqe *e)
+{
+    SV_ASSERT(u->inflight > 0);
+    u->inflight--;
+    u->send_busy = false;
+    if (u->hold != NO_HOLD) {
+        sv_io_buf_recycle(w->io, (uint16_t)u->hold);
+        u->hold = NO_HOLD;
+    }
+    if (u->state == SV_UP_CLOSING) {
+        maybe_free_up(w, u);
+        return;
+    }
+    if (u->owner == SV_NO_SLOT)
+        return;
+    struct sv_conn *c = conn_at(w, u->owner);
+    uint8_t kind = c->up_send.kind;
+    uint32_t len = c->up_send.len;
+    c->up_send.kind = SV_SEND_NONE;
+    if (e->res < 0 || (uint32_t)e->res < len) {
+        if (c->resp_started) {
+            /* the upstream answered and stopped reading: let the response finish */
+            c->req_done = true;
+            c->req_keepalive = false;
+            close_up(w, u);
+            close_conn(w, c);
+            return;
+        }
+        upstream_failed(w, u, e->res < 0 ? e->res : -EPIPE);
+        return;
+    }
+    if (kind == SV_SEND_BYTES)
+        c->req_out_sent += (uint32_t)e->res;
+    else if (kind == SV_SEND_SEG)
+        seg_consume(w, &c->rx.q, len);
+    if (c->state == SV_C_PROXY && !c->req_done)
+        conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+    conn_pump(w, c);
+}
+
+void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
+{
+    uint8_t op = sv_ud_op(e->ud);
+    switch (op) {
+    case SV_OP_C_RECV:
+    case SV_OP_C_SEND:
+    case SV_OP_C_CANCEL: {
+        struct sv_conn *c = conn_lookup(w, e->ud);
+        if (!c) {
+            if (e->has_buf)
+                sv_io_buf_recycle(w->io, e->bid);
+            return;
+        }
+        if (op == SV_OP_C_SEND) {
+            on_client_send(w, c, e);
+            return;
+        }
+        if (op == SV_OP_C_CANCEL) {
+            SV_ASSERT(c->inflight > 0);
+            c->inflight--;
+            if (c->state == SV_C_CLOSING)
+                maybe_free_conn(w, c);
+            return;
+        }
+        bool discard = c->state == SV_C_CLOSING || c->state == SV_C_LINGER;
+        rx_complete(w, &c->rx, e, &c->inflight, discard,
+                    sv_ud_make(1, c->slot, sv_slab_gen(&w->conns, c->slot)));
+        if (c->state == SV_C_CLOSING) {
+            maybe_free_conn(w, c);
+            return;
+        }
+        if (c->state == SV_C_HEAD && c->timer_kind == T_IDLE && c->rx.q.count && !c->head_timer) {
+            c->head_timer = true;
+            conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
+        }
+        conn_pump(w, c);
+        return;
+    }
+    case SV_OP_U_RECV:
+    case SV_OP_U_SEND:
+    case SV_OP_U_CONNECT:
+    case SV_OP_U_CANCEL: {
+        struct sv_upconn *u = up_lookup(w, e->ud);
+        if (!u) {
+            if (e->has_buf)
+                sv_io_buf_recycle(w->io, e->bid);
+            return;
+        }
+        if (op == SV_OP_U_SEND) {
+            on_up_send(w, u, e);
+            return;
+        }
+        if (op == SV_OP_U_CANCEL) {
+            SV_ASSERT(u->inflight > 0);
+            u->inflight--;
+            maybe_free_up(w, u);
+            return;
+        }
+        if (op == SV_OP_U_CONNECT) {
+            SV_ASSERT(u->inflight > 0);
+            u->inflight--;
+            if (u->state == SV_UP_CLOSING) {
+                maybe_free_up(w, u);
+                return;
+            }
+            if (e->res < 0) {
+                sv_log_rl(1, SV_LOG_WARN, "dataplane", "upstream connect failed: %s",
+                          strerror(-e->res));
+                upstream_failed(w, u, e->res);
+                return;
+            }
+            u->state = SV_UP_ACTIVE;
+            sync_up_rx(w, u);
+            if (u->owner != SV_NO_SLOT)
+                conn_pump(w, conn_at(w, u->owner));
+            return;
+        }
+        bool discard = u->state == SV_UP_CLOSING;
+        rx_complete(w, &u->rx, e, &u->inflight, discard,
+                    sv_ud_make(2, u->slot, sv_slab_gen(&w->ups, u->slot)));
+        if (u->state == SV_UP_CLOSING) {
+            maybe_free_up(w, u);
+            return;
+        }
+        if (u->owner == SV_NO_SLOT) {
+            /* idle in the pool: the upstream closed it, or sent bytes nobody asked for */
+            if (u->rx.eof || u->rx.q.count)
+                close_up(w, u);
+            else
+                sync_up_rx(w, u);
+            return;
+        }
+        struct sv_conn *c = conn_at(w, u->owner);
+        if (e->res > 0)
+            c->resp_started = true;
+        conn_pump(w, c);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+/* ---- timers, accept, drain ---------------------------------------------------------------- */
+
+void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
+{
+    struct sv_worker *w = ctx;
+    char *p = (char *)t;
+    char *ups_lo = (char *)sv_slab_get(&w->ups, 0);
+    char *ups_hi = (char *)sv_slab_get(&w->ups, sv_slab_cap(&w->ups));
+    if (p >= ups_lo && p < ups_hi) {
+        struct sv_upconn *u = sv_container_of(t, struct sv_upconn, timer);
+        if (u->state == SV_UP_IDLE)
+            close_up(w, u);
+        return;
+    }
+    struct sv_conn *c = sv_container_of(t, struct sv_conn, timer);
+    uint8_t kind = c->timer_kind;
+    c->timer_kind = T_NONE;
+    switch (kind) {
+    case T_IDLE:
+        sv_stat_add(w, SV_DP_STAT_IDLE_TIMEOUTS, 1);
+        close_conn(w, c);
+        break;
+    case T_HEADER:
+        sv_stat_add(w, SV_DP_STAT_HEADER_TIMEOUTS, 1);
+        if (c->state == SV_C_HEAD && c->ibuf_len > 0) {
+            c->state = SV_C_PROXY_PRE;
+            c->req_keepalive = false;
+            struct sv_str b = sv_http_canned(408, true);
+            respond_local(w, c, b, 408, false);
+        } else {
+            close_conn(w, c);
+        }
+        break;
+    case T_UPSTREAM:
+        if (c->state == SV_C_PROXY && !c->resp_head_done) {
+            sv_log_rl(1, SV_LOG_WARN, "dataplane", "upstream response timeout");
+            c->state = SV_C_PROXY_PRE;
+            c->req_keepalive = false;
+            respond_error(w, c, 504);
+        } else {
+            close_conn(w, c);
+        }
+        break;
+    case T_PROGRESS:
+        if (c->state == SV_C_PROXY && c->req_done && !c->resp_head_done) {
+            c->state = SV_C_PROXY_PRE;
+            c->req_keepalive = false;
+            respond_error(w, c, 504);
+        } else {
+            sv_stat_add(w, SV_DP_STAT_IDLE_TIMEOUTS, 1);
+            close_conn(w, c);
+        }
+        break;
+    default:
+        close_conn(w, c);
+        break;
+    }
+}
+
+void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
+{
+    int64_t slot = w->draining ? -1 : sv_slab_alloc(&w->conns);
+    if (slot < 0) {
+        close(fd); /* connection limit (or draining): refuse, existing connections unharmed */
+        sv_stat_add(w, SV_DP_STAT_CONNS_REFUSED, 1);
+        sv_log_rl(1, SV_LOG_WARN, "dataplane", "connection refused: %s",
+                  w->draining ? "draining" : "connection limit reached");
+        return;
+    }
+    struct sv_conn *c = conn_at(w, (uint32_t)slot);
+    c->slot = (uint32_t)slot;
+    c->fd = fd;
+    c->up = SV_NO_SLOT;
+    c->cl_hold = NO_HOLD;
+    c->local = w->lst[li].addr;
+    c->local_port = w->lst[li].port;
+    union sv_route_sockaddr peer;
+    socklen_t plen = sizeof(peer);
+    if (getpeername(fd, &peer.sa, &plen) == 0) {
+        ssize_t n = sv_http_format_xff(&peer.sa, c->xff, sizeof(c->xff));
+        c->xff_len = n > 0 ? (uint8_t)n : 0;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sv_http_limits lim = {w->dp->cfg.max_header_size, SV_MAX_HEADERS};
+    sv_http_parser_init(&c->req_p, SV_HTTP_REQUEST, &lim);
+    sv_http_parser_init(&c->resp_p, SV_HTTP_RESPONSE, &lim);
+    struct sv_http_header *hs = w->hdrs + (size_t)c->slot * 2 * SV_MAX_HEADERS;
+    sv_http_head_init(&c->req, hs, SV_MAX_HEADERS);
+    sv_http_head_init(&c->resp, hs + SV_MAX_HEADERS, SV_MAX_HEADERS);
+    sv_stat_add(w, SV_DP_STAT_CONNS_ACCEPTED, 1);
+    sv_stat_add(w, SV_DP_STAT_CONNS_ACTIVE, 1);
+    reset_request(w, c);
+    sync_conn_rx(w, c);
+}
+
+void sv_conn_drain(struct sv_worker *w)
+{
+    uint32_t cap = sv_slab_cap(&w->conns);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct sv_conn *c = conn_at(w, i);
+        if (c->state == SV_C_HEAD && c->ibuf_len == 0 && c->rx.q.count == 0)
+            close_conn(w, c);
+    }
+}
+
+void sv_conn_close_all(struct sv_worker *w)
+{
+    uint32_t cap = sv_slab_cap(&w->conns);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct sv_conn *c = conn_at(w, i);
+        if (c->state && c->state != SV_C_CLOSING)
+            close_conn(w, c);
+    }
+    cap = sv_slab_cap(&w->ups);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct sv_upconn *u = up_at(w, i);
+        if (u->state && u->state != SV_UP_CLOSING)
+            close_up(w, u);
+    }
+}
+
+uint32_t sv_conn_pending(struct sv_worker *w)
+{
+    return sv_slab_used(&w->conns) + sv_slab_used(&w->ups);
+}
+
+static void *mmap_alloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1,
+                   0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void mmap_free(void *p, size_t n)
+{
+    if (p)
+        munmap(p, n);
+}
+
+int sv_conn_init_worker(struct sv_worker *w)
+{
+    const struct sv_dp_config *cfg = &w->dp->cfg;
+    uint32_t max_up = cfg->max_upstream_conns ? cfg->max_upstream_conns : cfg->max_conns;
+    int rc = sv_slab_init(&w->conns, sizeof(struct sv_conn), cfg->max_conns);
+    if (rc == 0)
+        rc = sv_slab_init(&w->ups, sizeof(struct sv_upconn), max_up);
+    if (rc < 0)
+        return rc;
+    w->head_stride = ibuf_cap(w) + 2 * out_cap(w);
+    w->head_stride = (w->head_stride + 4095) & ~(size_t)4095;
+    w->heads_bytes = w->head_stride * cfg->max_conns;
+    w->heads = mmap_alloc(w->heads_bytes);
+    w->hdrs = calloc((size_t)cfg->max_conns * 2 * SV_MAX_HEADERS, sizeof(struct sv_http_header));
+    w->starved = calloc((size_t)cfg->max_conns + max_up, sizeof(uint64_t));
+    if (!w->heads || !w->hdrs || !w->starved)
+        return -ENOMEM;
+    for (unsigned i = 0; i < SV_POOL_BUCKETS; i++)
+        w->pool_head[i] = SV_NO_SLOT;
+    return 0;
+}
+
+void sv_conn_fini_worker(struct sv_worker *w)
+{
+    /* Sockets still open (stop without drain) are closed here; the ring is gone already, so
+     * nothing completes any more. */
+    uint32_t cap = sv_slab_cap(&w->conns);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct sv_conn *c = conn_at(w, i);
+        if (c->state && c->fd >= 0)
+            close(c->fd);
+        if (c->gen)
+            sv_generation_unref(c->gen, w->idx);
+    }
+    cap = sv_slab_cap(&w->ups);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct sv_upconn *u = up_at(w, i);
+        if (u->state && u->fd >= 0)
+            close(u->fd);
+    }
+    sv_slab_destroy(&w->conns);
+    sv_slab_destroy(&w->ups);
+    mmap_free(w->heads, w->heads_bytes);
+    free(w->hdrs);
+    free(w->starved);
+}

@@ -1,0 +1,230 @@
+/* Data-plane internals shared by worker.c (loop, listeners, control) and conn.c (client
+ * connections, upstream connections, proxying). Worker thread only unless noted. */
+#ifndef SERVAL_DATAPLANE_DP_INT_H
+#define SERVAL_DATAPLANE_DP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dataplane/slab.h"
+#include "dataplane/timer.h"
+#include "dataplane/uring.h"
+#include "serval/base/compiler.h"
+#include "serval/dataplane/dataplane.h"
+#include "serval/dataplane/stats.h"
+#include "serval/http/parser.h"
+#include "serval/routing/table.h"
+
+/* Operation codes carried in user_data (ud.h). */
+enum sv_op {
+    SV_OP_NONE = 0,
+    SV_OP_ACCEPT,    /* slot = listener index */
+    SV_OP_LCLOSE,    /* listener cancel done; slot = listener index */
+    SV_OP_EVENTFD,
+    SV_OP_C_RECV,    /* slot = client conn */
+    SV_OP_C_SEND,
+    SV_OP_C_CANCEL,
+    SV_OP_U_RECV,    /* slot = upstream conn */
+    SV_OP_U_SEND,
+    SV_OP_U_CONNECT,
+    SV_OP_U_CANCEL,
+};
+
+#define SV_SEGQ_CAP 64u  /* segments a queue can hold; B (max_bufs_per_dir) must be well below */
+#define SV_MAX_LISTENERS 32u
+#define SV_POOL_BUCKETS 256u
+#define SV_RR_CURSORS 256u
+#define SV_NO_SLOT UINT32_MAX
+
+/* Received bytes not yet consumed: [off, off+len) of provided buffer bid. */
+struct sv_seg {
+    uint16_t bid;
+    uint32_t off;
+    uint32_t len;
+};
+
+struct sv_segq {
+    struct sv_seg s[SV_SEGQ_CAP];
+    uint32_t head;
+    uint32_t count;
+};
+
+/* Receive side of one socket. */
+struct sv_rx {
+    struct sv_segq q;
+    bool armed;       /* a multishot recv is in flight */
+    bool cancelling;  /* a cancel for it is in flight (backpressure pause) */
+    bool paused;      /* hit B; resume at B/2 */
+    bool starved;     /* stopped by ENOBUFS; on the worker's starved list */
+    bool eof;         /* peer closed (or recv error) */
+};
+
+enum sv_up_state { SV_UP_CONNECTING = 1, SV_UP_ACTIVE, SV_UP_IDLE, SV_UP_CLOSING };
+
+struct sv_upconn {
+    int fd;
+    uint32_t slot;
+    uint8_t state;
+    bool send_busy;
+    bool reused;        /* taken from the pool for the current request */
+    uint16_t inflight;
+    struct sv_rx rx;
+    uint32_t owner;     /* client conn slot or SV_NO_SLOT */
+    struct sv_route_endpoint ep;
+    uint32_t hash;
+    uint32_t pool_next, pool_prev; /* idle list links within the bucket (SV_NO_SLOT ends) */
+    struct sv_timer timer;          /* idle timeout while pooled */
+    int32_t hold;                   /* buffer of a closed client the upstream send still reads */
+};
+
+enum sv_conn_state {
+    SV_C_HEAD = 1,  /* reading a request head */
+    SV_C_PROXY_PRE, /* request head parsed, not routed yet (or answered locally) */
+    SV_C_PROXY,     /* request routed: exchanging with an upstream */
+    SV_C_TUNNEL,    /* after 101: opaque bytes both ways */
+    SV_C_LOCAL,     /* sending a response made here (error, redirect) */
+    SV_C_LINGER,    /* final bytes sent, write side shut: discard input until EOF or timer */
+    SV_C_CLOSING,   /* cancelling; freed when inflight reaches 0 */
+};
+
+/* What a send in flight carries (one send in flight per direction). */
+enum sv_send_kind { SV_SEND_NONE = 0, SV_SEND_BYTES, SV_SEND_SEG };
+
+struct sv_sendst {
+    uint8_t kind;
+    uint32_t len;
+};
+
+struct sv_conn {
+    int fd;
+    uint32_t slot;
+    uint8_t state;
+    uint16_t inflight;
+    struct sv_rx rx;
+    struct sv_timer timer;
+    uint8_t timer_kind;
+    union sv_route_sockaddr local; /* bind address the connection arrived on */
+    uint16_t local_port;
+    char xff[64];
+    uint8_t xff_len;
+
+    /* request */
+    struct sv_http_parser req_p;
+    struct sv_http_head req;
+    uint32_t ibuf_len;          /* bytes of the head being collected in ibuf */
+    enum sv_http_method method;
+    uint8_t req_body;           /* enum sv_http_body_kind of the request */
+    bool req_keepalive;
+    bool req_http10;
+    bool req_parsed_done;       /* the parser saw the end of the request body */
+    bool req_done;              /* ... and all of it was sent upstream */
+    bool req_body_sent_any;
+    bool upgrade;
+    bool retried_other;         /* the retry on another endpoint was used */
+    bool retried_fresh;         /* the retry on a fresh connection was used */
+    bool head_timer;            /* header timeout armed for this head */
+    uint32_t req_out_len, req_out_sent;
+    struct sv_sendst up_send;   /* send to upstream in flight */
+
+    /* route (valid while a generation reference is held) */
+    const struct sv_generation *gen;
+    const struct sv_route_action *action;
+    const struct sv_http_header_mods *resp_mods;
+    uint32_t set_id;
+    uint64_t upstream_timeout_ms;
+    struct sv_route_endpoint ep;
+    uint32_t up;                /* upstream slot or SV_NO_SLOT */
+
+    /* response */
+    struct sv_http_parser resp_p;
+    struct sv_http_head resp;
+    uint8_t resp_body;
+    bool resp_started;          /* a response byte arrived */
+    bool resp_head_done;        /* final head parsed and queued to the client */
+    bool resp_parsed_done;
+    bool client_keep;           /* keep the client connection after this response */
+    bool close_after;           /* close (linger) once the client send queue is empty */
+    struct sv_str canned;       /* static bytes to send then close */
+    uint32_t canned_sent;
+    uint32_t resp_out_len, resp_out_sent;
+    struct sv_sendst cl_send;   /* send to client in flight */
+    int32_t cl_hold;            /* buffer of a closed upstream the client send still reads */
+    bool cl_send_held;
+    int status;                 /* status of the final response (stats) */
+};
+
+struct sv_worker;
+
+struct sv_listener {
+    int fd;
+    bool armed;
+    bool closing;
+    bool active;
+    union sv_route_sockaddr addr;
+    socklen_t addrlen;
+    uint16_t port;
+};
+
+struct sv_worker {
+    unsigned idx;
+    int cpu;
+    pthread_t thread;
+    struct sv_dp *dp;
+    struct sv_io *io;
+    int efd;
+    uint64_t efd_buf;
+    struct sv_slab conns;
+    struct sv_slab ups;
+    char *heads;             /* per conn: ibuf | req_out | resp_out */
+    size_t heads_bytes;
+    size_t head_stride;
+    struct sv_http_header *hdrs; /* per conn: 2 * SV_MAX_HEADERS */
+    struct sv_wheel wheel;
+    uint64_t now_ms;
+    struct sv_listener lst[SV_MAX_LISTENERS];
+    unsigned n_lst;
+    const struct sv_generation *gen; /* acquired for this iteration only */
+    uint64_t binds_gen_id;           /* generation whose binds are open */
+    bool draining;
+    uint32_t pool_head[SV_POOL_BUCKETS];
+    uint32_t rr[SV_RR_CURSORS];
+    uint64_t rng;
+    uint64_t *starved;        /* handles of conns/upstreams waiting for buffers */
+    uint32_t starved_n;
+    _Atomic bool ready;
+    _Atomic uint64_t stats[SV_DP_STAT_COUNT] SV_ALIGNED_CACHELINE;
+    atomic_int setup_rc;
+};
+
+struct sv_dp {
+    struct sv_dp_config cfg;
+    unsigned n;
+    atomic_int phase; /* 0 run, 1 drain, 2 stop */
+    struct sv_worker *w;
+};
+
+static inline void sv_stat_add(struct sv_worker *w, enum sv_dp_stat s, uint64_t v)
+{
+    atomic_store_explicit(&w->stats[s], atomic_load_explicit(&w->stats[s], memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
+static inline void sv_stat_set(struct sv_worker *w, enum sv_dp_stat s, uint64_t v)
+{
+    atomic_store_explicit(&w->stats[s], v, memory_order_relaxed);
+}
+
+/* conn.c */
+void sv_conn_accepted(struct sv_worker *w, int fd, unsigned listener);
+void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *cqe);
+void sv_conn_timer_fired(struct sv_timer *t, void *ctx);
+void sv_conn_retry_starved(struct sv_worker *w);
+void sv_conn_drain(struct sv_worker *w);
+void sv_conn_close_all(struct sv_worker *w);
+uint32_t sv_conn_pending(struct sv_worker *w);
+int sv_conn_init_worker(struct sv_worker *w);
+void sv_conn_fini_worker(struct sv_worker *w);
+
+#endif
