@@ -9,6 +9,7 @@
  * SIGHUP in quick mode rebuilds the routes from the flags and publishes them as a new
  * generation (same routing, new generation id). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "serval/admin/admin.h"
+#include "serval/admin/prom.h"
 #include "serval/base/limits.h"
 #include "serval/base/log.h"
 #include "serval/base/str.h"
@@ -274,6 +277,55 @@ static struct sv_generation *build_quick(const struct opts *o, bool fatal)
     return g;
 }
 
+/* ---- admin endpoints (admin thread) ------------------------------------------------------- */
+
+struct admin_state {
+    struct sv_dp *dp;
+    atomic_bool shutting_down;
+    _Atomic uint64_t published;
+};
+
+static int readyz_fn(void *ctx, const struct sv_admin_request *req, struct sv_admin_response *resp)
+{
+    (void)req;
+    struct admin_state *st = ctx;
+    bool ready = !atomic_load(&st->shutting_down) && sv_dp_ready(st->dp);
+    resp->status = ready ? 200 : 503;
+    return sv_admin_buf_puts(&resp->body, ready ? "ready\n" : "not ready\n");
+}
+
+static int metrics_fn(void *ctx, const struct sv_admin_request *req, struct sv_admin_response *resp)
+{
+    (void)req;
+    struct admin_state *st = ctx;
+    struct sv_admin_buf *b = &resp->body;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    unsigned n = sv_dp_workers(st->dp);
+    uint64_t v[SV_MAX_WORKERS][SV_DP_STAT_COUNT];
+    for (unsigned w = 0; w < n; w++)
+        sv_dp_stats_snapshot(st->dp, w, v[w]);
+    int rc = 0;
+    for (unsigned s = 0; s < SV_DP_STAT_COUNT && rc == 0; s++) {
+        char name[96];
+        snprintf(name, sizeof(name), "serval_%s", sv_dp_stat_names[s]);
+        rc = sv_prom_family(b, name, NULL,
+                            sv_dp_stat_is_gauge((enum sv_dp_stat)s) ? SV_PROM_GAUGE : SV_PROM_COUNTER);
+        for (unsigned w = 0; w < n && rc == 0; w++) {
+            char wid[16];
+            snprintf(wid, sizeof(wid), "%u", w);
+            struct sv_prom_label l = {"worker", wid};
+            rc = sv_prom_u64(b, name, &l, 1, v[w][s]);
+        }
+    }
+    if (rc == 0)
+        rc = sv_prom_single(b, "serval_generations_published_total", NULL, SV_PROM_COUNTER,
+                            (double)atomic_load(&st->published));
+    if (rc == 0)
+        rc = sv_prom_single(b, "serval_draining", NULL, SV_PROM_GAUGE,
+                            atomic_load(&st->shutting_down) ? 1 : 0);
+    return rc;
+}
+
 static uint64_t ms_since(uint64_t t0)
 {
     return sv_now_ms() - t0;
@@ -335,10 +387,30 @@ int main(int argc, char **argv)
         sv_generation_domain_free(dom);
         return 1;
     }
+    static struct admin_state ast;
+    ast.dp = dp;
+    atomic_store(&ast.published, 1);
+    struct sv_admin *admin = NULL;
+    struct sv_admin_config acfg = SV_ADMIN_CONFIG_DEFAULT;
+    acfg.addr = o.admin;
+    rc = sv_admin_create(&admin, &acfg);
+    if (rc == 0) {
+        sv_admin_register(admin, "/readyz", readyz_fn, &ast);
+        sv_admin_register(admin, "/metrics", metrics_fn, &ast);
+        rc = sv_admin_start(admin);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "serval-gateway: --admin %s: %s\n", o.admin, strerror(-rc));
+        sv_admin_destroy(admin);
+        sv_dp_stop(dp);
+        sv_dp_free(dp);
+        sv_generation_domain_free(dom);
+        return 2;
+    }
     sv_info("main", "serving with %u workers (max %u connections each); admin %s", o.dp.workers,
             o.dp.max_conns, o.admin);
-    /* Hook: the admin listener (src/admin) and the --config-dir / Kubernetes providers plug in
-     * here; they publish generations through <dom> from this control thread. */
+    /* Hook: the --config-dir / Kubernetes providers plug in here; they publish generations
+     * through <dom> from this control thread (the loop below reclaims retired ones). */
 
     uint64_t published = 1;
     uint64_t period_ms = o.republish_hz ? 0 : 50;
@@ -351,13 +423,14 @@ int main(int argc, char **argv)
             struct sv_generation *ng = build_quick(&o, false);
             if (ng) {
                 sv_generation_publish(dom, ng);
-                published++;
+                atomic_store(&ast.published, ++published);
             }
         } else if ((sig == SIGTERM || sig == SIGINT) && phase == 0) {
             sv_info("main", "signal %d: shutting down (drain delay %llu ms, timeout %llu ms)", sig,
                     (unsigned long long)o.drain_delay_ms,
                     (unsigned long long)o.shutdown_timeout_ms);
             phase = 1;
+            atomic_store(&ast.shutting_down, true);
             t_signal = sv_now_ms();
         } else if ((sig == SIGTERM || sig == SIGINT) && phase > 0) {
             sv_warn("main", "second signal: stopping now");
@@ -367,7 +440,7 @@ int main(int argc, char **argv)
             struct sv_generation *ng = build_quick(&o, false);
             if (ng) {
                 sv_generation_publish(dom, ng);
-                published++;
+                atomic_store(&ast.published, ++published);
             }
         }
         sv_generation_reclaim(dom);
@@ -381,6 +454,8 @@ int main(int argc, char **argv)
             break;
     }
     uint64_t left = sv_dp_active_conns(dp);
+    sv_admin_stop(admin);
+    sv_admin_destroy(admin);
     sv_dp_stop(dp);
     sv_dp_free(dp);
     sv_generation_reclaim(dom);
