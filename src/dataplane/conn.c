@@ -38,6 +38,7 @@ static void conn_pump(struct sv_worker *w, struct sv_conn *c);
 static void close_conn(struct sv_worker *w, struct sv_conn *c);
 static void close_up(struct sv_worker *w, struct sv_upconn *u);
 static void head_step(struct sv_worker *w, struct sv_conn *c);
+static void exchange_end(struct sv_worker *w, struct sv_conn *c);
 static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -109,20 +110,27 @@ static uint64_t rng_next(struct sv_worker *w)
 
 /* ---- segment queues ----------------------------------------------------------------------- */
 
+/* The worker's segment table (set when the worker starts; worker thread only). */
+static __thread struct sv_seg *t_segs;
+
 static inline struct sv_seg *segq_front(struct sv_segq *q)
 {
     SV_DASSERT(q->count > 0);
-    return &q->s[q->head % SV_SEGQ_CAP];
+    return &t_segs[q->head];
 }
 
 static bool segq_push(struct sv_segq *q, uint16_t bid, uint32_t len)
 {
-    if (q->count == SV_SEGQ_CAP)
-        return false;
-    struct sv_seg *s = &q->s[(q->head + q->count) % SV_SEGQ_CAP];
+    struct sv_seg *s = &t_segs[bid];
     s->bid = bid;
     s->off = 0;
     s->len = len;
+    s->next = 0;
+    if (q->count == 0)
+        q->head = bid;
+    else
+        t_segs[q->tail].next = bid;
+    q->tail = bid;
     q->count++;
     return true;
 }
@@ -132,7 +140,7 @@ static uint16_t segq_pop_keep(struct sv_segq *q)
 {
     struct sv_seg *s = segq_front(q);
     uint16_t bid = s->bid;
-    q->head = (q->head + 1) % SV_SEGQ_CAP;
+    q->head = s->next;
     q->count--;
     return bid;
 }
@@ -149,7 +157,7 @@ static void seg_consume(struct sv_worker *w, struct sv_segq *q, uint32_t n)
 
 static void segq_clear(struct sv_worker *w, struct sv_segq *q)
 {
-    for (uint32_t i = 0; i < SV_SEGQ_CAP && q->count; i++)
+    for (uint32_t i = 0; i < sv_io_buf_count(w->io) && q->count; i++)
         sv_io_buf_recycle(w->io, segq_pop_keep(q));
 }
 
@@ -252,13 +260,10 @@ static void rx_complete(struct sv_worker *w, struct sv_rx *rx, const struct sv_i
     }
     if (e->res > 0) {
         SV_ASSERT(e->has_buf);
-        if (discard || !segq_push(&rx->q, e->bid, (uint32_t)e->res)) {
-            if (!discard)
-                sv_log_rl(1, SV_LOG_ERROR, "dataplane", "segment queue overflow; dropping conn");
+        if (discard)
             sv_io_buf_recycle(w->io, e->bid);
-            if (!discard)
-                rx->eof = true;
-        }
+        else
+            segq_push(&rx->q, e->bid, (uint32_t)e->res);
     } else if (e->res == 0) {
         rx->eof = true;
     } else if (e->res == -ENOBUFS) {
@@ -578,7 +583,7 @@ static void reset_request(struct sv_worker *w, struct sv_conn *c)
     c->req_out_len = c->req_out_sent = 0;
     c->up_send.kind = SV_SEND_NONE;
     c->resp_body = 0;
-    c->resp_started = c->resp_head_done = c->resp_parsed_done = false;
+    c->resp_started = c->resp_head_done = c->resp_parsed_done = c->resp_complete = false;
     c->client_keep = c->close_after = false;
     c->canned = SV_STR_NULL;
     c->canned_sent = 0;
@@ -882,6 +887,10 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
     }
     if (c->req_parsed_done) {
         c->req_done = true;
+        if (c->resp_complete) {
+            exchange_end(w, c);
+            return;
+        }
         if (!c->resp_head_done)
             conn_timer(w, c, T_UPSTREAM, c->upstream_timeout_ms);
     } else if (c->rx.eof && c->rx.q.count == 0) {
@@ -913,7 +922,7 @@ static void exchange_end(struct sv_worker *w, struct sv_conn *c)
         up_detach(w, c, !clean);
     }
     release_route(w, c);
-    if (!c->client_keep || w->draining || !c->req_done) {
+    if (!c->client_keep || w->draining) {
         linger(w, c);
         return;
     }
@@ -982,7 +991,7 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
         c->status = c->resp.status;
         bool tunnel = body == SV_HTTP_BODY_TUNNEL;
         c->client_keep = !tunnel && c->req_keepalive && !w->draining &&
-                         body != SV_HTTP_BODY_UNTIL_CLOSE && c->req_done;
+                         body != SV_HTTP_BODY_UNTIL_CLOSE;
         ssize_t on = sv_http_write_response_head(&c->resp, c->resp_mods, (unsigned)resp_flags(c),
                                                  resp_out(w, c), out_cap(w));
         if (on < 0) {
@@ -1060,7 +1069,10 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c)
         }
     }
     if (c->resp_parsed_done) {
-        exchange_end(w, c);
+        if (c->req_done)
+            exchange_end(w, c);
+        else
+            c->resp_complete = true; /* the rest of the request body still goes upstream */
         return;
     }
     if (!u || (u->rx.eof && u->rx.q.count == 0)) {
@@ -1523,8 +1535,10 @@ int sv_conn_init_worker(struct sv_worker *w)
     w->heads = mmap_alloc(w->heads_bytes);
     w->hdrs = calloc((size_t)cfg->max_conns * 2 * SV_MAX_HEADERS, sizeof(struct sv_http_header));
     w->starved = calloc((size_t)cfg->max_conns + max_up, sizeof(uint64_t));
-    if (!w->heads || !w->hdrs || !w->starved)
+    w->segs = calloc(sv_io_buf_count(w->io), sizeof(struct sv_seg));
+    if (!w->heads || !w->hdrs || !w->starved || !w->segs)
         return -ENOMEM;
+    t_segs = w->segs;
     for (unsigned i = 0; i < SV_POOL_BUCKETS; i++)
         w->pool_head[i] = SV_NO_SLOT;
     return 0;
@@ -1553,4 +1567,6 @@ void sv_conn_fini_worker(struct sv_worker *w)
     mmap_free(w->heads, w->heads_bytes);
     free(w->hdrs);
     free(w->starved);
+    free(w->segs);
+    t_segs = NULL;
 }

@@ -32,22 +32,26 @@ enum sv_op {
     SV_OP_U_CANCEL,
 };
 
-#define SV_SEGQ_CAP 64u  /* segments a queue can hold; B (max_bufs_per_dir) must be well below */
+#define SV_SEGQ_CAP 64u  /* bound of loops over one queue per call; B must be below half */
 #define SV_MAX_LISTENERS 32u
 #define SV_POOL_BUCKETS 256u
 #define SV_RR_CURSORS 256u
 #define SV_NO_SLOT UINT32_MAX
 
-/* Received bytes not yet consumed: [off, off+len) of provided buffer bid. */
+/* Received bytes not yet consumed: [off, off+len) of provided buffer bid. One per provided
+ * buffer (indexed by bid; a buffer is in at most one queue), so queues never overflow: the
+ * buffer ring bounds them all. */
 struct sv_seg {
     uint16_t bid;
+    uint16_t next;
     uint32_t off;
     uint32_t len;
 };
 
+/* FIFO of segments, linked through sv_seg.next. */
 struct sv_segq {
-    struct sv_seg s[SV_SEGQ_CAP];
-    uint32_t head;
+    uint16_t head;
+    uint16_t tail;
     uint32_t count;
 };
 
@@ -144,6 +148,7 @@ struct sv_conn {
     bool resp_started;          /* a response byte arrived */
     bool resp_head_done;        /* final head parsed and queued to the client */
     bool resp_parsed_done;
+    bool resp_complete;         /* response fully sent; waiting for the request body to finish */
     bool client_keep;           /* keep the client connection after this response */
     bool close_after;           /* close (linger) once the client send queue is empty */
     struct sv_str canned;       /* static bytes to send then close */
@@ -191,6 +196,7 @@ struct sv_worker {
     uint32_t pool_head[SV_POOL_BUCKETS];
     uint32_t rr[SV_RR_CURSORS];
     uint64_t rng;
+    struct sv_seg *segs;      /* one per provided buffer */
     uint64_t *starved;        /* handles of conns/upstreams waiting for buffers */
     uint32_t starved_n;
     _Atomic bool ready;
