@@ -510,6 +510,63 @@ static int copy_path_mod(struct sv_route_builder *b, const struct sv_route_path_
     return out->value.ptr ? 0 : fail(b, -ENOMEM, "out of memory");
 }
 
+static bool name_in(const struct sv_str *names, uint32_t n, struct sv_str name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (sv_str_eq_nocase(names[i], name))
+            return true;
+    return false;
+}
+
+static bool name_in_headers(const struct sv_http_header *h, uint32_t n, struct sv_str name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (sv_str_eq_nocase(h[i].name, name))
+            return true;
+    return false;
+}
+
+/* One modifier set equivalent to applying <a> then <b> (each applied as remove, set, add):
+ * remove = a.remove + b.remove; set = a.set without names b removes or sets, then b.set;
+ * add = a.add without names b removes or sets, then b.add. */
+static int merge_mods(struct sv_route_builder *b, const struct sv_http_header_mods *x,
+                      const struct sv_http_header_mods *y, const struct sv_http_header_mods **out)
+{
+    if (!x || !y) {
+        *out = x ? x : y;
+        return 0;
+    }
+    struct sv_http_header_mods *m = sv_arena_zalloc(&b->t->arena, sizeof(*m));
+    struct sv_str *rm = sv_arena_zalloc(&b->t->arena, (x->n_remove + y->n_remove + 1) * sizeof(*rm));
+    struct sv_http_header *set =
+        sv_arena_zalloc(&b->t->arena, (x->n_set + y->n_set + 1) * sizeof(*set));
+    struct sv_http_header *add =
+        sv_arena_zalloc(&b->t->arena, (x->n_add + y->n_add + 1) * sizeof(*add));
+    if (!m || !rm || !set || !add)
+        return fail(b, -ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < x->n_remove; i++)
+        rm[m->n_remove++] = x->remove[i];
+    for (uint32_t i = 0; i < y->n_remove; i++)
+        rm[m->n_remove++] = y->remove[i];
+    for (uint32_t i = 0; i < x->n_set; i++)
+        if (!name_in(y->remove, y->n_remove, x->set[i].name) &&
+            !name_in_headers(y->set, y->n_set, x->set[i].name))
+            set[m->n_set++] = x->set[i];
+    for (uint32_t i = 0; i < y->n_set; i++)
+        set[m->n_set++] = y->set[i];
+    for (uint32_t i = 0; i < x->n_add; i++)
+        if (!name_in(y->remove, y->n_remove, x->add[i].name) &&
+            !name_in_headers(y->set, y->n_set, x->add[i].name))
+            add[m->n_add++] = x->add[i];
+    for (uint32_t i = 0; i < y->n_add; i++)
+        add[m->n_add++] = y->add[i];
+    m->remove = rm;
+    m->set = set;
+    m->add = add;
+    *out = m;
+    return 0;
+}
+
 static bool uses_prefix_mod(const struct sv_route_rule_spec *s)
 {
     return (s->redirect && s->redirect->path.type == SV_ROUTE_PATH_MOD_PREFIX) ||
@@ -617,6 +674,11 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
             be[i].app_proto = in->app_proto;
             if ((rc = copy_mods(b, in->request_mods, &be[i].request_mods)) < 0 ||
                 (rc = copy_mods(b, in->response_mods, &be[i].response_mods)) < 0)
+                return rc;
+            if ((rc = merge_mods(b, a->request_mods, be[i].request_mods,
+                                 &be[i].combined_request_mods)) < 0 ||
+                (rc = merge_mods(b, a->response_mods, be[i].response_mods,
+                                 &be[i].combined_response_mods)) < 0)
                 return rc;
             sum += in->weight;
             cum[i] = sum;

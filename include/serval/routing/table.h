@@ -85,6 +85,11 @@ struct sv_route_backend {
     enum sv_route_app_proto app_proto;
     const struct sv_http_header_mods *request_mods;  /* backendRef-level filters, or NULL */
     const struct sv_http_header_mods *response_mods; /* backendRef-level filters, or NULL */
+    /* What to hand to the serializer when this backend is picked: the rule's modifiers followed
+     * by this backendRef's, merged at build time into one set with the same effect as applying
+     * the two in turn (one of them when the other is absent; NULL when both are). */
+    const struct sv_http_header_mods *combined_request_mods;
+    const struct sv_http_header_mods *combined_response_mods;
 };
 
 enum sv_route_path_mod_type {

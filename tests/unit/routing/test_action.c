@@ -387,3 +387,100 @@ TEST(routing_endpoint_only_update)
     CHECK_EQ_INT(rt_lookup(g2, "127.0.0.1", 80, "GET", "h", "/p/x", NULL, 0, &res), 0);
     sv_generation_free_unpublished(g2);
 }
+
+/* Reference application of one modifier set to "name:value" lines (remove, set, add), used to
+ * check that the combined rule+backend set equals applying the two in turn. */
+static size_t apply_mods(const struct sv_http_header_mods *m, char lines[][32], size_t n)
+{
+    char out[16][32];
+    size_t k = 0;
+    if (!m)
+        return n;
+    for (size_t i = 0; i < n; i++) {
+        const char *colon = strchr(lines[i], ':');
+        struct sv_str name = sv_str_make(lines[i], (size_t)(colon - lines[i]));
+        bool drop = false;
+        for (uint32_t j = 0; j < m->n_remove; j++)
+            drop |= sv_str_eq_nocase(m->remove[j], name);
+        for (uint32_t j = 0; j < m->n_set; j++)
+            drop |= sv_str_eq_nocase(m->set[j].name, name);
+        if (!drop)
+            snprintf(out[k++], 32, "%s", lines[i]);
+    }
+    for (uint32_t j = 0; j < m->n_set; j++)
+        snprintf(out[k++], 32, "%.*s:%.*s", (int)m->set[j].name.len, m->set[j].name.ptr,
+                 (int)m->set[j].value.len, m->set[j].value.ptr);
+    for (uint32_t j = 0; j < m->n_add; j++)
+        snprintf(out[k++], 32, "%.*s:%.*s", (int)m->add[j].name.len, m->add[j].name.ptr,
+                 (int)m->add[j].value.len, m->add[j].value.ptr);
+    memcpy(lines, out, k * 32);
+    return k;
+}
+
+/* Stable sort by header name (case-insensitive): the order of different names does not matter,
+ * the order of values of one name does. */
+static void sort_by_name(char lines[][32], size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        char tmp[32];
+        memcpy(tmp, lines[i], 32);
+        size_t j = i;
+        while (j > 0 && sv_ascii_lower(lines[j - 1][0]) > sv_ascii_lower(tmp[0])) {
+            memcpy(lines[j], lines[j - 1], 32);
+            j--;
+        }
+        memcpy(lines[j], tmp, 32);
+    }
+}
+
+TEST(routing_combined_header_mods)
+{
+    struct sv_route_header_kv rset[] = {{S("A"), S("rule")}, {S("B"), S("rule")}};
+    struct sv_route_header_kv radd[] = {{S("C"), S("rule")}, {S("D"), S("rule")}};
+    struct sv_str rrm[] = {S("E")};
+    struct sv_route_header_mods_spec rule_mods = {rset, 2, radd, 2, rrm, 1};
+    struct sv_route_header_kv bset[] = {{S("b"), S("backend")}, {S("E"), S("backend")}};
+    struct sv_route_header_kv badd[] = {{S("A"), S("backend")}, {S("C"), S("backend")}};
+    struct sv_str brm[] = {S("d"), S("F")};
+    struct sv_route_header_mods_spec be_mods = {bset, 2, badd, 2, brm, 2};
+    struct sv_route_backend_spec be[] = {
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1, .request_mods = &be_mods,
+         .response_mods = &be_mods},
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1},
+    };
+    struct sv_route_rule_spec rule = {.request_mods = &rule_mods, .backends = be, .n_backends = 2};
+    struct sv_generation *g = one_rule(80, &rule, 1, 1);
+    REQUIRE(g);
+    struct sv_route_result res;
+    REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
+    const struct sv_route_action *a = res.action;
+    /* backend 1 has none of its own: the rule's set as is */
+    CHECK(a->backends[1].combined_request_mods == a->request_mods);
+    CHECK(a->backends[1].combined_response_mods == NULL);
+    /* no rule response mods: the backend's */
+    CHECK(a->backends[0].combined_response_mods == a->backends[0].response_mods);
+    const struct sv_http_header_mods *c = a->backends[0].combined_request_mods;
+    REQUIRE(c && c != a->request_mods);
+
+    char seq[16][32] = {"A:orig", "B:orig", "C:orig", "D:orig", "E:orig", "F:orig", "G:orig",
+                        "a:again"};
+    char one[16][32];
+    memcpy(one, seq, sizeof(seq));
+    size_t ns = apply_mods(a->request_mods, seq, 8);
+    ns = apply_mods(a->backends[0].request_mods, seq, ns);
+    size_t n1 = apply_mods(c, one, 8);
+    CHECK_EQ_INT(n1, ns);
+    sort_by_name(seq, ns);
+    sort_by_name(one, n1);
+    for (size_t i = 0; i < ns && i < n1; i++)
+        CHECK_EQ_STR(one[i], seq[i]);
+    /* spot checks of the expected result */
+    bool has_g = false, has_f = false, has_d = false;
+    for (size_t i = 0; i < ns; i++) {
+        has_g |= strcmp(seq[i], "G:orig") == 0;
+        has_f |= seq[i][0] == 'F';
+        has_d |= seq[i][0] == 'D';
+    }
+    CHECK(has_g && !has_f && !has_d);
+    sv_generation_free_unpublished(g);
+}
