@@ -1,0 +1,109 @@
+/* Status computed by the translator for every object it reports on (Gateway API §6 of
+ * GATEWAY_API_RULES.md): GatewayClass, Gateway (+ listeners, addresses) and HTTPRoute parents.
+ * A report is plain data owned by one arena; sv_status_to_json renders it in the Kubernetes
+ * status shape for GET /config and for the status writer. Control thread only.
+ */
+#ifndef SERVAL_CONTROL_STATUS_H
+#define SERVAL_CONTROL_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "serval/base/arena.h"
+#include "serval/control/model.h"
+
+struct cJSON;
+
+struct sv_condition {
+    const char *type;   /* "Accepted", "Programmed", "ResolvedRefs", ... */
+    const char *status; /* "True", "False", "Unknown" */
+    const char *reason;
+    const char *message; /* never NULL */
+    int64_t observed_generation;
+};
+
+#define SV_STATUS_MAX_CONDITIONS 6
+
+struct sv_condition_set {
+    struct sv_condition c[SV_STATUS_MAX_CONDITIONS];
+    size_t n;
+};
+
+/* The condition of <type> in <set>, or NULL. */
+const struct sv_condition *sv_condition_find(const struct sv_condition_set *set, const char *type);
+
+struct sv_status_listener {
+    const char *name;
+    struct sv_route_group_kind *supported_kinds;
+    size_t n_supported_kinds;
+    int32_t attached_routes;
+    struct sv_condition_set conds;
+};
+
+struct sv_status_gateway {
+    const struct sv_object *obj; /* borrowed from the translated store */
+    struct sv_gateway_address *addresses;
+    size_t n_addresses;
+    struct sv_condition_set conds;
+    struct sv_status_listener *listeners; /* one per spec listener, same order */
+    size_t n_listeners;
+};
+
+struct sv_status_gatewayclass {
+    const struct sv_object *obj;
+    struct sv_condition_set conds;
+};
+
+struct sv_status_route_parent {
+    struct sv_parent_ref ref; /* group/kind defaulted; namespace/sectionName/port as written */
+    const char *controller_name;
+    struct sv_condition_set conds;
+};
+
+struct sv_status_route {
+    const struct sv_object *obj;
+    struct sv_status_route_parent *parents; /* only parentRefs that target our Gateways */
+    size_t n_parents;
+};
+
+/* A certificate an HTTPS listener serves (for the TLS layer; bytes borrowed from the store). */
+struct sv_status_tls_cert {
+    uint32_t listener; /* index in the generation's listener table */
+    const char *hostname; /* "" = any */
+    const uint8_t *cert_pem;
+    size_t cert_len;
+    const uint8_t *key_pem;
+    size_t key_len;
+};
+
+struct sv_status {
+    struct sv_status_gatewayclass *classes;
+    size_t n_classes;
+    struct sv_status_gateway *gateways;
+    size_t n_gateways;
+    struct sv_status_route *routes;
+    size_t n_routes;
+    struct sv_status_tls_cert *certs;
+    size_t n_certs;
+    struct sv_arena _arena;
+};
+
+/* Free a report. NULL is fine. */
+void sv_status_free(struct sv_status *st);
+
+/* Lookups for tests, /config and the status writer (NULL when absent). */
+const struct sv_status_gateway *sv_status_gateway(const struct sv_status *st, const char *ns,
+                                                  const char *name);
+const struct sv_status_route *sv_status_route(const struct sv_status *st, const char *ns,
+                                              const char *name);
+const struct sv_status_listener *sv_status_listener(const struct sv_status_gateway *gw,
+                                                    const char *name);
+
+/* {"gatewayClasses":[{"name":..,"status":{"conditions":[..]}}], "gateways":[{"namespace":..,
+ * "name":..,"status":{"addresses":[..],"conditions":[..],"listeners":[..]}}], "httpRoutes":
+ * [{"namespace":..,"name":..,"status":{"parents":[..]}}]} with Kubernetes field names.
+ * lastTransitionTime is not included (the status writer owns it). Returns a new tree (caller
+ * frees with cJSON_Delete) or NULL when out of memory. */
+struct cJSON *sv_status_to_json(const struct sv_status *st);
+
+#endif

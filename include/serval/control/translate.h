@@ -1,0 +1,32 @@
+/* Translation: a store snapshot -> routing builder calls -> a new unpublished generation, plus
+ * the status of every GatewayClass, Gateway and HTTPRoute we own (status.h). The only module
+ * that sees both the model and routing/builder.h. Control thread only.
+ */
+#ifndef SERVAL_CONTROL_TRANSLATE_H
+#define SERVAL_CONTROL_TRANSLATE_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "serval/control/status.h"
+#include "serval/control/store.h"
+
+#define SV_DEFAULT_CONTROLLER_NAME "serval.dev/gateway-controller"
+
+struct sv_generation;
+
+struct sv_translate_opts {
+    const char *controller_name; /* NULL = SV_DEFAULT_CONTROLLER_NAME */
+    const char *bind_addr;       /* --bind: IPv4 or IPv6 literal; NULL = "0.0.0.0" */
+};
+
+/* Translate <store> (borrowed; it must outlive *status_out, which points into it).
+ * On success returns 0 with *gen_out (unpublished; caller publishes or frees it) and
+ * *status_out (caller frees with sv_status_free). Problems in the objects never fail the
+ * translation: they become status conditions and 404/500/503 behaviour. Returns -EINVAL (bad
+ * bind_addr) or -ENOMEM, with a message in err[errlen]; then both outputs are NULL. */
+int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
+                 struct sv_generation **gen_out, struct sv_status **status_out, char *err,
+                 size_t errlen);
+
+#endif

@@ -1,0 +1,760 @@
+/* HTTPRoutes: parent attachment (sectionName/port, allowedRoutes, hostname intersection), rules
+ * (matches, filters, backendRefs -> backend sets with EndpointSlice endpoints), route status. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/translate/translate_int.h"
+#include "serval/base/assert.h"
+#include "serval/base/log.h"
+
+bool sv_tx_grant_allows(struct tx *t, const char *from_kind, const char *from_ns,
+                        const char *to_group, const char *to_kind, const char *to_ns,
+                        const char *to_name);
+
+#define MAX_ROUTE_HOSTS 64 /* distinct intersected hostnames kept per listener */
+
+/* Outcome of translating the rules of one route (the same for every parent). */
+struct rules_result {
+    size_t valid, dropped;
+    bool incompatible_only; /* every dropped rule was dropped for IncompatibleFilters */
+    char drop_msg[512];
+    const char *refs_reason; /* first ResolvedRefs problem, NULL if none */
+    char refs_msg[512];
+};
+
+static void *scratch(struct tx *t, size_t n)
+{
+    void *p = sv_arena_zalloc(&t->scratch, n ? n : 1);
+    if (!p)
+        t->nomem = true;
+    return p;
+}
+
+static void refs_problem(struct rules_result *rr, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void refs_problem(struct rules_result *rr, const char *reason, const char *fmt, ...)
+{
+    if (rr->refs_reason)
+        return;
+    rr->refs_reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rr->refs_msg, sizeof(rr->refs_msg), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- backends ------------------------------------------------------------------------------ */
+
+static bool set_filled(struct tx *t, uint32_t id)
+{
+    if (id >= t->set_cap) {
+        size_t cap = t->set_cap ? t->set_cap : 64;
+        while (cap <= id)
+            cap *= 2;
+        uint8_t *v = realloc(t->set_filled, cap);
+        if (!v) {
+            t->nomem = true;
+            return true;
+        }
+        memset(v + t->set_cap, 0, cap - t->set_cap);
+        t->set_filled = v;
+        t->set_cap = cap;
+    }
+    bool was = t->set_filled[id];
+    t->set_filled[id] = 1;
+    return was;
+}
+
+/* The slice port for Service port <sp>: by name (Kubernetes names slice ports after Service
+ * ports), else the tolerance of GATEWAY_API_RULES.md §5. -1 if none. */
+static int slice_port(const struct sv_object *slice, const struct sv_service_port *sp)
+{
+    const struct sv_endpointslice *es = &slice->u.endpointslice;
+    for (size_t i = 0; i < es->n_ports; i++) {
+        if (strcmp(es->ports[i].name, sp->name) == 0 && es->ports[i].port > 0)
+            return es->ports[i].port;
+    }
+    for (size_t i = 0; i < es->n_ports; i++) {
+        const struct sv_slice_port *p = &es->ports[i];
+        bool ok = (sp->target_port && p->port == sp->target_port) ||
+                  (sp->target_port_name && strcmp(p->name, sp->target_port_name) == 0) ||
+                  (es->n_ports == 1 && p->port > 0);
+        if (ok && p->port > 0) {
+            sv_log_rl(1, SV_LOG_WARN, "translate",
+                      "EndpointSlice %s/%s has no port named \"%s\"; using port %d", slice->meta.ns,
+                      slice->meta.name, sp->name, p->port);
+            return p->port;
+        }
+    }
+    return -1;
+}
+
+static void add_endpoints(struct tx *t, uint32_t set_id, const struct sv_object *svc,
+                          const struct sv_service_port *sp)
+{
+    /* Binary search the first slice of this service. */
+    size_t lo = 0, hi = t->n_slices;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct sv_object *s = t->slices[mid];
+        int c = strcmp(s->meta.ns, svc->meta.ns);
+        if (!c)
+            c = strcmp(s->u.endpointslice.service_name, svc->meta.name);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < t->n_slices; i++) {
+        const struct sv_object *s = t->slices[i];
+        if (strcmp(s->meta.ns, svc->meta.ns) != 0 ||
+            strcmp(s->u.endpointslice.service_name, svc->meta.name) != 0)
+            break;
+        int port = slice_port(s, sp);
+        if (port <= 0)
+            continue;
+        const struct sv_endpointslice *es = &s->u.endpointslice;
+        for (size_t e = 0; e < es->n_endpoints; e++) {
+            if (es->endpoints[e].ready == 0)
+                continue;
+            for (size_t k = 0; k < es->endpoints[e].n_addresses; k++) {
+                union sv_route_sockaddr sa;
+                socklen_t len;
+                memset(&sa, 0, sizeof(sa));
+                const char *addr = es->endpoints[e].addresses[k];
+                if (inet_pton(AF_INET, addr, &sa.in.sin_addr) == 1) {
+                    sa.in.sin_family = AF_INET;
+                    sa.in.sin_port = htons((uint16_t)port);
+                    len = sizeof(sa.in);
+                } else if (inet_pton(AF_INET6, addr, &sa.in6.sin6_addr) == 1) {
+                    sa.in6.sin6_family = AF_INET6;
+                    sa.in6.sin6_port = htons((uint16_t)port);
+                    len = sizeof(sa.in6);
+                } else {
+                    continue; /* FQDN slices are not supported */
+                }
+                if (sv_route_builder_add_endpoint(t->b, set_id, &sa.sa, len) == -ENOMEM)
+                    t->nomem = true;
+            }
+        }
+    }
+}
+
+/* Resolve one backendRef into <out>. Problems make it an INVALID backend (500 share) and are
+ * reported through rr. */
+static void resolve_backend(struct tx *t, const struct sv_object *route,
+                            const struct sv_backend_ref *br, struct sv_route_backend_spec *out,
+                            struct rules_result *rr)
+{
+    const char *ns = br->ns ? br->ns : route->meta.ns;
+    out->kind = SV_ROUTE_BACKEND_INVALID;
+    out->weight = (uint32_t)br->weight;
+    if (br->group[0] || strcmp(br->kind, "Service") != 0) {
+        refs_problem(rr, "InvalidKind", "backendRef %s/%s %s: unsupported kind", br->group,
+                     br->kind, br->name);
+        return;
+    }
+    if (strcmp(ns, route->meta.ns) != 0 &&
+        !sv_tx_grant_allows(t, "HTTPRoute", route->meta.ns, "", "Service", ns, br->name)) {
+        refs_problem(rr, "RefNotPermitted",
+                     "backendRef %s/%s: no ReferenceGrant in %s allows it", ns, br->name, ns);
+        return;
+    }
+    const struct sv_object *svc = sv_store_get(t->store, SV_KIND_SERVICE, ns, br->name);
+    if (!svc) {
+        refs_problem(rr, "BackendNotFound", "Service %s/%s not found", ns, br->name);
+        return;
+    }
+    if (br->port == 0) {
+        refs_problem(rr, "BackendNotFound", "backendRef %s/%s: port is required", ns, br->name);
+        return;
+    }
+    if (strcmp(svc->u.service.type, "ExternalName") == 0) {
+        refs_problem(rr, "BackendNotFound", "Service %s/%s: ExternalName is not supported", ns,
+                     br->name);
+        return;
+    }
+    const struct sv_service_port *sp = NULL;
+    for (size_t i = 0; i < svc->u.service.n_ports && !sp; i++) {
+        if (svc->u.service.ports[i].port == br->port)
+            sp = &svc->u.service.ports[i];
+    }
+    if (!sp) {
+        refs_problem(rr, "BackendNotFound", "Service %s/%s has no port %d", ns, br->name,
+                     br->port);
+        return;
+    }
+    const char *ap = sp->app_protocol;
+    if (!ap || !ap[0] || strcasecmp(ap, "http") == 0 || strcmp(ap, "kubernetes.io/http") == 0)
+        out->app_proto = SV_ROUTE_APP_HTTP1;
+    else if (strcmp(ap, "kubernetes.io/h2c") == 0)
+        out->app_proto = SV_ROUTE_APP_H2C;
+    else if (strcmp(ap, "kubernetes.io/ws") == 0)
+        out->app_proto = SV_ROUTE_APP_WS;
+    else {
+        refs_problem(rr, "UnsupportedProtocol", "Service %s/%s port %d: appProtocol %s", ns,
+                     br->name, br->port, ap);
+        return;
+    }
+    char name[600];
+    snprintf(name, sizeof(name), "%s/%s:%d", ns, br->name, br->port);
+    int id = sv_route_builder_add_backend_set(t->b, sv_str_cstr(name));
+    if (id < 0) {
+        t->nomem = t->nomem || id == -ENOMEM;
+        return;
+    }
+    if (!set_filled(t, (uint32_t)id))
+        add_endpoints(t, (uint32_t)id, svc, sp);
+    out->kind = SV_ROUTE_BACKEND_SET;
+    out->set_id = (uint32_t)id;
+}
+
+/* ---- rules ------------------------------------------------------------------------------------ */
+
+static const struct sv_route_header_mods_spec *mods_spec(struct tx *t,
+                                                         const struct sv_header_modifier *h)
+{
+    struct sv_route_header_mods_spec *m = scratch(t, sizeof(*m));
+    struct sv_route_header_kv *set = scratch(t, h->n_set * sizeof(*set));
+    struct sv_route_header_kv *add = scratch(t, h->n_add * sizeof(*add));
+    struct sv_str *rm = scratch(t, h->n_remove * sizeof(*rm));
+    if (!m || !set || !add || !rm)
+        return NULL;
+    for (size_t i = 0; i < h->n_set; i++)
+        set[i] = (struct sv_route_header_kv){sv_str_cstr(h->set[i].key),
+                                             sv_str_cstr(h->set[i].value)};
+    for (size_t i = 0; i < h->n_add; i++)
+        add[i] = (struct sv_route_header_kv){sv_str_cstr(h->add[i].key),
+                                             sv_str_cstr(h->add[i].value)};
+    for (size_t i = 0; i < h->n_remove; i++)
+        rm[i] = sv_str_cstr(h->remove[i]);
+    m->set = set;
+    m->n_set = (uint32_t)h->n_set;
+    m->add = add;
+    m->n_add = (uint32_t)h->n_add;
+    m->remove = rm;
+    m->n_remove = (uint32_t)h->n_remove;
+    return m;
+}
+
+static bool valid_method(const char *m)
+{
+    static const char *const methods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                          "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
+    for (size_t i = 0; methods[i]; i++) {
+        if (strcmp(m, methods[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool valid_path(const char *p)
+{
+    return p[0] == '/' && !strstr(p, "//") && !strstr(p, "/./") && !strstr(p, "/../") &&
+           !strcasestr(p, "%2f") && !strchr(p, '#');
+}
+
+static int path_mod(const struct sv_path_modifier *pm, struct sv_route_path_mod *out)
+{
+    memset(out, 0, sizeof(*out));
+    switch (pm->type) {
+    case SV_PATHMOD_NONE:
+        return 0;
+    case SV_PATHMOD_FULL:
+        out->type = SV_ROUTE_PATH_MOD_FULL;
+        break;
+    case SV_PATHMOD_PREFIX:
+        out->type = SV_ROUTE_PATH_MOD_PREFIX;
+        break;
+    default:
+        return -1;
+    }
+    out->value = sv_str_cstr(pm->value ? pm->value : "");
+    return 0;
+}
+
+/* Translate one rule. Returns 0 (added), or 1 with why/incompatible set when the rule is
+ * dropped. */
+static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_idx, size_t ri,
+                   struct rules_result *rr, char *why, size_t whylen, bool *incompatible)
+{
+    const struct sv_route_rule *r = &route->u.httproute.rules[ri];
+    struct sv_route_rule_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    *incompatible = false;
+    sv_arena_reset(&t->scratch);
+
+    struct sv_route_match_spec *ms = scratch(t, r->n_matches * sizeof(*ms));
+    if (!ms)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->n_matches; i++) {
+        const struct sv_route_match *m = &r->matches[i];
+        switch (m->path_type) {
+        case SV_PATH_PREFIX:
+            ms[i].path_type = SV_ROUTE_PATH_PREFIX;
+            break;
+        case SV_PATH_EXACT:
+            ms[i].path_type = SV_ROUTE_PATH_EXACT;
+            break;
+        case SV_PATH_REGEX:
+            ms[i].path_type = SV_ROUTE_PATH_REGEX;
+            break;
+        default:
+            snprintf(why, whylen, "path type %s is not supported", m->path_type_raw);
+            return 1;
+        }
+        if (m->path_type != SV_PATH_REGEX && !valid_path(m->path)) {
+            snprintf(why, whylen, "path \"%s\" is not a valid path", m->path);
+            return 1;
+        }
+        ms[i].path = sv_str_cstr(m->path);
+        if (m->method && !valid_method(m->method)) {
+            snprintf(why, whylen, "method %s is not supported", m->method);
+            return 1;
+        }
+        ms[i].method = sv_str_cstr(m->method ? m->method : "");
+        for (int pass = 0; pass < 2; pass++) {
+            const struct sv_kv_match *src = pass ? m->query : m->headers;
+            size_t n = pass ? m->n_query : m->n_headers;
+            struct sv_route_kv_match *dst = scratch(t, n * sizeof(*dst));
+            if (!dst)
+                return -ENOMEM;
+            for (size_t k = 0; k < n; k++) {
+                if (src[k].type == SV_MATCH_UNSUPPORTED) {
+                    snprintf(why, whylen, "%s match type %s is not supported",
+                             pass ? "query param" : "header", src[k].type_raw);
+                    return 1;
+                }
+                dst[k].type = src[k].type == SV_MATCH_REGEX ? SV_ROUTE_VALUE_REGEX
+                                                            : SV_ROUTE_VALUE_EXACT;
+                dst[k].name = sv_str_cstr(src[k].name);
+                dst[k].value = sv_str_cstr(src[k].value);
+            }
+            if (pass) {
+                ms[i].query = dst;
+                ms[i].n_query = (uint32_t)n;
+            } else {
+                ms[i].headers = dst;
+                ms[i].n_headers = (uint32_t)n;
+            }
+        }
+    }
+    spec.matches = ms;
+    spec.n_matches = (uint32_t)r->n_matches;
+
+    struct sv_route_mirror_spec *mirrors = scratch(t, r->n_filters * sizeof(*mirrors));
+    struct sv_route_redirect_spec *redirect = NULL;
+    struct sv_route_rewrite_spec *rewrite = NULL;
+    if (!mirrors)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->n_filters; i++) {
+        const struct sv_filter *f = &r->filters[i];
+        if (f->type == SV_FILTER_UNSUPPORTED || f->type == SV_FILTER_CORS) {
+            snprintf(why, whylen, "filter %s is not supported", f->type_raw);
+            return 1;
+        }
+        if (!f->has_config && f->type != SV_FILTER_EXTENSION_REF) {
+            snprintf(why, whylen, "filter %s without its configuration", f->type_raw);
+            return 1;
+        }
+        switch (f->type) {
+        case SV_FILTER_REQUEST_HEADER_MODIFIER:
+        case SV_FILTER_RESPONSE_HEADER_MODIFIER: {
+            bool req = f->type == SV_FILTER_REQUEST_HEADER_MODIFIER;
+            if (req ? spec.request_mods != NULL : spec.response_mods != NULL) {
+                snprintf(why, whylen, "filter %s given twice", f->type_raw);
+                *incompatible = true;
+                return 1;
+            }
+            const struct sv_route_header_mods_spec *m = mods_spec(t, &f->u.headers);
+            if (!m)
+                return -ENOMEM;
+            if (req)
+                spec.request_mods = m;
+            else
+                spec.response_mods = m;
+            break;
+        }
+        case SV_FILTER_REQUEST_REDIRECT: {
+            const struct sv_redirect *rd = &f->u.redirect;
+            if (redirect) {
+                snprintf(why, whylen, "RequestRedirect given twice");
+                *incompatible = true;
+                return 1;
+            }
+            if (rd->scheme && strcmp(rd->scheme, "http") != 0 && strcmp(rd->scheme, "https") != 0) {
+                snprintf(why, whylen, "redirect scheme %s is not supported", rd->scheme);
+                return 1;
+            }
+            int sc = rd->status_code;
+            if (sc != 301 && sc != 302 && sc != 303 && sc != 307 && sc != 308) {
+                snprintf(why, whylen, "redirect statusCode %d is not supported", sc);
+                return 1;
+            }
+            redirect = scratch(t, sizeof(*redirect));
+            if (!redirect)
+                return -ENOMEM;
+            redirect->scheme = sv_str_cstr(rd->scheme ? rd->scheme : "");
+            redirect->hostname = sv_str_cstr(rd->hostname ? rd->hostname : "");
+            redirect->port = (uint16_t)rd->port;
+            redirect->status = (uint16_t)sc;
+            if (path_mod(&rd->path, &redirect->path) != 0) {
+                snprintf(why, whylen, "redirect path type %s is not supported", rd->path.type_raw);
+                return 1;
+            }
+            spec.redirect = redirect;
+            break;
+        }
+        case SV_FILTER_URL_REWRITE:
+            if (rewrite) {
+                snprintf(why, whylen, "URLRewrite given twice");
+                *incompatible = true;
+                return 1;
+            }
+            rewrite = scratch(t, sizeof(*rewrite));
+            if (!rewrite)
+                return -ENOMEM;
+            rewrite->hostname = sv_str_cstr(f->u.rewrite.hostname ? f->u.rewrite.hostname : "");
+            if (path_mod(&f->u.rewrite.path, &rewrite->path) != 0) {
+                snprintf(why, whylen, "URLRewrite path type %s is not supported",
+                         f->u.rewrite.path.type_raw);
+                return 1;
+            }
+            spec.rewrite = rewrite;
+            break;
+        case SV_FILTER_REQUEST_MIRROR: {
+            const struct sv_mirror *m = &f->u.mirror;
+            struct sv_route_backend_spec be;
+            memset(&be, 0, sizeof(be));
+            resolve_backend(t, route, m->backend, &be, rr);
+            if (be.kind != SV_ROUTE_BACKEND_SET)
+                break; /* not configured; primary traffic unaffected */
+            struct sv_route_mirror_spec *ms2 = &mirrors[spec.n_mirrors++];
+            ms2->set_id = be.set_id;
+            if (m->percent >= 0) {
+                ms2->numerator = (uint32_t)m->percent;
+                ms2->denominator = 100;
+            } else if (m->fraction_num >= 0) {
+                ms2->numerator = (uint32_t)m->fraction_num;
+                ms2->denominator = (uint32_t)m->fraction_den;
+            } else {
+                ms2->numerator = ms2->denominator = 100;
+            }
+            break;
+        }
+        case SV_FILTER_EXTENSION_REF:
+            spec.fixed_status = 500;
+            refs_problem(rr, "InvalidKind", "ExtensionRef %s/%s %s is not supported",
+                         f->u.extension.group ? f->u.extension.group : "",
+                         f->u.extension.kind ? f->u.extension.kind : "",
+                         f->u.extension.name ? f->u.extension.name : "");
+            break;
+        default:
+            break;
+        }
+    }
+    spec.mirrors = mirrors;
+    if (redirect && rewrite) {
+        snprintf(why, whylen, "RequestRedirect and URLRewrite cannot be combined");
+        *incompatible = true;
+        return 1;
+    }
+    if (redirect && r->n_backends) {
+        snprintf(why, whylen, "RequestRedirect and backendRefs cannot be combined");
+        *incompatible = true;
+        return 1;
+    }
+    struct sv_route_backend_spec *bs = scratch(t, r->n_backends * sizeof(*bs));
+    if (!bs)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->n_backends; i++) {
+        const struct sv_backend_ref *br = &r->backends[i];
+        for (size_t k = 0; k < br->n_filters; k++) {
+            const struct sv_filter *f = &br->filters[k];
+            bool req = f->type == SV_FILTER_REQUEST_HEADER_MODIFIER;
+            if ((!req && f->type != SV_FILTER_RESPONSE_HEADER_MODIFIER) || !f->has_config) {
+                snprintf(why, whylen, "backendRef filter %s is not supported", f->type_raw);
+                return 1;
+            }
+            if (req ? bs[i].request_mods != NULL : bs[i].response_mods != NULL) {
+                snprintf(why, whylen, "backendRef filter %s given twice", f->type_raw);
+                *incompatible = true;
+                return 1;
+            }
+            const struct sv_route_header_mods_spec *m = mods_spec(t, &f->u.headers);
+            if (!m)
+                return -ENOMEM;
+            if (req)
+                bs[i].request_mods = m;
+            else
+                bs[i].response_mods = m;
+        }
+        resolve_backend(t, route, br, &bs[i], rr);
+    }
+    spec.backends = bs;
+    spec.n_backends = (uint32_t)r->n_backends;
+
+    int64_t req_ms = r->timeout_request_ms, be_ms = r->timeout_backend_ms;
+    if (req_ms > 0 && be_ms > req_ms) {
+        snprintf(why, whylen, "timeouts.backendRequest must not exceed timeouts.request");
+        return 1;
+    }
+    if ((req_ms > 0 && req_ms < 1) || (be_ms > 0 && be_ms < 1)) {
+        snprintf(why, whylen, "timeouts must be at least 1ms");
+        return 1;
+    }
+    spec.request_timeout_ms = req_ms > 0 ? (uint64_t)req_ms : 0;
+    spec.backend_timeout_ms = be_ms > 0 ? (uint64_t)be_ms : 0;
+    if (t->nomem)
+        return -ENOMEM;
+    int rc = sv_route_builder_add_rule(t->b, route_idx, &spec);
+    if (rc == -ENOMEM)
+        return -ENOMEM;
+    if (rc < 0) {
+        snprintf(why, whylen, "%s", sv_route_builder_error(t->b));
+        *incompatible = strstr(why, "ReplacePrefixMatch") != NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static int tx_rules(struct tx *t, const struct sv_object *route, uint32_t route_idx,
+                    struct rules_result *rr)
+{
+    const struct sv_httproute *hr = &route->u.httproute;
+    size_t off = 0;
+    rr->incompatible_only = true;
+    for (size_t i = 0; i < hr->n_rules; i++) {
+        char why[300];
+        bool incompatible = false;
+        int rc = tx_rule(t, route, route_idx, i, rr, why, sizeof(why), &incompatible);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            rr->valid++;
+            continue;
+        }
+        rr->dropped++;
+        rr->incompatible_only = rr->incompatible_only && incompatible;
+        if (off < sizeof(rr->drop_msg)) {
+            int n = snprintf(rr->drop_msg + off, sizeof(rr->drop_msg) - off, "%sDropped Rule %zu: %s",
+                             off ? "; " : "", i, why);
+            off += n > 0 ? (size_t)n : 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- attachment -------------------------------------------------------------------------------- */
+
+static bool ns_allowed(struct tx *t, const struct tx_gateway *g, const struct tx_listener *tl,
+                       const char *route_ns)
+{
+    switch (tl->l->from) {
+    case SV_FROM_SAME:
+        return strcmp(route_ns, g->obj->meta.ns) == 0;
+    case SV_FROM_ALL:
+        return true;
+    case SV_FROM_SELECTOR: {
+        if (!tl->l->has_selector)
+            return false;
+        const struct sv_object *ns = sv_store_get(t->store, SV_KIND_NAMESPACE, "", route_ns);
+        if (ns)
+            return sv_label_selector_matches(&tl->l->selector, ns->meta.labels,
+                                             ns->meta.n_labels);
+        struct sv_kv only = {"kubernetes.io/metadata.name", route_ns};
+        return sv_label_selector_matches(&tl->l->selector, &only, 1);
+    }
+    default:
+        return false;
+    }
+}
+
+/* Intersected hostnames of <route> on <tl> into out[] (deduplicated). Returns the count. */
+static size_t route_hosts(const struct sv_httproute *hr, const struct tx_listener *tl,
+                          const char **out)
+{
+    size_t n = 0;
+    const char *lh = tl->host[0] ? tl->host : NULL;
+    if (hr->n_hostnames == 0) {
+        out[n++] = lh ? lh : "";
+        return n;
+    }
+    for (size_t i = 0; i < hr->n_hostnames && n < MAX_ROUTE_HOSTS; i++) {
+        const char *h = sv_tx_host_intersect(lh, hr->hostnames[i]);
+        bool dup = false;
+        for (size_t k = 0; h && k < n && !dup; k++)
+            dup = strcasecmp(out[k], h) == 0;
+        if (h && !dup)
+            out[n++] = h;
+    }
+    return n;
+}
+
+struct attached {
+    const struct tx_listener *tl;
+    const char *host;
+};
+
+static int tx_route(struct tx *t, const struct sv_object *route, struct sv_status_route *sr)
+{
+    const struct sv_httproute *hr = &route->u.httproute;
+    int64_t gen = route->meta.generation;
+    bool ours = false;
+    for (size_t pi = 0; pi < hr->n_parents && !ours; pi++) {
+        const struct sv_parent_ref *p = &hr->parents[pi];
+        const char *gns = p->ns ? p->ns : route->meta.ns;
+        for (size_t gi = 0; gi < t->n_gws && !ours; gi++)
+            ours = strcmp(t->gws[gi].obj->meta.ns, gns) == 0 &&
+                   strcmp(t->gws[gi].obj->meta.name, p->name) == 0;
+    }
+    sr->obj = route;
+    if (!ours)
+        return 0; /* not for our Gateways: nothing to build or report */
+    sr->parents = sv_arena_zalloc(t->a, (hr->n_parents ? hr->n_parents : 1) * sizeof(*sr->parents));
+    if (!sr->parents)
+        return -ENOMEM;
+
+    /* Rules first: their validity decides Accepted for every parent. */
+    struct sv_route_route_spec rs = {
+        .namespace_ = sv_str_cstr(route->meta.ns),
+        .name = sv_str_cstr(route->meta.name),
+        .creation_ts = route->meta.creation_ns,
+    };
+    int ridx = sv_route_builder_add_route(t->b, &rs);
+    if (ridx < 0)
+        return -ENOMEM;
+    struct rules_result rr;
+    memset(&rr, 0, sizeof(rr));
+    int rc = tx_rules(t, route, (uint32_t)ridx, &rr);
+    if (rc < 0)
+        return rc;
+
+    /* Listeners the route is counted on / attached to (deduplicated across parentRefs). */
+    size_t cap = 0;
+    for (size_t gi = 0; gi < t->n_gws; gi++)
+        cap += t->gws[gi].n_ls;
+    struct attached *att = calloc(cap * MAX_ROUTE_HOSTS + 1, sizeof(*att));
+    const struct tx_listener **counted = calloc(cap + 1, sizeof(*counted));
+    if (!att || !counted) {
+        free(att);
+        free(counted);
+        return -ENOMEM;
+    }
+    size_t n_att = 0, n_counted = 0;
+
+    for (size_t pi = 0; pi < hr->n_parents; pi++) {
+        const struct sv_parent_ref *p = &hr->parents[pi];
+        if (strcmp(p->group, SV_GATEWAY_API_GROUP) != 0 || strcmp(p->kind, "Gateway") != 0)
+            continue;
+        const char *gns = p->ns ? p->ns : route->meta.ns;
+        struct tx_gateway *g = NULL;
+        for (size_t gi = 0; gi < t->n_gws && !g; gi++) {
+            if (strcmp(t->gws[gi].obj->meta.ns, gns) == 0 &&
+                strcmp(t->gws[gi].obj->meta.name, p->name) == 0)
+                g = &t->gws[gi];
+        }
+        if (!g)
+            continue; /* not our Gateway: no status entry from us */
+        struct sv_status_route_parent *sp = &sr->parents[sr->n_parents++];
+        sp->ref = *p;
+        sp->controller_name = t->controller;
+
+        size_t selected = 0, allowed = 0, hosted = 0;
+        for (size_t j = 0; j < g->n_ls; j++) {
+            struct tx_listener *tl = &g->ls[j];
+            if (p->section_name && strcmp(p->section_name, tl->l->name) != 0)
+                continue;
+            if (p->port && p->port != tl->l->port)
+                continue;
+            selected++;
+            if (!tl->http_routes || !ns_allowed(t, g, tl, route->meta.ns))
+                continue;
+            allowed++;
+            const char *hosts[MAX_ROUTE_HOSTS];
+            size_t nh = route_hosts(hr, tl, hosts);
+            if (nh == 0)
+                continue;
+            hosted++;
+            if (rr.valid == 0)
+                continue;
+            bool seen = false;
+            for (size_t k = 0; k < n_counted && !seen; k++)
+                seen = counted[k] == tl;
+            if (!seen) {
+                counted[n_counted++] = tl;
+                tl->status->attached_routes++;
+            }
+            for (size_t h = 0; h < nh && tl->programmed; h++) {
+                bool dup = false;
+                for (size_t k = 0; k < n_att && !dup; k++)
+                    dup = att[k].tl == tl && strcasecmp(att[k].host, hosts[h]) == 0;
+                if (dup)
+                    continue;
+                att[n_att++] = (struct attached){tl, hosts[h]};
+                rc = sv_route_builder_attach(t->b, (uint32_t)ridx, (uint32_t)tl->builder_index,
+                                             sv_str_cstr(hosts[h]));
+                if (rc == -ENOMEM) {
+                    free(att);
+                    free(counted);
+                    return -ENOMEM;
+                }
+                if (rc < 0)
+                    sv_warn("translate", "HTTPRoute %s/%s: attach %s: %s", route->meta.ns,
+                            route->meta.name, hosts[h], sv_route_builder_error(t->b));
+            }
+        }
+        struct sv_condition_set *cs = &sp->conds;
+        if (selected == 0)
+            sv_tx_cond(t, cs, "Accepted", false, "NoMatchingParent", gen,
+                       "no listener of %s/%s matches sectionName/port", gns, p->name);
+        else if (allowed == 0)
+            sv_tx_cond(t, cs, "Accepted", false, "NotAllowedByListeners", gen,
+                       "no listener of %s/%s allows this route (namespace or kind)", gns, p->name);
+        else if (hosted == 0)
+            sv_tx_cond(t, cs, "Accepted", false, "NoMatchingListenerHostname", gen,
+                       "no listener hostname of %s/%s intersects the route's hostnames", gns,
+                       p->name);
+        else if (rr.valid == 0)
+            sv_tx_cond(t, cs, "Accepted", false,
+                       rr.incompatible_only ? "IncompatibleFilters" : "UnsupportedValue", gen,
+                       "%s", rr.drop_msg);
+        else
+            sv_tx_cond(t, cs, "Accepted", true, "Accepted", gen, "Route accepted");
+        if (rr.refs_reason)
+            sv_tx_cond(t, cs, "ResolvedRefs", false, rr.refs_reason, gen, "%s", rr.refs_msg);
+        else
+            sv_tx_cond(t, cs, "ResolvedRefs", true, "ResolvedRefs", gen, "References resolved");
+        if (rr.valid > 0 && rr.dropped > 0)
+            sv_tx_cond(t, cs, "PartiallyInvalid", true, "UnsupportedValue", gen, "%s",
+                       rr.drop_msg);
+    }
+    free(att);
+    free(counted);
+    return t->nomem ? -ENOMEM : 0;
+}
+
+int sv_tx_routes(struct tx *t)
+{
+    size_t n;
+    const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_HTTPROUTE, &n);
+    if (!v && sv_store_list_failed(t->store))
+        return -ENOMEM;
+    t->st->routes = sv_arena_zalloc(t->a, (n ? n : 1) * sizeof(*t->st->routes));
+    if (!t->st->routes)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct sv_status_route *sr = &t->st->routes[t->st->n_routes];
+        int rc = tx_route(t, v[i], sr);
+        if (rc < 0)
+            return rc;
+        if (sr->n_parents)
+            t->st->n_routes++;
+    }
+    return 0;
+}

@@ -1,0 +1,606 @@
+/* Translation entry point: GatewayClasses, Gateways and their listeners (binds, conflicts,
+ * certificates, status), then routes (route.c), then the builder's finish. */
+#include "serval/control/translate.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/translate/translate_int.h"
+#include "serval/base/assert.h"
+#include "serval/base/log.h"
+#include "serval/routing/generation.h"
+
+#define STATUS_ARENA_BLOCK (16 * 1024)
+
+const char *sv_tx_host_intersect(const char *lh, const char *rh)
+{
+    if (!lh || !lh[0])
+        return rh;
+    bool lw = lh[0] == '*' && lh[1] == '.', rw = rh[0] == '*' && rh[1] == '.';
+    size_t ll = strlen(lh), rl = strlen(rh);
+    if (!lw && !rw)
+        return strcasecmp(lh, rh) == 0 ? rh : NULL;
+    if (lw && !rw) {
+        /* "*.sfx" covers one or more labels before ".sfx". */
+        size_t sl = ll - 1; /* ".sfx" */
+        return rl > sl && strcasecmp(rh + rl - sl, lh + 1) == 0 ? rh : NULL;
+    }
+    if (!lw && rw) {
+        size_t sl = rl - 1;
+        return ll > sl && strcasecmp(lh + ll - sl, rh + 1) == 0 ? lh : NULL;
+    }
+    /* Both wildcards: the more specific one, if it falls under the other. */
+    const char *longer = ll >= rl ? lh : rh, *shorter = ll >= rl ? rh : lh;
+    size_t lo = strlen(longer), sh = strlen(shorter);
+    if (lo == sh)
+        return strcasecmp(longer, shorter) == 0 ? rh : NULL;
+    return strcasecmp(longer + lo - (sh - 1), shorter + 1) == 0 ? longer : NULL;
+}
+
+/* ---- GatewayClasses ---------------------------------------------------------------------- */
+
+static bool class_accepted(struct tx *t, const char *name)
+{
+    for (size_t i = 0; i < t->st->n_classes; i++) {
+        const struct sv_status_gatewayclass *c = &t->st->classes[i];
+        if (strcmp(c->obj->meta.name, name) == 0)
+            return strcmp(sv_condition_find(&c->conds, "Accepted")->status, "True") == 0;
+    }
+    return false;
+}
+
+static bool class_ours(struct tx *t, const char *name)
+{
+    for (size_t i = 0; i < t->st->n_classes; i++) {
+        if (strcmp(t->st->classes[i].obj->meta.name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int tx_classes(struct tx *t)
+{
+    size_t n;
+    const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_GATEWAYCLASS, &n);
+    if (!v && sv_store_list_failed(t->store))
+        return -ENOMEM;
+    t->st->classes = sv_arena_zalloc(t->a, (n ? n : 1) * sizeof(*t->st->classes));
+    if (!t->st->classes)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const struct sv_object *o = v[i];
+        if (strcmp(o->u.gatewayclass.controller_name, t->controller) != 0)
+            continue;
+        struct sv_status_gatewayclass *c = &t->st->classes[t->st->n_classes++];
+        c->obj = o;
+        if (o->u.gatewayclass.has_parameters_ref)
+            sv_tx_cond(t, &c->conds, "Accepted", false, "InvalidParameters", o->meta.generation,
+                       "parametersRef is not supported by %s", t->controller);
+        else
+            sv_tx_cond(t, &c->conds, "Accepted", true, "Accepted", o->meta.generation,
+                       "Accepted by %s", t->controller);
+    }
+    return 0;
+}
+
+/* ---- Gateways ------------------------------------------------------------------------------ */
+
+static int cmp_gateway_age(const void *a, const void *b)
+{
+    const struct sv_object *x = *(const struct sv_object *const *)a;
+    const struct sv_object *y = *(const struct sv_object *const *)b;
+    if (x->meta.creation_ns != y->meta.creation_ns)
+        return x->meta.creation_ns < y->meta.creation_ns ? -1 : 1;
+    int c = strcmp(x->meta.ns, y->meta.ns);
+    return c ? c : strcmp(x->meta.name, y->meta.name);
+}
+
+static bool grant_allows(struct tx *t, const char *from_kind, const char *from_ns,
+                         const char *to_group, const char *to_kind, const char *to_ns,
+                         const char *to_name)
+{
+    size_t n;
+    const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_REFERENCEGRANT, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sv_referencegrant *g = &v[i]->u.referencegrant;
+        if (strcmp(v[i]->meta.ns, to_ns) != 0)
+            continue;
+        bool from_ok = false, to_ok = false;
+        for (size_t k = 0; k < g->n_from && !from_ok; k++)
+            from_ok = strcmp(g->from[k].group, SV_GATEWAY_API_GROUP) == 0 &&
+                      strcmp(g->from[k].kind, from_kind) == 0 &&
+                      strcmp(g->from[k].ns, from_ns) == 0;
+        for (size_t k = 0; k < g->n_to && !to_ok; k++)
+            to_ok = strcmp(g->to[k].group, to_group) == 0 && strcmp(g->to[k].kind, to_kind) == 0 &&
+                    (!g->to[k].name || strcmp(g->to[k].name, to_name) == 0);
+        if (from_ok && to_ok)
+            return true;
+    }
+    return false;
+}
+
+/* Exported to route.c through a tiny wrapper to keep one grant implementation. */
+bool sv_tx_grant_allows(struct tx *t, const char *from_kind, const char *from_ns,
+                        const char *to_group, const char *to_kind, const char *to_ns,
+                        const char *to_name);
+bool sv_tx_grant_allows(struct tx *t, const char *from_kind, const char *from_ns,
+                        const char *to_group, const char *to_kind, const char *to_ns,
+                        const char *to_name)
+{
+    return grant_allows(t, from_kind, from_ns, to_group, to_kind, to_ns, to_name);
+}
+
+static bool pem_like(const struct sv_bytes_kv *kv)
+{
+    return kv && kv->len > 10 && memmem(kv->data, kv->len, "-----BEGIN", 10) != NULL;
+}
+
+/* Check the listener's certificateRefs. Returns the first good Secret or NULL (condition set). */
+static const struct sv_object *listener_cert(struct tx *t, struct tx_gateway *g,
+                                             struct tx_listener *tl)
+{
+    const struct sv_object *gw = g->obj;
+    int64_t gen = gw->meta.generation;
+    const struct sv_listener_tls *tls = &tl->l->tls;
+    struct sv_condition_set *cs = &tl->status->conds;
+    if (!tl->l->has_tls || tls->n_cert_refs == 0) {
+        sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                   "HTTPS listener needs tls.certificateRefs");
+        return NULL;
+    }
+    const struct sv_object_ref *r = &tls->cert_refs[0];
+    const char *ns = r->ns ? r->ns : gw->meta.ns;
+    if (r->group[0] || strcmp(r->kind, "Secret") != 0) {
+        sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                   "certificateRef %s/%s: only core Secrets are supported", r->group, r->kind);
+        return NULL;
+    }
+    if (strcmp(ns, gw->meta.ns) != 0 &&
+        !grant_allows(t, "Gateway", gw->meta.ns, "", "Secret", ns, r->name)) {
+        sv_tx_cond(t, cs, "ResolvedRefs", false, "RefNotPermitted", gen,
+                   "Secret %s/%s: no ReferenceGrant allows it", ns, r->name);
+        return NULL;
+    }
+    const struct sv_object *s = sv_store_get(t->store, SV_KIND_SECRET, ns, r->name);
+    if (!s) {
+        sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                   "Secret %s/%s not found", ns, r->name);
+        return NULL;
+    }
+    if (!pem_like(s->u.secret.tls_crt) || !pem_like(s->u.secret.tls_key)) {
+        sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                   "Secret %s/%s: tls.crt and tls.key must hold PEM data", ns, r->name);
+        return NULL;
+    }
+    return s;
+}
+
+static bool same_host(const char *a, const char *b)
+{
+    return strcasecmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Mark listeners that cannot share a port. Within one Gateway nobody wins; across Gateways (all
+ * share --bind) the older Gateway keeps its listener. */
+static void tx_conflicts(struct tx *t)
+{
+    for (size_t gi = 0; gi < t->n_gws; gi++) {
+        struct tx_gateway *g = &t->gws[gi];
+        for (size_t i = 0; i < g->n_ls; i++) {
+            struct tx_listener *a = &g->ls[i];
+            if (!a->accepted)
+                continue;
+            const char *why = NULL;
+            for (size_t gj = 0; gj <= gi && !why; gj++) {
+                struct tx_gateway *h = &t->gws[gj];
+                for (size_t j = 0; j < h->n_ls && !why; j++) {
+                    struct tx_listener *b = &h->ls[j];
+                    if ((gj == gi && j == i) || b->l->port != a->l->port)
+                        continue;
+                    if (gj < gi && !b->accepted)
+                        continue;
+                    if (b->l->protocol != a->l->protocol)
+                        why = "ProtocolConflict";
+                    else if (same_host(a->l->hostname, b->l->hostname))
+                        why = "HostnameConflict";
+                }
+            }
+            if (why) {
+                sv_tx_cond(t, &a->status->conds, "Conflicted", true, why, g->obj->meta.generation,
+                           "another listener uses port %d %s", a->l->port,
+                           strcmp(why, "ProtocolConflict") == 0 ? "with another protocol"
+                                                                 : "with the same hostname");
+            }
+        }
+    }
+    /* Apply after the scan so that within a Gateway both sides of a conflict are refused. */
+    for (size_t gi = 0; gi < t->n_gws; gi++) {
+        for (size_t i = 0; i < t->gws[gi].n_ls; i++) {
+            struct tx_listener *a = &t->gws[gi].ls[i];
+            const struct sv_condition *c = sv_condition_find(&a->status->conds, "Conflicted");
+            if (c && strcmp(c->status, "True") == 0)
+                a->accepted = false;
+        }
+    }
+}
+
+static int tx_listener_status(struct tx *t, struct tx_gateway *g, size_t i)
+{
+    struct tx_listener *tl = &g->ls[i];
+    const struct sv_listener *l = tl->l;
+    struct sv_status_listener *ls = tl->status;
+    int64_t gen = g->obj->meta.generation;
+    tl->builder_index = -1;
+    tl->host = l->hostname ? l->hostname : "";
+    ls->name = l->name;
+    bool http = l->protocol == SV_PROTO_HTTP || l->protocol == SV_PROTO_HTTPS;
+    ls->supported_kinds =
+        sv_arena_zalloc(t->a, (l->n_kinds ? l->n_kinds : 1) * sizeof(*ls->supported_kinds));
+    if (!ls->supported_kinds)
+        return -ENOMEM;
+    bool bad_kind = false;
+    if (l->n_kinds == 0) {
+        if (http) {
+            ls->supported_kinds[0].group = SV_GATEWAY_API_GROUP;
+            ls->supported_kinds[0].kind = "HTTPRoute";
+            ls->n_supported_kinds = 1;
+        }
+    } else {
+        for (size_t k = 0; k < l->n_kinds; k++) {
+            if (http && strcmp(l->kinds[k].group, SV_GATEWAY_API_GROUP) == 0 &&
+                strcmp(l->kinds[k].kind, "HTTPRoute") == 0) {
+                if (ls->n_supported_kinds == 0) /* listed twice: report once */
+                    ls->supported_kinds[ls->n_supported_kinds++] = l->kinds[k];
+            } else {
+                bad_kind = true;
+            }
+        }
+    }
+    tl->http_routes = ls->n_supported_kinds > 0;
+
+    if (!http) {
+        sv_tx_cond(t, &ls->conds, "Accepted", false, "UnsupportedProtocol", gen,
+                   "protocol %s is not supported", l->protocol_raw);
+    } else if (l->from == SV_FROM_UNSUPPORTED) {
+        sv_tx_cond(t, &ls->conds, "Accepted", false, "UnsupportedValue", gen,
+                   "allowedRoutes.namespaces.from %s is not supported", l->from_raw);
+    } else if (l->protocol == SV_PROTO_HTTPS && l->has_tls && l->tls.mode != SV_TLS_TERMINATE) {
+        sv_tx_cond(t, &ls->conds, "Accepted", false, "UnsupportedValue", gen,
+                   "tls.mode %s is not supported on HTTPS listeners", l->tls.mode_raw);
+    } else {
+        sv_tx_cond(t, &ls->conds, "Accepted", true, "Accepted", gen, "Listener accepted");
+        tl->accepted = true;
+    }
+    if (bad_kind)
+        sv_tx_cond(t, &ls->conds, "ResolvedRefs", false, "InvalidRouteKinds", gen,
+                   "only gateway.networking.k8s.io/HTTPRoute is supported");
+    else
+        sv_tx_cond(t, &ls->conds, "ResolvedRefs", true, "ResolvedRefs", gen, "References resolved");
+    return 0;
+}
+
+/* Fill binds/listeners of the builder for accepted, unconflicted listeners. */
+static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
+{
+    int64_t gen = g->obj->meta.generation;
+    for (size_t i = 0; i < g->n_ls; i++) {
+        struct tx_listener *tl = &g->ls[i];
+        struct sv_status_listener *ls = tl->status;
+        if (!sv_condition_find(&ls->conds, "Conflicted"))
+            sv_tx_cond(t, &ls->conds, "Conflicted", false, "NoConflicts", gen, "No conflicts");
+        const struct sv_object *secret = NULL;
+        if (tl->accepted && tl->l->protocol == SV_PROTO_HTTPS) {
+            secret = listener_cert(t, g, tl);
+            if (!secret)
+                tl->accepted = false; /* not programmed; routes still counted */
+        }
+        const char *why = NULL;
+        if (!tl->accepted || !tl->http_routes) {
+            why = "Invalid";
+        } else {
+            union sv_route_sockaddr sa = t->bind;
+            if (sa.sa.sa_family == AF_INET)
+                sa.in.sin_port = htons((uint16_t)tl->l->port);
+            else
+                sa.in6.sin6_port = htons((uint16_t)tl->l->port);
+            enum sv_route_proto proto =
+                tl->l->protocol == SV_PROTO_HTTPS ? SV_ROUTE_PROTO_HTTPS : SV_ROUTE_PROTO_HTTP;
+            int bind = sv_route_builder_add_bind(t->b, &sa.sa, t->bindlen, proto);
+            if (bind == -ENOMEM)
+                return -ENOMEM;
+            char name[600];
+            snprintf(name, sizeof(name), "%s/%s/%s", g->obj->meta.ns, g->obj->meta.name,
+                     tl->l->name);
+            int li = bind < 0 ? bind
+                              : sv_route_builder_add_listener(t->b, (uint32_t)bind,
+                                                              sv_str_cstr(name),
+                                                              sv_str_cstr(tl->host));
+            if (li == -ENOMEM)
+                return -ENOMEM;
+            if (li < 0) {
+                sv_warn("translate", "listener %s not programmed: %s", name,
+                        sv_route_builder_error(t->b));
+                why = "Invalid";
+            } else {
+                tl->builder_index = li;
+                tl->programmed = true;
+            }
+        }
+        if (why) {
+            sv_tx_cond(t, &ls->conds, "Programmed", false, why, gen, "Listener is not programmed");
+        } else {
+            sv_tx_cond(t, &ls->conds, "Programmed", true, "Programmed", gen, "Listener programmed");
+            if (secret) {
+                struct sv_status *st = t->st;
+                struct sv_status_tls_cert *c = &st->certs[st->n_certs++];
+                c->listener = (uint32_t)tl->builder_index;
+                c->hostname = tl->host;
+                c->cert_pem = secret->u.secret.tls_crt->data;
+                c->cert_len = secret->u.secret.tls_crt->len;
+                c->key_pem = secret->u.secret.tls_key->data;
+                c->key_len = secret->u.secret.tls_key->len;
+            }
+        }
+    }
+    return 0;
+}
+
+static void tx_gateway_addresses(struct tx *t, struct tx_gateway *g, bool *unsupported,
+                                 bool *unusable)
+{
+    const struct sv_gateway *gw = &g->obj->u.gateway;
+    struct sv_status_gateway *s = g->status;
+    s->addresses = sv_arena_zalloc(t->a, (gw->n_addresses + 1) * sizeof(*s->addresses));
+    if (!s->addresses) {
+        t->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < gw->n_addresses; i++) {
+        const struct sv_gateway_address *a = &gw->addresses[i];
+        if (strcmp(a->type, "IPAddress") != 0) {
+            *unsupported = true;
+            continue;
+        }
+        if (!a->value || !a->value[0])
+            continue;
+        union sv_route_sockaddr sa;
+        bool ok = false;
+        if (inet_pton(AF_INET, a->value, &sa.in.sin_addr) == 1)
+            ok = t->bind.sa.sa_family == AF_INET &&
+                 (t->bind_wildcard || sa.in.sin_addr.s_addr == t->bind.in.sin_addr.s_addr);
+        else if (inet_pton(AF_INET6, a->value, &sa.in6.sin6_addr) == 1)
+            ok = t->bind.sa.sa_family == AF_INET6 &&
+                 (t->bind_wildcard ||
+                  memcmp(&sa.in6.sin6_addr, &t->bind.in6.sin6_addr, sizeof(sa.in6.sin6_addr)) == 0);
+        if (!ok) {
+            *unusable = true;
+            continue;
+        }
+        s->addresses[s->n_addresses].type = "IPAddress";
+        s->addresses[s->n_addresses++].value = a->value;
+    }
+    if (s->n_addresses == 0 && !*unsupported && !*unusable) {
+        s->addresses[0].type = "IPAddress";
+        s->addresses[0].value = t->bind_text;
+        s->n_addresses = 1;
+    }
+}
+
+static int tx_gateways(struct tx *t)
+{
+    size_t n;
+    const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_GATEWAY, &n);
+    if (!v && sv_store_list_failed(t->store))
+        return -ENOMEM;
+    const struct sv_object **ours = sv_arena_zalloc(t->a, (n ? n : 1) * sizeof(*ours));
+    if (!ours)
+        return -ENOMEM;
+    size_t k = 0, n_listeners = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (class_ours(t, v[i]->u.gateway.class_name)) {
+            ours[k++] = v[i];
+            n_listeners += v[i]->u.gateway.n_listeners;
+        }
+    }
+    qsort(ours, k, sizeof(*ours), cmp_gateway_age);
+    t->gws = sv_arena_zalloc(t->a, (k ? k : 1) * sizeof(*t->gws));
+    t->st->gateways = sv_arena_zalloc(t->a, (k ? k : 1) * sizeof(*t->st->gateways));
+    t->st->certs = sv_arena_zalloc(t->a, (n_listeners ? n_listeners : 1) * sizeof(*t->st->certs));
+    if (!t->gws || !t->st->gateways || !t->st->certs)
+        return -ENOMEM;
+    t->n_gws = k;
+    t->st->n_gateways = k;
+    for (size_t i = 0; i < k; i++) {
+        struct tx_gateway *g = &t->gws[i];
+        const struct sv_gateway *gw = &ours[i]->u.gateway;
+        g->obj = ours[i];
+        g->status = &t->st->gateways[i];
+        g->status->obj = ours[i];
+        g->n_ls = gw->n_listeners;
+        g->ls = sv_arena_zalloc(t->a, (g->n_ls ? g->n_ls : 1) * sizeof(*g->ls));
+        g->status->listeners =
+            sv_arena_zalloc(t->a, (g->n_ls ? g->n_ls : 1) * sizeof(*g->status->listeners));
+        if (!g->ls || !g->status->listeners)
+            return -ENOMEM;
+        g->status->n_listeners = g->n_ls;
+        g->accepted = class_accepted(t, gw->class_name);
+        for (size_t j = 0; j < g->n_ls; j++) {
+            g->ls[j].l = &gw->listeners[j];
+            g->ls[j].status = &g->status->listeners[j];
+            if (tx_listener_status(t, g, j) != 0)
+                return -ENOMEM;
+            if (!g->accepted)
+                g->ls[j].accepted = false;
+        }
+    }
+    tx_conflicts(t);
+    for (size_t i = 0; i < k; i++) {
+        struct tx_gateway *g = &t->gws[i];
+        int64_t gen = g->obj->meta.generation;
+        struct sv_condition_set *cs = &g->status->conds;
+        bool unsupported = false, unusable = false;
+        tx_gateway_addresses(t, g, &unsupported, &unusable);
+        if (!g->accepted) {
+            for (size_t j = 0; j < g->n_ls; j++)
+                g->ls[j].accepted = false;
+        }
+        if (tx_program_listeners(t, g) != 0)
+            return -ENOMEM;
+        /* A listener is valid when Accepted, not Conflicted and its references resolve. */
+        size_t valid = 0;
+        for (size_t j = 0; j < g->n_ls; j++) {
+            const struct sv_condition_set *lc = &g->ls[j].status->conds;
+            const struct sv_condition *cf = sv_condition_find(lc, "Conflicted");
+            valid += strcmp(sv_condition_find(lc, "Accepted")->status, "True") == 0 &&
+                     strcmp(sv_condition_find(lc, "ResolvedRefs")->status, "True") == 0 &&
+                     !(cf && strcmp(cf->status, "True") == 0);
+        }
+        if (!g->accepted) {
+            sv_tx_cond(t, cs, "Accepted", false, "Invalid", gen,
+                       "GatewayClass %s is not accepted", g->obj->u.gateway.class_name);
+            sv_tx_cond(t, cs, "Programmed", false, "Invalid", gen, "Gateway is not accepted");
+            continue;
+        }
+        if (unsupported)
+            sv_tx_cond(t, cs, "Accepted", false, "UnsupportedAddress", gen,
+                       "only IPAddress addresses are supported");
+        else if (valid == 0)
+            sv_tx_cond(t, cs, "Accepted", false, "ListenersNotValid", gen, "no valid listener");
+        else if (valid < g->n_ls)
+            sv_tx_cond(t, cs, "Accepted", true, "ListenersNotValid", gen,
+                       "%zu of %zu listeners are not valid", g->n_ls - valid, g->n_ls);
+        else
+            sv_tx_cond(t, cs, "Accepted", true, "Accepted", gen, "Gateway accepted");
+        bool programmed = false;
+        for (size_t j = 0; j < g->n_ls; j++)
+            programmed = programmed || g->ls[j].programmed;
+        if (unusable)
+            sv_tx_cond(t, cs, "Programmed", false, "AddressNotUsable", gen,
+                       "requested address is not usable with --bind %s", t->bind_text);
+        else if (strcmp(sv_condition_find(cs, "Accepted")->status, "True") != 0 || !programmed)
+            sv_tx_cond(t, cs, "Programmed", false, "Invalid", gen, "Gateway is not programmed");
+        else
+            sv_tx_cond(t, cs, "Programmed", true, "Programmed", gen, "Gateway programmed");
+    }
+    return 0;
+}
+
+/* ---- EndpointSlice index -------------------------------------------------------------------- */
+
+static int cmp_slice(const void *a, const void *b)
+{
+    const struct sv_object *x = *(const struct sv_object *const *)a;
+    const struct sv_object *y = *(const struct sv_object *const *)b;
+    int c = strcmp(x->meta.ns, y->meta.ns);
+    if (c)
+        return c;
+    const char *xs = x->u.endpointslice.service_name, *ys = y->u.endpointslice.service_name;
+    c = strcmp(xs ? xs : "", ys ? ys : "");
+    return c ? c : strcmp(x->meta.name, y->meta.name);
+}
+
+static int tx_index_slices(struct tx *t)
+{
+    size_t n;
+    const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_ENDPOINTSLICE, &n);
+    if (!v && sv_store_list_failed(t->store))
+        return -ENOMEM;
+    t->slices = sv_arena_alloc(t->a, (n ? n : 1) * sizeof(*t->slices));
+    if (!t->slices)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i]->u.endpointslice.service_name)
+            t->slices[k++] = v[i];
+    }
+    qsort(t->slices, k, sizeof(*t->slices), cmp_slice);
+    t->n_slices = k;
+    return 0;
+}
+
+/* ---- entry ------------------------------------------------------------------------------------ */
+
+static int parse_bind(struct tx *t, const char *text)
+{
+    memset(&t->bind, 0, sizeof(t->bind));
+    t->bind_text = text;
+    if (inet_pton(AF_INET, text, &t->bind.in.sin_addr) == 1) {
+        t->bind.in.sin_family = AF_INET;
+        t->bindlen = sizeof(t->bind.in);
+        t->bind_wildcard = t->bind.in.sin_addr.s_addr == htonl(INADDR_ANY);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &t->bind.in6.sin6_addr) == 1) {
+        t->bind.in6.sin6_family = AF_INET6;
+        t->bindlen = sizeof(t->bind.in6);
+        t->bind_wildcard = memcmp(&t->bind.in6.sin6_addr, &in6addr_any, sizeof(in6addr_any)) == 0;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
+                 struct sv_generation **gen_out, struct sv_status **status_out, char *err,
+                 size_t errlen)
+{
+    struct tx t = {.store = store};
+    *gen_out = NULL;
+    *status_out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    t.controller = opts && opts->controller_name ? opts->controller_name
+                                                 : SV_DEFAULT_CONTROLLER_NAME;
+    if (parse_bind(&t, opts && opts->bind_addr ? opts->bind_addr : "0.0.0.0") != 0) {
+        snprintf(err, errlen, "bind address \"%s\" is not an IP address", opts->bind_addr);
+        return -EINVAL;
+    }
+    struct sv_arena arena;
+    if (sv_arena_init(&arena, STATUS_ARENA_BLOCK, false) != 0)
+        return -ENOMEM;
+    t.st = sv_arena_zalloc(&arena, sizeof(*t.st));
+    if (!t.st) {
+        sv_arena_destroy(&arena);
+        return -ENOMEM;
+    }
+    t.st->_arena = arena;
+    t.a = &t.st->_arena;
+    t.bind_text = sv_tx_strdup(&t, t.bind_text);
+    int rc = -ENOMEM;
+    if (sv_arena_init(&t.scratch, 8192, false) != 0)
+        goto fail_status;
+    t.b = sv_route_builder_new();
+    if (!t.b)
+        goto fail;
+    if ((rc = tx_classes(&t)) != 0 || (rc = tx_gateways(&t)) != 0 ||
+        (rc = tx_index_slices(&t)) != 0 || (rc = sv_tx_routes(&t)) != 0)
+        goto fail;
+    if (t.nomem) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    char berr[256] = "";
+    struct sv_generation *gen = sv_route_builder_finish(t.b, berr, sizeof(berr));
+    t.b = NULL;
+    if (!gen) {
+        snprintf(err, errlen, "building the generation failed: %s", berr);
+        rc = -ENOMEM;
+        goto fail;
+    }
+    free(t.set_filled);
+    sv_arena_destroy(&t.scratch);
+    *gen_out = gen;
+    *status_out = t.st;
+    return 0;
+fail:
+    sv_route_builder_free(t.b);
+    sv_arena_destroy(&t.scratch);
+fail_status:
+    free(t.set_filled);
+    if (err && errlen && !err[0])
+        snprintf(err, errlen, "translation failed: %s", strerror(-rc));
+    sv_status_free(t.st);
+    return rc;
+}
