@@ -236,6 +236,13 @@ struct sv_str sv_generation_backend_set_name(const struct sv_generation *gen, ui
 const struct sv_route_endpoint *sv_generation_endpoints(const struct sv_generation *gen,
                                                         uint32_t set_id, size_t *n);
 
+/* Describe <gen> as one JSON object (for GET /config and logs): id, binds, listeners with their
+ * host buckets, actions (route, rule, filters, weighted backends, timeouts) and backend sets
+ * with endpoints. Writes at most cap bytes into out (NUL-terminated when cap > 0) and returns
+ * the full length like snprintf: a result >= cap means "retry with a buffer of result + 1".
+ * Any thread holding <gen>; no allocation. */
+size_t sv_generation_write_json(const struct sv_generation *gen, char *out, size_t cap);
+
 /* Id of the backend set named <name>, or -1. Any thread holding <gen> (linear; control use). */
 int64_t sv_generation_find_backend_set(const struct sv_generation *gen, struct sv_str name);
 

@@ -1,8 +1,12 @@
 /* Backend and endpoint picking, ReplacePrefixMatch, redirects, filters as data, endpoint-only
  * updates. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
 #include "../harness.h"
 #include "rt_helpers.h"
 #include "serval/http/serialize.h"
+#include "serval/routing/quick.h"
 
 #define S(x) sv_str_cstr(x)
 
@@ -482,5 +486,81 @@ TEST(routing_combined_header_mods)
         has_d |= seq[i][0] == 'D';
     }
     CHECK(has_g && !has_f && !has_d);
+    sv_generation_free_unpublished(g);
+}
+
+TEST(routing_write_json)
+{
+    struct sv_route_header_kv set[] = {{S("X-\"Q\""), S("v\n")}};
+    struct sv_route_header_mods_spec mods = {set, 1, NULL, 0, NULL, 0};
+    struct sv_route_backend_spec be[] = {
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 1, .weight = 3, .app_proto = SV_ROUTE_APP_H2C},
+        {.kind = SV_ROUTE_BACKEND_INVALID, .weight = 1},
+    };
+    struct sv_route_rule_spec rule = {.request_mods = &mods, .backends = be, .n_backends = 2,
+                                      .request_timeout_ms = 1500};
+    struct sv_generation *g = one_rule(8080, &rule, 2, 2);
+    REQUIRE(g);
+    char small[16];
+    size_t need = sv_generation_write_json(g, small, sizeof(small));
+    CHECK(need >= sizeof(small));
+    CHECK_EQ_INT(strlen(small), sizeof(small) - 1); /* truncated, NUL-terminated */
+    char *buf = malloc(need + 1);
+    REQUIRE(buf);
+    CHECK_EQ_INT(sv_generation_write_json(g, buf, need + 1), need);
+    CHECK_EQ_INT(strlen(buf), need);
+    cJSON *j = cJSON_Parse(buf);
+    if (!j)
+        FAIL("not JSON: %s", buf);
+    REQUIRE(j);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "binds")), 1);
+    cJSON *bind0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "binds"), 0);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(bind0, "address")), "127.0.0.1:8080");
+    cJSON *act = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "actions"), 0);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(act, "route")), "ns/r");
+    CHECK_EQ_INT(cJSON_GetObjectItem(act, "requestTimeoutMs")->valuedouble, 1500);
+    cJSON *hdr = cJSON_GetArrayItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(act, "requestHeaders"), "set"), 0);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetArrayItem(hdr, 0)), "X-\"Q\"");
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetArrayItem(hdr, 1)), "v\n");
+    cJSON *b0 = cJSON_GetArrayItem(cJSON_GetObjectItem(act, "backends"), 0);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(b0, "set")), "set1");
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(b0, "appProtocol")), "h2c");
+    cJSON *b1 = cJSON_GetArrayItem(cJSON_GetObjectItem(act, "backends"), 1);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(b1, "invalid")));
+    cJSON *sets = cJSON_GetObjectItem(j, "backendSets");
+    CHECK_EQ_INT(cJSON_GetArraySize(sets), 2);
+    cJSON *eps = cJSON_GetObjectItem(cJSON_GetArrayItem(sets, 1), "endpoints");
+    CHECK_EQ_INT(cJSON_GetArraySize(eps), 2);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetArrayItem(eps, 1)), "127.0.2.2:9001");
+    cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "listeners"), 0);
+    CHECK_EQ_INT(cJSON_GetObjectItem(l0, "port")->valuedouble, 8080);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(l0, "hosts")), 1);
+    cJSON_Delete(j);
+    free(buf);
+    sv_generation_free_unpublished(g);
+
+    /* hostnames, wildcards and IPv6 in a quick-mode generation */
+    const char *l[] = {"[::1]:8081"};
+    const char *r[] = {"*.example.com/a=127.0.0.2:1", "x.example.com/=[::1]:2", "/=127.0.0.3:3"};
+    char err[256];
+    g = sv_quick_build(l, 1, r, 3, err, sizeof(err));
+    REQUIRE(g);
+    need = sv_generation_write_json(g, NULL, 0);
+    buf = malloc(need + 1);
+    REQUIRE(buf);
+    sv_generation_write_json(g, buf, need + 1);
+    j = cJSON_Parse(buf);
+    if (!j)
+        FAIL("not JSON: %s", buf);
+    REQUIRE(j);
+    CHECK(strstr(buf, "\"hostname\":\"*.example.com\"") != NULL);
+    CHECK(strstr(buf, "\"hostname\":\"x.example.com\"") != NULL);
+    CHECK(strstr(buf, "\"[::1]:8081\"") != NULL);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(
+                     cJSON_GetArrayItem(cJSON_GetObjectItem(j, "listeners"), 0), "hosts")),
+                 3);
+    cJSON_Delete(j);
+    free(buf);
     sv_generation_free_unpublished(g);
 }

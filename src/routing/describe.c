@@ -1,0 +1,229 @@
+/* JSON description of a generation (GET /config). Plain snprintf-style writer: no allocation,
+ * reports the full length so the caller can retry with a larger buffer. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "routing/table_int.h"
+#include "serval/http/serialize.h"
+
+struct jw {
+    char *out;
+    size_t cap, len;
+};
+
+SV_PRINTF(2, 3) static void jf(struct jw *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = w->len < w->cap ? w->cap - w->len : 0;
+    int n = vsnprintf(room ? w->out + w->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        w->len += (size_t)n;
+}
+
+/* A JSON string (quotes included) of <prefix> + <s>; control bytes and non-ASCII escaped as
+ * \\u00XX. <prefix> is a literal without characters that need escaping. */
+static void js_prefixed(struct jw *w, const char *prefix, struct sv_str s)
+{
+    jf(w, "\"%s", prefix);
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c == '"' || c == '\\')
+            jf(w, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            jf(w, "\\u%04x", c);
+        else
+            jf(w, "%c", c);
+    }
+    jf(w, "\"");
+}
+
+static void js(struct jw *w, struct sv_str s)
+{
+    js_prefixed(w, "", s);
+}
+
+static void jaddr(struct jw *w, const union sv_route_sockaddr *a)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (a->sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &a->in.sin_addr, ip, sizeof(ip));
+        jf(w, "\"%s:%u\"", ip, (unsigned)ntohs(a->in.sin_port));
+    } else if (a->sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof(ip));
+        jf(w, "\"[%s]:%u\"", ip, (unsigned)ntohs(a->in6.sin6_port));
+    } else {
+        jf(w, "null");
+    }
+}
+
+static void jmods(struct jw *w, const char *key, const struct sv_http_header_mods *m)
+{
+    if (!m)
+        return;
+    jf(w, ",\"%s\":{\"set\":[", key);
+    for (uint32_t i = 0; i < m->n_set; i++) {
+        jf(w, "%s[", i ? "," : "");
+        js(w, m->set[i].name);
+        jf(w, ",");
+        js(w, m->set[i].value);
+        jf(w, "]");
+    }
+    jf(w, "],\"add\":[");
+    for (uint32_t i = 0; i < m->n_add; i++) {
+        jf(w, "%s[", i ? "," : "");
+        js(w, m->add[i].name);
+        jf(w, ",");
+        js(w, m->add[i].value);
+        jf(w, "]");
+    }
+    jf(w, "],\"remove\":[");
+    for (uint32_t i = 0; i < m->n_remove; i++) {
+        if (i)
+            jf(w, ",");
+        js(w, m->remove[i]);
+    }
+    jf(w, "]}");
+}
+
+static const char *path_mod_name(enum sv_route_path_mod_type t)
+{
+    return t == SV_ROUTE_PATH_MOD_FULL ? "ReplaceFullPath"
+           : t == SV_ROUTE_PATH_MOD_PREFIX ? "ReplacePrefixMatch"
+                                            : NULL;
+}
+
+static void jpathmod(struct jw *w, const struct sv_route_path_mod *p)
+{
+    const char *n = path_mod_name(p->type);
+    if (!n)
+        return;
+    jf(w, ",\"path\":{\"type\":\"%s\",\"value\":", n);
+    js(w, p->value);
+    jf(w, "}");
+}
+
+static void jaction(struct jw *w, const struct sv_route_table *t, const struct sv_route_action *a)
+{
+    jf(w, "{\"id\":%u,\"route\":", a->id);
+    js(w, a->route_name);
+    jf(w, ",\"rule\":%u", a->rule_index);
+    if (a->fixed_status)
+        jf(w, ",\"status\":%u", (unsigned)a->fixed_status);
+    if (a->request_timeout_ms)
+        jf(w, ",\"requestTimeoutMs\":%llu", (unsigned long long)a->request_timeout_ms);
+    if (a->backend_timeout_ms)
+        jf(w, ",\"backendRequestTimeoutMs\":%llu", (unsigned long long)a->backend_timeout_ms);
+    jmods(w, "requestHeaders", a->request_mods);
+    jmods(w, "responseHeaders", a->response_mods);
+    if (a->redirect) {
+        const struct sv_route_redirect *r = a->redirect;
+        jf(w, ",\"redirect\":{\"status\":%u", (unsigned)r->status);
+        if (r->scheme.len) {
+            jf(w, ",\"scheme\":");
+            js(w, r->scheme);
+        }
+        if (r->hostname.len) {
+            jf(w, ",\"hostname\":");
+            js(w, r->hostname);
+        }
+        if (r->port)
+            jf(w, ",\"port\":%u", (unsigned)r->port);
+        jpathmod(w, &r->path);
+        jf(w, "}");
+    }
+    if (a->rewrite) {
+        jf(w, ",\"rewrite\":{");
+        jf(w, "\"hostname\":");
+        js(w, a->rewrite->hostname);
+        jpathmod(w, &a->rewrite->path);
+        jf(w, "}");
+    }
+    jf(w, ",\"mirrors\":[");
+    for (uint32_t i = 0; i < a->n_mirrors; i++) {
+        const struct sv_route_mirror *m = &a->mirrors[i];
+        jf(w, "%s{\"set\":", i ? "," : "");
+        js(w, m->set_id < t->n_sets ? t->set_names[m->set_id] : SV_STR_LIT("?"));
+        jf(w, ",\"fraction\":[%u,%u]}", m->numerator, m->denominator);
+    }
+    jf(w, "],\"backends\":[");
+    static const char *const protos[] = {"http", "h2c", "ws"};
+    for (uint32_t i = 0; i < a->n_backends; i++) {
+        const struct sv_route_backend *b = &a->backends[i];
+        jf(w, "%s{\"weight\":%u,", i ? "," : "", b->weight);
+        if (b->kind == SV_ROUTE_BACKEND_INVALID) {
+            jf(w, "\"invalid\":true}");
+            continue;
+        }
+        jf(w, "\"set\":");
+        js(w, b->set_id < t->n_sets ? t->set_names[b->set_id] : SV_STR_LIT("?"));
+        jf(w, ",\"appProtocol\":\"%s\"",
+           (unsigned)b->app_proto < SV_ARRAY_SIZE(protos) ? protos[b->app_proto] : "?");
+        jmods(w, "requestHeaders", b->request_mods);
+        jmods(w, "responseHeaders", b->response_mods);
+        jf(w, "}");
+    }
+    jf(w, "]}");
+}
+
+size_t sv_generation_write_json(const struct sv_generation *gen, char *out, size_t cap)
+{
+    sv_generation_check(gen);
+    const struct sv_route_table *t = gen->table;
+    struct jw w = {out, cap, 0};
+    if (cap)
+        out[0] = '\0';
+    jf(&w, "{\"generation\":%llu,\"binds\":[", (unsigned long long)gen->id);
+    for (uint32_t i = 0; i < t->n_binds; i++) {
+        jf(&w, "%s{\"address\":", i ? "," : "");
+        jaddr(&w, &t->binds[i].addr);
+        jf(&w, ",\"protocol\":\"%s\"}",
+           t->binds[i].proto == SV_ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
+    }
+    jf(&w, "],\"listeners\":[");
+    for (uint32_t l = 0; l < t->n_listeners; l++) {
+        const struct sv_route_listener *li = &t->listeners[l];
+        jf(&w, "%s{\"name\":", l ? "," : "");
+        js(&w, li->name);
+        jf(&w, ",\"hostname\":");
+        js(&w, li->hostname);
+        jf(&w, ",\"port\":%u", (unsigned)li->port);
+        jf(&w, ",\"bind\":%u,\"hosts\":[", li->bind);
+        bool first = true;
+        for (uint32_t s = 0; s <= t->hmask; s++) {
+            const struct sv_route_hslot *h = &t->hslots[s];
+            if (!h->used || h->scope != l ||
+                (h->kind != SV_HK_BUCKET_EXACT && h->kind != SV_HK_BUCKET_WILD))
+                continue;
+            jf(&w, "%s{\"hostname\":", first ? "" : ",");
+            js_prefixed(&w, h->kind == SV_HK_BUCKET_WILD ? "*." : "", h->name);
+            jf(&w, ",\"bucket\":%u}", h->value);
+            first = false;
+        }
+        if (t->listener_any[l] >= 0)
+            jf(&w, "%s{\"hostname\":\"\",\"bucket\":%d}", first ? "" : ",", t->listener_any[l]);
+        jf(&w, "]}");
+    }
+    jf(&w, "],\"actions\":[");
+    for (uint32_t i = 0; i < t->n_actions; i++) {
+        if (i)
+            jf(&w, ",");
+        jaction(&w, t, &t->actions[i]);
+    }
+    jf(&w, "],\"backendSets\":[");
+    for (uint32_t s = 0; s < t->n_sets; s++) {
+        jf(&w, "%s{\"id\":%u,\"name\":", s ? "," : "", s);
+        js(&w, t->set_names[s]);
+        jf(&w, ",\"endpoints\":[");
+        for (uint32_t e = 0; e < gen->sets[s].n; e++) {
+            if (e)
+                jf(&w, ",");
+            jaddr(&w, &gen->sets[s].eps[e].addr);
+        }
+        jf(&w, "]}");
+    }
+    jf(&w, "]}");
+    return w.len;
+}
