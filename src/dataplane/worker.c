@@ -294,15 +294,14 @@ static void *worker_main(void *arg)
         sv_generation_quiescent(dp->cfg.domain, w->idx);
         if (stopping && (sv_conn_pending(w) == 0 || w->now_ms > stop_deadline))
             break;
-        if (n == 0) {
-            sv_generation_offline(dp->cfg.domain, w->idx);
-            uint64_t wait_ns = sv_wheel_armed(&w->wheel) || stopping ? TICK_MS * 1000000ull
-                                                                     : 1000000000ull;
-            rc = sv_io_submit(w->io, true, wait_ns);
-            sv_generation_online(dp->cfg.domain, w->idx);
-        } else {
-            rc = sv_io_submit(w->io, false, 0);
-        }
+        /* One io_uring_enter per iteration: submit what was queued and wait for at least one
+         * completion (returns at once when some are ready), offline for the generation domain
+         * while it may block. */
+        sv_generation_offline(dp->cfg.domain, w->idx);
+        uint64_t wait_ns = sv_wheel_armed(&w->wheel) || stopping ? TICK_MS * 1000000ull
+                                                                 : 1000000000ull;
+        rc = sv_io_submit(w->io, true, wait_ns);
+        sv_generation_online(dp->cfg.domain, w->idx);
         if (rc < 0)
             sv_log_rl(1, SV_LOG_ERROR, "dataplane", "io_uring_enter: %s", strerror(-rc));
     }
