@@ -163,7 +163,8 @@ int sv_route_builder_attach(struct sv_route_builder *b, uint32_t route, uint32_t
                             struct sv_str hostname);
 
 /* Add the next rule of route <route>. Validates and compiles it (paths must start with '/';
- * regexes must compile; ReplacePrefixMatch needs a PathPrefix match; redirect excludes rewrite
+ * regexes must compile; ReplacePrefixMatch needs every match of the rule to be PathPrefix
+ * (the default match counts); redirect excludes rewrite
  * and backends; weights/limits). Returns the rule index within the route, or -EINVAL (message
  * in sv_route_builder_error; the rule is not added) or -ENOMEM. */
 int sv_route_builder_add_rule(struct sv_route_builder *b, uint32_t route,
