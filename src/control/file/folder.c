@@ -1,0 +1,189 @@
+/* Folder controller: provider -> store -> translate -> publish, and the /config snapshot. */
+#include "serval/control/folder.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serval/base/log.h"
+#include "serval/control/store.h"
+#include "serval/routing/generation.h"
+
+struct sv_folder {
+    char *dir;
+    struct sv_translate_opts topts;
+    char *controller, *bind;
+    struct sv_file_provider *fp;
+    struct sv_generation_domain *dom;
+    struct sv_store *store;   /* of the published generation */
+    struct sv_status *status; /* points into store */
+    uint64_t published;
+    uint64_t generation_id;
+    pthread_mutex_t mu; /* guards json */
+    char *json;
+};
+
+static void render(struct sv_folder *f)
+{
+    cJSON *root = cJSON_CreateObject();
+    char *text = NULL;
+    if (root) {
+        struct sv_file_provider_stats st;
+        sv_file_provider_stats(f->fp, &st);
+        cJSON_AddStringToObject(root, "provider", "folder");
+        cJSON_AddStringToObject(root, "dir", f->dir);
+        cJSON_AddStringToObject(root, "controllerName", f->controller);
+        cJSON_AddStringToObject(root, "error", sv_file_provider_error(f->fp));
+        cJSON_AddNumberToObject(root, "generation", (double)f->generation_id);
+        cJSON_AddNumberToObject(root, "loadsOk", (double)st.loads_ok);
+        cJSON_AddNumberToObject(root, "loadsFailed", (double)st.loads_failed);
+        cJSON_AddNumberToObject(root, "files", st.files);
+        cJSON_AddNumberToObject(root, "objects", st.objects);
+        if (f->status) {
+            cJSON *s = sv_status_to_json(f->status);
+            if (s)
+                cJSON_AddItemToObject(root, "status", s);
+        }
+        text = cJSON_Print(root);
+        cJSON_Delete(root);
+    }
+    if (!text)
+        return; /* keep the previous document */
+    pthread_mutex_lock(&f->mu);
+    free(f->json);
+    f->json = text;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Translate <store> and publish. Takes ownership of <store> on success. */
+static int publish(struct sv_folder *f, struct sv_store *store)
+{
+    struct sv_generation *gen = NULL;
+    struct sv_status *status = NULL;
+    char err[256];
+    int rc = sv_translate(store, &f->topts, &gen, &status, err, sizeof(err));
+    if (rc != 0) {
+        sv_error("folder", "%s: translation failed, keeping the last good generation: %s", f->dir,
+                 err);
+        return rc;
+    }
+    f->generation_id = sv_generation_publish(f->dom, gen);
+    f->published++;
+    sv_status_free(f->status);
+    sv_store_free(f->store);
+    f->status = status;
+    f->store = store;
+    sv_info("folder", "%s: published generation %llu", f->dir,
+            (unsigned long long)f->generation_id);
+    return 0;
+}
+
+int sv_folder_open(const struct sv_folder_opts *o, struct sv_generation_domain *dom,
+                   struct sv_folder **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct sv_folder *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    pthread_mutex_init(&f->mu, NULL);
+    f->dom = dom;
+    f->dir = strdup(o->dir);
+    f->controller = strdup(o->translate.controller_name ? o->translate.controller_name
+                                                        : SV_DEFAULT_CONTROLLER_NAME);
+    f->bind = strdup(o->translate.bind_addr ? o->translate.bind_addr : "0.0.0.0");
+    if (!f->dir || !f->controller || !f->bind) {
+        sv_folder_close(f);
+        return -ENOMEM;
+    }
+    f->topts.controller_name = f->controller;
+    f->topts.bind_addr = f->bind;
+    int rc = sv_file_provider_open(f->dir, &o->provider, &f->fp);
+    if (rc != 0) {
+        snprintf(err, errlen, "--config-dir %s: %s", o->dir, strerror(-rc));
+        sv_folder_close(f);
+        return rc;
+    }
+    struct sv_store *store = NULL;
+    rc = sv_file_provider_load(f->fp, &store);
+    if (rc == -ENOMEM) {
+        snprintf(err, errlen, "--config-dir %s: out of memory", o->dir);
+        sv_folder_close(f);
+        return rc;
+    }
+    if (rc != 0) {
+        store = sv_store_new(); /* broken at start: serve nothing, show the error */
+        if (!store) {
+            sv_folder_close(f);
+            return -ENOMEM;
+        }
+    }
+    rc = publish(f, store);
+    if (rc != 0) {
+        snprintf(err, errlen, "--config-dir %s: %s", o->dir,
+                 rc == -EINVAL ? "--bind is not an IP address" : strerror(-rc));
+        sv_store_free(store);
+        sv_folder_close(f);
+        return rc;
+    }
+    render(f);
+    *out = f;
+    return 0;
+}
+
+void sv_folder_close(struct sv_folder *f)
+{
+    if (!f)
+        return;
+    sv_file_provider_close(f->fp);
+    sv_status_free(f->status);
+    sv_store_free(f->store);
+    free(f->dir);
+    free(f->controller);
+    free(f->bind);
+    free(f->json);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+int sv_folder_fd(const struct sv_folder *f)
+{
+    return sv_file_provider_fd(f->fp);
+}
+
+int sv_folder_timeout_ms(const struct sv_folder *f)
+{
+    return sv_file_provider_timeout_ms(f->fp);
+}
+
+uint64_t sv_folder_published(const struct sv_folder *f)
+{
+    return f->published;
+}
+
+int sv_folder_process(struct sv_folder *f)
+{
+    struct sv_store *store = NULL;
+    int rc = sv_file_provider_process(f->fp, &store);
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        render(f); /* show the error next to the last good status */
+        return rc;
+    }
+    rc = publish(f, store);
+    if (rc != 0)
+        sv_store_free(store);
+    render(f);
+    return rc == 0 ? 1 : rc;
+}
+
+char *sv_folder_config_json(struct sv_folder *f)
+{
+    pthread_mutex_lock(&f->mu);
+    char *copy = f->json ? strdup(f->json) : NULL;
+    pthread_mutex_unlock(&f->mu);
+    return copy;
+}
