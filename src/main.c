@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "serval/base/log.h"
 #include "serval/base/str.h"
 #include "serval/base/time.h"
+#include "serval/control/folder.h"
 #include "serval/dataplane/dataplane.h"
 #include "serval/dataplane/stats.h"
 #include "serval/routing/generation.h"
@@ -326,6 +328,21 @@ static int metrics_fn(void *ctx, const struct sv_admin_request *req, struct sv_a
     return rc;
 }
 
+/* GET /config (folder mode): provider state, last error and the status the translator computed. */
+static int config_fn(void *ctx, const struct sv_admin_request *req, struct sv_admin_response *resp)
+{
+    (void)req;
+    char *json = sv_folder_config_json(ctx);
+    if (!json)
+        return -ENOMEM;
+    resp->content_type = "application/json";
+    int rc = sv_admin_buf_puts(&resp->body, json);
+    if (rc == 0)
+        rc = sv_admin_buf_puts(&resp->body, "\n");
+    free(json);
+    return rc;
+}
+
 static uint64_t ms_since(uint64_t t0)
 {
     return sv_now_ms() - t0;
@@ -344,7 +361,11 @@ int main(int argc, char **argv)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o.dp.workers = n < 1 ? 1 : (n > SV_MAX_WORKERS ? SV_MAX_WORKERS : (unsigned)n);
     }
-    if (o.config_dir || o.kubeconfig || o.in_cluster) {
+    if (o.config_dir && o.n_listens) {
+        fprintf(stderr, "serval-gateway: --config-dir and --listen/--route are exclusive\n");
+        return 2;
+    }
+    if (o.kubeconfig || o.in_cluster) {
         if (!o.n_listens) {
             fprintf(stderr, "serval-gateway: %s: this provider is not built yet (it comes with "
                             "the Gateway API issue); use --listen/--route quick mode\n",
@@ -367,8 +388,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "serval-gateway: out of memory\n");
         return 1;
     }
-    struct sv_generation *g = build_quick(&o, true);
-    sv_generation_publish(dom, g);
+    /* --config-dir: the folder controller publishes the first generation (an empty one if the
+     * folder is broken; /config shows why). Otherwise quick mode. */
+    struct sv_folder *folder = NULL;
+    if (o.config_dir) {
+        struct sv_folder_opts fo = {.dir = o.config_dir};
+        fo.translate.controller_name = o.controller_name;
+        fo.translate.bind_addr = o.bind_addr;
+        rc = sv_folder_open(&fo, dom, &folder, msg, sizeof(msg));
+        if (rc < 0) {
+            fprintf(stderr, "serval-gateway: %s\n", msg);
+            sv_generation_domain_free(dom);
+            return rc == -ENOMEM ? 1 : 2;
+        }
+    } else {
+        struct sv_generation *g = build_quick(&o, true);
+        sv_generation_publish(dom, g);
+    }
 
     /* Signals are handled by this (control) thread only: block them before workers start. */
     sigset_t sigs;
@@ -397,6 +433,10 @@ int main(int argc, char **argv)
     if (rc == 0) {
         sv_admin_register(admin, "/readyz", readyz_fn, &ast);
         sv_admin_register(admin, "/metrics", metrics_fn, &ast);
+        if (folder) {
+            sv_admin_register(admin, "/config", config_fn, folder);
+            sv_admin_register(admin, "/status", config_fn, folder);
+        }
         rc = sv_admin_start(admin);
     }
     if (rc < 0) {
@@ -418,8 +458,21 @@ int main(int argc, char **argv)
     int phase = 0; /* 0 run, 1 waiting drain delay, 2 draining */
     uint64_t t_signal = 0, t_drain = 0;
     for (;;) {
-        int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig == SIGHUP && phase == 0) {
+        if (folder && phase == 0) {
+            /* Folder events: wait on the provider's fd for at most one tick (or until its
+             * debounce deadline), then look for signals without blocking. */
+            struct pollfd pfd = {.fd = sv_folder_fd(folder), .events = POLLIN};
+            int wait_ms = (int)(tick.tv_sec * 1000 + tick.tv_nsec / 1000000);
+            int due = sv_folder_timeout_ms(folder);
+            if (due >= 0 && due < wait_ms)
+                wait_ms = due;
+            poll(&pfd, 1, wait_ms);
+            if (sv_folder_process(folder) == 1)
+                atomic_store(&ast.published, ++published);
+        }
+        static const struct timespec no_wait = {0, 0};
+        int sig = sigtimedwait(&sigs, NULL, folder && phase == 0 ? &no_wait : &tick);
+        if (sig == SIGHUP && phase == 0 && !folder) {
             struct sv_generation *ng = build_quick(&o, false);
             if (ng) {
                 sv_generation_publish(dom, ng);
@@ -436,7 +489,7 @@ int main(int argc, char **argv)
             sv_warn("main", "second signal: stopping now");
             break;
         }
-        if (o.republish_hz && phase == 0) {
+        if (o.republish_hz && phase == 0 && !folder) {
             struct sv_generation *ng = build_quick(&o, false);
             if (ng) {
                 sv_generation_publish(dom, ng);
@@ -460,6 +513,7 @@ int main(int argc, char **argv)
     sv_dp_free(dp);
     sv_generation_reclaim(dom);
     sv_generation_domain_free(dom);
+    sv_folder_close(folder);
     sv_info("main", "stopped (%llu generations published, %llu connections cut at the timeout)",
             (unsigned long long)published, (unsigned long long)left);
     for (size_t i = 0; i < o.n_listens; i++)
