@@ -765,7 +765,8 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     c->state = SV_C_PROXY;
-    conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+    /* Connecting and sending the head are bounded by the upstream timeout too. */
+    conn_timer(w, c, T_UPSTREAM, c->upstream_timeout_ms);
     up_pump(w, c);
 }
 
@@ -1424,7 +1425,10 @@ void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
         }
         break;
     case T_PROGRESS:
-        if (c->state == SV_C_PROXY && c->req_done && !c->resp_head_done) {
+        /* No progress: before the response head, a stalled upstream (we hold request bytes it
+         * does not take, or it does not answer) is a 504; a stalled client just ends. */
+        if (c->state == SV_C_PROXY && !c->resp_head_done &&
+            (c->req_done || c->rx.q.count > 0)) {
             c->state = SV_C_PROXY_PRE;
             c->req_keepalive = false;
             respond_error(w, c, 504);

@@ -81,6 +81,14 @@ def test_keepalive_and_pipelining(gw, e):
           0 <= new_conns <= 2, (before, after))
 
 
+def test_upstream_closes_pooled(gw, e):
+    for i in range(5):
+        r = t.http_request(gw.addr, gw.port, "GET", "/close")
+        check(f"pool: upstream answered then closed ({i})", r.status == 200, r)
+        r = t.http_request(gw.addr, gw.port, "GET", f"/next{i}")
+        check(f"pool: next request after an upstream close is served ({i})", r.status == 200, r)
+
+
 def test_head_204_304(gw, e):
     with t.Client(gw.addr, gw.port) as c:
         r = c.request("HEAD", "/bytes/1000")
@@ -195,6 +203,7 @@ def main():
     run(test_bodies, gw, e)
     run(test_keepalive_and_pipelining, gw, e)
     run(test_head_204_304, gw, e)
+    run(test_upstream_closes_pooled, gw, e)
     run(test_expect_continue, gw, e)
     run(test_websocket, gw, e)
     run(test_routing, gw, e, e2)
