@@ -281,13 +281,53 @@ class FakeAPI:
             return f.read().strip()
 
     def rotate_token(self, new=None):
-        """Write a new token to the token file (atomically) and return it."""
+        """Write a new token to the token file (atomically) and return it. The service account
+        folder, if made, is updated too, the kubelet's way."""
         new = new or "test-token-" + os.urandom(8).hex()
         tmp = self.token_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(new + "\n")
         os.replace(tmp, self.token_file)
+        if getattr(self, "_sa_dir", None):
+            self._sa_write(new)
         return new
+
+    def serviceaccount_dir(self, namespace="default"):
+        """A folder laid out like /var/run/secrets/kubernetes.io/serviceaccount as the kubelet
+        projects it: token, ca.crt and namespace are symlinks into ..data, itself a symlink to a
+        timestamped folder that is swapped atomically on every rotate_token(). Returns its path."""
+        self._sa_dir = os.path.join(self.state_dir, "serviceaccount")
+        os.makedirs(self._sa_dir, exist_ok=True)
+        self._sa_ns = namespace
+        self._sa_write(self.token())
+        for name in ("token", "ca.crt", "namespace"):
+            link = os.path.join(self._sa_dir, name)
+            if not os.path.islink(link):
+                os.symlink(os.path.join("..data", name), link)
+        return self._sa_dir
+
+    def _sa_write(self, token):
+        d = self._sa_dir
+        ts = "..%s_%s" % (time.strftime("%Y_%m_%d_%H_%M_%S"), os.urandom(4).hex())
+        os.makedirs(os.path.join(d, ts))
+        with open(os.path.join(d, ts, "token"), "w") as f:
+            f.write(token)
+        shutil.copyfile(self.ca, os.path.join(d, ts, "ca.crt"))
+        with open(os.path.join(d, ts, "namespace"), "w") as f:
+            f.write(self._sa_ns)
+        old = os.path.realpath(os.path.join(d, "..data")) if os.path.islink(
+            os.path.join(d, "..data")) else None
+        tmp = os.path.join(d, "..data_tmp")
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(ts, tmp)
+        os.replace(tmp, os.path.join(d, "..data"))
+        if old and os.path.isdir(old):
+            shutil.rmtree(old, ignore_errors=True)
+
+    def in_cluster_env(self):
+        """Environment variables of an in-cluster pod pointing at this server."""
+        return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.port)}
 
     # --- API requests
 
@@ -408,8 +448,9 @@ class FakeAPI:
         return self.admin("POST", "/fault/stall", {"seconds": seconds, "scope": scope})
 
     def inject_errors(self, code=500, count=1, prefix=None, method=None, watch=None,
-                      retry_after=None):
-        body = {"code": code, "count": count, "prefix": prefix, "method": method, "watch": watch}
+                      retry_after=None, close=False):
+        body = {"code": code, "count": count, "prefix": prefix, "method": method, "watch": watch,
+                "close": close}
         if retry_after is not None:
             body["retry_after"] = retry_after
         return self.admin("POST", "/fault/errors", body)
@@ -445,6 +486,11 @@ class FakeAPI:
 
     def set_bookmark_interval(self, seconds):
         return self.admin("POST", "/config", {"bookmark_interval": seconds})
+
+    def configure(self, **kw):
+        """Admin /config: bookmark_interval, response_encoding, watch_chunk_size, watch_expired,
+        disabled_groups (see fake_apiserver's docstring)."""
+        return self.admin("POST", "/config", kw)
 
     def set_rbac(self, rules):
         return self.admin("POST", "/rbac", {"rules": rules})

@@ -61,21 +61,29 @@ Semantics (what a client can rely on)
   same on every page; remainingItemCount when no selector. resourceVersion with continue is 400.
   An expired continue token (after a compaction or the expire-continue fault) is 410 Expired with a
   fresh, inconsistent continue token in the Status metadata. resourceVersionMatch=Exact with an
-  older RV is rebuilt from the history (410 when compacted). Items of built-in lists carry no
-  apiVersion/kind (like the real server's typed encoding); custom resource items do.
+  older RV is rebuilt from the history (410 when compacted). resourceVersion=0 ignores limit (the
+  watch cache does). Items of built-in lists carry no apiVersion/kind (like the real server's
+  typed encoding); custom resource items do.
+- Bodies (not watches) larger than 2048 bytes are sent with Transfer-Encoding: chunked, smaller
+  ones with Content-Length, as Go's net/http does (--response-encoding / admin /config
+  response_encoding: auto|length|chunked). HTTP/1.1 keep-alive is supported.
 - WATCH (?watch=1 or true): 200, chunked, one compact JSON event per line. resourceVersion=N
   replays every change after N from the history; none or 0 first sends synthetic ADDEDs.
   sendInitialEvents=true (+ allowWatchBookmarks) ends the initial ADDEDs with a BOOKMARK annotated
   k8s.io/initial-events-end=true. An RV older than the compaction point gives HTTP 200, one ERROR
-  event with a 410 Expired Status ("too old resource version: N (M)") and the end of the stream.
+  event with a 410 Expired Status ("too old resource version: N (M)") and the end of the stream
+  (admin /config watch_expired=http answers a plain HTTP 410 Status instead, as etcd-served
+  watches can). Events written together go in one chunk; admin /config watch_chunk_size=N cuts
+  the stream into N-byte chunks so that events span chunk boundaries.
   With allowWatchBookmarks=true a BOOKMARK (object of the watched kind with only
   metadata.resourceVersion) is sent every --bookmark-interval seconds (default 60). The stream
   ends cleanly after timeoutSeconds (default 1800). Label/field selectors turn MODIFIED into
   ADDED/DELETED when an object enters/leaves the selection.
 - Errors are Status objects: {"kind":"Status","apiVersion":"v1","metadata":{},
   "status":"Failure","message":...,"reason":...,"details":{...},"code":N}.
-- Only JSON is served (no protobuf, no Table: `kubectl get` prints from the list), no managedFields,
-  no finalizers or deletionTimestamp, no admission, no schema validation of custom resources.
+- Only JSON is served (no protobuf, no Table: `kubectl get` prints from the list, no aggregated
+  discovery), no managedFields, no finalizers (except the namespace Terminating phase), no
+  admission, no schema validation of custom resources, no field ownership for server-side apply.
 - Lease MicroTime fields (acquireTime, renewTime) must have exactly six fraction digits and "Z"
   (400 otherwise, as the real server fails to decode them).
 
@@ -84,11 +92,15 @@ kubectl
 kubectl 1.32 works for `apply -f`, `get -o json|yaml`, `get` (client-side columns), `delete`
 (including its --wait watch on metadata.name), `patch`, `api-resources`, `api-versions`.
 Discovery is served unaggregated (plain application/json), which kubectl accepts as the fallback.
-/openapi/v2 and /openapi/v3 answer 404: kubectl's `apply` then skips server-side field
-validation checks it cannot make and its client-side validation (--validate=true) reports nothing
-to validate, so plain `kubectl apply -f` works; `--validate=false` works as well. kubectl apply on
-built-in kinds sends strategic merge patches (handled as described above), on Gateway API kinds
-merge patches.
+What was found by trying: with /openapi/v2 and /openapi/v3 both 404, plain `kubectl apply -f`
+fails ("error validating data: failed to download openapi"); only --validate=false works. So
+/openapi/v3 serves a minimal document: the index of group-versions and, per group-version, one
+PATCH operation per kind carrying x-kubernetes-group-version-kind and a "fieldValidation" query
+parameter. That is what kubectl's validation probe (QueryParamVerifierV3) looks for; it then
+leaves validation to the server (it sends fieldValidation=Strict, which is accepted and ignored).
+The documents hold no schemas, so kubectl falls back to its compiled-in types for strategic
+merge patches on built-in kinds; /openapi/v2 stays 404 (kubectl tolerates that). kubectl apply
+sends strategic merge patches for built-in kinds and merge patches for Gateway API kinds.
 
 Admin port (plain HTTP, no auth, JSON bodies; for tests)
 -------------------------------------------------------
@@ -102,9 +114,10 @@ POST /fault/drop-watches {"clean":false}     end every open watch now (abrupt cl
                                     clean=true sends the final chunk)
 POST /fault/stall {"seconds":N,"scope":"all"|"watch"|"request"}  requests are not answered and
                                     watches send nothing (events are held) for N seconds
-POST /fault/errors {"code":500|429|503,"count":N,"prefix":"/apis/..","method":"GET",
-                    "watch":true|false,"retry_after":S}  answer the next N matching requests
-                                    with that Status (429 and 503 add Retry-After)
+POST /fault/errors {"code":500|429|503|504,"count":N,"prefix":"/apis/..","method":"GET",
+                    "watch":true|false,"retry_after":S,"close":false}  answer the next N
+                                    matching requests (after auth) with that Status (429 and 503
+                                    add Retry-After; close adds Connection: close and closes)
 POST /fault/malformed {"line":"..."}   write a malformed event line to every open watch
 POST /fault/watch-error {"code":410,"reason":"Expired","message":"..."}  send one ERROR event
                                     to every open watch and end those streams
@@ -114,7 +127,10 @@ POST /fault/compact {"rv":N}       compaction point = N (default: current RV); w
                                     continue tokens from older RVs get 410
 POST /fault/expire-continue {}     every continue token issued so far is expired (410)
 POST /fault/clear {}               remove every fault
-POST /config {"bookmark_interval":S}
+POST /config {"bookmark_interval":S, "response_encoding":"auto"|"length"|"chunked",
+              "watch_chunk_size":N, "watch_expired":"event"|"http",
+              "disabled_groups":["gateway.networking.k8s.io"]}   (disabled groups vanish from
+                                    discovery and their paths are 404, like missing CRDs)
 POST /rbac {"rules":[{"apiGroups":[""],"resources":["services"],"verbs":["list"]}]} | {"rules":null}
                                     enforce these rules (403 Forbidden otherwise); null = allow all
 """
@@ -142,6 +158,10 @@ import urllib.parse
 import uuid
 
 MAX_BODY = 16 * 1024 * 1024
+# Go's net/http sends Content-Length only when the whole body fits its 2048-byte buffer before
+# the handler returns; a larger body goes out chunked (in bufio-sized pieces).
+GO_CHUNKING_THRESHOLD = 2048
+GO_CHUNK = 4096
 MAX_LIST = 100000
 
 # --------------------------------------------------------------------------------------------
@@ -1003,6 +1023,10 @@ class State:
         self.seq = 0
         self.open_watches = 0
         self.port = 0
+        self.response_encoding = args.response_encoding
+        self.watch_chunk_size = 0
+        self.watch_expired = "event"
+        self.disabled_groups = set()
         self.logf = open(args.log, "a", buffering=1) if args.log else None
         self.token_cache = (None, 0.0, "")
 
@@ -1075,15 +1099,26 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
 
     def send_json(self, code, obj, headers=None):
         body = dump(obj)
+        enc = self.st.response_encoding
+        chunked = enc == "chunked" or (enc == "auto" and len(body) > GO_CHUNKING_THRESHOLD)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
-        self.send_header("Content-Length", str(len(body)))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            if chunked:
+                for i in range(0, len(body), GO_CHUNK):
+                    part = body[i:i + GO_CHUNK]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.wfile.write(body)
         self.entry["code"] = code
 
     def send_error_status(self, err):
@@ -1197,6 +1232,9 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 ra = int(err.get("retry_after", 1))
                 hdr["Retry-After"] = ra
                 det = {"retryAfterSeconds": ra}
+            if err.get("close"):
+                hdr["Connection"] = "close"
+                self.close_connection = True
             raise ApiError(code, reason, msg, det, hdr)
         if path == "/version":
             return self.send_json(200, {"major": "1", "minor": "32", "gitVersion": "v1.32.0-fake",
@@ -1217,12 +1255,24 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         if parsed is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {})
+        if self.group_disabled(parsed):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         if isinstance(parsed, tuple):
             if parsed[0] == "discovery":
                 return self.discovery(parsed)
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         self.rbac_check(parsed)
         self.resource(parsed, raw, is_watch)
+
+    def group_disabled(self, parsed):
+        dis = self.st.disabled_groups
+        if not dis:
+            return False
+        if isinstance(parsed, dict):
+            return parsed["kind"].group in dis
+        if parsed[0] == "discovery" and parsed[1] in ("group", "gv"):
+            return parsed[2] in dis
+        return False
 
     def classify(self, p, is_watch):
         kd = p["kind"]
@@ -1273,7 +1323,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                                             {"clientCIDR": "0.0.0.0/0",
                                              "serverAddress": f"127.0.0.1:{self.st.port}"}]})
         if d[1] == "apis":
-            groups = [self.group_doc(g) for g in GROUP_VERSIONS if g]
+            groups = [self.group_doc(g) for g in GROUP_VERSIONS
+                      if g and g not in self.st.disabled_groups]
             return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1",
                                         "groups": groups})
         if d[1] == "group":
@@ -1489,6 +1540,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         rvm = self.q.get("resourceVersionMatch", "")
         if cont and rvp:
             raise bad_request("specifying resource version is not allowed when using continue")
+        if rvp == "0" and not cont:
+            limit = 0  # served from the watch cache, which ignores limit
         if rvm and not rvp:
             raise bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
         with store.cond:
@@ -1611,6 +1664,13 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 pass
 
     def write_chunk(self, data):
+        n = self.st.watch_chunk_size
+        if n > 0:
+            for i in range(0, len(data), n):
+                part = data[i:i + n]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+            return
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
@@ -1656,6 +1716,9 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 initial = [copy.deepcopy(objs[k]) for k in sorted(objs) if selected(objs[k])]
                 pos = len(store.history)
             start_rv = store.rv
+            if too_old and st.watch_expired == "http":
+                raise ApiError(410, "Expired", f"too old resource version: {too_old[0]} "
+                                               f"({too_old[1]})")
             drop_epoch = faults.drop_epoch
             mal_epoch = faults.malformed_epoch
             werr_epoch = faults.werr_epoch
@@ -1899,7 +1962,7 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
             elif path == "/fault/errors":
                 e = {"code": int(body.get("code", 500)), "count": int(body.get("count", 1)),
                      "prefix": body.get("prefix"), "method": body.get("method"),
-                     "watch": body.get("watch")}
+                     "watch": body.get("watch"), "close": bool(body.get("close"))}
                 if body.get("retry_after") is not None:
                     e["retry_after"] = int(body["retry_after"])
                 with f.lock:
@@ -1935,6 +1998,18 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
             elif path == "/config":
                 if "bookmark_interval" in body:
                     st.bookmark_interval = float(body["bookmark_interval"])
+                if "response_encoding" in body:
+                    if body["response_encoding"] not in ("auto", "length", "chunked"):
+                        raise ValueError("response_encoding")
+                    st.response_encoding = body["response_encoding"]
+                if "watch_chunk_size" in body:
+                    st.watch_chunk_size = max(0, int(body["watch_chunk_size"]))
+                if "watch_expired" in body:
+                    if body["watch_expired"] not in ("event", "http"):
+                        raise ValueError("watch_expired")
+                    st.watch_expired = body["watch_expired"]
+                if "disabled_groups" in body:
+                    st.disabled_groups = set(body["disabled_groups"] or [])
             elif path == "/rbac":
                 f.rbac = body.get("rules")
             else:
@@ -2034,6 +2109,8 @@ def main(argv=None):
                     help="write tokenFile: instead of the token itself into the kubeconfig")
     ap.add_argument("--log")
     ap.add_argument("--bookmark-interval", type=float, default=60.0)
+    ap.add_argument("--response-encoding", choices=["auto", "length", "chunked"], default="auto",
+                    help="non-watch bodies: auto = chunked above 2048 bytes like Go's net/http")
     ap.add_argument("--key-type", choices=["ec", "rsa"], default="ec")
     ap.add_argument("--san", action="append", default=[])
     ap.add_argument("--regen-certs", action="store_true")

@@ -531,10 +531,118 @@ def test_faults(api):
     api.clear_faults()
 
 
+def raw_exchange(api, reqs, timeout=5.0):
+    """Send several requests on one TLS connection (keep-alive), each after the previous answer
+    is complete; returns all raw bytes read (stops early when the server closes)."""
+    ctx = api.ssl_context()
+    out = b""
+    with socket.create_connection(("127.0.0.1", api.port), timeout=timeout) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            buf = b""
+            for path in reqs:
+                t.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                          f"{api.token()}\r\nAccept: application/json\r\n\r\n".encode())
+                deadline = time.time() + timeout
+                while time.time() < deadline:
+                    head, sep, body = buf.partition(b"\r\n\r\n")
+                    if sep:
+                        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                        if m and len(body) >= int(m.group(1)):
+                            n = len(head) + 4 + int(m.group(1))
+                            out, buf = out + buf[:n], buf[n:]
+                            break
+                        if not m and b"\r\n0\r\n\r\n" in b"\r\n" + body:
+                            n = len(head) + 4 + (b"\r\n" + body).index(b"\r\n0\r\n\r\n") + 5
+                            out, buf = out + buf[:n], buf[n:]
+                            break
+                    try:
+                        b = t.recv(65536)
+                    except (ssl.SSLError, OSError):
+                        b = b""
+                    if not b:
+                        return out + buf
+                    buf += b
+    return out
+
+
+def test_wire(api):
+    base = path_for("configmaps", "wire")
+    api.create(path_for("namespaces"), {"metadata": {"name": "wire"}})
+    for i in range(30):
+        api.create(base, {"metadata": {"name": f"big{i:02d}"}, "data": {"v": "x" * 200}})
+    r = api.list(base)
+    check("wire: a list over 2048 bytes is chunked (like Go)", r.status == 200
+          and len(r.body["items"]) == 30 and "content-length" not in r.headers
+          and r.headers.get("transfer-encoding") == "chunked", r.headers)
+    g = api.get(base + "/big00")
+    check("wire: a small object has Content-Length", g.headers.get("content-length") == str(len(g.raw)),
+          g.headers)
+    api.configure(response_encoding="length")
+    r = api.list(base)
+    check("wire: response_encoding=length", r.headers.get("content-length") == str(len(r.raw)), r.headers)
+    api.configure(response_encoding="auto")
+    raw = raw_exchange(api, [base + "/big00", base + "/big01"])
+    check("wire: keep-alive serves two requests on one connection",
+          raw.count(b"HTTP/1.1 200 OK") == 2 and b'"big01"' in raw, raw[:200])
+    r = api.list(base, resourceVersion="0", limit="5")
+    check("wire: resourceVersion=0 ignores limit", len(r.body["items"]) == 30
+          and not r.body["metadata"].get("continue"), r.body["metadata"])
+
+    # Events spanning chunk boundaries.
+    api.configure(watch_chunk_size=7)
+    lrv = api.list(base).body["metadata"]["resourceVersion"]
+    w = api.watch(base, resourceVersion=lrv)
+    api.patch(base + "/big00", {"data": {"v": "y"}})
+    api.patch(base + "/big01", {"data": {"v": "z"}})
+    evs = w.events(2, timeout=10)
+    check("wire: watch_chunk_size=7 still frames events by newline",
+          [e["object"]["data"]["v"] for e in evs] == ["y", "z"], evs)
+    w.close()
+    api.configure(watch_chunk_size=0)
+
+    # 410 as a plain HTTP status at the start of a watch.
+    api.compact()
+    api.configure(watch_expired="http")
+    w = api.watch(base, resourceVersion=lrv)
+    check("wire: watch_expired=http answers HTTP 410 Expired", w.status == 410
+          and (w.error or {}).get("reason") == "Expired", (w.status, w.error))
+    w.close()
+    api.configure(watch_expired="event")
+
+    # Missing CRDs.
+    api.configure(disabled_groups=["gateway.networking.k8s.io"])
+    g = api.get("/apis").body
+    r1 = api.get("/apis/gateway.networking.k8s.io")
+    r2 = api.get(path_for("httproutes"))
+    check("wire: disabled group vanishes from discovery, paths 404",
+          all(x["name"] != "gateway.networking.k8s.io" for x in g["groups"])
+          and r1.status == 404 and r2.status == 404, (r1.status, r2.status))
+    api.configure(disabled_groups=[])
+    check("wire: group back", api.get(path_for("httproutes")).status == 200)
+
+    # 503 with Connection: close.
+    api.inject_errors(503, count=1, close=True, retry_after=1)
+    raw = raw_exchange(api, [base + "/big00", base + "/big00"])
+    check("wire: close=true answers once and closes the connection",
+          raw.count(b"HTTP/1.1 ") == 1 and b"503" in raw.split(b"\r\n")[0]
+          and b"Connection: close" in raw, raw[:300])
+
+    # Service account folder, kubelet-style.
+    d = api.serviceaccount_dir("wire")
+    t0 = open(os.path.join(d, "token")).read()
+    t1 = api.rotate_token()
+    check("serviceaccount: token/ca.crt/namespace via ..data, rotated atomically",
+          t0 != t1 and open(os.path.join(d, "token")).read() == t1
+          and open(os.path.join(d, "namespace")).read() == "wire"
+          and os.path.islink(os.path.join(d, "..data"))
+          and api.request("GET", "/api", token=t1).status == 200, d)
+
+
 def main():
     api = FakeAPI(bookmark_interval=1.0).start()
     try:
-        for t in (test_tls_and_auth, test_discovery, test_crud, test_list, test_watch, test_faults):
+        for t in (test_tls_and_auth, test_discovery, test_crud, test_list, test_watch, test_faults,
+                  test_wire):
             try:
                 t(api)
             except Exception as e:  # a crash in one group must not hide the others
