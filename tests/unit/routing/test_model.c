@@ -1,6 +1,7 @@
 /* Randomised cross-check: the indexed lookup (host hash, segment trie, pre-sorted lists) must
  * pick the same rule as a brute-force reading of the Gateway API precedence rules over every
  * (route, rule, match) of the listener. Seeds are fixed, so a failure is reproducible. */
+#include <regex.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -18,6 +19,9 @@ static const char *const host_pool[] = {"a.example.com", "b.example.com", "*.exa
                                         "*.a.example.com", "x.a.example.com", ""};
 static const char *const path_pool[] = {"/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/b",
                                         "/b/a", "/a/b/", "/c/d/e"};
+/* regexes whose POSIX ERE reading equals the PCRE2 one */
+static const char *const regex_pool[] = {"/a/.*", "/a/b.*", "/[ab]", "/b/[a-z]+", "/.*/c",
+                                         "/a(/b)?"};
 static const char *const req_path_pool[] = {"/", "/a", "/a/", "/a/b", "/a/b/c", "/a/b/c/d",
                                             "/ab", "/abc", "/b", "/b/a", "/b/a/x", "/a/b/",
                                             "/c/d/e", "/c/d", "/zz", "/a//b"};
@@ -89,10 +93,25 @@ struct cand {
 
 static const struct m_route *g_routes;
 
+static bool regex_ok(const char *pattern, const char *path)
+{
+    char anchored[64];
+    snprintf(anchored, sizeof(anchored), "^(%s)$", pattern);
+    regex_t re;
+    if (regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB) != 0)
+        return false;
+    bool ok = regexec(&re, path, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
+/* Exact < regex (longer pattern first) < PathPrefix (longer prefix first). */
 static long path_key(const struct m_match *m)
 {
     if (m->type == SV_ROUTE_PATH_EXACT)
         return 0;
+    if (m->type == SV_ROUTE_PATH_REGEX)
+        return 1000 - (long)strlen(m->path);
     size_t pl = strlen(m->path);
     if (pl && m->path[pl - 1] == '/')
         pl--;
@@ -147,8 +166,9 @@ static void expect(const struct m_route *routes, int n, const char *host_in, con
         for (int r = 0; r < routes[i].n_rules; r++)
             for (int m = 0; m < routes[i].rules[r].n_matches; m++) {
                 const struct m_match *mm = &routes[i].rules[r].m[m];
-                bool ok = mm->type == SV_ROUTE_PATH_EXACT ? strcmp(mm->path, path) == 0
-                                                          : prefix_ok(mm->path, path);
+                bool ok = mm->type == SV_ROUTE_PATH_EXACT   ? strcmp(mm->path, path) == 0
+                          : mm->type == SV_ROUTE_PATH_REGEX ? regex_ok(mm->path, path)
+                                                            : prefix_ok(mm->path, path);
                 ok = ok && (!*mm->method || strcmp(mm->method, method) == 0);
                 ok = ok && mm->n_headers <= n_hdr;
                 if (ok)
@@ -196,8 +216,13 @@ TEST(routing_lookup_matches_reference_model)
                                                   {SV_ROUTE_VALUE_EXACT, S("X-H2"), S("1")}};
                 for (int m = 0; m < ru->n_matches; m++) {
                     struct m_match *mm = &ru->m[m];
-                    mm->type = rnd32(&s) % 3 == 0 ? SV_ROUTE_PATH_EXACT : SV_ROUTE_PATH_PREFIX;
-                    mm->path = path_pool[rnd32(&s) % SV_ARRAY_SIZE(path_pool)];
+                    uint32_t kind = rnd32(&s) % 6;
+                    mm->type = kind < 2   ? SV_ROUTE_PATH_EXACT
+                               : kind < 3 ? SV_ROUTE_PATH_REGEX
+                                          : SV_ROUTE_PATH_PREFIX;
+                    mm->path = mm->type == SV_ROUTE_PATH_REGEX
+                                   ? regex_pool[rnd32(&s) % SV_ARRAY_SIZE(regex_pool)]
+                                   : path_pool[rnd32(&s) % SV_ARRAY_SIZE(path_pool)];
                     mm->method = rnd32(&s) % 4 == 0 ? "POST" : "";
                     mm->n_headers = (int)(rnd32(&s) % 4) == 3 ? 2 : (int)(rnd32(&s) % 2);
                     ms[m] = (struct sv_route_match_spec){mm->type, S(mm->path), hk,
