@@ -66,7 +66,9 @@ Semantics (what a client can rely on)
   typed encoding); custom resource items do.
 - Bodies (not watches) larger than 2048 bytes are sent with Transfer-Encoding: chunked, smaller
   ones with Content-Length, as Go's net/http does (--response-encoding / admin /config
-  response_encoding: auto|length|chunked). HTTP/1.1 keep-alive is supported.
+  response_encoding: auto|length|chunked). With Accept-Encoding: gzip a body over 128 KiB is
+  gzipped (Content-Encoding: gzip, chunked); watches never are. HTTP/1.1 keep-alive is
+  supported; TCP_NODELAY is set, a request costs well under a millisecond.
 - WATCH (?watch=1 or true): 200, chunked, one compact JSON event per line. resourceVersion=N
   replays every change after N from the history; none or 0 first sends synthetic ADDEDs.
   sendInitialEvents=true (+ allowWatchBookmarks) ends the initial ADDEDs with a BOOKMARK annotated
@@ -140,6 +142,7 @@ import base64
 import bisect
 import copy
 import datetime
+import gzip
 import http.server
 import json
 import os
@@ -162,6 +165,8 @@ MAX_BODY = 16 * 1024 * 1024
 # the handler returns; a larger body goes out chunked (in bufio-sized pieces).
 GO_CHUNKING_THRESHOLD = 2048
 GO_CHUNK = 4096
+# The apiserver gzips a response only when asked and larger than 128 KiB (never a watch).
+GZIP_THRESHOLD = 128 * 1024
 MAX_LIST = 100000
 
 # --------------------------------------------------------------------------------------------
@@ -1087,6 +1092,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
     server_version = "fake-apiserver"
     sys_version = ""
     timeout = 300
+    disable_nagle_algorithm = True  # head and body are separate writes: avoid a 40 ms stall
 
     def log_message(self, fmt, *args):
         pass
@@ -1100,10 +1106,15 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
     def send_json(self, code, obj, headers=None):
         body = dump(obj)
         enc = self.st.response_encoding
-        chunked = enc == "chunked" or (enc == "auto" and len(body) > GO_CHUNKING_THRESHOLD)
+        gz = len(body) > GZIP_THRESHOLD and "gzip" in self.headers.get("Accept-Encoding", "")
+        if gz:
+            body = gzip.compress(body, 6)
+        chunked = gz or enc == "chunked" or (enc == "auto" and len(body) > GO_CHUNKING_THRESHOLD)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
+        if gz:
+            self.send_header("Content-Encoding", "gzip")
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
         if chunked:
@@ -1880,6 +1891,7 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
     server_version = "fake-apiserver-admin"
     sys_version = ""
     timeout = 60
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass

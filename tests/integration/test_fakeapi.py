@@ -3,6 +3,7 @@
 token auth, discovery, CRUD semantics (resourceVersion, generation, uid, 409, 404), the status
 subresource, patches, LIST pagination, WATCH (ADDED/MODIFIED/DELETED/BOOKMARK, replay, 410 after
 compaction) and every injected fault. Talks to it directly with the standard library."""
+import json
 import os
 import re
 import socket
@@ -581,6 +582,22 @@ def test_wire(api):
     r = api.list(base)
     check("wire: response_encoding=length", r.headers.get("content-length") == str(len(r.raw)), r.headers)
     api.configure(response_encoding="auto")
+    for i in range(30, 700):
+        api.create(base, {"metadata": {"name": f"big{i:03d}"}, "data": {"v": "x" * 200}})
+    big = api.request("GET", base, headers={"Accept-Encoding": "gzip"})
+    small = api.request("GET", base + "/big00", headers={"Accept-Encoding": "gzip"})
+    plain = api.request("GET", base)
+    import gzip
+    try:
+        n = len(json.loads(gzip.decompress(big.raw))["items"])
+    except (OSError, ValueError):
+        n = -1
+    check("wire: Accept-Encoding gzip: a body over 128 KiB is gzipped, a small one is not",
+          big.headers.get("content-encoding") == "gzip" and n == 700
+          and "content-encoding" not in small.headers and "content-encoding" not in plain.headers
+          and len(plain.raw) > 128 * 1024, (big.headers, n, len(plain.raw)))
+    for i in range(30, 700):
+        api.delete(base + f"/big{i:03d}")
     raw = raw_exchange(api, [base + "/big00", base + "/big01"])
     check("wire: keep-alive serves two requests on one connection",
           raw.count(b"HTTP/1.1 200 OK") == 2 and b'"big01"' in raw, raw[:200])
