@@ -53,6 +53,8 @@ struct sv_route_builder {
     uint32_t cap_lk, cap_lk2;
     struct b_set *sets;
     uint32_t n_sets, cap_sets;
+    uint32_t *set_hash; /* open addressing: set index + 1, 0 = empty */
+    uint32_t set_hmask;
     struct b_route *routes;
     uint32_t n_routes, cap_routes;
     struct b_attach *attach;
@@ -139,6 +141,7 @@ static void builder_release(struct sv_route_builder *b, bool free_table)
     free(b->listener_kind);
     free(b->listener_key);
     free(b->sets);
+    free(b->set_hash);
     free(b->routes);
     free(b->attach);
     free(b->actions);
@@ -288,13 +291,40 @@ int sv_route_builder_add_listener(struct sv_route_builder *b, uint32_t bind, str
     return (int)b->n_listeners++;
 }
 
+/* Slot of <name> in the set-name hash (its index + 1 there, or an empty slot). */
+static uint32_t *set_slot(struct sv_route_builder *b, struct sv_str name)
+{
+    uint64_t h = sv_route_hash_(0, name.ptr, name.len);
+    for (uint32_t i = 0;; i++) { /* the table is never more than half full */
+        uint32_t *slot = &b->set_hash[(h + i) & b->set_hmask];
+        if (*slot == 0 || sv_str_eq(b->sets[*slot - 1].name, name))
+            return slot;
+    }
+}
+
+static int set_hash_grow(struct sv_route_builder *b)
+{
+    uint32_t size = b->set_hash ? (b->set_hmask + 1) * 2 : 64;
+    uint32_t *nh = calloc(size, sizeof(uint32_t));
+    if (!nh)
+        return -ENOMEM;
+    free(b->set_hash);
+    b->set_hash = nh;
+    b->set_hmask = size - 1;
+    for (uint32_t i = 0; i < b->n_sets; i++)
+        *set_slot(b, b->sets[i].name) = i + 1;
+    return 0;
+}
+
 int sv_route_builder_add_backend_set(struct sv_route_builder *b, struct sv_str name)
 {
     if (!name.len)
         return fail(b, -EINVAL, "backend set needs a name");
-    for (uint32_t i = 0; i < b->n_sets; i++)
-        if (sv_str_eq(b->sets[i].name, name))
-            return (int)i;
+    if ((!b->set_hash || 2 * (b->n_sets + 1) > b->set_hmask + 1) && set_hash_grow(b) < 0)
+        return fail(b, -ENOMEM, "out of memory");
+    uint32_t *slot = set_slot(b, name);
+    if (*slot)
+        return (int)(*slot - 1);
     if (GROW(b->sets, b->cap_sets, b->n_sets + 1))
         return fail(b, -ENOMEM, "out of memory");
     struct b_set *s = &b->sets[b->n_sets];
@@ -302,6 +332,7 @@ int sv_route_builder_add_backend_set(struct sv_route_builder *b, struct sv_str n
     s->name = copy_str(b, name);
     if (!s->name.ptr)
         return fail(b, -ENOMEM, "out of memory");
+    *slot = b->n_sets + 1;
     return (int)b->n_sets++;
 }
 
@@ -920,10 +951,15 @@ static int compile(struct sv_route_builder *b)
     }
 
     /* host hash: listeners + buckets */
-    t->hmask = pow2_at_least(2ull * (b->n_listeners + b->n_attach) + 2) - 1;
+    t->hmask = pow2_at_least(2ull * (b->n_listeners + b->n_attach + b->n_sets) + 2) - 1;
     t->hslots = sv_arena_zalloc(ar, ((size_t)t->hmask + 1) * sizeof(*t->hslots));
     if (!t->hslots)
         goto out;
+    for (uint32_t i = 0; i < b->n_sets; i++) {
+        uint32_t ex;
+        if (hash_put(t, 0, SV_HK_SET, b->sets[i].name, i, &ex) < 0)
+            goto out;
+    }
     for (uint32_t i = 0; i < b->n_listeners; i++) {
         uint32_t bind = b->listeners[i].bind, kind = b->listener_kind[i], ex;
         if (kind == 0) {

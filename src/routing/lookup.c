@@ -162,10 +162,7 @@ const struct sv_route_endpoint *sv_generation_endpoints(const struct sv_generati
 int64_t sv_generation_find_backend_set(const struct sv_generation *gen, struct sv_str name)
 {
     sv_generation_check(gen);
-    for (uint32_t i = 0; i < gen->table->n_sets; i++)
-        if (sv_str_eq(gen->table->set_names[i], name))
-            return i;
-    return -1;
+    return sv_route_hfind_(gen->table, 0, SV_HK_SET, name);
 }
 
 /* ---- host normalisation ------------------------------------------------------------------ */

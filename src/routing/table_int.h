@@ -68,7 +68,13 @@ struct sv_route_hslot { /* (scope, kind, name) -> value */
     uint32_t used;
 };
 
-enum { SV_HK_LISTENER_EXACT = 1, SV_HK_LISTENER_WILD, SV_HK_BUCKET_EXACT, SV_HK_BUCKET_WILD };
+enum {
+    SV_HK_LISTENER_EXACT = 1,
+    SV_HK_LISTENER_WILD,
+    SV_HK_BUCKET_EXACT,
+    SV_HK_BUCKET_WILD,
+    SV_HK_SET, /* backend set name -> id (scope 0) */
+};
 
 struct sv_route_cslot { /* (parent node, segment) -> child node */
     struct sv_str seg;

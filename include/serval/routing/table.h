@@ -243,7 +243,7 @@ const struct sv_route_endpoint *sv_generation_endpoints(const struct sv_generati
  * Any thread holding <gen>; no allocation. */
 size_t sv_generation_write_json(const struct sv_generation *gen, char *out, size_t cap);
 
-/* Id of the backend set named <name>, or -1. Any thread holding <gen> (linear; control use). */
+/* Id of the backend set named <name>, or -1. Any thread holding <gen> (hash lookup). */
 int64_t sv_generation_find_backend_set(const struct sv_generation *gen, struct sv_str name);
 
 /* Replace the matched prefix of <path> (its first <prefix_len> bytes, as reported in
