@@ -351,10 +351,7 @@ int sv_route_builder_add_endpoint(struct sv_route_builder *b, uint32_t set_id,
     if (sockaddr_copy(&ep.addr, &ep.addrlen, sa, salen, &port) < 0 || port == 0)
         return fail(b, -EINVAL, "endpoint of \"%.*s\" must be an IPv4/IPv6 address with a port",
                     PSTR(b->sets[set_id].name));
-    struct b_set *s = &b->sets[set_id];
-    for (uint32_t i = 0; i < s->n; i++)
-        if (ep_same(&s->eps[i], &ep))
-            return 0;
+    struct b_set *s = &b->sets[set_id]; /* duplicates are dropped by fill_set */
     if (GROW(s->eps, s->cap, s->n + 1))
         return fail(b, -ENOMEM, "out of memory");
     s->eps[s->n++] = ep;
@@ -1120,6 +1117,15 @@ out:
     return rc;
 }
 
+static uint64_t ep_hash(const struct sv_route_endpoint *e)
+{
+    if (e->addr.sa.sa_family == AF_INET6)
+        return sv_route_hash_(e->addr.in6.sin6_port, (const char *)&e->addr.in6.sin6_addr,
+                              sizeof(e->addr.in6.sin6_addr));
+    return sv_route_hash_(e->addr.in.sin_port, (const char *)&e->addr.in.sin_addr,
+                          sizeof(e->addr.in.sin_addr));
+}
+
 static int fill_set(struct sv_generation *g, uint32_t set, const struct sv_route_endpoint *eps,
                     size_t n)
 {
@@ -1133,12 +1139,34 @@ static int fill_set(struct sv_generation *g, uint32_t set, const struct sv_route
     if (!copy)
         return -ENOMEM;
     uint32_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool dup = false;
-        for (uint32_t j = 0; j < k && !dup; j++)
-            dup = ep_same(&copy[j], &eps[i]);
-        if (!dup)
-            copy[k++] = eps[i];
+    if (n <= 16) {
+        for (size_t i = 0; i < n; i++) {
+            bool dup = false;
+            for (uint32_t j = 0; j < k && !dup; j++)
+                dup = ep_same(&copy[j], &eps[i]);
+            if (!dup)
+                copy[k++] = eps[i];
+        }
+    } else {
+        /* drop duplicates in linear time: a temporary hash of kept indexes (+1; 0 = empty) */
+        uint32_t mask = pow2_at_least(2 * (uint64_t)n) - 1;
+        uint32_t *seen = calloc((size_t)mask + 1, sizeof(uint32_t));
+        if (!seen)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t h = ep_hash(&eps[i]);
+            for (uint32_t p = 0; p <= mask; p++) {
+                uint32_t *slot = &seen[(h + p) & mask];
+                if (*slot == 0) {
+                    copy[k] = eps[i];
+                    *slot = ++k;
+                    break;
+                }
+                if (ep_same(&copy[*slot - 1], &eps[i]))
+                    break;
+            }
+        }
+        free(seen);
     }
     g->sets[set] = (struct sv_route_epset){copy, k};
     return 0;

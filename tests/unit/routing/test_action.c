@@ -377,6 +377,23 @@ TEST(routing_endpoint_only_update)
     /* routing still works through the shared table */
     struct sv_route_result res;
     CHECK_EQ_INT(rt_lookup(g2, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res), 0);
+    /* a large update with duplicates: first occurrences kept, in order */
+    struct sv_route_endpoint many[60];
+    for (int i = 0; i < 60; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), i % 2 ? "fd00::%d" : "10.1.0.%d", (i % 40) / 2 + 1);
+        union sv_route_sockaddr sa = rt_sa(ip, 80);
+        many[i].addr = sa;
+        many[i].addrlen = rt_salen(&sa);
+    }
+    struct sv_route_endpoint_update upm = {1, many, 60};
+    struct sv_generation *g3 = sv_generation_new_with_endpoints(g1, &upm, 1, err, sizeof(err));
+    REQUIRE(g3);
+    e = sv_generation_endpoints(g3, 1, &n);
+    CHECK_EQ_INT(n, 40);
+    for (size_t i = 0; i < n && i < 40; i++)
+        CHECK(memcmp(&e[i].addr, &many[i].addr, sizeof(e[i].addr)) == 0);
+    sv_generation_free_unpublished(g3);
     /* errors */
     struct sv_route_endpoint_update bad[] = {{7, NULL, 0}};
     CHECK(sv_generation_new_with_endpoints(g1, bad, 1, err, sizeof(err)) == NULL);
