@@ -27,6 +27,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -223,16 +224,23 @@ class FakeAPI:
         self._own_dir = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="fakeapi-")
         os.makedirs(self.state_dir, exist_ok=True)
+        stale = os.path.join(self.state_dir, "store.json")
+        if os.path.exists(stale):
+            os.unlink(stale)  # a new FakeAPI starts empty; restart() keeps the store
+        self._atexit = False
         self.token_file = os.path.join(self.state_dir, "token")
         with open(self.token_file, "w") as f:
             f.write((token or "test-token-" + os.urandom(8).hex()) + "\n")
-        self.args = [PY, SERVER, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-                     "--state-dir", self.state_dir, "--token-file", self.token_file,
+        self.port = 0
+        self.admin_port = 0
+        self.args = [PY, SERVER, "--persist", "--state-dir", self.state_dir, "--token-file", self.token_file,
                      "--log", os.path.join(self.state_dir, "requests.log"),
                      "--bookmark-interval", str(bookmark_interval),
                      "--namespace-finalize-delay", str(namespace_finalize_delay), *extra_args]
         self.proc = None
         self._ctx = None
+        self._pool = []
+        self._pool_lock = threading.Lock()
 
     # --- lifecycle
 
@@ -240,10 +248,16 @@ class FakeAPI:
         ready = os.path.join(self.state_dir, "ready.json")
         if os.path.exists(ready):
             os.unlink(ready)
+        if getattr(self, "_log", None):
+            self._log.close()
         self._log = open(os.path.join(self.state_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
+        args = self.args + ["--listen", f"127.0.0.1:{self.port}",
+                            "--admin-listen", f"127.0.0.1:{self.admin_port}"]
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        atexit.register(self.stop)
+        if not self._atexit:
+            atexit.register(self.stop)
+            self._atexit = True
         deadline = time.time() + timeout
         while not os.path.exists(ready):
             if self.proc.poll() is not None or time.time() > deadline:
@@ -261,15 +275,42 @@ class FakeAPI:
         self._ctx = None
         return self
 
-    def stop(self):
+    def restart(self, down_seconds=0.0, timeout=30.0):
+        """Stop the server (SIGTERM: open connections die) and start it again on the same ports
+        with the same objects, history and resourceVersions (--persist), like an apiserver
+        restart in front of the same etcd. Faults and the request log start empty."""
+        self._stop_proc()
+        if down_seconds:
+            time.sleep(down_seconds)
+        return self.start(timeout)
+
+    def write_kubeconfig(self, path, inline_ca=True, token_file=False, namespace="default"):
+        """Write a kubeconfig variant for this server: certificate-authority as a path
+        (inline_ca=False), tokenFile: instead of token: (token_file=True), a context namespace
+        (None = none). Returns path."""
+        fake_apiserver.write_kubeconfig(path, self.server, self.ca, self.token(),
+                                        self.token_file if token_file else None,
+                                        inline_ca=inline_ca, namespace=namespace)
+        return path
+
+    def _stop_proc(self):
+        with self._pool_lock:
+            for c in self._pool:
+                c.close()
+            self._pool = []
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(5)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.proc = None
+
+    def stop(self):
+        """Stop the server; removes the state dir when it was a temporary one (unless the
+        environment has FAKEAPI_KEEP)."""
+        self._stop_proc()
         if self._own_dir and os.environ.get("FAKEAPI_KEEP") is None:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             self._own_dir = False
@@ -338,8 +379,9 @@ class FakeAPI:
 
     def request(self, method, path, body=None, content_type="application/json", query=None,
                 token=Ellipsis, headers=None, timeout=10.0):
-        """One request on a fresh connection. body may be a dict/list (sent as JSON) or bytes.
-        token=None sends no Authorization header; the default uses the token file."""
+        """One request over a small keep-alive pool (thread-safe; a connection is dropped after
+        any error or timeout). body may be a dict/list (sent as JSON) or bytes. token=None sends
+        no Authorization header; the default uses the token file."""
         import http.client
         if token is Ellipsis:
             token = self.token()
@@ -353,15 +395,34 @@ class FakeAPI:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             hdrs["Content-Type"] = content_type
         hdrs.update(headers or {})
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ssl_context(),
-                                           timeout=timeout)
-        try:
-            conn.request(method, path, body=data, headers=hdrs)
-            r = conn.getresponse()
-            raw = r.read()
+        for attempt in (0, 1):
+            with self._pool_lock:
+                conn = self._pool.pop() if self._pool else None
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                                   context=self.ssl_context(), timeout=timeout)
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request(method, path, body=data, headers=hdrs)
+                r = conn.getresponse()
+                raw = r.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if reused and attempt == 0:
+                    continue  # an idle keep-alive connection the server had closed
+                raise
+            except BaseException:
+                conn.close()  # e.g. a timeout: the answer may still come on this connection
+                raise
+            if r.will_close:
+                conn.close()
+            else:
+                with self._pool_lock:
+                    self._pool.append(conn)
             return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, raw)
-        finally:
-            conn.close()
 
     def get(self, path, **query):
         return self.request("GET", path, query=query)

@@ -21,7 +21,10 @@ DIR unless --regen-certs. Without --token-file a random token is written to DIR/
 file is re-read on every request (so tests can rotate it); a request without the expected
 "Authorization: Bearer <token>" gets 401 with a Status body. --kubeconfig-out writes a kubeconfig
 (YAML) with server, certificate-authority-data, the current token (or `tokenFile:` with
---kubeconfig-token-file) and a context "fake" whose namespace is "default".
+--kubeconfig-token-file) and a context "fake" whose namespace is "default" (default path
+DIR/kubeconfig). Other options: --persist (objects and history survive a restart with the same
+DIR, saved on SIGTERM, as etcd would keep them), --response-encoding, --namespace-finalize-delay,
+--no-default-namespaces (otherwise default, kube-system, kube-public, kube-node-lease exist).
 
 Semantics (what a client can rely on)
 -------------------------------------
@@ -736,6 +739,36 @@ class Store:
         self.ns_finalize_delay = 1.0
         for kd in KINDS:
             self.objects[kd.key] = {}
+
+    def save(self, path):
+        """Write objects, history and counters as JSON (atomically)."""
+        with self.cond:
+            doc = {"rv": self.rv, "compacted_rv": self.compacted_rv,
+                   "continue_expired_rv": self.continue_expired_rv, "next_ip": self.next_ip,
+                   "objects": {"/".join(k): v for k, v in self.objects.items()},
+                   "history": [{"rv": e.rv, "key": list(e.key), "type": e.type, "obj": e.obj,
+                                "prev": e.prev} for e in self.history]}
+            data = json.dumps(doc, separators=(",", ":"))
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def load(self, path):
+        with open(path) as fh:
+            doc = json.load(fh)
+        with self.cond:
+            self.rv = doc["rv"]
+            self.compacted_rv = doc["compacted_rv"]
+            self.continue_expired_rv = doc["continue_expired_rv"]
+            self.next_ip = doc["next_ip"]
+            for k, v in doc["objects"].items():
+                group, _, plural = k.rpartition("/")
+                if (group, plural) in self.objects:
+                    self.objects[(group, plural)] = v
+            self.history = [Event(e["rv"], tuple(e["key"]), e["type"], e["obj"], e["prev"])
+                            for e in doc["history"]]
+            self.history_rvs = [e.rv for e in self.history]
 
     # All methods below run with self.cond held by the caller.
 
@@ -2076,17 +2109,25 @@ def make_certs(d, key_type, sans, regen):
     return ca_crt, crt, key
 
 
-def write_kubeconfig(path, server, ca_crt, token, token_file):
-    with open(ca_crt, "rb") as fh:
-        ca_data = base64.b64encode(fh.read()).decode()
+def write_kubeconfig(path, server, ca_crt, token, token_file, inline_ca=True,
+                     namespace="default"):
+    """Write a kubeconfig (YAML, block style) with one cluster/user/context named "fake".
+    token_file set: `tokenFile:` instead of `token:`; inline_ca False: `certificate-authority:`
+    (a path) instead of `certificate-authority-data:`."""
+    if inline_ca:
+        with open(ca_crt, "rb") as fh:
+            ca = "    certificate-authority-data: " + base64.b64encode(fh.read()).decode() + "\n"
+    else:
+        ca = f"    certificate-authority: {ca_crt}\n"
     user = f"    tokenFile: {token_file}\n" if token_file else f"    token: {token}\n"
+    ns = f"    namespace: {namespace}\n" if namespace else ""
     text = ("apiVersion: v1\n"
             "kind: Config\n"
             "clusters:\n"
             "- name: fake\n"
             "  cluster:\n"
             f"    server: {server}\n"
-            f"    certificate-authority-data: {ca_data}\n"
+            f"{ca}"
             "users:\n"
             "- name: fake\n"
             "  user:\n"
@@ -2096,7 +2137,7 @@ def write_kubeconfig(path, server, ca_crt, token, token_file):
             "  context:\n"
             "    cluster: fake\n"
             "    user: fake\n"
-            "    namespace: default\n"
+            f"{ns}"
             "current-context: fake\n"
             "preferences: {}\n")
     tmp = path + ".tmp"
@@ -2128,6 +2169,9 @@ def main(argv=None):
     ap.add_argument("--regen-certs", action="store_true")
     ap.add_argument("--no-default-namespaces", action="store_true")
     ap.add_argument("--namespace-finalize-delay", type=float, default=3.0)
+    ap.add_argument("--persist", action="store_true",
+                    help="load DIR/store.json at start if present, save it on SIGTERM/SIGINT "
+                         "(an apiserver restart keeps its etcd)")
     args = ap.parse_args(argv)
 
     d = os.path.abspath(args.state_dir)
@@ -2142,7 +2186,10 @@ def main(argv=None):
 
     state = State(args)
     state.store.ns_finalize_delay = args.namespace_finalize_delay
-    if not args.no_default_namespaces:
+    store_path = os.path.join(d, "store.json")
+    if args.persist and os.path.exists(store_path):
+        state.store.load(store_path)
+    elif not args.no_default_namespaces:
         with state.store.cond:
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 state.store.create(NS_KIND, None, {"metadata": {"name": ns}})
@@ -2191,6 +2238,8 @@ def main(argv=None):
         pass
     api.shutdown()
     admin.shutdown()
+    if args.persist:
+        state.store.save(store_path)
     return 0
 
 

@@ -655,11 +655,38 @@ def test_wire(api):
           and api.request("GET", "/api", token=t1).status == 200, d)
 
 
+def test_restart_and_kubeconfig(api):
+    base = path_for("configmaps", "rs")
+    api.create(path_for("namespaces"), {"metadata": {"name": "rs"}})
+    a = api.create(base, {"metadata": {"name": "a"}, "data": {"k": "1"}}).body
+    w = api.watch(base, resourceVersion=rv(a))
+    time.sleep(0.2)
+    port = api.port
+    api.restart(down_seconds=0.3)
+    check("restart: open watch ends abruptly", w.wait_end(5) == "abrupt", w.ended)
+    w.close()
+    g = api.get(base + "/a")
+    check("restart: same port, objects and resourceVersions kept", api.port == port
+          and g.status == 200 and g.body == a, g)
+    w = api.watch(base, resourceVersion=rv(a))
+    b = api.create(base, {"metadata": {"name": "b"}}).body
+    e = w.next_event(5)
+    check("restart: watch resumes from a pre-restart RV", e and e["type"] == "ADDED"
+          and e["object"]["metadata"]["name"] == "b" and int(rv(b)) > int(rv(a)), e)
+    w.close()
+    kc = api.write_kubeconfig(os.path.join(api.state_dir, "kc2"), inline_ca=False, token_file=True,
+                              namespace=None)
+    text = open(kc).read()
+    check("kubeconfig variant: certificate-authority path and tokenFile",
+          f"certificate-authority: {api.ca}" in text and f"tokenFile: {api.token_file}" in text
+          and "namespace:" not in text and "token: " not in text, text)
+
+
 def main():
     api = FakeAPI(bookmark_interval=1.0).start()
     try:
         for t in (test_tls_and_auth, test_discovery, test_crud, test_list, test_watch, test_faults,
-                  test_wire):
+                  test_wire, test_restart_and_kubeconfig):
             try:
                 t(api)
             except Exception as e:  # a crash in one group must not hide the others
