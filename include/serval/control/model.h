@@ -175,6 +175,8 @@ struct sv_gateway_address {
 
 struct sv_gateway {
     const char *class_name;
+    bool has_parameters_ref; /* spec.infrastructure.parametersRef (we support none) */
+    struct sv_object_ref parameters_ref;
     struct sv_listener *listeners;
     size_t n_listeners;
     struct sv_gateway_address *addresses;

@@ -176,6 +176,27 @@ int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
     size_t mark = sv_dec_push(d, "spec");
     if (sv_dec_req_str(d, spec, "gatewayClassName", &gw->class_name) < 0)
         return -1;
+    const cJSON *infra, *pr;
+    if (sv_dec_obj(d, spec, "infrastructure", &infra) < 0)
+        return -1;
+    if (infra) {
+        size_t m2 = sv_dec_push(d, "infrastructure");
+        int prc = sv_dec_obj(d, infra, "parametersRef", &pr);
+        if (prc < 0)
+            return -1;
+        if (prc == 1) {
+            size_t m3 = sv_dec_push(d, "parametersRef");
+            gw->has_parameters_ref = true;
+            if (sv_dec_str(d, pr, "group", &gw->parameters_ref.group) < 0 ||
+                sv_dec_req_str(d, pr, "kind", &gw->parameters_ref.kind) < 0 ||
+                sv_dec_req_str(d, pr, "name", &gw->parameters_ref.name) < 0)
+                return -1;
+            if (!gw->parameters_ref.group)
+                gw->parameters_ref.group = "";
+            sv_dec_pop(d, m3);
+        }
+        sv_dec_pop(d, m2);
+    }
     if (sv_dec_arr(d, spec, "listeners", &arr, &n) < 0)
         return -1;
     if (n) {

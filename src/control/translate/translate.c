@@ -183,8 +183,10 @@ static bool same_host(const char *a, const char *b)
     return strcasecmp(a ? a : "", b ? b : "") == 0;
 }
 
-/* Mark listeners that cannot share a port. Within one Gateway nobody wins; across Gateways (all
- * share --bind) the older Gateway keeps its listener. */
+/* Mark listeners that cannot share a port. Within one Gateway nobody wins (same port with another
+ * protocol, or the same port and hostname). Every Gateway shares --bind, so across Gateways the
+ * same port and hostname are merged into one listener (their routes are served together), and
+ * only a protocol clash refuses the younger Gateway's listener. */
 static void tx_conflicts(struct tx *t)
 {
     for (size_t gi = 0; gi < t->n_gws; gi++) {
@@ -194,26 +196,29 @@ static void tx_conflicts(struct tx *t)
             if (!a->accepted)
                 continue;
             const char *why = NULL;
-            for (size_t gj = 0; gj <= gi && !why; gj++) {
+            for (size_t j = 0; j < g->n_ls && !why; j++) {
+                struct tx_listener *b = &g->ls[j];
+                if (j == i || b->l->port != a->l->port)
+                    continue;
+                if (b->l->protocol != a->l->protocol)
+                    why = "ProtocolConflict";
+                else if (same_host(a->l->hostname, b->l->hostname))
+                    why = "HostnameConflict";
+            }
+            for (size_t gj = 0; gj < gi && !why; gj++) {
                 struct tx_gateway *h = &t->gws[gj];
                 for (size_t j = 0; j < h->n_ls && !why; j++) {
                     struct tx_listener *b = &h->ls[j];
-                    if ((gj == gi && j == i) || b->l->port != a->l->port)
-                        continue;
-                    if (gj < gi && !b->accepted)
-                        continue;
-                    if (b->l->protocol != a->l->protocol)
+                    if (b->accepted && b->l->port == a->l->port &&
+                        b->l->protocol != a->l->protocol)
                         why = "ProtocolConflict";
-                    else if (same_host(a->l->hostname, b->l->hostname))
-                        why = "HostnameConflict";
                 }
             }
-            if (why) {
+            if (why)
                 sv_tx_cond(t, &a->status->conds, "Conflicted", true, why, g->obj->meta.generation,
                            "another listener uses port %d %s", a->l->port,
                            strcmp(why, "ProtocolConflict") == 0 ? "with another protocol"
                                                                  : "with the same hostname");
-            }
         }
     }
     /* Apply after the scan so that within a Gateway both sides of a conflict are refused. */
@@ -225,6 +230,23 @@ static void tx_conflicts(struct tx *t)
                 a->accepted = false;
         }
     }
+}
+
+/* A programmed listener of an older Gateway with the same port, protocol and hostname, if any:
+ * its builder listener is shared. */
+static const struct tx_listener *merged_with(struct tx *t, const struct tx_listener *tl)
+{
+    for (size_t gi = 0; gi < t->n_gws; gi++) {
+        for (size_t j = 0; j < t->gws[gi].n_ls; j++) {
+            const struct tx_listener *o = &t->gws[gi].ls[j];
+            if (o == tl)
+                return NULL;
+            if (o->programmed && o->l->port == tl->l->port &&
+                o->l->protocol == tl->l->protocol && same_host(o->l->hostname, tl->l->hostname))
+                return o;
+        }
+    }
+    return NULL;
 }
 
 static int tx_listener_status(struct tx *t, struct tx_gateway *g, size_t i)
@@ -298,8 +320,13 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
                 tl->accepted = false; /* not programmed; routes still counted */
         }
         const char *why = NULL;
+        const struct tx_listener *shared = NULL;
         if (!tl->accepted || !tl->http_routes) {
             why = "Invalid";
+        } else if ((shared = merged_with(t, tl)) != NULL) {
+            tl->builder_index = shared->builder_index;
+            tl->programmed = true;
+            secret = NULL; /* the older Gateway's certificate serves this hostname */
         } else {
             union sv_route_sockaddr sa = t->bind;
             if (sa.sa.sa_family == AF_INET)
@@ -464,7 +491,11 @@ static int tx_gateways(struct tx *t)
             sv_tx_cond(t, cs, "Programmed", false, "Invalid", gen, "Gateway is not accepted");
             continue;
         }
-        if (unsupported)
+        if (g->obj->u.gateway.has_parameters_ref)
+            sv_tx_cond(t, cs, "Accepted", false, "InvalidParameters", gen,
+                       "infrastructure.parametersRef %s/%s is not supported",
+                       g->obj->u.gateway.parameters_ref.kind, g->obj->u.gateway.parameters_ref.name);
+        else if (unsupported)
             sv_tx_cond(t, cs, "Accepted", false, "UnsupportedAddress", gen,
                        "only IPAddress addresses are supported");
         else if (valid == 0)
