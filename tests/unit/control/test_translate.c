@@ -23,7 +23,7 @@ struct fixture {
     struct sv_status *st;
 };
 
-static int fixture_load(struct fixture *f, const char *file)
+static int fixture_load_bind(struct fixture *f, const char *file, const char *bind)
 {
     char path[256], err[512];
     memset(f, 0, sizeof(*f));
@@ -43,7 +43,7 @@ static int fixture_load(struct fixture *f, const char *file)
     f->store = sv_store_new();
     for (int i = 0; i < n; i++)
         sv_store_upsert(f->store, objs[i]);
-    struct sv_translate_opts o = {.bind_addr = "0.0.0.0"};
+    struct sv_translate_opts o = {.bind_addr = bind};
     int rc = sv_translate(f->store, &o, &f->gen, &f->st, err, sizeof(err));
     if (rc != 0) {
         FAIL("translate %s: %d %s", file, rc, err);
@@ -51,6 +51,11 @@ static int fixture_load(struct fixture *f, const char *file)
         return -1;
     }
     return 0;
+}
+
+static int fixture_load(struct fixture *f, const char *file)
+{
+    return fixture_load_bind(f, file, "0.0.0.0");
 }
 
 static void fixture_free(struct fixture *f)
@@ -530,4 +535,91 @@ TEST(translate_bad_bind_address)
     CHECK(gen == NULL && st == NULL);
     CHECK(strstr(err, "not-an-ip") != NULL);
     sv_store_free(s);
+}
+
+/* ---- listeners.yaml ------------------------------------------------------------------------- */
+
+static const struct cond_case listener_status[] = {
+    /* Gateways share --bind: same port and hostname are merged, not conflicted. */
+    {LISTENER, "net", "b", "http", "Conflicted", "False", "NoConflicts"},
+    {LISTENER, "net", "b", "http", "Programmed", "True", "Programmed"},
+    /* ... but a protocol clash refuses the younger Gateway's listener. */
+    {LISTENER, "net", "b", "clash", "Conflicted", "True", "ProtocolConflict"},
+    {LISTENER, "net", "b", "clash", "Programmed", "False", "Invalid"},
+    {LISTENER, "net", "a", "https", "Conflicted", "False", "NoConflicts"},
+    {LISTENER, "net", "a", "https", "ResolvedRefs", "True", "ResolvedRefs"},
+    {LISTENER, "net", "a", "https", "Programmed", "True", "Programmed"},
+    {GW, "net", "b", NULL, "Accepted", "True", "ListenersNotValid"},
+    /* Within one Gateway nobody wins. */
+    {LISTENER, "net", "c", "plain", "Conflicted", "True", "ProtocolConflict"},
+    {LISTENER, "net", "c", "tls", "Conflicted", "True", "ProtocolConflict"},
+    {LISTENER, "net", "c", "dup1", "Conflicted", "True", "HostnameConflict"},
+    {LISTENER, "net", "c", "dup2", "Conflicted", "True", "HostnameConflict"},
+    {LISTENER, "net", "c", "fine", "Conflicted", "False", "NoConflicts"},
+    {LISTENER, "net", "c", "fine", "Programmed", "True", "Programmed"},
+    {GW, "net", "c", NULL, "Accepted", "True", "ListenersNotValid"},
+    /* Certificates. */
+    {LISTENER, "net", "certs", "missing", "ResolvedRefs", "False", "InvalidCertificateRef"},
+    {LISTENER, "net", "certs", "missing", "Programmed", "False", "Invalid"},
+    {LISTENER, "net", "certs", "foreign", "ResolvedRefs", "False", "RefNotPermitted"},
+    {LISTENER, "net", "certs", "granted", "ResolvedRefs", "True", "ResolvedRefs"},
+    {LISTENER, "net", "certs", "granted", "Programmed", "True", "Programmed"},
+    {LISTENER, "net", "certs", "malformed", "ResolvedRefs", "False", "InvalidCertificateRef"},
+    {LISTENER, "net", "certs", "configmap", "ResolvedRefs", "False", "InvalidCertificateRef"},
+    {GW, "net", "certs", NULL, "Accepted", "True", "ListenersNotValid"},
+    {GW, "net", "certs", NULL, "Programmed", "True", "Programmed"},
+    /* Addresses (--bind 127.0.0.1 in this test). */
+    {GW, "net", "hostname-address", NULL, "Accepted", "False", "UnsupportedAddress"},
+    {GW, "net", "far-address", NULL, "Programmed", "False", "AddressNotUsable"},
+    {GW, "net", "near-address", NULL, "Programmed", "True", "Programmed"},
+    {ROUTE, "net", "on-b", "0", "Accepted", "True", "Accepted"},
+};
+
+static const struct req_case listener_requests[] = {
+    /* Routes of both Gateways are served on the merged 8080 listener. */
+    {8080, "any.test", "/b", NULL, H_NONE, "net/on-b", 0, "net/a/http"},
+    {8080, "any.test", "/a", NULL, H_NONE, "net/on-a", 0, "net/a/http"},
+    {9002, "any.test", "/a", NULL, H_NONE, NULL, 0, "net/c/fine"},
+};
+
+TEST(translate_listener_conflicts_certificates_addresses)
+{
+    struct fixture f;
+    REQUIRE(fixture_load_bind(&f, "listeners.yaml", "127.0.0.1") == 0);
+    check_conditions(&f, listener_status, SV_ARRAY_SIZE(listener_status));
+    check_requests(&f, listener_requests, SV_ARRAY_SIZE(listener_requests));
+    CHECK_EQ_INT(attached(&f, "net", "b", "http"), 1);
+    CHECK_EQ_INT(attached(&f, "net", "a", "http"), 1);
+
+    /* No port 9000/9001 bind: conflicted listeners are not opened. */
+    size_t nb = 0;
+    const struct sv_route_bind *binds = sv_generation_binds(f.gen, &nb);
+    int p9000 = 0, p8443_http = 0;
+    for (size_t i = 0; i < nb; i++) {
+        p9000 += binds[i].port == 9000 || binds[i].port == 9001;
+        p8443_http += binds[i].port == 8443 && binds[i].proto == SV_ROUTE_PROTO_HTTP;
+    }
+    CHECK_EQ_INT(p9000, 0);
+    CHECK_EQ_INT(p8443_http, 0);
+
+    /* Certificates handed to the TLS layer: a's https and certs/granted. */
+    REQUIRE(f.st->n_certs == 2);
+    int seen_secure = 0, seen_granted = 0;
+    for (size_t i = 0; i < f.st->n_certs; i++) {
+        const struct sv_status_tls_cert *c = &f.st->certs[i];
+        seen_secure += strcmp(c->hostname, "secure.test") == 0 &&
+                       memmem(c->cert_pem, c->cert_len, "MIIB", 4) != NULL;
+        seen_granted += strcmp(c->hostname, "granted.test") == 0 &&
+                        memmem(c->key_pem, c->key_len, "MIIF", 4) != NULL;
+    }
+    CHECK_EQ_INT(seen_secure, 1);
+    CHECK_EQ_INT(seen_granted, 1);
+
+    const struct sv_status_gateway *g = sv_status_gateway(f.st, "net", "near-address");
+    REQUIRE(g && g->n_addresses == 1);
+    CHECK_EQ_STR(g->addresses[0].value, "127.0.0.1");
+    g = sv_status_gateway(f.st, "net", "a");
+    REQUIRE(g && g->n_addresses == 1);
+    CHECK_EQ_STR(g->addresses[0].value, "127.0.0.1"); /* the --bind address */
+    fixture_free(&f);
 }
