@@ -1812,20 +1812,17 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     if drop_epoch != faults.drop_epoch:
                         clean = faults.drop_clean
                         break
-                    if faults.stalled("watch"):
-                        batch = None
-                    else:
+                    werr = mal = batch = None
+                    if not faults.stalled("watch"):  # a stall holds events and faults alike
                         batch = store.history[pos:]
                         pos = len(store.history)
                         cur_rv = store.rv
-                    werr = None
-                    if werr_epoch != faults.werr_epoch:
-                        werr_epoch = faults.werr_epoch
-                        werr = faults.werr_status
-                    mal = None
-                    if mal_epoch != faults.malformed_epoch:
-                        mal_epoch = faults.malformed_epoch
-                        mal = faults.malformed_line
+                        if werr_epoch != faults.werr_epoch:
+                            werr_epoch = faults.werr_epoch
+                            werr = faults.werr_status
+                        if mal_epoch != faults.malformed_epoch:
+                            mal_epoch = faults.malformed_epoch
+                            mal = faults.malformed_line
                 now = time.time()
                 if batch is None:
                     if now >= deadline:
@@ -1848,7 +1845,10 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                         elif now_in:
                             out.append(event("ADDED", self.out(kd, version, ev.obj)))
                         elif was:
-                            out.append(event("DELETED", self.out(kd, version, ev.obj)))
+                            # Leaving the selection: the previous state at the event's RV.
+                            gone = copy.deepcopy(ev.prev)
+                            gone["metadata"]["resourceVersion"] = str(ev.rv)
+                            out.append(event("DELETED", self.out(kd, version, gone)))
                 if mal is not None:
                     out.append(mal if mal.endswith(b"\n") else mal + b"\n")
                 if werr is not None:

@@ -387,10 +387,13 @@ def test_watch(api):
     # Label selector transitions.
     w = api.watch(base, resourceVersion=rv(b2), labelSelector="sel=yes")
     api.patch(path_for("httproutes", "w", "b"), {"metadata": {"labels": {"sel": "yes"}}})
-    api.patch(path_for("httproutes", "w", "b"), {"metadata": {"labels": {"sel": "no"}}})
+    left = api.patch(path_for("httproutes", "w", "b"), {"metadata": {"labels": {"sel": "no"}}}).body
     evs = w.events(2, timeout=10)
     check("watch: entering/leaving a label selector is ADDED/DELETED",
           [e["type"] for e in evs] == ["ADDED", "DELETED"], evs)
+    check("watch: DELETED on leaving carries the previous state at the new RV",
+          len(evs) == 2 and evs[1]["object"]["metadata"]["labels"] == {"sel": "yes"}
+          and rv(evs[1]["object"]) == rv(left), evs)
     w.close()
 
     # timeoutSeconds ends the stream cleanly.
