@@ -553,6 +553,10 @@ class FakeAPI:
         disabled_groups (see fake_apiserver's docstring)."""
         return self.admin("POST", "/config", kw)
 
+    def set_tokens(self, tokens):
+        """Accept these tokens too ({user name: token}); the request log's "user" names them."""
+        return self.admin("POST", "/tokens", {"tokens": tokens})
+
     def set_rbac(self, rules):
         return self.admin("POST", "/rbac", {"rules": rules})
 

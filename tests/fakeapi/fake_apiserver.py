@@ -111,9 +111,11 @@ Admin port (plain HTTP, no auth, JSON bodies; for tests)
 -------------------------------------------------------
 GET  /healthz                      "ok"
 GET  /state                        {"rv","compacted_rv","open_watches","port",...}
-GET  /requests[?since=N]           {"items":[{seq,time,method,path,query,user_agent,verb,group,
-                                    version,resource,subresource,namespace,name,code,
-                                    content_type,watch}], "next":N}; DELETE /requests clears it
+GET  /requests[?since=N]           {"items":[{seq,time,method,path,query,user_agent,user,client,
+                                    verb,group,version,resource,subresource,namespace,name,code,
+                                    content_type,watch,authorized}], "next":N}; DELETE clears it
+                                    (user: "default" for the token file's token, else the name
+                                    given to /tokens; client: peer address)
 GET  /objects[?resource=R]         every stored object (storage form, with apiVersion/kind)
 POST /fault/drop-watches {"clean":false}     end every open watch now (abrupt close by default;
                                     clean=true sends the final chunk)
@@ -136,6 +138,9 @@ POST /config {"bookmark_interval":S, "response_encoding":"auto"|"length"|"chunke
               "watch_chunk_size":N, "watch_expired":"event"|"http",
               "disabled_groups":["gateway.networking.k8s.io"]}   (disabled groups vanish from
                                     discovery and their paths are 404, like missing CRDs)
+POST /tokens {"tokens":{"gw-a":"T1","gw-b":"T2"}}  more accepted tokens, one per identity, so
+                                    the request log tells two clients apart (they survive
+                                    /fault/clear; an expire-token fault does not touch them)
 POST /rbac {"rules":[{"apiGroups":[""],"resources":["services"],"verbs":["list"]}]} | {"rules":null}
                                     enforce these rules (403 Forbidden otherwise); null = allow all
 """
@@ -1065,6 +1070,7 @@ class State:
         self.watch_chunk_size = 0
         self.watch_expired = "event"
         self.disabled_groups = set()
+        self.extra_tokens = {}  # user name -> token, accepted besides the token file's
         self.logf = open(args.log, "a", buffering=1) if args.log else None
         self.token_cache = (None, 0.0, "")
 
@@ -1225,7 +1231,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             self.entry = {"seq": st.seq, "time": time.time(), "method": self.command, "path": path,
                           "query": self.q, "user_agent": self.headers.get("User-Agent", ""),
                           "content_type": self.headers.get("Content-Type", ""),
-                          "code": None, "watch": False, "verb": None}
+                          "code": None, "watch": False, "verb": None,
+                          "client": "%s:%d" % self.client_address[:2]}
             st.requests.append(self.entry)
         raw = b""
         try:
@@ -1253,7 +1260,16 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         self.wait_stall("request")
         auth = self.headers.get("Authorization", "")
         want = st.expected_token()
-        if not want or auth != "Bearer " + want:
+        user = None
+        if want and auth == "Bearer " + want:
+            user = "default"
+        else:
+            for name, tok in st.extra_tokens.items():
+                if tok and auth == "Bearer " + tok:
+                    user = name
+                    break
+        self.entry["user"] = user
+        if user is None:
             self.entry["authorized"] = False
             raise ApiError(401, "Unauthorized", "Unauthorized")
         self.entry["authorized"] = True
@@ -2057,6 +2073,8 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
                     st.disabled_groups = set(body["disabled_groups"] or [])
             elif path == "/rbac":
                 f.rbac = body.get("rules")
+            elif path == "/tokens":
+                st.extra_tokens = {str(k): str(v) for k, v in (body.get("tokens") or {}).items()}
             else:
                 return None
             store.cond.notify_all()

@@ -529,6 +529,17 @@ def test_faults(api):
     check("request log: verb/resource/code and user agent recorded",
           verbs == [("list", "gateways", 200), ("patch", "gateways", 403), ("list", "services", 403)]
           and all(e["user_agent"] == "fakeapi-test" for e in log), verbs)
+    api.set_tokens({"gw-a": "token-a", "gw-b": "token-b"})
+    api.clear_requests()
+    ra = api.request("GET", "/api", token="token-a")
+    rb = api.request("GET", "/api", token="token-b")
+    rc = api.request("GET", "/api", token="token-c")
+    users = [(e["user"], e["code"]) for e in api.requests()]
+    check("tokens: extra identities accepted and named in the request log",
+          ra.status == 200 and rb.status == 200 and rc.status == 401
+          and users == [("gw-a", 200), ("gw-b", 200), (None, 401)], users)
+    api.set_tokens({})
+    check("tokens: removed again", api.request("GET", "/api", token="token-a").status == 401)
     objs = api.objects("gateways")
     check("admin: object dump", [o["metadata"]["name"] for o in objs] == ["g"]
           and objs[0]["kind"] == "Gateway")
