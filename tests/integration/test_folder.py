@@ -140,6 +140,9 @@ def main():
         check("folder: /config shows ResolvedRefs BackendNotFound",
               conds.get("ResolvedRefs") == ("False", "BackendNotFound"), conds)
         check("folder: /config has no error", cfg.get("error") == "", cfg.get("error"))
+        check("folder: /config describes the published routing generation",
+              isinstance(cfg.get("routing"), dict) and "demo/app" in json.dumps(cfg["routing"]),
+              str(cfg.get("routing"))[:300])
 
         # A live change: /a now goes to svc-b.
         gen0 = cfg.get("generation", 0)

@@ -11,6 +11,7 @@
 #include "serval/base/log.h"
 #include "serval/control/store.h"
 #include "serval/routing/generation.h"
+#include "serval/routing/table.h"
 
 struct sv_folder {
     char *dir;
@@ -25,6 +26,28 @@ struct sv_folder {
     pthread_mutex_t mu; /* guards json */
     char *json;
 };
+
+#define ROUTING_JSON_MAX (16u << 20)
+
+/* The published generation as the routing module describes it (binds, listeners, actions,
+ * backend sets with endpoints), under "routing". Skipped when larger than ROUTING_JSON_MAX. */
+static void add_routing(struct sv_folder *f, cJSON *root)
+{
+    const struct sv_generation *gen = sv_generation_current(f->dom);
+    if (!gen)
+        return;
+    size_t need = sv_generation_write_json(gen, NULL, 0);
+    if (need >= ROUTING_JSON_MAX)
+        return;
+    char *buf = malloc(need + 1);
+    if (!buf)
+        return;
+    sv_generation_write_json(gen, buf, need + 1);
+    cJSON *j = cJSON_ParseWithLength(buf, need);
+    free(buf);
+    if (j)
+        cJSON_AddItemToObject(root, "routing", j);
+}
 
 static void render(struct sv_folder *f)
 {
@@ -47,6 +70,7 @@ static void render(struct sv_folder *f)
             if (s)
                 cJSON_AddItemToObject(root, "status", s);
         }
+        add_routing(f, root);
         text = cJSON_Print(root);
         cJSON_Delete(root);
     }

@@ -623,3 +623,47 @@ TEST(translate_listener_conflicts_certificates_addresses)
     CHECK_EQ_STR(g->addresses[0].value, "127.0.0.1"); /* the --bind address */
     fixture_free(&f);
 }
+
+/* The `make run` example folder (deploy/examples/folder) translates cleanly: every route
+ * Accepted with resolved references, and the routes go where its comments say. */
+TEST(translate_make_run_example_folder)
+{
+    static const char *const files[] = {"gateway.yaml", "backends.yaml", "routes.yaml"};
+    struct sv_store *s = sv_store_new();
+    REQUIRE(s);
+    for (size_t i = 0; i < SV_ARRAY_SIZE(files); i++) {
+        char path[256], err[512];
+        snprintf(path, sizeof(path), "deploy/examples/folder/%s", files[i]);
+        char *text = sv_test_read_file(path, NULL);
+        if (!text) {
+            FAIL("cannot read %s", path);
+            continue;
+        }
+        struct sv_object *objs[16];
+        int n = sv_test_decode_yaml(text, objs, 16, err, sizeof(err));
+        free(text);
+        if (n < 0)
+            FAIL("%s: %s", path, err);
+        for (int k = 0; k < n; k++)
+            sv_store_upsert(s, objs[k]);
+    }
+    struct fixture f = {.store = s};
+    char err[256];
+    struct sv_translate_opts o = {.bind_addr = "127.0.0.1"};
+    REQUIRE(sv_translate(s, &o, &f.gen, &f.st, err, sizeof(err)) == 0);
+    static const struct cond_case conds[] = {
+        {GW, "example", "web", NULL, "Programmed", "True", "Programmed"},
+        {ROUTE, "example", "app", "0", "Accepted", "True", "Accepted"},
+        {ROUTE, "example", "app", "0", "ResolvedRefs", "True", "ResolvedRefs"},
+    };
+    check_conditions(&f, conds, SV_ARRAY_SIZE(conds));
+    static const char *const canary[] = {"X-Canary", "yes", NULL};
+    const struct req_case reqs[] = {
+        {8080, "localhost", "/app", NULL, H_NONE, "example/app", 1, "example/web/http"},
+        {8080, "localhost", "/app/x", NULL, canary, "example/app", 0, NULL},
+        {8080, "localhost", "/green", NULL, H_NONE, "example/app", 2, NULL},
+        {8080, "localhost", "/", NULL, H_NONE, NULL, 0, NULL},
+    };
+    check_requests(&f, reqs, SV_ARRAY_SIZE(reqs));
+    fixture_free(&f);
+}
