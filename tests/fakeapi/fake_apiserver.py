@@ -94,8 +94,12 @@ Semantics (what a client can rely on)
 
 kubectl
 -------
-kubectl 1.32 works for `apply -f`, `get -o json|yaml`, `get` (client-side columns), `delete`
-(including its --wait watch on metadata.name), `patch`, `api-resources`, `api-versions`.
+kubectl 1.32 works for `apply -f` (also --server-side, --dry-run=server), `create -f`,
+`replace -f`, `diff -f`, `get -o json|yaml`, `get` (client-side NAME/AGE columns), `delete`
+(including its --wait watch on metadata.name), `patch` (also --subresource status), `label`,
+`annotate`, `api-resources`, `api-versions`, `get --raw`. Not supported: the generator commands
+for built-in kinds (`kubectl create namespace|configmap|secret ...`) send protobuf bodies, which
+are answered 415 (kubectl does not fall back to JSON); write YAML and `apply -f` instead.
 Discovery is served unaggregated (plain application/json), which kubectl accepts as the fallback.
 What was found by trying: with /openapi/v2 and /openapi/v3 both 404, plain `kubectl apply -f`
 fails ("error validating data: failed to download openapi"); only --validate=false works. So
@@ -1479,6 +1483,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     return self.watch(kd, version, ns)
                 return self.list(kd, version, ns)
             if m == "POST":
+                self.check_media()
                 body = self.json_body(raw)
                 self.check_type(kd, version, body)
                 with store.cond:
@@ -1500,6 +1505,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 obj = copy.deepcopy(obj)
             return self.send_json(200, self.out(kd, version, obj))
         if m == "PUT":
+            self.check_media()
             body = self.json_body(raw)
             self.check_type(kd, version, body)
             with store.cond:
@@ -1515,12 +1521,14 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         raise ApiError(405, "MethodNotAllowed",
                        "the server does not allow this method on the requested resource", {})
 
-    def check_type(self, kd, version, body, media=True):
+    def check_media(self):
         ct = self.headers.get("Content-Type", "").split(";")[0].strip()
-        if media and ct not in ("application/json", ""):
+        if ct not in ("application/json", ""):
             raise ApiError(415, "UnsupportedMediaType",
-                           f'the body of the request was in an unknown format - accepted media '
-                           f'types include: application/json, application/yaml', {})
+                           'the body of the request was in an unknown format - accepted media '
+                           'types include: application/json', {})
+
+    def check_type(self, kd, version, body):
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
         av, k = body.get("apiVersion"), body.get("kind")
@@ -1556,7 +1564,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     if not isinstance(body, dict):
                         raise bad_request("apply patch must be an object")
                     self.check_type(kd, version, {k: v for k, v in body.items()
-                                                  if k in ("apiVersion", "kind")}, False)
+                                                  if k in ("apiVersion", "kind")})
                     body.setdefault("metadata", {})["name"] = name
                     obj = store.create(kd, ns, body, dry)
                     return self.send_json(201, self.out(kd, version, obj))
@@ -1578,7 +1586,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     raise conflict(kd, name)
                 new.setdefault("metadata", {})["resourceVersion"] = \
                     cur["metadata"]["resourceVersion"]
-            self.check_type(kd, version, new, False)
+            self.check_type(kd, version, new)
             obj = store.update(kd, ns, name, new, sub, dry, require_rv=False)
         return self.send_json(200, self.out(kd, version, obj))
 
@@ -2015,7 +2023,7 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
             return None
         with store.cond:
             if path == "/fault/drop-watches":
-                f.drop_clean = bool(body.get("clean", False))
+                f.drop_clean = bool(body.get("clean"))
                 f.drop_epoch += 1
             elif path == "/fault/stall":
                 f.stall_scope = body.get("scope", "all")
