@@ -184,6 +184,18 @@ def run(api):
           and rt6["status"]["parents"][0]["controllerName"] == "serval.dev/gateway",
           (r.stderr, rt6))
 
+    f4 = write(api, "v4.yaml", port=8082, label="-x")
+    r = api.kubectl("apply", "--dry-run=server", "-f", f4)
+    rt7 = get_json(api, "httproute", "-n", "demo", "r1")
+    check("kubectl apply --dry-run=server changes nothing", r.returncode == 0
+          and "(server dry run)" in r.stdout and rt7 and rt7["metadata"]["generation"] == 3
+          and rt7["spec"]["rules"][0]["backendRefs"][0]["port"] == 8081, (r.stderr, rt7))
+    r = api.kubectl("apply", "--server-side", "--force-conflicts", "-f", f4)
+    rt8 = get_json(api, "httproute", "-n", "demo", "r1")
+    check("kubectl apply --server-side applies (generation 4)", r.returncode == 0
+          and rt8 and rt8["metadata"]["generation"] == 4
+          and rt8["spec"]["rules"][0]["backendRefs"][0]["port"] == 8082, (r.stderr, rt8))
+
     evs = w.events(3, timeout=10)
     gens = [(e["type"], e["object"]["metadata"]["generation"]) for e in evs]
     check("watch sees kubectl's changes in order", gens[:3] == [("MODIFIED", 1), ("MODIFIED", 2),
@@ -197,7 +209,7 @@ def run(api):
           and {"get", "create", "patch"} <= {e["verb"] for e in kube}, len(kube))
     check("request log: kubectl sent merge patches (not strategic) to CRDs", not bad, bad)
 
-    r = api.kubectl("delete", "-f", f3, timeout=60)
+    r = api.kubectl("delete", "-f", f4, timeout=60)
     check("kubectl delete -f deletes everything", r.returncode == 0
           and r.stdout.count(" deleted") == 6, r.stdout + r.stderr)
     r = api.kubectl("get", "httproute", "-n", "demo", "r1")
