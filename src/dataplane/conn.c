@@ -32,7 +32,6 @@
 enum { T_NONE = 0, T_IDLE, T_HEADER, T_PROGRESS, T_UPSTREAM, T_LINGER };
 
 #define LINGER_MS 1000u
-#define NO_HOLD (-1)
 
 static void conn_pump(struct sv_worker *w, struct sv_conn *c);
 static void close_conn(struct sv_worker *w, struct sv_conn *c);
@@ -164,6 +163,87 @@ static void segq_clear(struct sv_worker *w, struct sv_segq *q)
 static inline char *seg_data(struct sv_worker *w, const struct sv_seg *s)
 {
     return (char *)sv_io_buf(w->io, s->bid) + s->off;
+}
+
+/* Move body bytes that already arrived behind a serialized head in <out>, so the head and a
+ * small body leave in one send (one TCP segment instead of two). Bytes moved are consumed from
+ * <q>; *<parsed_done> is set when the body ended. A parser error stops the copy (errors are
+ * sticky: the regular body path reports it). */
+static void coalesce_body(struct sv_worker *w, struct sv_http_parser *p, struct sv_segq *q,
+                          char *out, uint32_t *out_len, size_t cap, bool *parsed_done)
+{
+    for (unsigned i = 0; i < SV_SEGQ_CAP && !*parsed_done && q->count; i++) {
+        struct sv_seg *sg = segq_front(q);
+        if ((size_t)*out_len + sg->len > cap)
+            return;
+        size_t used = 0;
+        bool done = false;
+        if (sv_http_parse_body(p, seg_data(w, sg), sg->len, &used, &done) < 0)
+            return;
+        uint32_t n = (uint32_t)used;
+        bool rest = n < sg->len;
+        memcpy(out + *out_len, seg_data(w, sg), n);
+        *out_len += n;
+        if (n)
+            seg_consume(w, q, n);
+        if (done)
+            *parsed_done = true;
+        if (rest || (!done && n == 0))
+            return;
+    }
+}
+
+/* Consume <n> bytes from the front of <q>, across segments. */
+static void q_consume(struct sv_worker *w, struct sv_segq *q, uint32_t n)
+{
+    for (unsigned i = 0; n > 0 && i < SV_IOV_MAX + 1; i++) {
+        struct sv_seg *sg = segq_front(q);
+        uint32_t m = SV_MIN(n, sg->len);
+        seg_consume(w, q, m);
+        n -= m;
+    }
+    SV_ASSERT(n == 0);
+}
+
+/* Describe the next bytes of <q> to send in st->iov (up to SV_IOV_MAX buffers, zero-copy). With
+ * a parser <p> only the bytes of the current message body are taken and *<done> is set at its
+ * end; without one (tunnel) every byte is. Returns the byte count (0: nothing to send yet), or a
+ * negative parser error when the very first segment is bad (later errors are sticky and show up
+ * on the next call). */
+static int64_t gather(struct sv_worker *w, struct sv_http_parser *p, struct sv_segq *q,
+                      struct sv_sendst *st, bool *done)
+{
+    uint16_t bid = q->head;
+    uint32_t k = 0;
+    int64_t total = 0;
+    for (uint32_t i = 0; i < q->count && k < SV_IOV_MAX; i++) {
+        struct sv_seg *sg = &t_segs[bid];
+        size_t used = sg->len;
+        bool d = false;
+        if (p) {
+            int rc = sv_http_parse_body(p, seg_data(w, sg), sg->len, &used, &d);
+            if (rc < 0) {
+                if (total == 0)
+                    return rc;
+                break;
+            }
+        }
+        if (used) {
+            st->iov[k].iov_base = seg_data(w, sg);
+            st->iov[k].iov_len = used;
+            k++;
+            total += (int64_t)used;
+        }
+        if (d) {
+            *done = true;
+            break;
+        }
+        if (used < sg->len)
+            break;
+        bid = sg->next;
+    }
+    st->nseg = (uint8_t)k;
+    return total;
 }
 
 /* ---- receive arming and backpressure ------------------------------------------------------- */
@@ -358,24 +438,25 @@ static void maybe_free_up(struct sv_worker *w, struct sv_upconn *u)
     sv_slab_free(&w->ups, u->slot);
 }
 
-/* The client send in flight from <u>'s queue keeps its buffer until it completes. */
+/* The client send in flight from <u>'s queue keeps its buffers until it completes. */
 static void hold_client_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u)
 {
-    if (c->cl_send.kind == SV_SEND_SEG && u->rx.q.count > 0) {
-        SV_ASSERT(c->cl_hold == NO_HOLD);
-        c->cl_hold = segq_pop_keep(&u->rx.q);
+    if (c->cl_send.kind == SV_SEND_SEG) {
+        SV_ASSERT(c->cl_hold_n == 0 && c->cl_send.nseg <= u->rx.q.count);
+        for (unsigned i = 0; i < c->cl_send.nseg; i++)
+            c->cl_hold[c->cl_hold_n++] = segq_pop_keep(&u->rx.q);
         c->cl_send.kind = SV_SEND_BYTES; /* completion must not touch u's queue */
-        c->cl_send_held = true;
     }
     (void)w;
 }
 
-/* The upstream send in flight from <c>'s queue keeps its buffer until it completes. */
+/* The upstream send in flight from <c>'s queue keeps its buffers until it completes. */
 static void hold_up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u)
 {
-    if (u->send_busy && c->up_send.kind == SV_SEND_SEG && c->rx.q.count > 0) {
-        SV_ASSERT(u->hold == NO_HOLD);
-        u->hold = segq_pop_keep(&c->rx.q);
+    if (u->send_busy && c->up_send.kind == SV_SEND_SEG) {
+        SV_ASSERT(u->hold_n == 0 && c->up_send.nseg <= c->rx.q.count);
+        for (unsigned i = 0; i < c->up_send.nseg; i++)
+            u->hold[u->hold_n++] = segq_pop_keep(&c->rx.q);
     }
     c->up_send.kind = SV_SEND_NONE;
     (void)w;
@@ -439,7 +520,6 @@ static int dial(struct sv_worker *w, struct sv_conn *c)
     u->ep = c->ep;
     u->hash = ep_hash(&c->ep);
     u->pool_next = u->pool_prev = SV_NO_SLOT;
-    u->hold = NO_HOLD;
     if (sv_io_connect(w->io, u->fd, &u->ep.addr.sa, u->ep.addrlen, uud(w, u, SV_OP_U_CONNECT)) < 0) {
         close(u->fd);
         sv_slab_free(&w->ups, u->slot);
@@ -748,6 +828,9 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     }
     c->req_out_len = (uint32_t)n;
     c->req_out_sent = 0;
+    if (!c->req_parsed_done) /* body bytes behind the head go in the same send (and a retry) */
+        coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
+                      &c->req_parsed_done);
     sv_generation_ref(gen, w->idx);
     c->gen = gen;
     c->action = a;
@@ -829,7 +912,7 @@ static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err)
 /* ---- request direction: client → upstream ------------------------------------------------- */
 
 static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, const void *p,
-                    uint32_t len, uint8_t kind)
+                    uint32_t len)
 {
     if (sv_io_send(w->io, u->fd, p, len, uud(w, u, SV_OP_U_SEND)) < 0) {
         upstream_failed(w, u, -EBUSY);
@@ -837,8 +920,25 @@ static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u,
     }
     u->inflight++;
     u->send_busy = true;
-    c->up_send.kind = kind;
+    c->up_send.kind = SV_SEND_BYTES;
     c->up_send.len = len;
+}
+
+/* Send the gathered segments in c->up_send (zero-copy from the client's buffers). */
+static void up_send_segs(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, int64_t len)
+{
+    struct sv_sendst *st = &c->up_send;
+    memset(&st->msg, 0, sizeof(st->msg));
+    st->msg.msg_iov = st->iov;
+    st->msg.msg_iovlen = st->nseg;
+    if (sv_io_sendmsg(w->io, u->fd, &st->msg, uud(w, u, SV_OP_U_SEND)) < 0) {
+        upstream_failed(w, u, -EBUSY);
+        return;
+    }
+    u->inflight++;
+    u->send_busy = true;
+    st->kind = SV_SEND_SEG;
+    st->len = (uint32_t)len;
 }
 
 static void up_pump(struct sv_worker *w, struct sv_conn *c)
@@ -847,28 +947,26 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
     if (!u || u->state != SV_UP_ACTIVE || u->send_busy)
         return;
     if (c->req_out_sent < c->req_out_len) {
-        up_send(w, c, u, req_out(w, c) + c->req_out_sent, c->req_out_len - c->req_out_sent,
-                SV_SEND_BYTES);
+        up_send(w, c, u, req_out(w, c) + c->req_out_sent, c->req_out_len - c->req_out_sent);
         return;
     }
     if (c->state == SV_C_TUNNEL) {
-        if (c->rx.q.count) {
-            struct sv_seg *s = segq_front(&c->rx.q);
-            up_send(w, c, u, seg_data(w, s), s->len, SV_SEND_SEG);
-        } else if (c->rx.eof) {
+        bool d = false;
+        int64_t n = c->rx.q.count ? gather(w, NULL, &c->rx.q, &c->up_send, &d) : 0;
+        if (n > 0)
+            up_send_segs(w, c, u, n);
+        else if (c->rx.eof)
             (void)shutdown(u->fd, SHUT_WR);
-        }
         return;
     }
     if (c->req_done)
         return;
-    for (unsigned i = 0; i < SV_SEGQ_CAP && !c->req_parsed_done && c->rx.q.count; i++) {
-        struct sv_seg *s = segq_front(&c->rx.q);
-        size_t used = 0;
+    if (!c->req_parsed_done && c->rx.q.count) {
         bool done = false;
-        int rc = sv_http_parse_body(&c->req_p, seg_data(w, s), s->len, &used, &done);
-        if (rc < 0) {
-            sv_log_rl(1, SV_LOG_INFO, "dataplane", "bad request body: %s", sv_http_error_name(rc));
+        int64_t n = gather(w, &c->req_p, &c->rx.q, &c->up_send, &done);
+        if (n < 0) {
+            sv_log_rl(1, SV_LOG_INFO, "dataplane", "bad request body: %s",
+                      sv_http_error_name((int)n));
             if (c->resp_head_done) {
                 close_conn(w, c);
             } else {
@@ -880,9 +978,9 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
         }
         if (done)
             c->req_parsed_done = true;
-        if (used > 0) {
+        if (n > 0) {
             c->req_body_sent_any = true;
-            up_send(w, c, u, seg_data(w, s), (uint32_t)used, SV_SEND_SEG);
+            up_send_segs(w, c, u, n);
             return;
         }
     }
@@ -901,16 +999,31 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
 
 /* ---- response direction: upstream → client ------------------------------------------------ */
 
-static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint32_t len,
-                    uint8_t kind)
+static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint32_t len)
 {
     if (sv_io_send(w->io, c->fd, p, len, cud(w, c, SV_OP_C_SEND)) < 0) {
         close_conn(w, c);
         return;
     }
     c->inflight++;
-    c->cl_send.kind = kind;
+    c->cl_send.kind = SV_SEND_BYTES;
     c->cl_send.len = len;
+}
+
+/* Send the gathered segments in c->cl_send (zero-copy from the upstream's buffers). */
+static void cl_send_segs(struct sv_worker *w, struct sv_conn *c, int64_t len)
+{
+    struct sv_sendst *st = &c->cl_send;
+    memset(&st->msg, 0, sizeof(st->msg));
+    st->msg.msg_iov = st->iov;
+    st->msg.msg_iovlen = st->nseg;
+    if (sv_io_sendmsg(w->io, c->fd, &st->msg, cud(w, c, SV_OP_C_SEND)) < 0) {
+        close_conn(w, c);
+        return;
+    }
+    c->inflight++;
+    st->kind = SV_SEND_SEG;
+    st->len = (uint32_t)len;
 }
 
 static void exchange_end(struct sv_worker *w, struct sv_conn *c)
@@ -1005,6 +1118,9 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
         count_status(w, c->status);
         if (body == SV_HTTP_BODY_NONE)
             c->resp_parsed_done = true;
+        else if (!tunnel)
+            coalesce_body(w, &c->resp_p, &u->rx.q, resp_out(w, c), &c->resp_out_len,
+                          out_cap(w), &c->resp_parsed_done);
         if (tunnel) {
             c->state = SV_C_TUNNEL;
             conn_timer(w, c, T_NONE, 0);
@@ -1023,8 +1139,7 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c)
         return;
     if (c->canned.ptr) {
         if (c->canned_sent < c->canned.len) {
-            cl_send(w, c, c->canned.ptr + c->canned_sent, (uint32_t)(c->canned.len - c->canned_sent),
-                    SV_SEND_BYTES);
+            cl_send(w, c, c->canned.ptr + c->canned_sent, (uint32_t)(c->canned.len - c->canned_sent));
             return;
         }
         if (c->close_after) {
@@ -1036,36 +1151,34 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     if (c->resp_out_sent < c->resp_out_len) {
-        cl_send(w, c, resp_out(w, c) + c->resp_out_sent, c->resp_out_len - c->resp_out_sent,
-                SV_SEND_BYTES);
+        cl_send(w, c, resp_out(w, c) + c->resp_out_sent, c->resp_out_len - c->resp_out_sent);
         return;
     }
     struct sv_upconn *u = up_of(w, c);
     if (c->state == SV_C_TUNNEL) {
-        if (u && u->rx.q.count) {
-            struct sv_seg *s = segq_front(&u->rx.q);
-            cl_send(w, c, seg_data(w, s), s->len, SV_SEND_SEG);
-        } else if (!u || u->rx.eof) {
+        bool d = false;
+        int64_t n = u && u->rx.q.count ? gather(w, NULL, &u->rx.q, &c->cl_send, &d) : 0;
+        if (n > 0)
+            cl_send_segs(w, c, n);
+        else if (!u || u->rx.eof)
             linger(w, c);
-        }
         return;
     }
     if (!c->resp_head_done)
         return;
-    for (unsigned i = 0; u && i < SV_SEGQ_CAP && !c->resp_parsed_done && u->rx.q.count; i++) {
-        struct sv_seg *s = segq_front(&u->rx.q);
-        size_t used = 0;
+    if (u && !c->resp_parsed_done && u->rx.q.count) {
         bool done = false;
-        int rc = sv_http_parse_body(&c->resp_p, seg_data(w, s), s->len, &used, &done);
-        if (rc < 0) {
-            sv_log_rl(1, SV_LOG_WARN, "dataplane", "bad upstream body: %s", sv_http_error_name(rc));
+        int64_t n = gather(w, &c->resp_p, &u->rx.q, &c->cl_send, &done);
+        if (n < 0) {
+            sv_log_rl(1, SV_LOG_WARN, "dataplane", "bad upstream body: %s",
+                      sv_http_error_name((int)n));
             close_conn(w, c);
             return;
         }
         if (done)
             c->resp_parsed_done = true;
-        if (used > 0) {
-            cl_send(w, c, seg_data(w, s), (uint32_t)used, SV_SEND_SEG);
+        if (n > 0) {
+            cl_send_segs(w, c, n);
             return;
         }
     }
@@ -1209,10 +1322,10 @@ static void on_client_send(struct sv_worker *w, struct sv_conn *c, const struct 
     uint8_t kind = c->cl_send.kind;
     uint32_t len = c->cl_send.len;
     c->cl_send.kind = SV_SEND_NONE;
-    if (c->cl_hold != NO_HOLD) {
-        sv_io_buf_recycle(w->io, (uint16_t)c->cl_hold);
-        c->cl_hold = NO_HOLD;
-        c->cl_send_held = false;
+    if (c->cl_hold_n) {
+        for (unsigned i = 0; i < c->cl_hold_n; i++)
+            sv_io_buf_recycle(w->io, c->cl_hold[i]);
+        c->cl_hold_n = 0;
         kind = SV_SEND_NONE; /* its queue is gone */
     }
     if (c->state == SV_C_CLOSING) {
@@ -1231,7 +1344,7 @@ static void on_client_send(struct sv_worker *w, struct sv_conn *c, const struct 
     } else if (kind == SV_SEND_SEG) {
         struct sv_upconn *u = up_of(w, c);
         SV_ASSERT(u && u->rx.q.count > 0);
-        seg_consume(w, &u->rx.q, len);
+        q_consume(w, &u->rx.q, len);
     }
     if (c->state == SV_C_PROXY && c->resp_head_done)
         conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
@@ -1243,9 +1356,10 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
     SV_ASSERT(u->inflight > 0);
     u->inflight--;
     u->send_busy = false;
-    if (u->hold != NO_HOLD) {
-        sv_io_buf_recycle(w->io, (uint16_t)u->hold);
-        u->hold = NO_HOLD;
+    if (u->hold_n) {
+        for (unsigned i = 0; i < u->hold_n; i++)
+            sv_io_buf_recycle(w->io, u->hold[i]);
+        u->hold_n = 0;
     }
     if (u->state == SV_UP_CLOSING) {
         maybe_free_up(w, u);
@@ -1272,7 +1386,7 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
     if (kind == SV_SEND_BYTES)
         c->req_out_sent += (uint32_t)e->res;
     else if (kind == SV_SEND_SEG)
-        seg_consume(w, &c->rx.q, len);
+        q_consume(w, &c->rx.q, len);
     if (c->state == SV_C_PROXY && !c->req_done)
         conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
     conn_pump(w, c);
@@ -1457,7 +1571,6 @@ void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
     c->slot = (uint32_t)slot;
     c->fd = fd;
     c->up = SV_NO_SLOT;
-    c->cl_hold = NO_HOLD;
     c->local = w->lst[li].addr;
     c->local_port = w->lst[li].port;
     union sv_route_sockaddr peer;

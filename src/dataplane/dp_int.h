@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "dataplane/slab.h"
 #include "dataplane/timer.h"
@@ -34,6 +36,7 @@ enum sv_op {
 
 #define SV_SEGQ_CAP 64u  /* bound of loops over one queue per call; B must be below half */
 #define SV_MAX_LISTENERS 32u
+#define SV_IOV_MAX 8 /* provided buffers gathered into one send */
 #define SV_POOL_BUCKETS 256u
 #define SV_RR_CURSORS 256u
 #define SV_NO_SLOT UINT32_MAX
@@ -80,7 +83,8 @@ struct sv_upconn {
     uint32_t hash;
     uint32_t pool_next, pool_prev; /* idle list links within the bucket (SV_NO_SLOT ends) */
     struct sv_timer timer;          /* idle timeout while pooled */
-    int32_t hold;                   /* buffer of a closed client the upstream send still reads */
+    uint16_t hold[SV_IOV_MAX];      /* buffers of a closed client the upstream send still reads */
+    uint8_t hold_n;
 };
 
 enum sv_conn_state {
@@ -98,7 +102,10 @@ enum sv_send_kind { SV_SEND_NONE = 0, SV_SEND_BYTES, SV_SEND_SEG };
 
 struct sv_sendst {
     uint8_t kind;
+    uint8_t nseg;   /* SV_SEND_SEG: segments of the peer's queue the send reads */
     uint32_t len;
+    struct msghdr msg;
+    struct iovec iov[SV_IOV_MAX];
 };
 
 struct sv_conn {
@@ -155,8 +162,8 @@ struct sv_conn {
     uint32_t canned_sent;
     uint32_t resp_out_len, resp_out_sent;
     struct sv_sendst cl_send;   /* send to client in flight */
-    int32_t cl_hold;            /* buffer of a closed upstream the client send still reads */
-    bool cl_send_held;
+    uint16_t cl_hold[SV_IOV_MAX]; /* buffers of a closed upstream the client send still reads */
+    uint8_t cl_hold_n;
     int status;                 /* status of the final response (stats) */
 };
 

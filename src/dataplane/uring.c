@@ -253,6 +253,16 @@ int sv_io_send(struct sv_io *io, int fd, const void *buf, unsigned len, uint64_t
     return 0;
 }
 
+int sv_io_sendmsg(struct sv_io *io, int fd, const struct msghdr *msg, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = get_sqe(io);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_sendmsg(sqe, fd, msg, MSG_WAITALL | MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
 int sv_io_connect(struct sv_io *io, int fd, const struct sockaddr *sa, socklen_t len, uint64_t ud)
 {
     struct io_uring_sqe *sqe = get_sqe(io);

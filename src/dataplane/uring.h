@@ -53,6 +53,9 @@ int sv_io_recv_multishot(struct sv_io *io, int fd, uint64_t ud);
 int sv_io_read(struct sv_io *io, int fd, void *buf, unsigned len, uint64_t ud);
 /* Send all of <len> bytes (MSG_WAITALL|MSG_NOSIGNAL); res < len only on error/peer close. */
 int sv_io_send(struct sv_io *io, int fd, const void *buf, unsigned len, uint64_t ud);
+/* Send every byte described by <msg> (MSG_WAITALL|MSG_NOSIGNAL). <msg> and its iovecs must stay
+ * valid until the completion. */
+int sv_io_sendmsg(struct sv_io *io, int fd, const struct msghdr *msg, uint64_t ud);
 int sv_io_connect(struct sv_io *io, int fd, const struct sockaddr *sa, socklen_t len, uint64_t ud);
 int sv_io_close(struct sv_io *io, int fd, uint64_t ud);
 /* Cancel every operation on <fd>. */
