@@ -502,8 +502,8 @@ class FakeAPI:
         q = f"?resource={resource}" if resource else ""
         return self.admin("GET", "/objects" + q)["items"]
 
-    def drop_watches(self, clean=False):
-        return self.admin("POST", "/fault/drop-watches", {"clean": clean})
+    def drop_watches(self, clean=False, partial=False):
+        return self.admin("POST", "/fault/drop-watches", {"clean": clean, "partial": partial})
 
     def stall(self, seconds, scope="all"):
         return self.admin("POST", "/fault/stall", {"seconds": seconds, "scope": scope})

@@ -81,7 +81,8 @@ Semantics (what a client can rely on)
   watches can). Events written together go in one chunk; admin /config watch_chunk_size=N cuts
   the stream into N-byte chunks so that events span chunk boundaries.
   With allowWatchBookmarks=true a BOOKMARK (object of the watched kind with only
-  metadata.resourceVersion) is sent every --bookmark-interval seconds (default 60). The stream
+  metadata.resourceVersion, plus "creationTimestamp": null for built-in kinds as typed
+  objects encode) is sent every --bookmark-interval seconds (default 60). The stream
   ends cleanly after timeoutSeconds (default 1800). Label/field selectors turn MODIFIED into
   ADDED/DELETED when an object enters/leaves the selection.
 - Errors are Status objects: {"kind":"Status","apiVersion":"v1","metadata":{},
@@ -121,8 +122,9 @@ GET  /requests[?since=N]           {"items":[{seq,time,method,path,query,user_ag
                                     (user: "default" for the token file's token, else the name
                                     given to /tokens; client: peer address)
 GET  /objects[?resource=R]         every stored object (storage form, with apiVersion/kind)
-POST /fault/drop-watches {"clean":false}     end every open watch now (abrupt close by default;
-                                    clean=true sends the final chunk)
+POST /fault/drop-watches {"clean":false,"partial":false}  end every open watch now (abrupt
+                                    close by default; clean=true sends the final chunk;
+                                    partial=true first writes half an event line)
 POST /fault/stall {"seconds":N,"scope":"all"|"watch"|"request"}  requests are not answered and
                                     watches send nothing (events are held) for N seconds
 POST /fault/errors {"code":500|429|503|504,"count":N,"prefix":"/apis/..","method":"GET",
@@ -1034,6 +1036,7 @@ class Faults:
         self.token_override = None
         self.drop_epoch = getattr(self, "drop_epoch", 0)
         self.drop_clean = False
+        self.drop_partial = False
         self.malformed_epoch = getattr(self, "malformed_epoch", 0)
         self.malformed_line = b""
         self.werr_epoch = getattr(self, "werr_epoch", 0)
@@ -1755,9 +1758,11 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
                            "resourceVersionMatch to NotOlderThan", {})
         try:
-            timeout = float(self.q.get("timeoutSeconds") or 1800)
+            timeout = float(self.q.get("timeoutSeconds") or 0)
         except ValueError:
             raise bad_request("timeoutSeconds: Invalid value")
+        if timeout <= 0:
+            timeout = 1800.0  # the real default is --min-request-timeout x [1,2)
         deadline = time.time() + timeout
 
         def selected(o):
@@ -1803,6 +1808,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
 
         def bookmark(rv, annotate=False):
             meta = {"resourceVersion": str(rv)}
+            if not kd.crd:
+                meta["creationTimestamp"] = None  # a typed (built-in) object's zero value
             if annotate:
                 meta["annotations"] = {"k8s.io/initial-events-end": "true"}
             return event("BOOKMARK", {"kind": kd.kind, "apiVersion": kd.api_version(version),
@@ -1825,6 +1832,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 self.write_chunk(buf)
             next_bm = time.time() + st.bookmark_interval
             last_check = time.time()
+            partial = False
             for _ in range(10 ** 9):
                 with store.cond:
                     now = time.time()
@@ -1835,6 +1843,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                                                       (next_bm - now) if bookmarks else 0.25)))
                     if drop_epoch != faults.drop_epoch:
                         clean = faults.drop_clean
+                        partial = faults.drop_partial
                         break
                     werr = mal = batch = None
                     if not faults.stalled("watch"):  # a stall holds events and faults alike
@@ -1896,6 +1905,12 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             if clean:
                 self.end_stream()
             else:
+                if partial:
+                    try:
+                        self.write_chunk(b'{"type":"MODIFIED","object":{"kind":"' +
+                                         kd.kind.encode() + b'","metadata":{"na')
+                    except OSError:
+                        pass
                 self.close_connection = True
                 try:
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -2024,6 +2039,7 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
         with store.cond:
             if path == "/fault/drop-watches":
                 f.drop_clean = bool(body.get("clean"))
+                f.drop_partial = bool(body.get("partial"))
                 f.drop_epoch += 1
             elif path == "/fault/stall":
                 f.stall_scope = body.get("scope", "all")

@@ -363,7 +363,14 @@ def test_watch(api):
     check("watch: BOOKMARK arrives (interval 1 s) with only metadata.resourceVersion",
           bm is not None and bm["object"]["kind"] == "HTTPRoute"
           and set(bm["object"]["metadata"]) == {"resourceVersion"}
+          and bm["object"]["apiVersion"] == GW
           and int(bm["object"]["metadata"]["resourceVersion"]) >= rvs[-1], bm)
+    w.close()
+    w = api.watch(path_for("namespaces"), resourceVersion=api.state()["rv"], allowWatchBookmarks="true")
+    bm = w.next_event(5)
+    check("watch: a built-in kind's BOOKMARK has creationTimestamp null (typed encoding)",
+          bm and bm["type"] == "BOOKMARK" and bm["object"]["kind"] == "Namespace"
+          and bm["object"]["metadata"].get("creationTimestamp", 0) is None, bm)
     w.close()
 
     # Replay from an older RV; synthetic ADDED without RV.
@@ -446,6 +453,14 @@ def test_faults(api):
           w1.wait_end(5) == "abrupt" and w2.wait_end(5) == "abrupt", (w1.ended, w2.ended))
     w1.close()
     w2.close()
+    w1 = api.watch(base, resourceVersion=lrv)
+    time.sleep(0.2)
+    api.drop_watches(partial=True)
+    line = w1.next_line(5)
+    check("fault: drop-watches partial=true cuts the stream inside an event",
+          line is None and w1.ended == "abrupt" and w1._data.startswith(b'{"type":"MODIFIED"'),
+          (w1.ended, w1._data[:60]))
+    w1.close()
     w1 = api.watch(base, resourceVersion=lrv)
     time.sleep(0.2)
     api.drop_watches(clean=True)
