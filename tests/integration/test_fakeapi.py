@@ -507,7 +507,7 @@ def test_faults(api):
     # Stall: requests are not answered while stalled, then are; watches hold events.
     w = api.watch(base, resourceVersion=rv(api.get(base + "/g").body))
     time.sleep(0.2)
-    api.stall(2.0)
+    api.stall(3.0)
     t0 = time.time()
     try:
         api.request("GET", base, timeout=0.5)
@@ -515,12 +515,12 @@ def test_faults(api):
     except (socket.timeout, TimeoutError):
         stalled = True
     check("fault: stall leaves a request unanswered", stalled)
-    time.sleep(max(0.0, 2.2 - (time.time() - t0)))
+    time.sleep(max(0.0, 3.2 - (time.time() - t0)))
     r = api.patch(base + "/g", {"metadata": {"labels": {"a": "b"}}})
     e = w.next_event(5)
     check("fault: after the stall requests and watches resume", r.status == 200
           and e and e["type"] == "MODIFIED", (r, e))
-    api.stall(1.5, scope="watch")
+    api.stall(3.0, scope="watch")
     api.patch(base + "/g", {"metadata": {"labels": {"a": "c"}}})
     early = w.next_event(0.5)
     late = w.next_event(5)
