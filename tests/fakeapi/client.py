@@ -284,11 +284,12 @@ class FakeAPI:
             time.sleep(down_seconds)
         return self.start(timeout)
 
-    def write_kubeconfig(self, path, inline_ca=True, token_file=False, namespace="default"):
+    def write_kubeconfig(self, path, inline_ca=True, token_file=False, namespace="default",
+                         token=None):
         """Write a kubeconfig variant for this server: certificate-authority as a path
         (inline_ca=False), tokenFile: instead of token: (token_file=True), a context namespace
-        (None = none). Returns path."""
-        fake_apiserver.write_kubeconfig(path, self.server, self.ca, self.token(),
+        (None = none), another token (e.g. one given to set_tokens). Returns path."""
+        fake_apiserver.write_kubeconfig(path, self.server, self.ca, token or self.token(),
                                         self.token_file if token_file else None,
                                         inline_ca=inline_ca, namespace=namespace)
         return path
@@ -557,14 +558,20 @@ class FakeAPI:
         """Accept these tokens too ({user name: token}); the request log's "user" names them."""
         return self.admin("POST", "/tokens", {"tokens": tokens})
 
-    def set_rbac(self, rules):
-        return self.admin("POST", "/rbac", {"rules": rules})
+    def set_rbac(self, rules=None, service_account=None, users=None):
+        """Enforce RBAC on the token file's user (or on `users`): explicit rules, or what the
+        stored (Cluster)RoleBindings grant to service_account "ns/name". All None = allow all."""
+        body = {"rules": rules, "serviceAccount": service_account}
+        if users:
+            body["users"] = users
+        return self.admin("POST", "/rbac", body)
 
     # --- kubectl
 
-    def kubectl(self, *args, timeout=60.0, input=None, kubectl="kubectl"):
-        """Run kubectl against this server; returns CompletedProcess (text stdout/stderr)."""
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig,
+    def kubectl(self, *args, timeout=60.0, input=None, kubectl="kubectl", kubeconfig=None):
+        """Run kubectl against this server (or with another kubeconfig); returns
+        CompletedProcess (text stdout/stderr)."""
+        env = dict(os.environ, KUBECONFIG=kubeconfig or self.kubeconfig,
                    HOME=os.path.join(self.state_dir, "home"))
         os.makedirs(env["HOME"], exist_ok=True)
         return subprocess.run([kubectl, *args], env=env, input=input, capture_output=True,

@@ -26,6 +26,14 @@ DIR/kubeconfig). Other options: --persist (objects and history survive a restart
 DIR, saved on SIGTERM, as etcd would keep them), --response-encoding, --namespace-finalize-delay,
 --no-default-namespaces (otherwise default, kube-system, kube-public, kube-node-lease exist).
 
+Kinds: v1 namespaces, services, secrets, configmaps, endpoints, serviceaccounts; apps/v1
+deployments; policy/v1 poddisruptionbudgets; discovery.k8s.io/v1 endpointslices;
+coordination.k8s.io/v1 leases; rbac.authorization.k8s.io/v1 (cluster)roles and
+(cluster)rolebindings; gateway.networking.k8s.io v1 gatewayclasses, gateways, httproutes,
+grpcroutes, referencegrants (v1beta1: gatewayclasses, gateways, httproutes, referencegrants, one
+storage shared by both versions) and v1alpha2 tlsroutes. Nothing runs behind them (no
+controllers, no pods); `kubectl apply -k deploy/` stores what it is given.
+
 Semantics (what a client can rely on)
 -------------------------------------
 - One global, monotonically increasing resourceVersion (a decimal string); compare for equality.
@@ -147,8 +155,14 @@ POST /config {"bookmark_interval":S, "response_encoding":"auto"|"length"|"chunke
 POST /tokens {"tokens":{"gw-a":"T1","gw-b":"T2"}}  more accepted tokens, one per identity, so
                                     the request log tells two clients apart (they survive
                                     /fault/clear; an expire-token fault does not touch them)
-POST /rbac {"rules":[{"apiGroups":[""],"resources":["services"],"verbs":["list"]}]} | {"rules":null}
-                                    enforce these rules (403 Forbidden otherwise); null = allow all
+POST /rbac {"rules":[{"apiGroups":[""],"resources":["services"],"verbs":["list"]}]}
+         | {"serviceAccount":"serval-system/serval-gateway"}  [,"users":["default"]]
+         | {"rules":null}           enforce RBAC (403 Forbidden otherwise) on requests of these
+                                    users (default: the token file's): the given rules, or the
+                                    rules that the stored ClusterRoleBindings/RoleBindings grant
+                                    to that ServiceAccount (read per request, so `kubectl apply -f
+                                    deploy/rbac.yaml` with another token sets them up); discovery
+                                    and /version stay open; null = allow all
 """
 
 import argparse
@@ -223,6 +237,13 @@ KINDS = [
          short=["deploy"], categories=["all"]),
     Kind("discovery.k8s.io", ["v1"], "endpointslices", "EndpointSlice", True, generation=True),
     Kind("coordination.k8s.io", ["v1"], "leases", "Lease", True),
+    Kind("", ["v1"], "serviceaccounts", "ServiceAccount", True, short=["sa"]),
+    Kind("rbac.authorization.k8s.io", ["v1"], "clusterroles", "ClusterRole", False),
+    Kind("rbac.authorization.k8s.io", ["v1"], "clusterrolebindings", "ClusterRoleBinding", False),
+    Kind("rbac.authorization.k8s.io", ["v1"], "roles", "Role", True),
+    Kind("rbac.authorization.k8s.io", ["v1"], "rolebindings", "RoleBinding", True),
+    Kind("policy", ["v1"], "poddisruptionbudgets", "PodDisruptionBudget", True, status=True,
+         generation=True, short=["pdb"]),
     Kind(GW, ["v1", "v1beta1"], "gatewayclasses", "GatewayClass", False, status=True,
          generation=True, crd=True, short=["gc"], categories=["gateway-api"]),
     Kind(GW, ["v1", "v1beta1"], "gateways", "Gateway", True, status=True, generation=True,
@@ -1361,25 +1382,69 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                            "namespace": p["ns"] or "", "name": p["name"] or "",
                            "watch": is_watch})
 
+    @staticmethod
+    def rule_allows(r, e, res):
+        def has(field, v):
+            vals = r.get(field) or []
+            return v in vals or "*" in vals
+        return (has("apiGroups", e["group"]) and has("resources", res) and has("verbs", e["verb"])
+                and (not r.get("resourceNames") or e["name"] in r["resourceNames"]))
+
+    def sa_rules(self, sa_ns, sa_name, ns):
+        """Rules granted to ServiceAccount sa_ns/sa_name for a request in namespace ns (None =
+        cluster scope), from the stored ClusterRoleBindings and RoleBindings, as RBAC does."""
+        store = self.st.store
+        rb = "rbac.authorization.k8s.io"
+
+        def bound(b):
+            return any(sub.get("kind") == "ServiceAccount" and sub.get("name") == sa_name
+                       and sub.get("namespace", b["metadata"].get("namespace")) == sa_ns
+                       for sub in b.get("subjects") or [])
+
+        def role_rules(ref, bns):
+            kind = (ref or {}).get("kind")
+            if kind == "ClusterRole":
+                o = store.get(BY_KEY[(rb, "clusterroles")], None, ref.get("name", ""))
+            elif kind == "Role" and bns:
+                o = store.get(BY_KEY[(rb, "roles")], bns, ref.get("name", ""))
+            else:
+                o = None
+            return (o or {}).get("rules") or []
+        rules = []
+        with store.cond:
+            for b in store.objects[(rb, "clusterrolebindings")].values():
+                if bound(b):
+                    rules += role_rules(b.get("roleRef"), None)
+            if ns:
+                for b in store.objects[(rb, "rolebindings")].values():
+                    if b["metadata"].get("namespace") == ns and bound(b):
+                        rules += role_rules(b.get("roleRef"), ns)
+        return rules
+
     def rbac_check(self, p):
-        rules = self.st.faults.rbac
-        if rules is None:
+        cfg = self.st.faults.rbac
+        if cfg is None:
             return
         e = self.entry
+        if e.get("user") not in cfg.get("users", ["default"]):
+            return
         res = e["resource"] + ("/" + e["subresource"] if e["subresource"] else "")
-        for r in rules:
-            if (e["group"] in r.get("apiGroups", []) or "*" in r.get("apiGroups", [])) and \
-               (res in r.get("resources", []) or "*" in r.get("resources", [])) and \
-               (e["verb"] in r.get("verbs", []) or "*" in r.get("verbs", [])) and \
-               (not r.get("resourceNames") or e["name"] in r["resourceNames"]):
-                return
+        who = "system:serviceaccount:fake:fake"
+        if cfg.get("serviceAccount"):
+            sa_ns, _, sa_name = cfg["serviceAccount"].partition("/")
+            who = f"system:serviceaccount:{sa_ns}:{sa_name}"
+            rules = self.sa_rules(sa_ns, sa_name, p["ns"])
+        else:
+            rules = cfg.get("rules") or []
+        if any(self.rule_allows(r, e, res) for r in rules):
+            return
         kd = p["kind"]
         scope = f'in the namespace "{p["ns"]}"' if p["ns"] else "at the cluster scope"
         raise ApiError(403, "Forbidden",
                        f'{res}{"." + kd.group if kd.group else ""} '
                        f'{(chr(34) + e["name"] + chr(34) + " ") if e["name"] else ""}is forbidden: '
-                       f'User "system:serviceaccount:fake:fake" cannot {e["verb"]} resource '
-                       f'"{res}" in API group "{kd.group}" {scope}', details(kd, e["name"]))
+                       f'User "{who}" cannot {e["verb"]} resource "{res}" in API group '
+                       f'"{kd.group}" {scope}', details(kd, e["name"]))
 
     # --- discovery
 
@@ -2096,7 +2161,12 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
                 if "disabled_groups" in body:
                     st.disabled_groups = set(body["disabled_groups"] or [])
             elif path == "/rbac":
-                f.rbac = body.get("rules")
+                if body.get("serviceAccount") or body.get("rules") is not None:
+                    f.rbac = {"rules": body.get("rules"),
+                              "serviceAccount": body.get("serviceAccount"),
+                              "users": body.get("users") or ["default"]}
+                else:
+                    f.rbac = None
             elif path == "/tokens":
                 st.extra_tokens = {str(k): str(v) for k, v in (body.get("tokens") or {}).items()}
             else:

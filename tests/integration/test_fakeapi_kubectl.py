@@ -246,11 +246,106 @@ def run(api):
     else:
         print("skip - conformance base manifests not found next to the repository")
 
+    test_rbac(api)
+
     api.expire_token()
     r = api.kubectl("get", "namespaces")
     check("kubectl with an expired token: Unauthorized", r.returncode != 0
           and "Unauthorized" in r.stderr + r.stdout, r.stderr)
     api.reset_token()
+
+
+RBAC = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: sys
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: gw
+  namespace: sys
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: gw-read
+rules:
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes/status"]
+  verbs: ["update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: gw-read
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: gw-read}
+subjects:
+- {kind: ServiceAccount, name: gw, namespace: sys}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: gw-lease
+  namespace: sys
+rules:
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: gw-lease
+  namespace: sys
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: gw-lease}
+subjects:
+- {kind: ServiceAccount, name: gw, namespace: sys}
+"""
+
+
+def test_rbac(api):
+    """RBAC objects applied with kubectl (as an unrestricted admin identity) are enforced on the
+    token file's identity, bound to ServiceAccount sys/gw."""
+    api.set_tokens({"admin": "admin-token"})
+    kc = api.write_kubeconfig(os.path.join(api.state_dir, "admin.kubeconfig"), token="admin-token")
+    f = os.path.join(api.state_dir, "rbac.yaml")
+    with open(f, "w") as fh:
+        fh.write(RBAC)
+    r = api.kubectl("apply", "-f", f, kubeconfig=kc)
+    check("rbac: kubectl applies ServiceAccount, (Cluster)Role(Binding)s", r.returncode == 0
+          and r.stdout.count(" created") == 6, r.stdout + r.stderr)
+    api.set_rbac(service_account="sys/gw")
+    lease = {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}}
+    got = {
+        "list httproutes (all namespaces)": api.list(path_for("httproutes")).status,
+        "update httproutes/status": api.update(path_for("httproutes", "default", "x", "status"),
+                                               {"metadata": {"name": "x"}}).status,
+        "patch httproutes": api.patch(path_for("httproutes", "default", "x"), {}).status,
+        "list services": api.list(path_for("services")).status,
+        "create lease in sys": api.create(path_for("leases", "sys"), lease).status,
+        "create lease in default": api.create(path_for("leases", "default"), lease).status,
+        "delete lease in sys": api.delete(path_for("leases", "sys", "l")).status,
+        "discovery": api.get("/apis/gateway.networking.k8s.io/v1").status,
+    }
+    want = {"list httproutes (all namespaces)": 200, "update httproutes/status": 404,
+            "patch httproutes": 403, "list services": 403, "create lease in sys": 201,
+            "create lease in default": 403, "delete lease in sys": 403, "discovery": 200}
+    check("rbac: the bound rules decide (ClusterRole everywhere, Role in its namespace)",
+          got == want, {k: (got[k], want[k]) for k in got if got[k] != want[k]})
+    r = api.kubectl("delete", "lease", "-n", "sys", "l", kubeconfig=kc)
+    check("rbac: other identities are not restricted", r.returncode == 0, r.stderr)
+    api.set_rbac(None)
+    deploy = os.path.join(ROOT, "deploy", "kustomization.yaml")
+    if os.path.exists(deploy):
+        r = api.kubectl("apply", "-k", os.path.dirname(deploy), kubeconfig=kc)
+        check("kubectl apply -k deploy/ works against the fake", r.returncode == 0,
+              r.stdout + r.stderr)
+    api.set_tokens({})
 
 
 if __name__ == "__main__":
