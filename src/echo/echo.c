@@ -10,10 +10,10 @@
  * no response), /close (answer, then close), /stats (JSON {connections, requests, live}).
  * Environment: POD_NAME, NAMESPACE, SERVICE_NAME, INGRESS_NAME (flags win).
  *
- * --threads N: accept threads per listening address (SO_REUSEPORT sockets). Each accepted
- * connection gets its own thread with blocking I/O; --max-conns bounds them (default 4096; over
- * the limit a new connection is closed at once), --idle-timeout closes idle keep-alive
- * connections (default 60000 ms). */
+ * --threads N: event-loop threads (epoll; default: online CPUs, at most 4), each with its own
+ * SO_REUSEPORT socket per --listen address. --max-conns bounds open connections (default 4096;
+ * over the limit a new connection is closed at once); --idle-timeout closes idle connections
+ * (default 60000 ms). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -24,100 +24,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "echo/echo_int.h"
 
-#define MAX_LISTEN 32
-#define MAX_THREADS_PER_LISTEN 16
-
-struct listener {
-    int fd;
-    struct sv_echo_ident *id;
-};
-
-struct conn_arg {
-    int fd;
-    const struct sv_echo_ident *id;
-    char peer[72];
-};
-
-static unsigned max_conns = 4096;
+#define MAX_LISTEN SV_ECHO_MAX_LISTEN
+#define MAX_THREADS 16
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: serval-echo --listen ADDR:PORT [--listen ...] [--pod NAME] "
                "[--namespace NS] [--service NAME]\n"
                "                   [--threads N] [--max-conns N] [--idle-timeout MS] [--quiet]\n");
-}
-
-static void *conn_main(void *arg)
-{
-    struct conn_arg *a = arg;
-    sv_echo_serve(a->fd, a->id, a->peer);
-    free(a);
-    sv_echo_live--;
-    return NULL;
-}
-
-static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const void *)ss;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        port = ntohs(s4->sin_port);
-        snprintf(out, cap, "%s:%u", host, port);
-    } else {
-        const struct sockaddr_in6 *s6 = (const void *)ss;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        port = ntohs(s6->sin6_port);
-        snprintf(out, cap, "[%s]:%u", host, port);
-    }
-}
-
-static void *accept_main(void *arg)
-{
-    struct listener *l = arg;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 512 * 1024);
-    for (;;) { /* runs until the process exits */
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
-                usleep(10000);
-            continue;
-        }
-        sv_echo_connections++;
-        if (sv_echo_live >= max_conns) {
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct conn_arg *a = malloc(sizeof(*a));
-        if (!a) {
-            close(fd);
-            continue;
-        }
-        a->fd = fd;
-        a->id = l->id;
-        format_peer(&ss, a->peer, sizeof(a->peer));
-        sv_echo_live++;
-        pthread_t t;
-        if (pthread_create(&t, &attr, conn_main, a) != 0) {
-            sv_echo_live--;
-            close(fd);
-            free(a);
-        }
-    }
-    return NULL;
 }
 
 /* "ADDR:PORT" or "[V6]:PORT" -> bound listening socket; returns fd or -1 (message printed). */
@@ -145,7 +65,7 @@ static int open_listener(const char *spec, bool reuseport, unsigned *port_out)
         fprintf(stderr, "serval-echo: bad --listen '%s': %s\n", spec, gai_strerror(rc));
         return -1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -188,7 +108,9 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 int main(int argc, char **argv)
 {
     const char *specs[MAX_LISTEN];
-    unsigned nspecs = 0, threads = 1, idle = 60000;
+    unsigned nspecs = 0, idle = 60000;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (unsigned)ncpu;
     const char *pod = env_or("POD_NAME", "serval-echo"), *ns = env_or("NAMESPACE", "");
     const char *svc = env_or("SERVICE_NAME", ""), *ingress = env_or("INGRESS_NAME", "");
     for (int i = 1; i < argc; i++) {
@@ -213,9 +135,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--service") == 0) {
             svc = v;
         } else if (strcmp(a, "--threads") == 0) {
-            ok = parse_uint(v, 1, MAX_THREADS_PER_LISTEN, &threads);
+            ok = parse_uint(v, 1, MAX_THREADS, &threads);
         } else if (strcmp(a, "--max-conns") == 0) {
-            ok = parse_uint(v, 1, 1000000, &max_conns);
+            ok = parse_uint(v, 1, 1000000, &sv_echo_max_conns);
         } else if (strcmp(a, "--idle-timeout") == 0) {
             ok = parse_uint(v, 1, 3600000, &idle);
         } else {
@@ -235,42 +157,50 @@ int main(int argc, char **argv)
     sv_echo_idle_ms = (int)idle;
     signal(SIGPIPE, SIG_IGN);
 
-    static struct listener ls[MAX_LISTEN * MAX_THREADS_PER_LISTEN];
+    static struct sv_echo_worker workers[MAX_THREADS];
     static struct sv_echo_ident ids[MAX_LISTEN];
-    unsigned nls = 0;
+    for (unsigned t = 0; t < threads; t++) {
+        workers[t].epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (workers[t].epfd < 0) {
+            fprintf(stderr, "serval-echo: epoll_create1: %s\n", strerror(errno));
+            return 1;
+        }
+    }
     for (unsigned s = 0; s < nspecs; s++) {
         unsigned port = 0;
         struct sv_echo_ident *id = &ids[s];
         *id = (struct sv_echo_ident){.pod = pod, .ns = ns, .service = svc, .ingress = ingress};
+        const char *colon = strrchr(specs[s], ':');
         for (unsigned t = 0; t < threads; t++) {
             char spec[300];
-            if (t == 0) {
+            if (t == 0) /* later sockets take the port the first one got (port 0 allowed) */
                 snprintf(spec, sizeof(spec), "%s", specs[s]);
-            } else { /* same address, the port the first socket got (port 0 allowed) */
-                const char *colon = strrchr(specs[s], ':');
+            else
                 snprintf(spec, sizeof(spec), "%.*s:%u", (int)(colon - specs[s]), specs[s], port);
-            }
             int fd = open_listener(spec, threads > 1, &port);
             if (fd < 0)
                 return 1;
-            ls[nls].fd = fd;
-            ls[nls].id = id;
-            nls++;
+            struct sv_echo_worker *w = &workers[t];
+            struct sv_echo_listen *l = &w->listen[w->nlisten++];
+            *l = (struct sv_echo_listen){.tag = SV_ECHO_TAG_LISTEN, .fd = fd, .id = id};
+            struct epoll_event e = {.events = EPOLLIN, .data.ptr = l};
+            if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
+                fprintf(stderr, "serval-echo: epoll_ctl: %s\n", strerror(errno));
+                return 1;
+            }
         }
         snprintf(id->port, sizeof(id->port), "%u", port);
-        const char *colon = strrchr(specs[s], ':');
         fprintf(stderr, "serval-echo: listening on %.*s:%u pod=%s namespace=%s\n",
                 (int)(colon - specs[s]), specs[s], port, pod, ns);
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    pthread_t tids[MAX_LISTEN * MAX_THREADS_PER_LISTEN];
-    for (unsigned i = 0; i < nls; i++) {
-        if (pthread_create(&tids[i], NULL, accept_main, &ls[i]) != 0) {
+    pthread_t tids[MAX_THREADS];
+    for (unsigned t = 0; t < threads; t++) {
+        if (pthread_create(&tids[t], NULL, sv_echo_worker_main, &workers[t]) != 0) {
             fprintf(stderr, "serval-echo: cannot start threads\n");
             return 1;
         }
     }
-    for (unsigned i = 0; i < nls; i++)
-        pthread_join(tids[i], NULL);
+    for (unsigned t = 0; t < threads; t++)
+        pthread_join(tids[t], NULL);
     return 0;
 }

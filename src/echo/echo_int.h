@@ -1,11 +1,16 @@
 /* serval-echo internals: a test and benchmark backend speaking the Gateway API conformance
  * "echo-basic" contract plus extra endpoints for proxy tests (see echo.c for the list).
  *
- * Threading: one accept thread per listening socket (more with --threads), one detached thread
- * per accepted connection doing blocking I/O. A connection owns its buffers (allocated when it is
- * accepted, freed when it closes); the only shared state is the counters and the retry table,
- * both guarded (atomics / a mutex). Memory is bounded by --max-conns × the per-connection
- * buffers below. */
+ * Threading: --threads N event-loop threads (default: online CPUs, at most 4). Each has its own
+ * epoll instance and its own SO_REUSEPORT listening socket per --listen address, and owns the
+ * connections it accepted (no locks on the I/O path). Shared state: the counters (atomics) and the /retry table (a
+ * mutex). Nothing blocks a loop: delays and slow responses are timers, large responses are
+ * generated as the socket drains, and input is parsed only while the output queue is below a
+ * high-water mark (backpressure), so memory per connection is bounded.
+ *
+ * Files: echo.c (command line), loop.c (epoll loop, accept, buffers, timers), http.c (llhttp
+ * callbacks and the endpoints), ws.c (WebSocket handshake key and incremental frame echo),
+ * util.c (byte buffer, query/duration parsing, retry table). */
 #ifndef SERVAL_ECHO_INT_H
 #define SERVAL_ECHO_INT_H
 
@@ -14,14 +19,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SV_ECHO_READ_BUF (64 * 1024)  /* one recv() */
-#define SV_ECHO_URL_MAX (16 * 1024)   /* request-URI limit (414 beyond) */
-#define SV_ECHO_HDR_BYTES (64 * 1024) /* header names+values of one request (431 beyond) */
-#define SV_ECHO_MAX_HDRS 256          /* header fields of one request (431 beyond) */
-#define SV_ECHO_OUT_MAX (4u << 20)    /* largest response head+JSON we build in memory */
-#define SV_ECHO_WS_MAX_FRAME (64ull << 20) /* largest WebSocket frame payload echoed */
+#define SV_ECHO_READ_BUF (64 * 1024)        /* input buffer per connection */
+#define SV_ECHO_URL_MAX (16 * 1024)         /* request-URI limit (414 beyond) */
+#define SV_ECHO_HDR_BYTES (64 * 1024)       /* header names+values of one request (431 beyond) */
+#define SV_ECHO_MAX_HDRS 256                /* header fields of one request (431 beyond) */
+#define SV_ECHO_OUT_MAX (4u << 20)          /* bound of one output queue */
+#define SV_ECHO_HIGH_WATER (256u << 10)     /* stop producing output above this many queued bytes */
+#define SV_ECHO_WS_MAX_FRAME (64ull << 20)  /* largest WebSocket frame payload echoed */
 
-/* Identity reported in the echo JSON (one per listening socket). */
+/* Identity reported in the echo JSON (one per --listen address). */
 struct sv_echo_ident {
     const char *pod;
     const char *ns;
@@ -29,6 +35,8 @@ struct sv_echo_ident {
     const char *ingress;
     char port[8]; /* the listening port, reported as "httpPort" */
 };
+
+/* ---- util.c ---------------------------------------------------------------------------------- */
 
 /* Growable byte buffer (bounded by SV_ECHO_OUT_MAX). */
 struct sv_echo_buf {
@@ -42,24 +50,134 @@ struct sv_echo_buf {
 void sv_echo_buf_put(struct sv_echo_buf *b, const void *s, size_t n);
 /* Append a NUL-terminated string. */
 void sv_echo_buf_puts(struct sv_echo_buf *b, const char *s);
-/* Append printf-formatted text. */
+/* Append printf-formatted text (at most 511 bytes per call). */
 void sv_echo_buf_printf(struct sv_echo_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append <n> bytes as the inside of a JSON string (quotes not included). */
 void sv_echo_buf_json(struct sv_echo_buf *b, const char *s, size_t n);
 void sv_echo_buf_free(struct sv_echo_buf *b);
 
-/* Send all <n> bytes (MSG_NOSIGNAL); returns 0 or -1 (peer gone, timeout). */
-int sv_echo_send_all(int fd, const void *p, size_t n);
+/* Go time.ParseDuration subset ("300ms", "1.5s", "1m30s", "0"). Returns nanoseconds, or -1 if
+ * malformed or above 10 minutes. */
+int64_t sv_echo_parse_duration_ns(const char *s);
 
-/* Run the WebSocket echo loop on <fd> after a completed handshake. <pending>/<npending> are bytes
- * already received after the handshake request (the start of the first frame). Returns when the
- * peer closes, on a protocol error or on I/O error; the caller closes <fd>. */
-void sv_echo_ws_run(int fd, const char *pending, size_t npending, char *scratch, size_t cap);
+/* Query parameter <key> of request-URI <url> (percent-decoded, '+' = space) into <out>.
+ * Returns true if present (truncated to <cap>-1 bytes). */
+bool sv_echo_query_get(const char *url, size_t len, const char *key, char *out, size_t cap);
+
+/* Decimal that must fill <s> and be <= max. */
+bool sv_echo_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* /retry bookkeeping: count one request for <uuid>; returns how many were seen, this one
+ * included. Bounded table (least recently used uuid forgotten). Any thread. */
+uint32_t sv_echo_retry_hit(const char *uuid);
+
+/* ---- ws.c ------------------------------------------------------------------------------------ */
+
+/* Incremental WebSocket frame echo state. */
+struct sv_echo_ws {
+    unsigned char hdr[14];
+    size_t hlen;       /* header bytes collected */
+    bool in_payload;
+    bool echo;         /* payload goes back (not for pongs) */
+    unsigned op;
+    unsigned char mask[4];
+    uint64_t len, off; /* payload length, bytes done */
+};
 
 /* Sec-WebSocket-Accept for <key>: base64(SHA-1(key + GUID)) into <out> (>= 29 bytes, NUL-
  * terminated). Returns 0 or -1. */
 int sv_echo_ws_accept_key(const char *key, size_t klen, char *out, size_t outcap);
+
+/* Consume up to <n> bytes of client frames, appending the echoed (unmasked) frames to <out>,
+ * at most <room> payload bytes per call. Returns the bytes consumed; sets *done to 1 once a
+ * close frame was echoed, or -1 on a protocol error (a close frame 1002/1009 is appended). */
+size_t sv_echo_ws_consume(struct sv_echo_ws *ws, const char *in, size_t n, struct sv_echo_buf *out,
+                          size_t room, int *done);
+
+/* ---- connections (loop.c owns them, http.c fills their responses) ---------------------------- */
+
+enum sv_echo_kind {
+    SV_ECHO_K_ECHO,
+    SV_ECHO_K_HEALTH,
+    SV_ECHO_K_STATUS,
+    SV_ECHO_K_RETRY,
+    SV_ECHO_K_WS,
+    SV_ECHO_K_ECHO_BODY,
+    SV_ECHO_K_BYTES,
+    SV_ECHO_K_SLOW,
+    SV_ECHO_K_RESET,
+    SV_ECHO_K_CLOSE,
+    SV_ECHO_K_STATS,
+};
+
+/* What the connection does once the current response is produced. */
+enum sv_echo_after { SV_ECHO_KEEP, SV_ECHO_CLOSE, SV_ECHO_RESET, SV_ECHO_UPGRADE_WS };
+
+/* A response still being produced (delayed, generated, slow). */
+enum sv_echo_pending {
+    SV_ECHO_P_NONE,
+    SV_ECHO_P_DELAY_ECHO,  /* timer, then the echo JSON */
+    SV_ECHO_P_DELAY_RETRY, /* timer, then the retry failure */
+    SV_ECHO_P_BYTES,       /* generate as the socket drains */
+    SV_ECHO_P_SLOW,        /* one piece per timer tick */
+};
+
+struct echo_hdr {
+    uint32_t name_off, name_len, val_off, val_len;
+};
+
+struct sv_echo_worker;
+
+/* First field of connections and listeners: epoll data points at either. */
+#define SV_ECHO_TAG_LISTEN 1
+#define SV_ECHO_TAG_CONN 2
+
+struct sv_echo_conn {
+    int tag; /* first: tells connections from listeners in epoll data */
+    int fd;
+    struct sv_echo_worker *w;
+    const struct sv_echo_ident *id;
+    char peer[72];
+    struct sv_echo_conn *next, *prev; /* the worker's list */
+    uint64_t last_active_ms;
+    uint32_t events; /* epoll events registered */
+    llhttp_t parser;
+    bool ws_mode;     /* after a 101: frames, not HTTP */
+    bool closing;     /* final answer queued: close once flushed */
+    bool shut_wr;     /* write side shut; waiting for the peer's EOF (bounded) */
+    bool reset_now;   /* close with RST as soon as the output is flushed */
+    bool peer_eof;
+    bool dead;        /* I/O error: free at the end of the current event */
+    /* input */
+    size_t in_start, in_end;
+    /* output queue */
+    struct sv_echo_buf out;
+    size_t out_off;
+    /* the request being parsed */
+    size_t url_len;
+    size_t hb_used;
+    unsigned nhdrs;
+    bool in_value;
+    int error_status; /* 414/431 once a limit is hit */
+    enum sv_echo_kind kind;
+    bool chunked_out; /* /echo-body answers chunked */
+    bool message_done;
+    /* the response in progress */
+    enum sv_echo_pending pending;
+    enum sv_echo_after after;
+    bool keep;
+    uint64_t timer_at_ns; /* 0 = no timer */
+    uint64_t gen_total, gen_sent, gen_piece, gen_tick_ns;
+    bool gen_chunked;
+    int retry_code; /* 0 = reset */
+    struct sv_echo_ws ws;
+    struct sv_echo_buf json;
+    struct echo_hdr hdrs[SV_ECHO_MAX_HDRS];
+    char url[SV_ECHO_URL_MAX];
+    char hb[SV_ECHO_HDR_BYTES];
+    char in[SV_ECHO_READ_BUF];
+};
 
 /* Process-wide counters and options (set by main before threads start). */
 extern _Atomic uint64_t sv_echo_connections; /* connections accepted */
@@ -67,9 +185,40 @@ extern _Atomic uint64_t sv_echo_requests;    /* requests answered (GET /stats ex
 extern _Atomic uint32_t sv_echo_live;        /* connections open now */
 extern bool sv_echo_quiet;                   /* --quiet: no per-request log line */
 extern int sv_echo_idle_ms;                  /* --idle-timeout: close idle keep-alive conns */
+extern unsigned sv_echo_max_conns;           /* --max-conns */
 
-/* Serve one accepted connection to the end, then close <fd>. Runs on its own thread. <peer> is
- * "addr:port" for the log line. Never fails: errors close the connection. */
-void sv_echo_serve(int fd, const struct sv_echo_ident *id, const char *peer);
+/* http.c: the llhttp settings every connection parser uses. */
+extern const llhttp_settings_t sv_echo_http_settings;
+
+/* http.c: produce more of a pending response (timer fired or output drained). Returns 0, or -1
+ * if the connection must be dropped. */
+int sv_echo_http_continue(struct sv_echo_conn *c, uint64_t now_ns);
+
+/* http.c: answer a request the parser rejected (400, or error_status) and close. */
+void sv_echo_http_reject(struct sv_echo_conn *c);
+
+/* loop.c: monotonic clock in ns. */
+uint64_t sv_echo_now_ns(void);
+
+/* One event-loop thread: its epoll set and listening sockets. */
+struct sv_echo_listen {
+    int tag;
+    int fd;
+    const struct sv_echo_ident *id;
+};
+
+#define SV_ECHO_MAX_LISTEN 32
+
+struct sv_echo_worker {
+    int epfd;
+    unsigned nlisten;
+    struct sv_echo_listen listen[SV_ECHO_MAX_LISTEN];
+    struct sv_echo_conn *conns; /* every open connection (for timers and idle sweeps) */
+    unsigned ntimers;           /* connections with timer_at_ns set */
+    uint64_t next_sweep_ms;
+};
+
+/* loop.c: run a worker forever (thread entry). */
+void *sv_echo_worker_main(void *arg);
 
 #endif

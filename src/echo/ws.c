@@ -1,15 +1,13 @@
-/* serval-echo: WebSocket (RFC 6455) handshake key and frame echo loop. Runs on a connection
- * thread with blocking I/O; frames are streamed through (never buffered whole). */
-#include <errno.h>
+/* serval-echo: WebSocket (RFC 6455) handshake key and incremental frame echo. Frames are
+ * streamed through (never buffered whole): payload bytes go back as they arrive, unmasked. */
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/sha.h>
 
 #include "echo/echo_int.h"
+#include "serval/base/compiler.h"
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -46,38 +44,7 @@ int sv_echo_ws_accept_key(const char *key, size_t klen, char *out, size_t outcap
     return 0;
 }
 
-/* Blocking reader that first drains bytes received with the handshake. */
-struct ws_reader {
-    int fd;
-    const char *pend;
-    size_t npend;
-};
-
-static int ws_read(struct ws_reader *r, void *dst, size_t n)
-{
-    char *d = dst;
-    while (n > 0) {
-        if (r->npend > 0) {
-            size_t k = n < r->npend ? n : r->npend;
-            memcpy(d, r->pend, k);
-            r->pend += k;
-            r->npend -= k;
-            d += k;
-            n -= k;
-            continue;
-        }
-        ssize_t got = recv(r->fd, d, n, 0);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return -1;
-        d += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
-
-static int ws_send_header(int fd, unsigned char b0, uint64_t len)
+static void ws_put_header(struct sv_echo_buf *out, unsigned char b0, uint64_t len)
 {
     unsigned char h[10];
     size_t hl = 2;
@@ -95,80 +62,115 @@ static int ws_send_header(int fd, unsigned char b0, uint64_t len)
             h[2 + i] = (unsigned char)(len >> (56 - 8 * i));
         hl = 10;
     }
-    return sv_echo_send_all(fd, h, hl);
+    sv_echo_buf_put(out, h, hl);
 }
 
-static void ws_send_close(int fd, unsigned code)
+static void ws_put_close(struct sv_echo_buf *out, unsigned code)
 {
     unsigned char p[2] = {(unsigned char)(code >> 8), (unsigned char)code};
-    if (ws_send_header(fd, 0x88, 2) == 0)
-        (void)sv_echo_send_all(fd, p, 2);
+    ws_put_header(out, 0x88, 2);
+    sv_echo_buf_put(out, p, 2);
 }
 
-/* Read one frame header. Returns 0 and fills the outputs, or -1. */
-static int ws_read_header(struct ws_reader *r, unsigned char *b0, uint64_t *len, bool *masked,
-                          unsigned char mask[4])
+/* Header length once the first two bytes are known. */
+static size_t ws_header_len(const unsigned char *h)
 {
-    unsigned char h[2];
-    if (ws_read(r, h, 2) != 0)
-        return -1;
-    *b0 = h[0];
-    *masked = (h[1] & 0x80) != 0;
-    *len = h[1] & 0x7f;
-    if (*len == 126) {
-        unsigned char e[2];
-        if (ws_read(r, e, 2) != 0)
-            return -1;
-        *len = ((uint64_t)e[0] << 8) | e[1];
-    } else if (*len == 127) {
-        unsigned char e[8];
-        if (ws_read(r, e, 8) != 0)
-            return -1;
-        *len = 0;
+    size_t n = 2;
+    if ((h[1] & 0x7f) == 126)
+        n += 2;
+    else if ((h[1] & 0x7f) == 127)
+        n += 8;
+    if (h[1] & 0x80)
+        n += 4;
+    return n;
+}
+
+/* A complete header is in ws->hdr: decode it and queue the echoed frame's header. Returns 0, or
+ * -1 after queueing a close frame for a protocol error. */
+static int ws_start_frame(struct sv_echo_ws *ws, struct sv_echo_buf *out)
+{
+    const unsigned char *h = ws->hdr;
+    size_t pos = 2;
+    uint64_t len = h[1] & 0x7f;
+    if (len == 126) {
+        len = ((uint64_t)h[2] << 8) | h[3];
+        pos = 4;
+    } else if (len == 127) {
+        len = 0;
         for (int i = 0; i < 8; i++)
-            *len = (*len << 8) | e[i];
+            len = (len << 8) | h[2 + i];
+        pos = 10;
     }
-    if (*masked && ws_read(r, mask, 4) != 0)
+    ws->op = h[0] & 0x0f;
+    if (!(h[1] & 0x80) || (h[0] & 0x70) != 0) { /* clients must mask; no extensions */
+        ws_put_close(out, 1002);
         return -1;
+    }
+    if (len > SV_ECHO_WS_MAX_FRAME || (ws->op >= 8 && len > 125)) {
+        ws_put_close(out, 1009);
+        return -1;
+    }
+    memcpy(ws->mask, h + pos, 4);
+    ws->len = len;
+    ws->off = 0;
+    ws->echo = ws->op != 0xA; /* pongs are dropped */
+    unsigned char b0 = h[0];
+    if (ws->op == 0x9)
+        b0 = (unsigned char)((h[0] & 0xf0) | 0xA); /* ping -> pong */
+    if (ws->echo)
+        ws_put_header(out, b0, len);
+    ws->in_payload = true;
     return 0;
 }
 
-void sv_echo_ws_run(int fd, const char *pending, size_t npending, char *scratch, size_t cap)
+size_t sv_echo_ws_consume(struct sv_echo_ws *ws, const char *in, size_t n, struct sv_echo_buf *out,
+                          size_t room, int *done)
 {
-    struct ws_reader r = {fd, pending, npending};
-    for (;;) { /* bounded by the peer: every iteration consumes one frame or returns */
-        unsigned char b0, mask[4] = {0};
-        uint64_t len;
-        bool masked;
-        if (ws_read_header(&r, &b0, &len, &masked, mask) != 0)
-            return;
-        unsigned op = b0 & 0x0f;
-        if (!masked || (b0 & 0x70) != 0) { /* clients must mask; no extensions negotiated */
-            ws_send_close(fd, 1002);
-            return;
+    size_t used = 0;
+    *done = 0;
+    while (*done == 0) { /* bounded: every pass consumes input or finishes a frame or stops */
+        if (!ws->in_payload) {
+            size_t need = ws->hlen < 2 ? 2 : ws_header_len(ws->hdr);
+            size_t k = SV_MIN(need - ws->hlen, n - used);
+            memcpy(ws->hdr + ws->hlen, in + used, k);
+            ws->hlen += k;
+            used += k;
+            if (ws->hlen == 2)
+                need = ws_header_len(ws->hdr);
+            if (ws->hlen < need) {
+                if (used == n)
+                    break;
+                continue;
+            }
+            ws->hlen = 0;
+            if (ws_start_frame(ws, out) != 0) {
+                *done = -1;
+                break;
+            }
         }
-        if (len > SV_ECHO_WS_MAX_FRAME || (op >= 8 && len > 125)) {
-            ws_send_close(fd, 1009);
-            return;
+        size_t k = (size_t)SV_MIN(ws->len - ws->off, (uint64_t)SV_MIN(n - used, room));
+        if (k > 0) {
+            if (ws->echo) {
+                size_t at = out->len;
+                sv_echo_buf_put(out, in + used, k);
+                if (out->overflow) {
+                    *done = -1;
+                    break;
+                }
+                for (size_t i = 0; i < k; i++)
+                    out->p[at + i] = (char)(out->p[at + i] ^ ws->mask[(ws->off + i) & 3]);
+            }
+            ws->off += k;
+            used += k;
+            room -= k;
         }
-        unsigned char out_b0 = b0;
-        if (op == 0x9)
-            out_b0 = (unsigned char)((b0 & 0xf0) | 0xA); /* ping -> pong */
-        bool echo = op != 0xA;                           /* pongs are dropped */
-        if (echo && ws_send_header(fd, out_b0, len) != 0)
-            return;
-        uint64_t off = 0;
-        while (off < len) {
-            size_t k = (size_t)(len - off < cap ? len - off : cap);
-            if (ws_read(&r, scratch, k) != 0)
-                return;
-            for (size_t i = 0; i < k; i++)
-                scratch[i] = (char)(scratch[i] ^ mask[(off + i) & 3]);
-            if (echo && sv_echo_send_all(fd, scratch, k) != 0)
-                return;
-            off += k;
-        }
-        if (op == 0x8) /* close echoed: done */
-            return;
+        if (ws->off < ws->len)
+            break; /* need more input or more room */
+        ws->in_payload = false;
+        if (ws->op == 0x8)
+            *done = 1;
+        if (used == n)
+            break;
     }
+    return used;
 }

@@ -128,6 +128,26 @@ def test_echo_body(e):
           f"{r.status} {len(r.body)}")
     check("echo-body: chunked answer to chunked request",
           (r.header("transfer-encoding") or "").lower() == "chunked")
+    # a slow reader: the server must stop reading while its output is not drained, then resume
+    s = socket.create_connection((e.addr, e.port), timeout=20)
+    body = blob[:4 * 1024 * 1024]
+    head = f"POST /echo-body HTTP/1.1\r\nHost: h\r\nContent-Length: {len(body)}\r\n\r\n"
+    sender = threading.Thread(target=lambda: s.sendall(head.encode() + body), daemon=True)
+    sender.start()
+    got = b""
+    need = None
+    while need is None or len(got) < need:
+        b = s.recv(131072)
+        if not b:
+            break
+        got += b
+        if need is None and b"\r\n\r\n" in got:
+            need = got.index(b"\r\n\r\n") + 4 + len(body)
+        time.sleep(0.002)
+    sender.join(10)
+    s.close()
+    check("echo-body: slow reader gets the whole body back",
+          need is not None and got[need - len(body):need] == body, len(got))
     r = http_request(e.addr, e.port, "PUT", "/echo-body", body=blob[:300000], timeout=30)
     check("echo-body: CL body echoed with CL", r.body == blob[:300000] and
           r.header("content-length") == "300000", r)
@@ -175,6 +195,52 @@ def test_bytes_slow_reset_close(e):
     check("close: answers then closes", r.status == 200 and r.closed and eof, r.headers)
 
 
+def test_half_close_and_backpressure(e):
+    s = socket.create_connection((e.addr, e.port), timeout=5)
+    s.sendall(b"GET /half HTTP/1.1\r\nHost: h\r\n\r\n")
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    status, _, body = t.parse_response(data)
+    check("half-close: answered, then closed", status == 200 and b'"/half"' in body, data[:60])
+    with t.Client(e.addr, e.port, timeout=20) as c:
+        c.send_raw(b"".join(f"GET /bytes/{200000 + i}?chunked={i % 2} HTTP/1.1\r\nHost: h\r\n\r\n"
+                            .encode() for i in range(20)))
+        time.sleep(0.3)  # let the server hit its output high-water mark
+        ok = all(c.read().body == t.pattern_bytes(200000 + i) for i in range(20))
+    check("backpressure: 20 pipelined 200 KB answers, in order, byte-exact", ok)
+    ws = t.WebSocket.__new__(t.WebSocket)
+    import base64
+    ws.key = base64.b64encode(os.urandom(16)).decode()
+    ws.client = t.Client(e.addr, e.port)
+    ws.rd = ws.client.rd
+    hs = (f"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          f"Sec-WebSocket-Key: {ws.key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    mask = b"\x01\x02\x03\x04"
+    frame = bytes([0x81, 0x80 | 5]) + mask + bytes(b ^ mask[i & 3] for i, b in enumerate(b"early"))
+    ws.client.send_raw(hs + frame)  # a frame in the same packet as the handshake
+    r = ws.client.read()
+    check("ws: frame sent with the handshake is echoed",
+          r.status == 101 and ws.recv() == (0x1, b"early"), r)
+    ws.close()
+
+
+def test_idle_timeout():
+    e2 = t.start_echo(args=["--idle-timeout", "300"])
+    s = socket.create_connection((e2.addr, e2.port), timeout=5)
+    t0 = time.monotonic()
+    closed = s.recv(10) == b""
+    s.close()
+    check("idle-timeout: idle connection closed by the server", closed and
+          time.monotonic() - t0 < 4.5)
+    t.stop(e2)
+
+
 def test_bad_requests(e):
     data = t.raw_request(e.addr, e.port, b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
                                          b"Content-Length: 2\r\n\r\nab")
@@ -211,12 +277,14 @@ def main():
     e = t.start_echo(pod="infra-backend-v1-abc-def", ns="ns-one", service="svc")
     for fn in (test_contract, test_delay_status_health, test_retry, test_set_header,
                test_websocket, test_echo_body, test_stats_keepalive_pipelining,
-               test_bytes_slow_reset_close, test_bad_requests, test_concurrency):
+               test_bytes_slow_reset_close, test_half_close_and_backpressure, test_bad_requests,
+               test_concurrency):
         try:
             fn(e)
         except Exception as ex:  # noqa: BLE001 - report and continue
             check(f"{fn.__name__} ran without exception", False, repr(ex))
     test_env_identity()
+    test_idle_timeout()
     check("echo process still alive", e.poll() is None)
     socket.setdefaulttimeout(None)
     t.finish()
