@@ -168,6 +168,7 @@ struct sv_echo_conn {
     enum sv_echo_after after;
     bool keep;
     uint64_t timer_at_ns; /* 0 = no timer */
+    bool timer_counted;   /* included in the worker's ntimers */
     uint64_t gen_total, gen_sent, gen_piece, gen_tick_ns;
     bool gen_chunked;
     int retry_code; /* 0 = reset */

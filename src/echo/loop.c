@@ -41,7 +41,7 @@ static void conn_free(struct sv_echo_conn *c, bool reset)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     close(c->fd); /* also leaves the epoll set */
-    if (c->timer_at_ns)
+    if (c->timer_counted)
         w->ntimers--;
     if (c->prev)
         c->prev->next = c->next;
@@ -80,8 +80,16 @@ static bool conn_flush(struct sv_echo_conn *c)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* keep the queue compact: appends go to the end of out, so sent bytes at the
+             * front must not pile up while a slow peer never lets it drain completely */
+            if (c->out_off >= 65536 || c->out_off >= queued(c)) {
+                memmove(c->out.p, c->out.p + c->out_off, queued(c));
+                c->out.len = queued(c);
+                c->out_off = 0;
+            }
             return true;
+        }
         return false;
     }
     c->out.len = c->out_off = 0;
@@ -102,11 +110,14 @@ static bool conn_parse(struct sv_echo_conn *c)
         return false;
     llhttp_errno_t err = llhttp_execute(&c->parser, p, k);
     size_t used = k;
+    bool used_any = false;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         const char *pos = llhttp_get_error_pos(&c->parser);
         used = (pos && pos >= p && pos <= p + k) ? (size_t)(pos - p) : k;
-        if (err == HPE_PAUSED_UPGRADE) /* an Upgrade we did not accept: keep speaking HTTP */
+        if (err == HPE_PAUSED_UPGRADE) { /* an Upgrade we did not accept: keep speaking HTTP */
             llhttp_resume_after_upgrade(&c->parser);
+            used_any = true;
+        }
     } else if (err != HPE_OK) {
         sv_echo_http_reject(c);
         c->in_start = c->in_end; /* the rest of the input is not trusted */
@@ -115,7 +126,7 @@ static bool conn_parse(struct sv_echo_conn *c)
     c->in_start += used;
     if (c->in_start == c->in_end)
         c->in_start = c->in_end = 0;
-    return used > 0 || c->message_done;
+    return used > 0 || used_any || c->message_done;
 }
 
 /* Echo WebSocket frames from the input buffer. */
@@ -150,13 +161,23 @@ static void conn_after_response(struct sv_echo_conn *c)
     llhttp_resume(&c->parser);
 }
 
+/* Keep the worker's count of connections with a timer in step (run_timers scans only then). */
+static void timer_sync(struct sv_echo_conn *c)
+{
+    bool has = c->timer_at_ns != 0;
+    if (has != c->timer_counted) {
+        c->w->ntimers += has ? 1u : -1u;
+        c->timer_counted = has;
+    }
+}
+
 /* Move the connection forward as far as it can go now. Returns false if it was freed. */
 static bool conn_progress(struct sv_echo_conn *c)
 {
     uint64_t now = sv_echo_now_ns();
     for (int guard = 0; guard < 1024; guard++) {
         bool moved = false;
-        bool had_timer = c->timer_at_ns != 0;
+        now = sv_echo_now_ns();
         if (c->pending != SV_ECHO_P_NONE) {
             size_t before = c->out.len;
             enum sv_echo_pending was = c->pending;
@@ -164,8 +185,6 @@ static bool conn_progress(struct sv_echo_conn *c)
                 c->dead = true;
             moved = c->out.len != before || c->pending != was;
         }
-        if (had_timer != (c->timer_at_ns != 0))
-            c->w->ntimers += c->timer_at_ns ? 1u : -1u;
         if (!c->dead && c->pending == SV_ECHO_P_NONE && c->message_done) {
             conn_after_response(c);
             moved = true;
@@ -174,8 +193,10 @@ static bool conn_progress(struct sv_echo_conn *c)
                     !c->message_done;
         if (idle && queued(c) < SV_ECHO_HIGH_WATER)
             moved |= c->ws_mode ? conn_ws(c) : conn_parse(c);
+        size_t before_flush = queued(c);
         if (c->out.overflow || (!c->dead && !conn_flush(c)))
             c->dead = true;
+        moved |= queued(c) < before_flush; /* room freed: parsing may go on */
         if (c->dead || !moved)
             break;
     }
@@ -183,6 +204,7 @@ static bool conn_progress(struct sv_echo_conn *c)
         conn_free(c, true);
         return false;
     }
+    timer_sync(c);
     if (queued(c) == 0 && c->reset_now) {
         conn_free(c, true);
         return false;

@@ -171,6 +171,12 @@ def test_stats_keepalive_pipelining(e):
           after["connections"] - before["connections"] == 2, (before, after))
     check("stats: eight more requests", after["requests"] - before["requests"] == 8,
           (before, after))
+    with t.Client(e.addr, e.port) as c:
+        c.send_raw(b"GET /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                   b"GET /after-up HTTP/1.1\r\nHost: h\r\n\r\n")
+        paths = [c.read().json()["path"] for _ in range(2)]
+    check("upgrade refused: plain answer, next request still served",
+          paths == ["/up", "/after-up"], paths)
 
 
 def test_bytes_slow_reset_close(e):
