@@ -1288,12 +1288,15 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         self.wait_stall("request")
         auth = self.headers.get("Authorization", "")
         want = st.expected_token()
+        # Like the apiserver's bearer authenticator: scheme case-insensitive, token trimmed.
+        parts = auth.split(" ", 1)
+        given = parts[1].strip() if len(parts) == 2 and parts[0].lower() == "bearer" else ""
         user = None
-        if want and auth == "Bearer " + want:
+        if given and want and given == want:
             user = "default"
-        else:
+        elif given:
             for name, tok in st.extra_tokens.items():
-                if tok and auth == "Bearer " + tok:
+                if tok and given == tok:
                     user = name
                     break
         self.entry["user"] = user

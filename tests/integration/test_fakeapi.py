@@ -634,6 +634,24 @@ def test_wire(api):
     check("wire: resourceVersion=0 ignores limit", len(r.body["items"]) == 30
           and not r.body["metadata"].get("continue"), r.body["metadata"])
 
+    # A chunked request body and a lower-case auth scheme.
+    ctx = api.ssl_context()
+    body = json.dumps({"metadata": {"name": "chunked"}, "data": {"a": "b"}}).encode()
+    with socket.create_connection(("127.0.0.1", api.port), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t.sendall(f"POST {base} HTTP/1.1\r\nHost: x\r\nAuthorization: bearer {api.token()}\r\n"
+                      f"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                      f"Connection: close\r\n\r\n".encode()
+                      + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:]))
+            resp = b""
+            for _ in range(100):
+                b = t.recv(65536)
+                if not b:
+                    break
+                resp += b
+    check("wire: chunked request body, 'bearer' scheme", resp.startswith(b"HTTP/1.1 201")
+          and api.get(base + "/chunked").body["data"] == {"a": "b"}, resp[:200])
+
     # Events spanning chunk boundaries.
     api.configure(watch_chunk_size=7)
     lrv = api.list(base).body["metadata"]["resourceVersion"]
