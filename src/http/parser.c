@@ -651,6 +651,149 @@ int sv_http_parse_head(struct sv_http_parser *p, const char *buf, size_t len,
 
 /* ---- body ------------------------------------------------------------------------------------ */
 
+/* Our own strict chunked framer (RFC 9112 §7.1). llhttp 8.1 accepts a bare LF ending the trailer
+ * section, obs-fold and whitespace before the colon in trailers: an upstream that reads those
+ * differently would see a different message end, so we refuse them. */
+enum chunk_state {
+    CS_SIZE = 0, /* chunk-size hex digits */
+    CS_EXT,      /* after the size: BWS / chunk extensions up to CR */
+    CS_SIZE_LF,  /* LF ending the size line */
+    CS_DATA,     /* chunk data (_chunk_left bytes) */
+    CS_DATA_CR,  /* CR after chunk data */
+    CS_DATA_LF,  /* LF after chunk data */
+    CS_TLINE,    /* start of a trailer line, or the final CRLF */
+    CS_TNAME,    /* trailer field name */
+    CS_TVALUE,   /* trailer field value */
+    CS_TLF,      /* LF ending a trailer line */
+    CS_END_LF,   /* LF of the final CRLF */
+    CS_DONE,
+};
+
+#define SV_CHUNK_LINE_MAX 4096 /* size line with extensions */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Run the framer over <data>[<len>]. Returns the bytes that belong to the message (== len unless
+ * it ended inside) or a negative error. Bounded by <len>. */
+static ssize_t chunk_scan(struct sv_http_parser *p, const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && p->_cstate != CS_DONE) {
+        char c = data[i];
+        switch ((enum chunk_state)p->_cstate) {
+        case CS_SIZE: {
+            int v = hexval(c);
+            if (v >= 0) {
+                if (p->_chunk_left > (UINT64_MAX >> 8))
+                    return SV_HTTP_E_CHUNK; /* absurd size */
+                p->_chunk_left = p->_chunk_left * 16 + (uint64_t)v;
+                p->_chunk_digits = true;
+            } else if (!p->_chunk_digits) {
+                return SV_HTTP_E_CHUNK;
+            } else if (c == '\r') {
+                p->_cstate = CS_SIZE_LF;
+            } else if (c == ';') {
+                p->_cstate = CS_EXT;
+            } else {
+                return SV_HTTP_E_CHUNK; /* llhttp 8.1 refuses BWS before ';' too */
+            }
+            if (++p->_chunk_line > SV_CHUNK_LINE_MAX)
+                return SV_HTTP_E_CHUNK;
+            i++;
+            break;
+        }
+        case CS_EXT:
+            if (c == '\r')
+                p->_cstate = CS_SIZE_LF;
+            else if (!is_class(c, C_VALUE))
+                return SV_HTTP_E_CHUNK;
+            if (++p->_chunk_line > SV_CHUNK_LINE_MAX)
+                return SV_HTTP_E_CHUNK;
+            i++;
+            break;
+        case CS_SIZE_LF:
+            if (c != '\n')
+                return SV_HTTP_E_CHUNK;
+            i++;
+            p->_chunk_line = 0;
+            p->_cstate = p->_chunk_left ? CS_DATA : CS_TLINE;
+            break;
+        case CS_DATA: {
+            size_t take = (uint64_t)(len - i) < p->_chunk_left ? len - i : (size_t)p->_chunk_left;
+            i += take;
+            p->_chunk_left -= take;
+            if (p->_chunk_left == 0)
+                p->_cstate = CS_DATA_CR;
+            break;
+        }
+        case CS_DATA_CR:
+            if (c != '\r')
+                return SV_HTTP_E_CHUNK;
+            i++;
+            p->_cstate = CS_DATA_LF;
+            break;
+        case CS_DATA_LF:
+            if (c != '\n')
+                return SV_HTTP_E_CHUNK;
+            i++;
+            p->_chunk_digits = false;
+            p->_chunk_left = 0;
+            p->_cstate = CS_SIZE;
+            break;
+        default:
+            /* trailer section: every byte counts against the head limit */
+            if (++p->_chunk_line > p->_limits.max_header_bytes)
+                return SV_HTTP_E_CHUNK;
+            switch ((enum chunk_state)p->_cstate) {
+            case CS_TLINE:
+                if (c == '\r')
+                    p->_cstate = CS_END_LF;
+                else if (is_class(c, C_TCHAR))
+                    p->_cstate = CS_TNAME;
+                else
+                    return SV_HTTP_E_CHUNK; /* obs-fold, bare LF, bad name byte */
+                break;
+            case CS_TNAME:
+                if (c == ':')
+                    p->_cstate = CS_TVALUE;
+                else if (!is_class(c, C_TCHAR))
+                    return SV_HTTP_E_CHUNK; /* whitespace before colon, bad byte */
+                break;
+            case CS_TVALUE:
+                if (c == '\r')
+                    p->_cstate = CS_TLF;
+                else if (!is_class(c, C_VALUE))
+                    return SV_HTTP_E_CHUNK;
+                break;
+            case CS_TLF:
+                if (c != '\n')
+                    return SV_HTTP_E_CHUNK;
+                p->_cstate = CS_TLINE;
+                break;
+            case CS_END_LF:
+                if (c != '\n')
+                    return SV_HTTP_E_CHUNK;
+                p->_cstate = CS_DONE;
+                break;
+            default:
+                SV_ASSERT(0);
+            }
+            i++;
+            break;
+        }
+    }
+    return (ssize_t)i;
+}
+
 enum sv_http_body_kind sv_http_body_begin(struct sv_http_parser *p)
 {
     SV_ASSERT(p->_phase == PH_HEAD_DONE || p->_phase == PH_BODY || p->_phase == PH_DONE);
@@ -658,6 +801,10 @@ enum sv_http_body_kind sv_http_body_begin(struct sv_http_parser *p)
         enum sv_http_body_kind k = p->_body_kind;
         p->_phase = (k == SV_HTTP_BODY_NONE || k == SV_HTTP_BODY_TUNNEL) ? PH_DONE : PH_BODY;
         p->_body_seen = 0;
+        p->_cstate = CS_SIZE;
+        p->_chunk_digits = false;
+        p->_chunk_line = 0;
+        p->_chunk_left = 0;
     }
     return (enum sv_http_body_kind)p->_body_kind;
 }
@@ -695,23 +842,26 @@ int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, s
     case SV_HTTP_BODY_CHUNKED: {
         if (len == 0)
             return SV_HTTP_OK;
-        llhttp_errno_t e = llhttp_execute(&p->_ll, data, len);
-        if (e == HPE_OK) {
-            SV_ASSERT(!p->_ll_done);
-            p->_body_seen += len;
-            *used = len;
+        ssize_t mine = chunk_scan(p, data, len);
+        if (mine < 0)
+            return fail(p, (int)mine);
+        bool our_done = p->_cstate == CS_DONE;
+        /* llhttp sees exactly the bytes we claim and must agree on where the message ends */
+        llhttp_errno_t e = llhttp_execute(&p->_ll, data, (size_t)mine);
+        if (e == HPE_OK && !our_done && !p->_ll_done) {
+            p->_body_seen += (size_t)mine;
+            *used = (size_t)mine;
             return SV_HTTP_OK;
         }
-        if (e == HPE_PAUSED && p->_ll_done) {
-            const char *stop = p->_ll.error_pos;
-            SV_ASSERT(stop >= data && stop <= data + len);
-            *used = (size_t)(stop - data);
+        if (e == HPE_PAUSED && p->_ll_done && our_done &&
+            p->_ll.error_pos == data + (size_t)mine) {
+            *used = (size_t)mine;
             p->_body_seen += *used;
             *done = true;
             p->_phase = PH_DONE;
             return SV_HTTP_OK;
         }
-        return fail(p, map_ll_body_error(e));
+        return fail(p, e == HPE_OK || e == HPE_PAUSED ? SV_HTTP_E_CHUNK : map_ll_body_error(e));
     }
     case SV_HTTP_BODY_NONE:
     case SV_HTTP_BODY_TUNNEL:

@@ -101,6 +101,10 @@ struct sv_http_parser {
     uint16_t _ll_flags;               /* llhttp's flags at headers complete */
     bool _ll_headers_done;            /* llhttp reached headers complete */
     bool _ll_skip_body;               /* tell llhttp the response has no body */
+    uint8_t _cstate;                  /* our strict chunked framer: private enum in parser.c */
+    bool _chunk_digits;               /* the chunk-size line has at least one digit */
+    uint32_t _chunk_line;             /* bytes in the current size line / whole trailer */
+    uint64_t _chunk_left;             /* chunk-size being read, then data bytes left */
 };
 
 /* Prepare <p> for messages of <kind>; <limits> NULL means SV_HTTP_LIMITS_DEFAULT. Any thread
@@ -135,8 +139,10 @@ enum sv_http_body_kind sv_http_body_begin(struct sv_http_parser *p);
 
 /* Feed body bytes <data>[<len>] of the current message. Sets *<used> to how many of them belong
  * to this message (the rest start the next message) and *<done> when the message is complete.
- * Chunked bodies are validated by llhttp (chunk sizes, CRLFs, trailers); the bytes are meant to
- * be forwarded as they are. Returns SV_HTTP_OK (also when more bytes are needed: then *used ==
+ * Chunked framing is checked twice, by our strict framer (hex sizes, CRLF everywhere, extension
+ * bytes, trailer fields as strict as header fields: no bare LF, no obs-fold, no space before
+ * colon, trailer section within max_header_bytes) and by llhttp, which must end the message at
+ * the same byte; the bytes are meant to be forwarded as they are. Returns SV_HTTP_OK (also when more bytes are needed: then *used ==
  * len and !*done) or a negative enum sv_http_result. Owner thread; no allocation. */
 int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
                        bool *done);

@@ -626,6 +626,23 @@ static const struct chunk_bad chunk_bad_cases[] = {
     {"negative size", "-1\r\n"},
     {"empty size", "\r\n"},
     {"0x prefix", "0x3\r\nabc\r\n0\r\n\r\n"},
+    {"size leading space", " 3\r\nabc\r\n0\r\n\r\n"},
+    {"size space before ext", "3 ;a=b\r\nabc\r\n0\r\n\r\n"},
+    {"bare CR after size", "3\rabc\r\n0\r\n\r\n"},
+    {"ext bare LF", "3;a=b\nabc\r\n0\r\n\r\n"},
+    {"ext control byte", "3;a=\x01\r\nabc\r\n0\r\n\r\n"},
+    {"ext CR inside", "3;a\rb\r\nabc\r\n0\r\n\r\n"},
+    {"data then bare LF", "3\r\nabc\n0\r\n\r\n"},
+    {"data then bare CR", "3\r\nabc\r0\r\n\r\n"},
+    {"last-chunk bare LF", "0\n\r\n"},
+    {"final bare LF", "0\r\n\n"},
+    {"trailer then final bare LF", "0\r\nA: b\r\n\n"},
+    {"trailer bare LF", "0\r\nA: b\n\r\n"},
+    {"trailer obs-fold", "0\r\nA: b\r\n c\r\n\r\n"},
+    {"trailer space before colon", "0\r\nA : b\r\n\r\n"},
+    {"trailer control byte", "0\r\nA: b\x01\r\n\r\n"},
+    {"trailer no colon", "0\r\nAb\r\n\r\n"},
+    {"trailer bad name", "0\r\nA(: b\r\n\r\n"},
 };
 
 TEST(http_chunked_bad_sizes)
@@ -923,4 +940,50 @@ TEST(http_parse_mutations)
         }
     }
     CHECK(checked > 100); /* the run exercised the success paths too */
+}
+
+TEST(http_chunked_limits)
+{
+    static char body[16384];
+    static struct parsed r;
+    const char *head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    struct sv_http_limits lim = {1024, 100};
+    size_t consumed;
+    bool done;
+    /* a trailer section up to the head limit passes, beyond it is refused */
+    for (int over = 0; over <= 1; over++) {
+        size_t n = (size_t)snprintf(body, sizeof(body), "0\r\nX: ");
+        size_t trailer_total = 1024 + (size_t)over; /* bytes after "0\r\n" */
+        while (n < 3 + trailer_total - 4)
+            body[n++] = 'v';
+        memcpy(body + n, "\r\n\r\n", 4);
+        n += 4;
+        REQUIRE(parse_at_once(&r, SV_HTTP_REQUEST, SV_HTTP_GET, head, strlen(head), &lim) ==
+                SV_HTTP_OK);
+        REQUIRE(sv_http_body_begin(&r.p) == SV_HTTP_BODY_CHUNKED);
+        size_t used = 0;
+        const char *d = guard_put(gbuf(), body, n);
+        int rc = sv_http_parse_body(&r.p, d, n, &used, &done);
+        if (over) {
+            CHECK_EQ_INT(rc, SV_HTTP_E_CHUNK);
+        } else {
+            CHECK_EQ_INT(rc, SV_HTTP_OK);
+            CHECK(done);
+            CHECK_EQ_INT(used, n);
+        }
+    }
+    /* a size line with 5000 bytes of extensions is refused */
+    size_t n = (size_t)snprintf(body, sizeof(body), "1;");
+    while (n < 5000)
+        body[n++] = 'e';
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\nx\r\n0\r\n\r\n");
+    CHECK_EQ_INT(feed_split(head, body, n, NULL, 0, &consumed, &done), SV_HTTP_E_CHUNK);
+    /* many leading zeros and mixed-case hex are fine */
+    n = (size_t)snprintf(body, sizeof(body), "00000000000000000000000aB\r\n");
+    memset(body + n, 'd', 0xab);
+    n += 0xab;
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\n0\r\n\r\n");
+    CHECK_EQ_INT(feed_split(head, body, n, NULL, 0, &consumed, &done), 0);
+    CHECK(done);
+    CHECK_EQ_INT(consumed, n);
 }
