@@ -26,6 +26,7 @@
 #include "serval/base/str.h"
 #include "serval/base/time.h"
 #include "serval/control/folder.h"
+#include "serval/control/k8s.h"
 #include "serval/dataplane/dataplane.h"
 #include "serval/dataplane/stats.h"
 #include "serval/routing/generation.h"
@@ -45,6 +46,7 @@ struct opts {
     const char *kubeconfig;
     const char *controller_name;
     bool in_cluster;
+    bool insecure_tls;
     uint64_t drain_delay_ms;
     uint64_t shutdown_timeout_ms;
     uint64_t republish_hz; /* hidden test flag: republish the quick-mode generation this often */
@@ -59,6 +61,7 @@ static const char usage_text[] =
     "                      [--log-level debug|info|warn|error] [--max-conns N]\n"
     "                      [--max-header-size BYTES] [--header-timeout DURATION]\n"
     "                      [--idle-timeout DURATION] [--upstream-timeout DURATION]\n"
+    "                      [--insecure-skip-tls-verify]\n"
     "  --listen/--route are quick mode (repeatable; longest prefix wins; round robin).\n"
     "  DURATION is a number with an optional unit ms, s or m (bare number = seconds).\n"
     "  --max-conns is per worker. SIGHUP in quick mode republishes the routes.\n";
@@ -121,7 +124,7 @@ enum {
     O_LISTEN = 256, O_ROUTE, O_WORKERS, O_BIND, O_ADMIN, O_LOG_LEVEL, O_DRAIN_DELAY,
     O_SHUTDOWN_TIMEOUT, O_MAX_CONNS, O_MAX_HEADER, O_HEADER_TIMEOUT, O_IDLE_TIMEOUT,
     O_UPSTREAM_TIMEOUT, O_CONFIG_DIR, O_KUBECONFIG, O_IN_CLUSTER, O_CONTROLLER, O_HELP,
-    O_TEST_REPUBLISH,
+    O_TEST_REPUBLISH, O_INSECURE_TLS,
 };
 
 static void parse_flags(int argc, char **argv, struct opts *o)
@@ -146,6 +149,7 @@ static void parse_flags(int argc, char **argv, struct opts *o)
         {"controller-name", required_argument, 0, O_CONTROLLER},
         {"help", no_argument, 0, O_HELP},
         {"test-republish-hz", required_argument, 0, O_TEST_REPUBLISH},
+        {"insecure-skip-tls-verify", no_argument, 0, O_INSECURE_TLS},
         {0, 0, 0, 0},
     };
     opterr = 0;
@@ -156,7 +160,7 @@ static void parse_flags(int argc, char **argv, struct opts *o)
             break;
         const char *flag = NULL;
         char fname[64];
-        if (ch >= O_LISTEN && ch <= O_TEST_REPUBLISH) {
+        if (ch >= O_LISTEN && ch <= O_INSECURE_TLS) {
             snprintf(fname, sizeof(fname), "--%s", longopts[ch - O_LISTEN].name);
             flag = fname;
         }
@@ -223,6 +227,9 @@ static void parse_flags(int argc, char **argv, struct opts *o)
         case O_TEST_REPUBLISH:
             o->republish_hz = parse_uint(flag, optarg, 1, 100000);
             break;
+        case O_INSECURE_TLS:
+            o->insecure_tls = true;
+            break;
         case O_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -283,6 +290,7 @@ static struct sv_generation *build_quick(const struct opts *o, bool fatal)
 
 struct admin_state {
     struct sv_dp *dp;
+    struct sv_k8s *k8s; /* NULL unless --kubeconfig/--in-cluster */
     atomic_bool shutting_down;
     _Atomic uint64_t published;
 };
@@ -291,7 +299,8 @@ static int readyz_fn(void *ctx, const struct sv_admin_request *req, struct sv_ad
 {
     (void)req;
     struct admin_state *st = ctx;
-    bool ready = !atomic_load(&st->shutting_down) && sv_dp_ready(st->dp);
+    bool ready = !atomic_load(&st->shutting_down) && sv_dp_ready(st->dp) &&
+                 (!st->k8s || sv_k8s_ready(st->k8s));
     resp->status = ready ? 200 : 503;
     return sv_admin_buf_puts(&resp->body, ready ? "ready\n" : "not ready\n");
 }
@@ -343,6 +352,22 @@ static int config_fn(void *ctx, const struct sv_admin_request *req, struct sv_ad
     return rc;
 }
 
+/* GET /config with the Kubernetes provider. */
+static int k8s_config_fn(void *ctx, const struct sv_admin_request *req,
+                         struct sv_admin_response *resp)
+{
+    (void)req;
+    char *json = sv_k8s_config_json(ctx);
+    if (!json)
+        return -ENOMEM;
+    resp->content_type = "application/json";
+    int rc = sv_admin_buf_puts(&resp->body, json);
+    if (rc == 0)
+        rc = sv_admin_buf_puts(&resp->body, "\n");
+    free(json);
+    return rc;
+}
+
 static uint64_t ms_since(uint64_t t0)
 {
     return sv_now_ms() - t0;
@@ -365,15 +390,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "serval-gateway: --config-dir and --listen/--route are exclusive\n");
         return 2;
     }
-    if (o.kubeconfig || o.in_cluster) {
-        if (!o.n_listens) {
-            fprintf(stderr, "serval-gateway: %s: this provider is not built yet (it comes with "
-                            "the Gateway API issue); use --listen/--route quick mode\n",
-                    o.config_dir ? "--config-dir" : o.kubeconfig ? "--kubeconfig" : "--in-cluster");
-            return 2;
-        }
-        sv_warn("main", "--config-dir/--kubeconfig/--in-cluster accepted but not implemented yet; "
-                        "serving quick-mode routes");
+    if ((o.kubeconfig || o.in_cluster) && (o.config_dir || o.n_listens)) {
+        fprintf(stderr, "serval-gateway: --kubeconfig/--in-cluster, --config-dir and "
+                        "--listen/--route are exclusive\n");
+        return 2;
+    }
+    if (o.kubeconfig && o.in_cluster) {
+        fprintf(stderr, "serval-gateway: give either --kubeconfig or --in-cluster\n");
+        return 2;
     }
 
     char msg[1024];
@@ -391,7 +415,19 @@ int main(int argc, char **argv)
     /* --config-dir: the folder controller publishes the first generation (an empty one if the
      * folder is broken; /config shows why). Otherwise quick mode. */
     struct sv_folder *folder = NULL;
-    if (o.config_dir) {
+    struct sv_k8s *k8s = NULL;
+    if (o.kubeconfig || o.in_cluster) {
+        struct sv_k8s_opts ko = {.kubeconfig = o.kubeconfig, .in_cluster = o.in_cluster,
+                                 .insecure_skip_tls_verify = o.insecure_tls};
+        ko.translate.controller_name = o.controller_name;
+        ko.translate.bind_addr = o.bind_addr;
+        rc = sv_k8s_open(&ko, dom, &k8s, msg, sizeof(msg));
+        if (rc < 0) {
+            fprintf(stderr, "serval-gateway: %s\n", msg);
+            sv_generation_domain_free(dom);
+            return rc == -ENOMEM ? 1 : 2;
+        }
+    } else if (o.config_dir) {
         struct sv_folder_opts fo = {.dir = o.config_dir};
         fo.translate.controller_name = o.controller_name;
         fo.translate.bind_addr = o.bind_addr;
@@ -425,6 +461,7 @@ int main(int argc, char **argv)
     }
     static struct admin_state ast;
     ast.dp = dp;
+    ast.k8s = k8s;
     atomic_store(&ast.published, 1);
     struct sv_admin *admin = NULL;
     struct sv_admin_config acfg = SV_ADMIN_CONFIG_DEFAULT;
@@ -436,6 +473,10 @@ int main(int argc, char **argv)
         if (folder) {
             sv_admin_register(admin, "/config", config_fn, folder);
             sv_admin_register(admin, "/status", config_fn, folder);
+        }
+        if (k8s) {
+            sv_admin_register(admin, "/config", k8s_config_fn, k8s);
+            sv_admin_register(admin, "/status", k8s_config_fn, k8s);
         }
         rc = sv_admin_start(admin);
     }
@@ -470,9 +511,21 @@ int main(int argc, char **argv)
             if (sv_folder_process(folder) == 1)
                 atomic_store(&ast.published, ++published);
         }
+        if (k8s && phase == 0) {
+            /* Kubernetes provider: its connections (watches, requests) and timers. */
+            struct pollfd pfd[32];
+            int n = sv_k8s_pollfds(k8s, pfd, 32);
+            int wait_ms = (int)(tick.tv_sec * 1000 + tick.tv_nsec / 1000000);
+            int due = sv_k8s_timeout_ms(k8s);
+            if (due >= 0 && due < wait_ms)
+                wait_ms = due;
+            poll(pfd, (nfds_t)n, wait_ms);
+            if (sv_k8s_process(k8s) == 1)
+                atomic_store(&ast.published, ++published);
+        }
         static const struct timespec no_wait = {0, 0};
-        int sig = sigtimedwait(&sigs, NULL, folder && phase == 0 ? &no_wait : &tick);
-        if (sig == SIGHUP && phase == 0 && !folder) {
+        int sig = sigtimedwait(&sigs, NULL, (folder || k8s) && phase == 0 ? &no_wait : &tick);
+        if (sig == SIGHUP && phase == 0 && !folder && !k8s) {
             struct sv_generation *ng = build_quick(&o, false);
             if (ng) {
                 sv_generation_publish(dom, ng);
@@ -489,7 +542,7 @@ int main(int argc, char **argv)
             sv_warn("main", "second signal: stopping now");
             break;
         }
-        if (o.republish_hz && phase == 0 && !folder) {
+        if (o.republish_hz && phase == 0 && !folder && !k8s) {
             struct sv_generation *ng = build_quick(&o, false);
             if (ng) {
                 sv_generation_publish(dom, ng);
@@ -514,6 +567,7 @@ int main(int argc, char **argv)
     sv_generation_reclaim(dom);
     sv_generation_domain_free(dom);
     sv_folder_close(folder);
+    sv_k8s_close(k8s); /* releases the Lease if we lead */
     sv_info("main", "stopped (%llu generations published, %llu connections cut at the timeout)",
             (unsigned long long)published, (unsigned long long)left);
     for (size_t i = 0; i < o.n_listens; i++)
