@@ -168,7 +168,8 @@ static int cmp_str(const void *a, const void *b)
 /* After a complete LIST: delete every stored object of our kind the list did not contain. */
 static void reconcile(struct k8s_reflector *r)
 {
-    qsort(r->seen, r->n_seen, sizeof(*r->seen), cmp_str);
+    if (r->n_seen)
+        qsort(r->seen, r->n_seen, sizeof(*r->seen), cmp_str);
     size_t n = 0;
     const struct sv_object *const *all = sv_store_list(r->store, r->kind, &n);
     if (!all && sv_store_list_failed(r->store))
@@ -181,7 +182,7 @@ static void reconcile(struct k8s_reflector *r)
         snprintf(key, sizeof(key), "%s/%s", all[i]->meta.ns ? all[i]->meta.ns : "",
                  all[i]->meta.name);
         const char *kp = key;
-        if (bsearch(&kp, r->seen, r->n_seen, sizeof(*r->seen), cmp_str))
+        if (r->n_seen && bsearch(&kp, r->seen, r->n_seen, sizeof(*r->seen), cmp_str))
             continue;
         char **g = realloc(gone, (n_gone + 1) * sizeof(*g));
         if (!g)

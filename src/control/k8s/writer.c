@@ -89,6 +89,8 @@ static int cmp_entry(const void *a, const void *b)
 static struct wentry *find(struct wentry *e, size_t n, const char *key)
 {
     struct wentry k = {.key = (char *)key};
+    if (!e || n == 0 || !key)
+        return NULL;
     return bsearch(&k, e, n, sizeof(*e), cmp_entry);
 }
 
