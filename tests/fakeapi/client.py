@@ -576,3 +576,97 @@ class FakeAPI:
         os.makedirs(env["HOME"], exist_ok=True)
         return subprocess.run([kubectl, *args], env=env, input=input, capture_output=True,
                               text=True, timeout=timeout)
+
+
+# --- object builders for tests (plain dicts; Gateway API v1)
+
+GW_API = "gateway.networking.k8s.io/v1"
+
+
+def namespace(name, labels=None):
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": dict(labels or {})}}
+
+
+def gatewayclass(name, controller="serval.dev/gateway"):
+    return {"apiVersion": GW_API, "kind": "GatewayClass", "metadata": {"name": name},
+            "spec": {"controllerName": controller}}
+
+
+def gateway(ns, name, gateway_class="serval", listeners=None):
+    """listeners: list of dicts; default one HTTP listener "http" on port 80."""
+    return {"apiVersion": GW_API, "kind": "Gateway", "metadata": {"name": name, "namespace": ns},
+            "spec": {"gatewayClassName": gateway_class,
+                     "listeners": listeners or [{"name": "http", "port": 80, "protocol": "HTTP"}]}}
+
+
+def httproute(ns, name, parent="gw", hostnames=None, backends=(("echo", 8080),), path=None,
+              rules=None):
+    """One rule to `backends` ((service, port[, weight]) tuples), optionally matching a path
+    prefix; or explicit `rules`."""
+    if rules is None:
+        rule = {"backendRefs": [dict({"name": b[0], "port": b[1]},
+                                     **({"weight": b[2]} if len(b) > 2 else {}))
+                                for b in backends]}
+        if path:
+            rule["matches"] = [{"path": {"type": "PathPrefix", "value": path}}]
+        rules = [rule]
+    spec = {"parentRefs": [{"name": parent}], "rules": rules}
+    if hostnames:
+        spec["hostnames"] = list(hostnames)
+    return {"apiVersion": GW_API, "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def service(ns, name, port=8080, target_port=None):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"app": name},
+                     "ports": [{"name": "http", "port": port,
+                                "targetPort": target_port or port}]}}
+
+
+def endpointslice(ns, svc, addresses, port, name=None, ready=True):
+    """An IPv4 EndpointSlice of Service svc (label kubernetes.io/service-name)."""
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name or f"{svc}-1", "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [a], "conditions": {"ready": ready}} for a in addresses]}
+
+
+_PLURALS = {k.kind: k.plural for k in fake_apiserver.KINDS}
+
+
+def object_path(obj, with_name=True):
+    """The URL path of a built object (collection path when with_name is False)."""
+    plural = _PLURALS[obj["kind"]]
+    kd = next(k for k in fake_apiserver.KINDS if k.plural == plural)
+    version = obj["apiVersion"].rpartition("/")[2]
+    m = obj["metadata"]
+    return path_for(plural, m.get("namespace") if kd.namespaced else None,
+                    m["name"] if with_name else None, version=version)
+
+
+def apply(api, objs, attempts=5):
+    """Create each object, or replace it (spec/data, labels) when it exists, retrying on 409.
+    Returns the stored objects. Raises RuntimeError on any other answer."""
+    out = []
+    for obj in objs:
+        r = api.create(object_path(obj, False), obj)
+        for _ in range(attempts):
+            if r.status != 409:
+                break
+            cur = api.get(object_path(obj))
+            if cur.status != 200:
+                r = cur
+                break
+            new = dict(cur.body)
+            new.update({k: v for k, v in obj.items() if k not in ("metadata", "status")})
+            new["metadata"] = dict(cur.body["metadata"],
+                                   labels=obj["metadata"].get("labels",
+                                                              cur.body["metadata"].get("labels")))
+            r = api.update(object_path(obj), new)
+        if r.status not in (200, 201):
+            raise RuntimeError(f"apply {object_path(obj)}: {r}")
+        out.append(r.body)
+    return out
