@@ -106,9 +106,11 @@ kubectl
 kubectl 1.32 works for `apply -f` (also --server-side, --dry-run=server), `create -f`,
 `replace -f`, `diff -f`, `get -o json|yaml`, `get` (client-side NAME/AGE columns), `delete`
 (including its --wait watch on metadata.name), `patch` (also --subresource status), `label`,
-`annotate`, `api-resources`, `api-versions`, `get --raw`. Not supported: the generator commands
-for built-in kinds (`kubectl create namespace|configmap|secret ...`) send protobuf bodies, which
-are answered 415 (kubectl does not fall back to JSON); write YAML and `apply -f` instead.
+`annotate`, `api-resources`, `api-versions`, `version`, `get --raw`, `get all|gateway-api`
+(categories). Not supported: the generator commands for built-in kinds (`kubectl create
+namespace|configmap|secret ...`) send protobuf bodies, which are answered 415 (kubectl does not
+fall back to JSON; write YAML and `apply -f` instead); `explain` (no schemas); `auth can-i` (no
+SelfSubjectAccessReview).
 Discovery is served unaggregated (plain application/json), which kubectl accepts as the fallback.
 What was found by trying: with /openapi/v2 and /openapi/v3 both 404, plain `kubectl apply -f`
 fails ("error validating data: failed to download openapi"); only --validate=false works. So
@@ -147,7 +149,7 @@ POST /fault/token {"token":"T"} | {"expire":true} | {"reset":true}  override the
 POST /fault/compact {"rv":N}       compaction point = N (default: current RV); watches and
                                     continue tokens from older RVs get 410
 POST /fault/expire-continue {}     every continue token issued so far is expired (410)
-POST /fault/clear {}               remove every fault
+POST /fault/clear {}               remove every fault (and the /rbac setting)
 POST /config {"bookmark_interval":S, "response_encoding":"auto"|"length"|"chunked",
               "watch_chunk_size":N, "watch_expired":"event"|"http",
               "disabled_groups":["gateway.networking.k8s.io"]}   (disabled groups vanish from
