@@ -1089,8 +1089,9 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
         seg_consume(w, &u->rx.q, n - excess);
         c->ibuf_len = 0;
         if (c->resp.flags & SV_HTTP_F_INTERIM) {
-            ssize_t on = sv_http_write_response_head(&c->resp, NULL, SV_HTTP_RESP_KEEP_ALIVE,
-                                                     resp_out(w, c), out_cap(w));
+            unsigned fl = SV_HTTP_RESP_KEEP_ALIVE | (c->req_http10 ? SV_HTTP_RESP_CLIENT_10 : 0);
+            ssize_t on = sv_http_write_response_head(&c->resp, NULL, fl, resp_out(w, c),
+                                                     out_cap(w)); /* 0: not for HTTP/1.0 */
             sv_http_parser_reset(&c->resp_p);
             sv_http_parser_set_request_method(&c->resp_p, c->method);
             if (on > 0) {
