@@ -60,7 +60,7 @@ proc_ticks() { # utime+stime of the whole process (all threads), in clock ticks
 proc_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-for tool in wrk taskset; do
+for tool in wrk taskset curl; do
     if ! need $tool; then
         echo "bench: $tool is missing (third_party/deps.sh --all installs it)" >&2
         exit 1
@@ -248,6 +248,15 @@ measure() {
     if [ -z "$pid" ]; then
         echo "$name failed start" >>"$RAW"
         echo "  $name: failed to start (log $OUT/logs/$name.log)"
+        return
+    fi
+    local check want
+    want=$([ "$path" = /64k ] && echo "200 65536" || echo "200 3")
+    check=$(curl -s -o /dev/null -m 5 -w '%{http_code} %{size_download}' "http://127.0.0.1:$port$path")
+    if [ "$check" != "$want" ]; then # a proxy must answer correctly before it is timed
+        stop_proxy "$pid"
+        echo "$name failed check" >>"$RAW"
+        echo "  $name: wrong answer before the run (status and size: $check, want $want)"
         return
     fi
     taskset -c "$CPU_LOAD" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port$path" >/dev/null 2>&1

@@ -50,8 +50,8 @@ static int put_escaped(struct sv_admin_buf *b, const char *s, bool quote)
 int sv_prom_family(struct sv_admin_buf *b, const char *name, const char *help,
                    enum sv_prom_type type)
 {
-    static const char *const names[] = {"counter", "gauge", "untyped"};
-    if (!sv_prom_valid_name(name, false) || (unsigned)type > SV_PROM_UNTYPED)
+    static const char *const names[] = {"counter", "gauge", "untyped", "histogram"};
+    if (!sv_prom_valid_name(name, false) || (unsigned)type > SV_PROM_HISTOGRAM)
         return -EINVAL;
     int rc = 0;
     if (help) {
@@ -90,6 +90,14 @@ int sv_prom_u64(struct sv_admin_buf *b, const char *name, const struct sv_prom_l
     return rc ? rc : sv_admin_buf_printf(b, " %" PRIu64 "\n", value);
 }
 
+/* Shortest "%g" text of <v> that reads back as the same double. */
+static void fmt_double(char *tmp, size_t cap, double v)
+{
+    snprintf(tmp, cap, "%.15g", v);
+    if (strtod(tmp, NULL) != v)
+        snprintf(tmp, cap, "%.17g", v);
+}
+
 int sv_prom_double(struct sv_admin_buf *b, const char *name, const struct sv_prom_label *labels,
                    size_t nlabels, double value)
 {
@@ -101,9 +109,7 @@ int sv_prom_double(struct sv_admin_buf *b, const char *name, const struct sv_pro
     if (isinf(value))
         return sv_admin_buf_puts(b, value > 0 ? " +Inf\n" : " -Inf\n");
     char tmp[40];
-    snprintf(tmp, sizeof(tmp), "%.15g", value); /* shortest that usually round-trips */
-    if (strtod(tmp, NULL) != value)
-        snprintf(tmp, sizeof(tmp), "%.17g", value);
+    fmt_double(tmp, sizeof(tmp), value);
     return sv_admin_buf_printf(b, " %s\n", tmp);
 }
 
@@ -112,4 +118,44 @@ int sv_prom_single(struct sv_admin_buf *b, const char *name, const char *help,
 {
     int rc = sv_prom_family(b, name, help, type);
     return rc ? rc : sv_prom_double(b, name, NULL, 0, value);
+}
+
+int sv_prom_histogram(struct sv_admin_buf *b, const char *name, const struct sv_prom_label *labels,
+                      size_t nlabels, const double *bounds, const uint64_t *cumulative,
+                      size_t nbounds, double sum, uint64_t count)
+{
+    char full[256];
+    struct sv_prom_label lbl[17];
+    if (nlabels > 16 || (nbounds && (!bounds || !cumulative)) ||
+        snprintf(full, sizeof(full), "%s_bucket", name) >= (int)sizeof(full))
+        return -EINVAL;
+    for (size_t i = 0; i < nlabels; i++) {
+        if (!labels || !labels[i].name || strcmp(labels[i].name, "le") == 0)
+            return -EINVAL;
+        lbl[i] = labels[i];
+    }
+    for (size_t i = 0; i < nbounds; i++) {
+        if ((i > 0 && !(bounds[i] > bounds[i - 1])) || isnan(bounds[i]) ||
+            (i > 0 && cumulative[i] < cumulative[i - 1]) || cumulative[i] > count)
+            return -EINVAL;
+    }
+    int rc = 0;
+    char le[40];
+    for (size_t i = 0; i <= nbounds && rc == 0; i++) {
+        if (i < nbounds)
+            fmt_double(le, sizeof(le), bounds[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        lbl[nlabels] = (struct sv_prom_label){"le", le};
+        rc = sv_prom_u64(b, full, lbl, nlabels + 1, i < nbounds ? cumulative[i] : count);
+    }
+    if (rc == 0) {
+        snprintf(full, sizeof(full), "%s_sum", name);
+        rc = sv_prom_double(b, full, labels, nlabels, sum);
+    }
+    if (rc == 0) {
+        snprintf(full, sizeof(full), "%s_count", name);
+        rc = sv_prom_u64(b, full, labels, nlabels, count);
+    }
+    return rc;
 }

@@ -20,7 +20,7 @@
 
 #include "serval/admin/admin.h"
 
-enum sv_prom_type { SV_PROM_COUNTER, SV_PROM_GAUGE, SV_PROM_UNTYPED };
+enum sv_prom_type { SV_PROM_COUNTER, SV_PROM_GAUGE, SV_PROM_UNTYPED, SV_PROM_HISTOGRAM };
 
 struct sv_prom_label {
     const char *name;
@@ -42,6 +42,15 @@ int sv_prom_double(struct sv_admin_buf *b, const char *name, const struct sv_pro
 /* Family + one unlabelled sample: the common case of a single counter or gauge. */
 int sv_prom_single(struct sv_admin_buf *b, const char *name, const char *help,
                    enum sv_prom_type type, double value);
+
+/* A histogram family's samples for one label set: <name>_bucket{...,le="B"} for each upper
+ * bound in <bounds> (ascending) with the CUMULATIVE counts in <cumulative>, then le="+Inf" =
+ * <count>, <name>_sum and <name>_count. Write the family line first with SV_PROM_HISTOGRAM.
+ * <labels> must not contain "le". Returns 0, -EINVAL (bad names, "le" label, bounds not
+ * ascending, a cumulative count decreasing or above <count>) or the buffer's append error. */
+int sv_prom_histogram(struct sv_admin_buf *b, const char *name, const struct sv_prom_label *labels,
+                      size_t nlabels, const double *bounds, const uint64_t *cumulative,
+                      size_t nbounds, double sum, uint64_t count);
 
 /* True if <name> is a valid metric name (<label> false) or label name (<label> true). */
 bool sv_prom_valid_name(const char *name, bool label);

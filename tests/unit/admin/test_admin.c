@@ -69,6 +69,33 @@ TEST(admin_prom_double_values)
     sv_admin_buf_free(&b);
 }
 
+TEST(admin_prom_histogram)
+{
+    struct sv_admin_buf b = {0};
+    struct sv_prom_label l[] = {{"worker", "1"}};
+    double bounds[] = {0.005, 0.1, 1};
+    uint64_t cum[] = {3, 7, 9};
+    CHECK_EQ_INT(sv_prom_family(&b, "lat_seconds", "Latency.", SV_PROM_HISTOGRAM), 0);
+    CHECK_EQ_INT(sv_prom_histogram(&b, "lat_seconds", l, 1, bounds, cum, 3, 1.25, 10), 0);
+    CHECK_EQ_STR(b.data, "# HELP lat_seconds Latency.\n# TYPE lat_seconds histogram\n"
+                         "lat_seconds_bucket{worker=\"1\",le=\"0.005\"} 3\n"
+                         "lat_seconds_bucket{worker=\"1\",le=\"0.1\"} 7\n"
+                         "lat_seconds_bucket{worker=\"1\",le=\"1\"} 9\n"
+                         "lat_seconds_bucket{worker=\"1\",le=\"+Inf\"} 10\n"
+                         "lat_seconds_sum{worker=\"1\"} 1.25\n"
+                         "lat_seconds_count{worker=\"1\"} 10\n");
+    size_t len = b.len;
+    uint64_t bad_cum[] = {3, 2, 9};
+    double bad_bounds[] = {1, 0.5, 2};
+    struct sv_prom_label le[] = {{"le", "x"}};
+    CHECK_EQ_INT(sv_prom_histogram(&b, "h", NULL, 0, bounds, bad_cum, 3, 0, 10), -EINVAL);
+    CHECK_EQ_INT(sv_prom_histogram(&b, "h", NULL, 0, bad_bounds, cum, 3, 0, 10), -EINVAL);
+    CHECK_EQ_INT(sv_prom_histogram(&b, "h", NULL, 0, bounds, cum, 3, 0, 8), -EINVAL);
+    CHECK_EQ_INT(sv_prom_histogram(&b, "h", le, 1, bounds, cum, 3, 0, 10), -EINVAL);
+    CHECK_EQ_INT(b.len, len);
+    sv_admin_buf_free(&b);
+}
+
 TEST(admin_buf_limit_is_sticky)
 {
     struct sv_admin_buf b = {._max = 10};
