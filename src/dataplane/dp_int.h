@@ -229,15 +229,36 @@ static inline void sv_stat_set(struct sv_worker *w, enum sv_dp_stat s, uint64_t 
     atomic_store_explicit(&w->stats[s], v, memory_order_relaxed);
 }
 
-/* conn.c */
+/* conn.c — every function runs on worker <w>'s own thread. */
+
+/* Take ownership of accepted socket <fd> from listener <listener>: a new client connection, or
+ * closed at once at the connection limit / while draining. */
 void sv_conn_accepted(struct sv_worker *w, int fd, unsigned listener);
+
+/* Handle one completion of a client or upstream operation (SV_OP_C_* / SV_OP_U_*); stale
+ * completions (slot generation moved on) only give their buffer back. */
 void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *cqe);
+
+/* Timer wheel callback (ctx = the worker): header/idle/upstream/linger deadlines. */
 void sv_conn_timer_fired(struct sv_timer *t, void *ctx);
+
+/* Re-arm receives stopped by ENOBUFS once enough provided buffers are free again. */
 void sv_conn_retry_starved(struct sv_worker *w);
+
+/* Draining started: close idle keep-alive connections (the others close after their response). */
 void sv_conn_drain(struct sv_worker *w);
+
+/* Stopping: close every connection (cancel, then free as completions arrive). */
 void sv_conn_close_all(struct sv_worker *w);
+
+/* Client plus upstream connections not yet freed. */
 uint32_t sv_conn_pending(struct sv_worker *w);
+
+/* Allocate the worker's slabs, head buffers and segment table (start-up; the only allocation).
+ * Needs w->io. Returns 0 or -ENOMEM/-EINVAL. */
 int sv_conn_init_worker(struct sv_worker *w);
+
+/* Close what is left and free what sv_conn_init_worker allocated (after the ring is gone). */
 void sv_conn_fini_worker(struct sv_worker *w);
 
 #endif
