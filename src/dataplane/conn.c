@@ -435,6 +435,11 @@ static void maybe_free_up(struct sv_worker *w, struct sv_upconn *u)
         close(u->fd);
     u->fd = -1;
     u->state = 0;
+    if (u->mirror) {
+        SV_ASSERT(w->mirror_nfree < SV_MIRROR_BUFS);
+        w->mirror_free[w->mirror_nfree++] = u->mirror_buf;
+        u->mirror = false;
+    }
     sv_slab_free(&w->ups, u->slot);
 }
 
@@ -529,6 +534,44 @@ static int dial(struct sv_worker *w, struct sv_conn *c)
     c->up = u->slot;
     sv_stat_add(w, SV_DP_STAT_UP_CONNECTS, 1);
     return 0;
+}
+
+/* RequestMirror: send a copy of the request head <head>[<len>] (a body-less request) to <ep>
+ * with "Connection: close", and discard whatever comes back. Best effort: skipped when no mirror
+ * buffer or upstream slot is free, or the head does not fit. */
+static void start_mirror(struct sv_worker *w, const struct sv_route_endpoint *ep, const char *head,
+                         uint32_t len)
+{
+    static const char close_hdr[] = "Connection: close\r\n\r\n";
+    if (w->mirror_nfree == 0 || len < 4 || len - 2 + sizeof(close_hdr) - 1 > SV_MIRROR_BUF_SIZE)
+        return;
+    int64_t slot = sv_slab_alloc(&w->ups);
+    if (slot < 0)
+        return;
+    struct sv_upconn *u = up_at(w, (uint32_t)slot);
+    u->slot = (uint32_t)slot;
+    u->fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd < 0) {
+        sv_slab_free(&w->ups, u->slot);
+        return;
+    }
+    u->mirror = true;
+    u->mirror_buf = w->mirror_free[--w->mirror_nfree];
+    char *buf = w->mirror_mem + (size_t)u->mirror_buf * SV_MIRROR_BUF_SIZE;
+    memcpy(buf, head, len - 2); /* drop the final CRLF, add the Connection header and CRLF */
+    memcpy(buf + len - 2, close_hdr, sizeof(close_hdr) - 1);
+    u->mirror_len = len - 2 + (uint32_t)sizeof(close_hdr) - 1;
+    u->state = SV_UP_CONNECTING;
+    u->owner = SV_NO_SLOT;
+    u->ep = *ep;
+    u->pool_next = u->pool_prev = SV_NO_SLOT;
+    if (sv_io_connect(w->io, u->fd, &u->ep.addr.sa, u->ep.addrlen, uud(w, u, SV_OP_U_CONNECT)) < 0) {
+        u->state = SV_UP_CLOSING;
+        maybe_free_up(w, u);
+        return;
+    }
+    u->inflight++;
+    sv_timer_arm(&w->wheel, &u->timer, w->now_ms + w->dp->cfg.upstream_timeout_ms);
 }
 
 /* ---- client connections: local answers and closing ------------------------------------------ */
@@ -828,6 +871,14 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     }
     c->req_out_len = (uint32_t)n;
     c->req_out_sent = 0;
+    for (uint32_t i = 0; i < a->n_mirrors && c->req_body == SV_HTTP_BODY_NONE; i++) {
+        if (!sv_route_mirror_pick(&a->mirrors[i], rng_next(w)))
+            continue;
+        const struct sv_route_endpoint *mep = sv_generation_pick_endpoint(
+            gen, a->mirrors[i].set_id, &w->rr[a->mirrors[i].set_id % SV_RR_CURSORS], NULL);
+        if (mep)
+            start_mirror(w, mep, req_out(w, c), c->req_out_len);
+    }
     if (!c->req_parsed_done) /* body bytes behind the head go in the same send (and a retry) */
         coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
                       &c->req_parsed_done);
@@ -1466,8 +1517,17 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             }
             u->state = SV_UP_ACTIVE;
             sync_up_rx(w, u);
-            if (u->owner != SV_NO_SLOT)
+            if (u->mirror) {
+                const char *mb = w->mirror_mem + (size_t)u->mirror_buf * SV_MIRROR_BUF_SIZE;
+                if (sv_io_send(w->io, u->fd, mb, u->mirror_len, uud(w, u, SV_OP_U_SEND)) == 0) {
+                    u->inflight++;
+                    u->send_busy = true;
+                } else {
+                    close_up(w, u);
+                }
+            } else if (u->owner != SV_NO_SLOT) {
                 conn_pump(w, conn_at(w, u->owner));
+            }
             return;
         }
         bool discard = u->state == SV_UP_CLOSING;
@@ -1506,7 +1566,7 @@ void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
     char *ups_hi = (char *)sv_slab_get(&w->ups, sv_slab_cap(&w->ups));
     if (p >= ups_lo && p < ups_hi) {
         struct sv_upconn *u = sv_container_of(t, struct sv_upconn, timer);
-        if (u->state == SV_UP_IDLE)
+        if (u->state == SV_UP_IDLE || u->mirror)
             close_up(w, u);
         return;
     }
@@ -1654,8 +1714,11 @@ int sv_conn_init_worker(struct sv_worker *w)
     w->hdrs = calloc((size_t)cfg->max_conns * 2 * SV_MAX_HEADERS, sizeof(struct sv_http_header));
     w->starved = calloc((size_t)cfg->max_conns + max_up, sizeof(uint64_t));
     w->segs = calloc(sv_io_buf_count(w->io), sizeof(struct sv_seg));
-    if (!w->heads || !w->hdrs || !w->starved || !w->segs)
+    w->mirror_mem = mmap_alloc((size_t)SV_MIRROR_BUFS * SV_MIRROR_BUF_SIZE);
+    if (!w->heads || !w->hdrs || !w->starved || !w->segs || !w->mirror_mem)
         return -ENOMEM;
+    for (uint32_t i = 0; i < SV_MIRROR_BUFS; i++)
+        w->mirror_free[w->mirror_nfree++] = (uint16_t)(SV_MIRROR_BUFS - 1 - i);
     t_segs = w->segs;
     for (unsigned i = 0; i < SV_POOL_BUCKETS; i++)
         w->pool_head[i] = SV_NO_SLOT;
@@ -1686,5 +1749,6 @@ void sv_conn_fini_worker(struct sv_worker *w)
     free(w->hdrs);
     free(w->starved);
     free(w->segs);
+    mmap_free(w->mirror_mem, (size_t)SV_MIRROR_BUFS * SV_MIRROR_BUF_SIZE);
     t_segs = NULL;
 }

@@ -37,6 +37,8 @@ enum sv_op {
 #define SV_SEGQ_CAP 64u  /* bound of loops over one queue per call; B must be below half */
 #define SV_MAX_LISTENERS 32u
 #define SV_IOV_MAX 8 /* provided buffers gathered into one send */
+#define SV_MIRROR_BUFS 64u        /* mirrored requests in flight per worker (more are dropped) */
+#define SV_MIRROR_BUF_SIZE 8192u  /* largest mirrored request head */
 #define SV_POOL_BUCKETS 256u
 #define SV_RR_CURSORS 256u
 #define SV_NO_SLOT UINT32_MAX
@@ -85,6 +87,9 @@ struct sv_upconn {
     struct sv_timer timer;          /* idle timeout while pooled */
     uint16_t hold[SV_IOV_MAX];      /* buffers of a closed client the upstream send still reads */
     uint8_t hold_n;
+    bool mirror;                    /* RequestMirror copy: no client, response discarded */
+    uint16_t mirror_buf;            /* its request bytes (worker mirror pool), while mirror */
+    uint32_t mirror_len;
 };
 
 enum sv_conn_state {
@@ -204,6 +209,9 @@ struct sv_worker {
     uint32_t rr[SV_RR_CURSORS];
     uint64_t rng;
     struct sv_seg *segs;      /* one per provided buffer */
+    char *mirror_mem;         /* SV_MIRROR_BUFS x SV_MIRROR_BUF_SIZE request copies */
+    uint16_t mirror_free[SV_MIRROR_BUFS];
+    uint32_t mirror_nfree;
     uint64_t *starved;        /* handles of conns/upstreams waiting for buffers */
     uint32_t starved_n;
     _Atomic bool ready;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The data plane applying what a --config-dir generation asks for: 503 for a Service without
 ready endpoints, RequestRedirect, URLRewrite (ReplacePrefixMatch), request and response header
-modifiers as the backend and the client see them, and a route's backendRequest timeout (504)."""
+modifiers as the backend and the client see them, RequestMirror (the mirror backend gets a copy,
+the client the main backend's answer), and a route's backendRequest timeout (504)."""
 import os
 import shutil
 import sys
@@ -46,6 +47,24 @@ endpoints:
 ---
 apiVersion: v1
 kind: Service
+metadata: {{name: svc-m, namespace: demo}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: svc-m-1
+  namespace: demo
+  labels: {{kubernetes.io/service-name: svc-m}}
+addressType: IPv4
+ports: [{{name: http, port: {mport}}}]
+endpoints:
+- addresses: ["{maddr}"]
+  conditions: {{ready: true}}
+---
+apiVersion: v1
+kind: Service
 metadata: {{name: svc-empty, namespace: demo}}
 spec:
   ports: [{{name: http, port: 80, targetPort: 8080}}]
@@ -75,6 +94,11 @@ spec:
       responseHeaderModifier:
         add: [{{name: X-Resp, value: from-route}}]
     backendRefs: [{{name: svc-a, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /mirrored}}}}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {{backendRef: {{name: svc-m, port: 80}}}}
+    backendRefs: [{{name: svc-a, port: 80}}]
   - matches: [{{path: {{type: PathPrefix, value: /slow}}}}]
     timeouts: {{backendRequest: 500ms}}
     backendRefs: [{{name: svc-a, port: 80}}]
@@ -85,11 +109,13 @@ spec:
 
 def main():
     e = t.start_echo(pod="pod-a")
+    em = t.start_echo(pod="pod-m")
     host = t.unique_addr()
     port = t.free_port(host)
     d = tempfile.mkdtemp(prefix="sv-dp-folder-")
     with open(os.path.join(d, "all.yaml"), "w") as f:
-        f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr))
+        f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, mport=em.port,
+                                 maddr=em.addr))
     gw = t.start_gateway(["--config-dir", d, "--bind", host, "--workers", "2"], wait=(host, port))
     H = {"Host": "demo.test"}
 
@@ -125,6 +151,19 @@ def main():
     check("header mods: other headers kept", h.get("X-Keep") == ["k"], h)
     check("response header mods: added on the way back", r.header("x-resp") == "from-route",
           r.headers)
+    before = t.echo_stats(em.addr, em.port)["requests"]
+    codes = [get(f"/mirrored/{i}") for i in range(3)]
+    check("mirror: the client gets the main backend's answers",
+          all(r.status == 200 and r.json()["pod"] == "pod-a" for r in codes), codes)
+    deadline = time.time() + 5
+    after = before
+    while after - before < 3 and time.time() < deadline:
+        time.sleep(0.05)
+        after = t.echo_stats(em.addr, em.port)["requests"]
+    check("mirror: the mirror backend received a copy of each request", after - before == 3,
+          (before, after))
+    check("mirror: copies carry the request path",
+          t.wait_log(em, r"request made to /mirrored/2", 3) is not None)
     t0 = time.monotonic()
     r = get("/slow/x?delay=3s", timeout=10)
     took = time.monotonic() - t0
