@@ -55,6 +55,13 @@ def test_delay_status_health(e):
     check("delay: waited at least the delay", took >= 0.29, took)
     r = http_request(e.addr, e.port, "GET", "/d?delay=1.5q")
     check("delay: malformed duration -> 400", r.status == 400, r)
+    codes = [http_request(e.addr, e.port, "GET", f"/d?delay={d}").status
+             for d in ("0", "250us", "1.5ms", "1ms500us", "%31ms")]
+    check("delay: Go duration forms (0, us, fractions, sums, %-encoded)", codes == [200] * 5, codes)
+    codes = [http_request(e.addr, e.port, "GET", f"/d?delay={d}").status
+             for d in ("-1s", "11m", "5", "ms")]
+    check("delay: negative, over 10 minutes, unitless, no number -> 400", codes == [400] * 4,
+          codes)
     for code in (201, 404, 418, 503):
         r = http_request(e.addr, e.port, "GET", f"/status/{code}")
         check(f"status: /status/{code}", r.status == code, r)
@@ -73,6 +80,10 @@ def test_retry(e):
     path = "/retry/x?uuid=u-1&succeedAfter=2&responseCode=503"
     got = [http_request(e.addr, e.port, "GET", path).status for _ in range(3)]
     check("retry: first N fail with the code, then echo", got == [503, 503, 200], got)
+    got = [http_request(e.addr, e.port, "GET", p).status for p in
+           ("/retry/q?uuid=a%2Db&succeedAfter=1&responseCode=502",
+            "/retry/q?succeedAfter=1&uuid=a-b&responseCode=502")]
+    check("retry: uuid percent-decoded, parameters in any order", got == [502, 200], got)
     got2 = http_request(e.addr, e.port, "GET", "/retry/x?uuid=u-2&succeedAfter=1&responseCode=500")
     check("retry: uuids counted separately", got2.status == 500, got2)
     resets = 0
