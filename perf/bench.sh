@@ -345,3 +345,9 @@ for SCEN in small 64k; do
 done
 echo
 echo "results written to $MD"
+
+# Control plane (translate/build time, generation memory per route, lookups/s, file write ->
+# published latency): perf/control-bench.sh, from the Gateway API helper (additive).
+echo
+echo "== control plane (perf/control-bench.sh)"
+"$(dirname "$0")/control-bench.sh" || echo "control-bench failed"

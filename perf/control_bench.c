@@ -1,0 +1,247 @@
+/* Control-plane benchmark (not a test): generations of 10, 1,000 and 10,000 HTTPRoutes (10 rules
+ * each) over a store holding 100,000 endpoints; reports translate+build time, generation memory
+ * per route, single-core lookups per second, and the time from a file write in a --config-dir
+ * folder to the new rule being published (in process: inotify + debounce + load + translate +
+ * publish). Built and run by perf/control-bench.sh (`make bench` runs it too).
+ */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <malloc.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "serval/base/log.h"
+#include "serval/base/time.h"
+#include "serval/control/folder.h"
+#include "serval/control/model.h"
+#include "serval/control/status.h"
+#include "serval/control/store.h"
+#include "serval/control/translate.h"
+#include "serval/routing/generation.h"
+#include "serval/routing/table.h"
+
+#define SERVICES 1000
+#define ENDPOINTS_PER_SERVICE 100 /* 100,000 endpoints in the store */
+#define RULES 10
+
+static void add(struct sv_store *s, const char *json)
+{
+    char err[256];
+    cJSON *j = cJSON_Parse(json);
+    struct sv_object *o = NULL;
+    if (!j || sv_model_decode(j, NULL, &o, err, sizeof(err)) != 0 || !o) {
+        fprintf(stderr, "bad object: %s\n%s\n", err, json);
+        exit(1);
+    }
+    cJSON_Delete(j);
+    sv_store_upsert(s, o);
+}
+
+static char *route_json(int i)
+{
+    static char buf[8192];
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"HTTPRoute\","
+                     "\"metadata\":{\"name\":\"r%d\",\"namespace\":\"bench\"},\"spec\":{"
+                     "\"parentRefs\":[{\"name\":\"gw\"}],\"hostnames\":[\"r%d.bench.test\"],"
+                     "\"rules\":[",
+                     i, i);
+    for (int r = 0; r < RULES; r++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                      "%s{\"matches\":[{\"path\":{\"type\":\"%s\",\"value\":\"/api/v%d/items\"}}"
+                      "],\"backendRefs\":[{\"name\":\"svc%d\",\"port\":80}]}",
+                      r ? "," : "", r % 3 == 0 ? "Exact" : "PathPrefix", r,
+                      (i * RULES + r) % SERVICES);
+    snprintf(buf + n, sizeof(buf) - (size_t)n, "]}}");
+    return buf;
+}
+
+static struct sv_store *make_store(int routes)
+{
+    struct sv_store *s = sv_store_new();
+    add(s, "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"GatewayClass\","
+           "\"metadata\":{\"name\":\"serval\"},\"spec\":{\"controllerName\":"
+           "\"serval.dev/gateway-controller\"}}");
+    add(s, "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"Gateway\",\"metadata\":"
+           "{\"name\":\"gw\",\"namespace\":\"bench\"},\"spec\":{\"gatewayClassName\":\"serval\","
+           "\"listeners\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"HTTP\","
+           "\"hostname\":\"*.bench.test\"}]}}");
+    char *buf = malloc(1 << 16);
+    for (int v = 0; v < SERVICES; v++) {
+        snprintf(buf, 1 << 16,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"svc%d\","
+                 "\"namespace\":\"bench\"},\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":80}]}}",
+                 v);
+        add(s, buf);
+        int n = snprintf(buf, 1 << 16,
+                         "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+                         "\"metadata\":{\"name\":\"svc%d-a\",\"namespace\":\"bench\",\"labels\":"
+                         "{\"kubernetes.io/service-name\":\"svc%d\"}},\"addressType\":\"IPv4\","
+                         "\"ports\":[{\"name\":\"http\",\"port\":8080}],\"endpoints\":[",
+                         v, v);
+        for (int e = 0; e < ENDPOINTS_PER_SERVICE; e++)
+            n += snprintf(buf + n, (size_t)(1 << 16) - (size_t)n,
+                          "%s{\"addresses\":[\"10.%d.%d.%d\"]}", e ? "," : "", v / 250,
+                          v % 250, e + 1);
+        snprintf(buf + n, (size_t)(1 << 16) - (size_t)n, "]}");
+        add(s, buf);
+    }
+    free(buf);
+    for (int i = 0; i < routes; i++)
+        add(s, route_json(i));
+    return s;
+}
+
+static double lookups_per_sec(const struct sv_generation *gen, int routes)
+{
+    enum { NREQ = 4096 };
+    static char hosts[NREQ][40], paths[NREQ][40];
+    struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons(8080)};
+    inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
+    unsigned seed = 12345;
+    for (int i = 0; i < NREQ; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int r = (int)((seed >> 8) % (unsigned)routes), rule = (int)((seed >> 4) % RULES);
+        snprintf(hosts[i], sizeof(hosts[i]), "r%d.bench.test", r);
+        snprintf(paths[i], sizeof(paths[i]), "/api/v%d/items%s", rule, rule % 3 ? "/42" : "");
+    }
+    uint64_t t0 = sv_now_ns(), n = 0, hits = 0;
+    while (sv_now_ns() - t0 < 1000000000ull) {
+        for (int i = 0; i < NREQ; i++) {
+            struct sv_route_request req = {.local = (struct sockaddr *)&local,
+                                           .host = sv_str_cstr(hosts[i]),
+                                           .path = sv_str_cstr(paths[i]),
+                                           .query = SV_STR_LIT(""),
+                                           .method = SV_STR_LIT("GET")};
+            struct sv_route_result res;
+            hits += sv_route_lookup(gen, &req, &res) == 0;
+        }
+        n += NREQ;
+    }
+    double secs = (double)(sv_now_ns() - t0) / 1e9;
+    if (hits != n)
+        fprintf(stderr, "warning: %llu of %llu lookups missed\n", (unsigned long long)(n - hits),
+                (unsigned long long)n);
+    return (double)n / secs;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* File write -> generation published, in process, with 1,000 routes in the folder. */
+static void write_to_publish(uint32_t quiet_ms, int samples)
+{
+    char dir[] = "/tmp/sv-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        return;
+    char path[256], tmp[256];
+    snprintf(path, sizeof(path), "%s/base.json", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[");
+    fprintf(f, "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"GatewayClass\","
+               "\"metadata\":{\"name\":\"serval\"},\"spec\":{\"controllerName\":"
+               "\"serval.dev/gateway-controller\"}},"
+               "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"Gateway\",\"metadata\":"
+               "{\"name\":\"gw\",\"namespace\":\"bench\"},\"spec\":{\"gatewayClassName\":"
+               "\"serval\",\"listeners\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"HTTP\","
+               "\"hostname\":\"*.bench.test\"}]}}");
+    for (int i = 0; i < 999; i++)
+        fprintf(f, ",%s", route_json(i));
+    fprintf(f, "]}");
+    fclose(f);
+    struct sv_generation_domain *dom = sv_generation_domain_new(1);
+    struct sv_folder_opts o = {.dir = dir};
+    o.translate.bind_addr = "127.0.0.1";
+    o.provider.quiet_ms = quiet_ms;
+    struct sv_folder *fo;
+    char err[256];
+    if (sv_folder_open(&o, dom, &fo, err, sizeof(err)) != 0) {
+        fprintf(stderr, "folder: %s\n", err);
+        return;
+    }
+    uint64_t *lat = calloc((size_t)samples, sizeof(*lat));
+    snprintf(path, sizeof(path), "%s/changing.json", dir);
+    snprintf(tmp, sizeof(tmp), "%s/.changing.tmp", dir);
+    for (int s = 0; s < samples; s++) {
+        f = fopen(tmp, "w");
+        fputs(route_json(5000 + s), f);
+        fclose(f);
+        uint64_t t0 = sv_now_ns();
+        rename(tmp, path);
+        for (;;) {
+            struct pollfd p = {.fd = sv_folder_fd(fo), .events = POLLIN};
+            poll(&p, 1, 100);
+            if (sv_folder_process(fo) == 1)
+                break;
+        }
+        lat[s] = sv_now_ns() - t0;
+        sv_generation_reclaim(dom);
+    }
+    qsort(lat, (size_t)samples, sizeof(*lat), cmp_u64);
+    printf("| file write -> published, 1,000 routes, quiet %u ms | p50 %.2f ms | p99 %.2f ms |\n",
+           quiet_ms, (double)lat[samples / 2] / 1e6, (double)lat[samples * 99 / 100] / 1e6);
+    free(lat);
+    sv_folder_close(fo);
+    sv_generation_domain_free(dom);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+int main(void)
+{
+    sv_log_set_level(SV_LOG_WARN);
+    static const int sizes[] = {10, 1000, 10000};
+    printf("| HTTPRoutes (x%d rules) | endpoints in generation | translate+build (ms, median of 3) |"
+           " generation bytes/route | lookups/s (1 core) |\n|---|---|---|---|---|\n",
+           RULES);
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        int routes = sizes[k];
+        struct sv_store *s = make_store(routes);
+        uint64_t t[3];
+        size_t mem = 0, endpoints = 0;
+        double lps = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            struct sv_generation *gen;
+            struct sv_status *st;
+            char err[256];
+            malloc_trim(0);
+            size_t before = mallinfo2().uordblks;
+            uint64_t t0 = sv_now_ns();
+            if (sv_translate(s, NULL, &gen, &st, err, sizeof(err)) != 0) {
+                fprintf(stderr, "translate: %s\n", err);
+                return 1;
+            }
+            t[rep] = sv_now_ns() - t0;
+            sv_status_free(st);
+            mem = mallinfo2().uordblks - before;
+            if (rep == 2) {
+                for (uint32_t b = 0; b < sv_generation_n_backend_sets(gen); b++) {
+                    size_t n = 0;
+                    sv_generation_endpoints(gen, b, &n);
+                    endpoints += n;
+                }
+                lps = lookups_per_sec(gen, routes);
+            }
+            sv_generation_free_unpublished(gen);
+        }
+        qsort(t, 3, sizeof(t[0]), cmp_u64);
+        printf("| %d | %zu | %.1f | %.0f | %.2f M |\n", routes, endpoints, (double)t[1] / 1e6,
+               (double)mem / routes, lps / 1e6);
+        fflush(stdout);
+        sv_store_free(s);
+    }
+    printf("\n| latency | | |\n|---|---|---|\n");
+    write_to_publish(50, 40);
+    write_to_publish(1, 200);
+    return 0;
+}
