@@ -152,6 +152,18 @@ def main():
         check("folder: a new generation was published",
               wait_for(lambda: config(gw).get("generation", 0) > gen0))
 
+        # Pods scaling: only an EndpointSlice changes -> endpoint-only update (route table kept).
+        write(os.path.join(d, "backends"), "b.yaml", BACKEND.format(name="svc-b", addr=a.addr,
+                                                                  port=a.port))
+        check("folder: EndpointSlice change moves /b to web-a",
+              wait_for(lambda: pod_of(get(host, port, "/b")) == "web-a"))
+        check("folder: it was an endpoint-only update",
+              config(gw).get("endpointOnlyUpdates", 0) >= 1, config(gw).get("endpointOnlyUpdates"))
+        write(os.path.join(d, "backends"), "b.yaml", BACKEND.format(name="svc-b", addr=b.addr,
+                                                                  port=b.port))
+        check("folder: and back to web-b",
+              wait_for(lambda: pod_of(get(host, port, "/b")) == "web-b"))
+
         # A broken file: the last good generation keeps serving, /config names the file.
         write(d, "broken.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: [oops]}\n")
         err = wait_for(lambda: config(gw).get("error"))

@@ -432,6 +432,8 @@ struct sv_object {
         struct sv_secret secret;
     } u;
     const char *source; /* where it came from ("file.yaml#2"), NULL if not set */
+    uint64_t content_hash; /* of the decoded JSON without status, resourceVersion and
+                              managedFields: equal hashes = same content (change detection) */
     struct sv_arena _arena;
 };
 

@@ -29,4 +29,15 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
                  struct sv_generation **gen_out, struct sv_status **status_out, char *err,
                  size_t errlen);
 
+/* Endpoint-only update (pods scaling): a new unpublished generation sharing <base>'s route table,
+ * with the endpoints of every backend set of <base> recomputed from <store>'s Services and
+ * EndpointSlices (only sets whose endpoints changed are replaced; *sets_changed says how many).
+ * Valid only when nothing but EndpointSlices changed since <base> was translated (the caller
+ * checks, e.g. with sv_object.content_hash). <base> must stay alive during the call (control
+ * thread: sv_generation_current). Returns 0 with *gen_out (caller publishes or frees), or
+ * -ENOMEM with a message in err[errlen]. */
+int sv_translate_endpoints(struct sv_store *store, const struct sv_generation *base,
+                           struct sv_generation **gen_out, size_t *sets_changed, char *err,
+                           size_t errlen);
+
 #endif

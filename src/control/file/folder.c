@@ -19,8 +19,10 @@ struct sv_folder {
     char *controller, *bind;
     struct sv_file_provider *fp;
     struct sv_generation_domain *dom;
-    struct sv_store *store;   /* of the published generation */
-    struct sv_status *status; /* points into store */
+    struct sv_store *store;        /* the last good load (published) */
+    struct sv_store *status_store; /* what <status> points into (== store after a full build) */
+    struct sv_status *status;
+    uint64_t endpoint_updates;
     uint64_t published;
     uint64_t generation_id;
     pthread_mutex_t mu; /* guards json */
@@ -65,6 +67,7 @@ static void render(struct sv_folder *f)
         cJSON_AddNumberToObject(root, "loadsFailed", (double)st.loads_failed);
         cJSON_AddNumberToObject(root, "files", st.files);
         cJSON_AddNumberToObject(root, "objects", st.objects);
+        cJSON_AddNumberToObject(root, "endpointOnlyUpdates", (double)f->endpoint_updates);
         if (f->status) {
             cJSON *s = sv_status_to_json(f->status);
             if (s)
@@ -82,12 +85,69 @@ static void render(struct sv_folder *f)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Translate <store> and publish. Takes ownership of <store> on success. */
+enum change { CHANGE_NONE, CHANGE_ENDPOINTS, CHANGE_FULL };
+
+/* Compare two loads by object keys and content hashes. */
+static enum change classify(struct sv_store *old, struct sv_store *cur)
+{
+    if (!old)
+        return CHANGE_FULL;
+    bool slices = false;
+    for (int k = 0; k < SV_KIND__COUNT; k++) {
+        size_t n_old, n_new;
+        sv_store_list(old, (enum sv_kind)k, &n_old);
+        const struct sv_object *const *v = sv_store_list(cur, (enum sv_kind)k, &n_new);
+        if (sv_store_list_failed(old) || sv_store_list_failed(cur))
+            return CHANGE_FULL;
+        bool differ = n_old != n_new;
+        for (size_t i = 0; i < n_new && !differ; i++) {
+            const struct sv_object *o =
+                sv_store_get(old, (enum sv_kind)k, v[i]->meta.ns, v[i]->meta.name);
+            differ = !o || o->content_hash != v[i]->content_hash;
+        }
+        if (!differ)
+            continue;
+        if (k != SV_KIND_ENDPOINTSLICE)
+            return CHANGE_FULL;
+        slices = true;
+    }
+    return slices ? CHANGE_ENDPOINTS : CHANGE_NONE;
+}
+
+static void replace_store(struct sv_folder *f, struct sv_store *store)
+{
+    if (f->store != f->status_store)
+        sv_store_free(f->store);
+    f->store = store;
+}
+
+/* Translate <store> and publish. Takes ownership of <store> on success (rc >= 0): returns 1 when
+ * a generation was published, 0 when the load changed nothing. */
 static int publish(struct sv_folder *f, struct sv_store *store)
 {
     struct sv_generation *gen = NULL;
     struct sv_status *status = NULL;
     char err[256];
+    enum change ch = classify(f->store, store);
+    const struct sv_generation *base = sv_generation_current(f->dom);
+    if (ch == CHANGE_NONE) {
+        replace_store(f, store);
+        return 0;
+    }
+    if (ch == CHANGE_ENDPOINTS && base && f->status) {
+        size_t changed = 0;
+        if (sv_translate_endpoints(store, base, &gen, &changed, err, sizeof(err)) == 0) {
+            f->generation_id = sv_generation_publish(f->dom, gen);
+            f->published++;
+            f->endpoint_updates++;
+            replace_store(f, store); /* the status keeps pointing into status_store */
+            sv_info("folder", "%s: endpoint-only update: generation %llu (%zu backend sets "
+                    "changed, route table shared)", f->dir,
+                    (unsigned long long)f->generation_id, changed);
+            return 1;
+        }
+        sv_warn("folder", "%s: endpoint-only update failed (%s); rebuilding", f->dir, err);
+    }
     int rc = sv_translate(store, &f->topts, &gen, &status, err, sizeof(err));
     if (rc != 0) {
         sv_error("folder", "%s: translation failed, keeping the last good generation: %s", f->dir,
@@ -97,12 +157,14 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     f->generation_id = sv_generation_publish(f->dom, gen);
     f->published++;
     sv_status_free(f->status);
+    if (f->status_store != f->store)
+        sv_store_free(f->status_store);
     sv_store_free(f->store);
     f->status = status;
-    f->store = store;
+    f->store = f->status_store = store;
     sv_info("folder", "%s: published generation %llu", f->dir,
             (unsigned long long)f->generation_id);
-    return 0;
+    return 1;
 }
 
 int sv_folder_open(const struct sv_folder_opts *o, struct sv_generation_domain *dom,
@@ -145,7 +207,7 @@ int sv_folder_open(const struct sv_folder_opts *o, struct sv_generation_domain *
         }
     }
     rc = publish(f, store);
-    if (rc != 0) {
+    if (rc < 0) {
         snprintf(err, errlen, "--config-dir %s: %s", o->dir,
                  rc == -EINVAL ? "--bind is not an IP address" : strerror(-rc));
         sv_store_free(store);
@@ -163,6 +225,8 @@ void sv_folder_close(struct sv_folder *f)
         return;
     sv_file_provider_close(f->fp);
     sv_status_free(f->status);
+    if (f->status_store != f->store)
+        sv_store_free(f->status_store);
     sv_store_free(f->store);
     free(f->dir);
     free(f->controller);
@@ -198,10 +262,10 @@ int sv_folder_process(struct sv_folder *f)
         return rc;
     }
     rc = publish(f, store);
-    if (rc != 0)
+    if (rc < 0)
         sv_store_free(store);
     render(f);
-    return rc == 0 ? 1 : rc;
+    return rc;
 }
 
 char *sv_folder_config_json(struct sv_folder *f)

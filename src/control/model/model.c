@@ -555,6 +555,40 @@ int sv_model_parse_time(const char *text, int64_t *ns_out)
     return 0;
 }
 
+/* ---- content hash -------------------------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* FNV-1a over the tree: types, keys, values, in order. <depth> 0 = the object itself. */
+static uint64_t hash_json(const cJSON *j, uint64_t h, int depth, bool in_meta)
+{
+    h = fnv(h, &j->type, sizeof(j->type));
+    if (cJSON_IsString(j) || ((cJSON_IsNumber(j) || cJSON_IsBool(j)) && j->valuestring))
+        return fnv(h, j->valuestring, strlen(j->valuestring) + 1);
+    if (cJSON_IsNumber(j))
+        return fnv(h, &j->valuedouble, sizeof(j->valuedouble));
+    const cJSON *c;
+    cJSON_ArrayForEach(c, j)
+    {
+        if (c->string) {
+            if (depth == 0 && strcmp(c->string, "status") == 0)
+                continue;
+            if (in_meta && (strcmp(c->string, "resourceVersion") == 0 ||
+                            strcmp(c->string, "managedFields") == 0))
+                continue;
+            h = fnv(h, c->string, strlen(c->string) + 1);
+        }
+        h = hash_json(c, h, depth + 1, depth == 0 && c->string && strcmp(c->string, "metadata") == 0);
+    }
+    return fnv(h, "}", 1);
+}
+
 /* ---- metadata and the entry point --------------------------------------------------------- */
 
 static int dec_meta(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
@@ -711,6 +745,7 @@ int sv_model_decode(const cJSON *json, const char *source, struct sv_object **ou
             SV_ASSERT(!"unreachable kind");
         }
     }
+    obj->content_hash = hash_json(json, 1469598103934665603ull, 0, false);
     if (rc != 0 || d.failed) {
         bool nomem = d.nomem;
         sv_object_free(obj);

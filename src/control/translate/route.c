@@ -10,6 +10,7 @@
 #include "control/translate/translate_int.h"
 #include "serval/base/assert.h"
 #include "serval/base/log.h"
+#include "serval/routing/generation.h"
 
 bool sv_tx_grant_allows(struct tx *t, const char *from_kind, const char *from_ns,
                         const char *to_group, const char *to_kind, const char *to_ns,
@@ -94,8 +95,12 @@ static int slice_port(const struct sv_object *slice, const struct sv_service_por
     return -1;
 }
 
-static void add_endpoints(struct tx *t, uint32_t set_id, const struct sv_object *svc,
-                          const struct sv_service_port *sp)
+typedef void (*endpoint_fn)(void *arg, const union sv_route_sockaddr *sa, socklen_t len);
+
+/* Call <fn> for every ready endpoint address of Service <svc> port <sp> (EndpointSlices of the
+ * service, port by name, conditions.ready not false). */
+static void for_each_endpoint(struct tx *t, const struct sv_object *svc,
+                              const struct sv_service_port *sp, endpoint_fn fn, void *arg)
 {
     /* Binary search the first slice of this service. */
     size_t lo = 0, hi = t->n_slices;
@@ -138,11 +143,126 @@ static void add_endpoints(struct tx *t, uint32_t set_id, const struct sv_object 
                 } else {
                     continue; /* FQDN slices are not supported */
                 }
-                if (sv_route_builder_add_endpoint(t->b, set_id, &sa.sa, len) == -ENOMEM)
-                    t->nomem = true;
+                fn(arg, &sa, len);
             }
         }
     }
+}
+
+struct add_ctx {
+    struct tx *t;
+    uint32_t set_id;
+};
+
+static void add_one(void *arg, const union sv_route_sockaddr *sa, socklen_t len)
+{
+    struct add_ctx *c = arg;
+    if (sv_route_builder_add_endpoint(c->t->b, c->set_id, &sa->sa, len) == -ENOMEM)
+        c->t->nomem = true;
+}
+
+static void add_endpoints(struct tx *t, uint32_t set_id, const struct sv_object *svc,
+                          const struct sv_service_port *sp)
+{
+    struct add_ctx c = {t, set_id};
+    for_each_endpoint(t, svc, sp, add_one, &c);
+}
+
+/* ---- endpoint-only update --------------------------------------------------------------- */
+
+struct collect {
+    struct sv_route_endpoint *v;
+    size_t n, cap;
+    bool nomem;
+};
+
+static void collect_one(void *arg, const union sv_route_sockaddr *sa, socklen_t len)
+{
+    struct collect *c = arg;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->v[i].addrlen == len && memcmp(&c->v[i].addr, sa, len) == 0)
+            return; /* duplicates are ignored, as the builder does */
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        struct sv_route_endpoint *v = realloc(c->v, cap * sizeof(*v));
+        if (!v) {
+            c->nomem = true;
+            return;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    memset(&c->v[c->n], 0, sizeof(c->v[c->n]));
+    memcpy(&c->v[c->n].addr, sa, len);
+    c->v[c->n++].addrlen = len;
+}
+
+/* Endpoints of backend set "<ns>/<svc>:<port>" from the store (n = 0 when the Service or port
+ * is gone: 503). */
+static int set_endpoints(struct tx *t, struct sv_str name, struct collect *c)
+{
+    char buf[600];
+    if (name.len >= sizeof(buf))
+        return 0;
+    memcpy(buf, name.ptr, name.len);
+    buf[name.len] = '\0';
+    char *slash = strchr(buf, '/'), *colon = strrchr(buf, ':');
+    if (!slash || !colon || colon < slash)
+        return 0;
+    *slash = '\0';
+    *colon = '\0';
+    int port = atoi(colon + 1);
+    const struct sv_object *svc = sv_store_get(t->store, SV_KIND_SERVICE, buf, slash + 1);
+    if (!svc)
+        return 0;
+    for (size_t i = 0; i < svc->u.service.n_ports; i++) {
+        if (svc->u.service.ports[i].port == port) {
+            for_each_endpoint(t, svc, &svc->u.service.ports[i], collect_one, c);
+            break;
+        }
+    }
+    return c->nomem ? -ENOMEM : 0;
+}
+
+int sv_tx_endpoint_update(struct tx *t, const struct sv_generation *base,
+                          struct sv_generation **out, size_t *changed, char *err, size_t errlen);
+
+int sv_tx_endpoint_update(struct tx *t, const struct sv_generation *base,
+                          struct sv_generation **out, size_t *changed, char *err, size_t errlen)
+{
+    uint32_t n_sets = sv_generation_n_backend_sets(base);
+    struct sv_route_endpoint_update *ups = calloc(n_sets ? n_sets : 1, sizeof(*ups));
+    struct collect *cs = calloc(n_sets ? n_sets : 1, sizeof(*cs));
+    int rc = 0;
+    size_t n_up = 0;
+    if (!ups || !cs) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (uint32_t id = 0; id < n_sets && rc == 0; id++) {
+        rc = set_endpoints(t, sv_generation_backend_set_name(base, id), &cs[id]);
+        size_t n_old = 0;
+        const struct sv_route_endpoint *old = sv_generation_endpoints(base, id, &n_old);
+        bool same = n_old == cs[id].n;
+        for (size_t k = 0; same && k < n_old; k++)
+            same = old[k].addrlen == cs[id].v[k].addrlen &&
+                   memcmp(&old[k].addr, &cs[id].v[k].addr, old[k].addrlen) == 0;
+        if (!same)
+            ups[n_up++] = (struct sv_route_endpoint_update){id, cs[id].v, cs[id].n};
+    }
+    if (rc == 0) {
+        *out = sv_generation_new_with_endpoints(base, ups, n_up, err, errlen);
+        if (!*out)
+            rc = -ENOMEM;
+        *changed = n_up;
+    }
+out:
+    for (uint32_t id = 0; cs && id < n_sets; id++)
+        free(cs[id].v);
+    free(cs);
+    free(ups);
+    return rc;
 }
 
 /* Resolve one backendRef into <out>. Problems make it an INVALID backend (500 share) and are

@@ -635,3 +635,26 @@ fail_status:
     sv_status_free(t.st);
     return rc;
 }
+
+int sv_tx_endpoint_update(struct tx *t, const struct sv_generation *base,
+                          struct sv_generation **out, size_t *changed, char *err, size_t errlen);
+
+int sv_translate_endpoints(struct sv_store *store, const struct sv_generation *base,
+                           struct sv_generation **gen_out, size_t *sets_changed, char *err,
+                           size_t errlen)
+{
+    struct tx t = {.store = store};
+    *gen_out = NULL;
+    *sets_changed = 0;
+    if (err && errlen)
+        err[0] = '\0';
+    struct sv_arena arena;
+    if (sv_arena_init(&arena, 4096, false) != 0)
+        return -ENOMEM;
+    t.a = &arena;
+    int rc = tx_index_slices(&t);
+    if (rc == 0)
+        rc = sv_tx_endpoint_update(&t, base, gen_out, sets_changed, err, errlen);
+    sv_arena_destroy(&arena);
+    return rc;
+}

@@ -667,3 +667,73 @@ TEST(translate_make_run_example_folder)
     check_requests(&f, reqs, SV_ARRAY_SIZE(reqs));
     fixture_free(&f);
 }
+
+/* Endpoint-only update: new endpoints, same route table. */
+TEST(translate_endpoint_only_update_shares_routes)
+{
+    struct fixture f;
+    REQUIRE(fixture_load(&f, "rules.yaml") == 0);
+    char err[256];
+    /* Same store, new slice for app/web: 127.0.3.9 only, port 8080. */
+    struct sv_object *o = sv_test_decode_one(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+        "metadata: {name: web-a, namespace: app, labels: {kubernetes.io/service-name: web}}\n"
+        "addressType: IPv4\nports: [{name: http, port: 8080}, {name: grpc, port: 9090}]\n"
+        "endpoints: [{addresses: [127.0.3.9]}, {addresses: [127.0.3.10], conditions: {ready: "
+        "false}}]\n",
+        err, sizeof(err));
+    REQUIRE(o);
+    const struct sv_object *before = sv_store_get(f.store, SV_KIND_ENDPOINTSLICE, "app", "web-a");
+    REQUIRE(before && before->content_hash != o->content_hash);
+    CHECK_EQ_INT(sv_store_upsert(f.store, o), 1);
+
+    struct sv_generation *g2 = NULL;
+    size_t changed = 0;
+    REQUIRE(sv_translate_endpoints(f.store, f.gen, &g2, &changed, err, sizeof(err)) == 0);
+    REQUIRE(g2);
+    CHECK(sv_generation_same_routes(f.gen, g2));
+    CHECK_EQ_INT(changed, 2); /* app/web:80 and app/web:81; data/db untouched */
+    int64_t set = sv_generation_find_backend_set(g2, SV_STR_LIT("app/web:80"));
+    REQUIRE(set >= 0);
+    size_t n = 0;
+    const struct sv_route_endpoint *ep = sv_generation_endpoints(g2, (uint32_t)set, &n);
+    REQUIRE(ep && n == 1);
+    char a[64];
+    inet_ntop(AF_INET, &ep[0].addr.in.sin_addr, a, sizeof(a));
+    CHECK_EQ_STR(a, "127.0.3.9");
+    CHECK_EQ_INT(ntohs(ep[0].addr.in.sin_port), 8080);
+    set = sv_generation_find_backend_set(g2, SV_STR_LIT("data/db:5432"));
+    REQUIRE(set >= 0);
+    CHECK(sv_generation_endpoints(g2, (uint32_t)set, &n) && n == 1);
+
+    /* The Service disappearing leaves its sets empty (503), routes unchanged. */
+    CHECK_EQ_INT(sv_store_delete(f.store, SV_KIND_SERVICE, "data", "db"), 1);
+    struct sv_generation *g3 = NULL;
+    REQUIRE(sv_translate_endpoints(f.store, g2, &g3, &changed, err, sizeof(err)) == 0);
+    CHECK_EQ_INT(changed, 1);
+    sv_generation_endpoints(g3, (uint32_t)set, &n);
+    CHECK_EQ_INT(n, 0);
+    sv_generation_free_unpublished(g3);
+    sv_generation_free_unpublished(g2);
+    fixture_free(&f);
+}
+
+TEST(model_content_hash_ignores_status_and_resource_version)
+{
+    char err[256];
+    struct sv_object *a = sv_test_decode_one(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s, resourceVersion: '1'}\n"
+        "spec: {ports: [{port: 80}]}\nstatus: {x: 1}\n", err, sizeof(err));
+    struct sv_object *b = sv_test_decode_one(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s, resourceVersion: '2'}\n"
+        "spec: {ports: [{port: 80}]}\n", err, sizeof(err));
+    struct sv_object *c = sv_test_decode_one(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 81}]}\n", err,
+        sizeof(err));
+    REQUIRE(a && b && c);
+    CHECK(a->content_hash == b->content_hash);
+    CHECK(a->content_hash != c->content_hash);
+    sv_object_free(a);
+    sv_object_free(b);
+    sv_object_free(c);
+}
