@@ -843,6 +843,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         .xf_proto = SV_STR_LIT("http"),
         .xf_port = c->local_port,
         .upgrade = c->upgrade,
+        .http10 = c->req_http10, /* so a 1.0 client never gets a chunked body */
     };
     if (c->xff_len == 0)
         rw.xff = SV_STR_NULL;

@@ -3,6 +3,7 @@
 (several MB, byte-exact), keep-alive on both sides, pipelining order, HEAD/204/304,
 Expect: 100-continue, WebSocket tunnel, hop-by-hop removal and X-Forwarded-* as the backend
 saw them, routing by prefix and host, 404, /metrics and /readyz, clean SIGTERM."""
+import json
 import os
 import socket
 import sys
@@ -87,6 +88,22 @@ def test_upstream_closes_pooled(gw, e):
         check(f"pool: upstream answered then closed ({i})", r.status == 200, r)
         r = t.http_request(gw.addr, gw.port, "GET", f"/next{i}")
         check(f"pool: next request after an upstream close is served ({i})", r.status == 200, r)
+
+
+def test_http10_client(gw, e):
+    data = t.raw_request(gw.addr, gw.port, b"GET /v10 HTTP/1.0\r\nHost: a\r\n\r\n", timeout=10)
+    status, headers, body = t.parse_response(data)
+    check("http/1.0: answered", status == 200, data[:80])
+    proto = json.loads(body.decode() or "{}").get("proto")
+    check("http/1.0: forwarded upstream as HTTP/1.0 (so the answer is never chunked)",
+          proto == "HTTP/1.0", proto)
+    with t.Client(gw.addr, gw.port) as c:
+        c.send_raw(b"GET /k10 HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+        r1 = c.read()
+        c.send_raw(b"GET /k10b HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+        r2 = c.read()
+    check("http/1.0: keep-alive honoured", r1.status == 200 and r2.status == 200 and
+          r2.json()["path"] == "/k10b", (r1, r2))
 
 
 def test_head_204_304(gw, e):
@@ -204,6 +221,7 @@ def main():
     run(test_keepalive_and_pipelining, gw, e)
     run(test_head_204_304, gw, e)
     run(test_upstream_closes_pooled, gw, e)
+    run(test_http10_client, gw, e)
     run(test_expect_continue, gw, e)
     run(test_websocket, gw, e)
     run(test_routing, gw, e, e2)
