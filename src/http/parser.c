@@ -9,10 +9,10 @@
  * are counted here; close-delimited bodies take every byte until EOF. */
 #include "serval/http/parser.h"
 
-#include <string.h>
-
 #include "serval/base/assert.h"
 #include "serval/base/compiler.h"
+
+#include <string.h>
 
 enum parse_phase {
     PH_HEAD = 0,  /* scanning for the end of a head */
@@ -93,18 +93,28 @@ static const llhttp_settings_t sv_http_ll_settings = {
 static int map_ll_head_error(llhttp_errno_t e)
 {
     switch (e) {
-    case HPE_INVALID_METHOD: return SV_HTTP_E_METHOD;
-    case HPE_INVALID_URL: return SV_HTTP_E_TARGET;
+    case HPE_INVALID_METHOD:
+        return SV_HTTP_E_METHOD;
+    case HPE_INVALID_URL:
+        return SV_HTTP_E_TARGET;
     case HPE_INVALID_VERSION:
-    case HPE_PAUSED_H2_UPGRADE: return SV_HTTP_E_VERSION;
-    case HPE_INVALID_STATUS: return SV_HTTP_E_STATUS;
-    case HPE_UNEXPECTED_CONTENT_LENGTH: return SV_HTTP_E_CL_TE;
-    case HPE_INVALID_CONTENT_LENGTH: return SV_HTTP_E_CL_INVALID;
-    case HPE_INVALID_TRANSFER_ENCODING: return SV_HTTP_E_TE;
-    case HPE_INVALID_HEADER_TOKEN: return SV_HTTP_E_HEADER_VALUE;
+    case HPE_PAUSED_H2_UPGRADE:
+        return SV_HTTP_E_VERSION;
+    case HPE_INVALID_STATUS:
+        return SV_HTTP_E_STATUS;
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+        return SV_HTTP_E_CL_TE;
+    case HPE_INVALID_CONTENT_LENGTH:
+        return SV_HTTP_E_CL_INVALID;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return SV_HTTP_E_TE;
+    case HPE_INVALID_HEADER_TOKEN:
+        return SV_HTTP_E_HEADER_VALUE;
     case HPE_LF_EXPECTED:
-    case HPE_CR_EXPECTED: return SV_HTTP_E_BARE_CR;
-    default: return SV_HTTP_E_SYNTAX;
+    case HPE_CR_EXPECTED:
+        return SV_HTTP_E_BARE_CR;
+    default:
+        return SV_HTTP_E_SYNTAX;
     }
 }
 
@@ -114,8 +124,10 @@ static int map_ll_body_error(llhttp_errno_t e)
     case HPE_INVALID_CHUNK_SIZE:
     case HPE_LF_EXPECTED:
     case HPE_CR_EXPECTED:
-    case HPE_STRICT: return SV_HTTP_E_CHUNK;
-    default: return SV_HTTP_E_BODY;
+    case HPE_STRICT:
+        return SV_HTTP_E_CHUNK;
+    default:
+        return SV_HTTP_E_BODY;
     }
 }
 
@@ -305,7 +317,7 @@ static int parse_status_line(struct sv_http_head *h, struct sv_str line)
         h->reason = sv_str_make(line.ptr + 13, line.len - 13);
         if (!all_class(h->reason, C_VALUE))
             return memchr(h->reason.ptr, '\r', h->reason.len) ? SV_HTTP_E_BARE_CR
-                                                               : SV_HTTP_E_SYNTAX;
+                                                              : SV_HTTP_E_SYNTAX;
     }
     return SV_HTTP_OK;
 }
@@ -478,8 +490,7 @@ static int finish_head(struct sv_http_parser *p, struct sv_http_head *h, struct 
             h->host = h->authority; /* RFC 9112 §3.2.2: the target's authority wins */
         else if (h->target_form == SV_HTTP_TARGET_AUTHORITY && !(h->flags & SV_HTTP_F_HOST))
             h->host = h->authority;
-        if (v11 && hs->upgrade_hdr && (h->flags & SV_HTTP_F_CONNECTION_UPGRADE) &&
-            h->upgrade.len)
+        if (v11 && hs->upgrade_hdr && (h->flags & SV_HTTP_F_CONNECTION_UPGRADE) && h->upgrade.len)
             h->flags |= SV_HTTP_F_UPGRADE;
         if (h->flags & SV_HTTP_F_CHUNKED)
             body = SV_HTTP_BODY_CHUNKED;
@@ -565,8 +576,8 @@ static int parse_whole_head(struct sv_http_parser *p, const char *buf, struct sv
 static int run_llhttp_head(struct sv_http_parser *p, const char *buf, const struct sv_http_head *h)
 {
     enum sv_http_body_kind body = p->_body_kind;
-    p->_ll_skip_body = p->_kind == SV_HTTP_RESPONSE &&
-                       (body == SV_HTTP_BODY_NONE || body == SV_HTTP_BODY_TUNNEL);
+    p->_ll_skip_body =
+        p->_kind == SV_HTTP_RESPONSE && (body == SV_HTTP_BODY_NONE || body == SV_HTTP_BODY_TUNNEL);
     p->_ll_done = false;
     p->_ll_headers_done = false;
     llhttp_init(&p->_ll, p->_kind == SV_HTTP_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE,
@@ -853,8 +864,7 @@ int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, s
             *used = (size_t)mine;
             return SV_HTTP_OK;
         }
-        if (e == HPE_PAUSED && p->_ll_done && our_done &&
-            p->_ll.error_pos == data + (size_t)mine) {
+        if (e == HPE_PAUSED && p->_ll_done && our_done && p->_ll.error_pos == data + (size_t)mine) {
             *used = (size_t)mine;
             p->_body_seen += *used;
             *done = true;
@@ -896,7 +906,8 @@ int sv_http_parse_eof(struct sv_http_parser *p)
     }
 }
 
-/* ---- errors ----------------------------------------------------------------------------------- */
+/* ---- errors -----------------------------------------------------------------------------------
+ */
 
 int sv_http_error_status(int err, enum sv_http_kind kind)
 {
@@ -906,47 +917,81 @@ int sv_http_error_status(int err, enum sv_http_kind kind)
         return 502;
     switch (err) {
     case SV_HTTP_E_HEAD_TOO_LARGE:
-    case SV_HTTP_E_TOO_MANY_HEADERS: return 431;
+    case SV_HTTP_E_TOO_MANY_HEADERS:
+        return 431;
     case SV_HTTP_E_TE_UNSUPPORTED:
-    case SV_HTTP_E_METHOD: return 501;
-    case SV_HTTP_E_VERSION: return 505;
+    case SV_HTTP_E_METHOD:
+        return 501;
+    case SV_HTTP_E_VERSION:
+        return 505;
     case SV_HTTP_E_STATE:
-    case SV_HTTP_E_INTERNAL: return 400;
-    default: return 400;
+    case SV_HTTP_E_INTERNAL:
+        return 400;
+    default:
+        return 400;
     }
 }
 
 const char *sv_http_error_name(int err)
 {
     switch (err) {
-    case SV_HTTP_OK: return "ok";
-    case SV_HTTP_AGAIN: return "again";
-    case SV_HTTP_E_SYNTAX: return "malformed";
-    case SV_HTTP_E_BARE_LF: return "bare LF";
-    case SV_HTTP_E_BARE_CR: return "bare CR";
-    case SV_HTTP_E_OBS_FOLD: return "obs-fold";
-    case SV_HTTP_E_HEADER_NAME: return "bad header name";
-    case SV_HTTP_E_SPACE_BEFORE_COLON: return "whitespace before colon";
-    case SV_HTTP_E_HEADER_VALUE: return "bad header value";
-    case SV_HTTP_E_METHOD: return "unknown method";
-    case SV_HTTP_E_TARGET: return "bad request-target";
-    case SV_HTTP_E_VERSION: return "unsupported HTTP version";
-    case SV_HTTP_E_STATUS: return "bad status code";
-    case SV_HTTP_E_CL_TE: return "Content-Length with Transfer-Encoding";
-    case SV_HTTP_E_CL_DUP: return "duplicate Content-Length";
-    case SV_HTTP_E_CL_INVALID: return "bad Content-Length";
-    case SV_HTTP_E_TE: return "bad Transfer-Encoding";
-    case SV_HTTP_E_TE_UNSUPPORTED: return "unsupported transfer coding";
-    case SV_HTTP_E_NO_HOST: return "missing Host";
-    case SV_HTTP_E_MULTI_HOST: return "duplicate Host";
-    case SV_HTTP_E_HEAD_TOO_LARGE: return "header section too large";
-    case SV_HTTP_E_TOO_MANY_HEADERS: return "too many headers";
-    case SV_HTTP_E_CHUNK: return "bad chunk framing";
-    case SV_HTTP_E_BODY: return "bad body framing";
-    case SV_HTTP_E_EOF: return "connection closed mid-message";
-    case SV_HTTP_E_STATE: return "parser call out of order";
-    case SV_HTTP_E_INTERNAL: return "framing disagreement";
-    case SV_HTTP_E_HOST: return "bad Host";
-    default: return "unknown error";
+    case SV_HTTP_OK:
+        return "ok";
+    case SV_HTTP_AGAIN:
+        return "again";
+    case SV_HTTP_E_SYNTAX:
+        return "malformed";
+    case SV_HTTP_E_BARE_LF:
+        return "bare LF";
+    case SV_HTTP_E_BARE_CR:
+        return "bare CR";
+    case SV_HTTP_E_OBS_FOLD:
+        return "obs-fold";
+    case SV_HTTP_E_HEADER_NAME:
+        return "bad header name";
+    case SV_HTTP_E_SPACE_BEFORE_COLON:
+        return "whitespace before colon";
+    case SV_HTTP_E_HEADER_VALUE:
+        return "bad header value";
+    case SV_HTTP_E_METHOD:
+        return "unknown method";
+    case SV_HTTP_E_TARGET:
+        return "bad request-target";
+    case SV_HTTP_E_VERSION:
+        return "unsupported HTTP version";
+    case SV_HTTP_E_STATUS:
+        return "bad status code";
+    case SV_HTTP_E_CL_TE:
+        return "Content-Length with Transfer-Encoding";
+    case SV_HTTP_E_CL_DUP:
+        return "duplicate Content-Length";
+    case SV_HTTP_E_CL_INVALID:
+        return "bad Content-Length";
+    case SV_HTTP_E_TE:
+        return "bad Transfer-Encoding";
+    case SV_HTTP_E_TE_UNSUPPORTED:
+        return "unsupported transfer coding";
+    case SV_HTTP_E_NO_HOST:
+        return "missing Host";
+    case SV_HTTP_E_MULTI_HOST:
+        return "duplicate Host";
+    case SV_HTTP_E_HEAD_TOO_LARGE:
+        return "header section too large";
+    case SV_HTTP_E_TOO_MANY_HEADERS:
+        return "too many headers";
+    case SV_HTTP_E_CHUNK:
+        return "bad chunk framing";
+    case SV_HTTP_E_BODY:
+        return "bad body framing";
+    case SV_HTTP_E_EOF:
+        return "connection closed mid-message";
+    case SV_HTTP_E_STATE:
+        return "parser call out of order";
+    case SV_HTTP_E_INTERNAL:
+        return "framing disagreement";
+    case SV_HTTP_E_HOST:
+        return "bad Host";
+    default:
+        return "unknown error";
     }
 }

@@ -1,15 +1,15 @@
 /* Responses made by the proxy itself: canned errors, redirects, simple responses, XFF text. */
 #include "serval/http/response.h"
 
+#include "serval/base/compiler.h"
+#include "serval/http/message.h"
+#include "wbuf.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#include "serval/base/compiler.h"
-#include "serval/http/message.h"
-#include "wbuf.h"
 
 const struct sv_str sv_http_100_continue = SV_STR_LIT("HTTP/1.1 100 Continue\r\n\r\n");
 
@@ -18,26 +18,22 @@ const struct sv_str sv_http_100_continue = SV_STR_LIT("HTTP/1.1 100 Continue\r\n
 #define CANNED_HEAD(code, reason, len)                                                             \
     "HTTP/1.1 " #code " " reason "\r\nContent-Type: text/plain\r\nContent-Length: " #len "\r\n"
 #define CANNED(code, reason, len)                                                                  \
-    {code, SV_STR_LIT(CANNED_HEAD(code, reason, len) "\r\n" reason "\n"),                          \
-     SV_STR_LIT(CANNED_HEAD(code, reason, len) "Connection: close\r\n\r\n" reason "\n")}
+    {                                                                                              \
+        code, SV_STR_LIT(CANNED_HEAD(code, reason, len) "\r\n" reason "\n"),                       \
+            SV_STR_LIT(CANNED_HEAD(code, reason, len) "Connection: close\r\n\r\n" reason "\n")     \
+    }
 
 static const struct {
     int status;
     struct sv_str keep;
     struct sv_str close;
 } canned[] = {
-    CANNED(400, "Bad Request", 12),
-    CANNED(404, "Not Found", 10),
-    CANNED(408, "Request Timeout", 16),
-    CANNED(413, "Content Too Large", 18),
-    CANNED(421, "Misdirected Request", 20),
-    CANNED(431, "Request Header Fields Too Large", 32),
-    CANNED(500, "Internal Server Error", 22),
-    CANNED(501, "Not Implemented", 16),
-    CANNED(502, "Bad Gateway", 12),
-    CANNED(503, "Service Unavailable", 20),
-    CANNED(504, "Gateway Timeout", 16),
-    CANNED(505, "HTTP Version Not Supported", 27),
+    CANNED(400, "Bad Request", 12),           CANNED(404, "Not Found", 10),
+    CANNED(408, "Request Timeout", 16),       CANNED(413, "Content Too Large", 18),
+    CANNED(421, "Misdirected Request", 20),   CANNED(431, "Request Header Fields Too Large", 32),
+    CANNED(500, "Internal Server Error", 22), CANNED(501, "Not Implemented", 16),
+    CANNED(502, "Bad Gateway", 12),           CANNED(503, "Service Unavailable", 20),
+    CANNED(504, "Gateway Timeout", 16),       CANNED(505, "HTTP Version Not Supported", 27),
 };
 
 struct sv_str sv_http_canned(int status, bool close)
@@ -68,8 +64,8 @@ static void put_status_line(struct sv_wbuf *w, int status)
     sv_wbuf_lit(w, "\r\n");
 }
 
-ssize_t sv_http_write_redirect(char *out, size_t cap, int status, const struct sv_http_location *loc,
-                               bool close)
+ssize_t sv_http_write_redirect(char *out, size_t cap, int status,
+                               const struct sv_http_location *loc, bool close)
 {
     if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
         return -EINVAL;

@@ -1,11 +1,11 @@
 /* HTTP/1.1 head writers for the proxy (hop-by-hop removal, header modifiers, X-Forwarded-*). */
 #include "serval/http/serialize.h"
 
-#include <errno.h>
-#include <string.h>
-
 #include "serval/base/compiler.h"
 #include "wbuf.h"
+
+#include <errno.h>
+#include <string.h>
 
 static const struct sv_str s_connection = SV_STR_LIT("connection");
 static const struct sv_str s_host = SV_STR_LIT("host");
@@ -18,15 +18,19 @@ static const struct sv_str s_xfport = SV_STR_LIT("x-forwarded-port");
 static bool fixed_hop_by_hop(struct sv_str n)
 {
     switch (n.len) {
-    case 2: return sv_str_eq_nocase(n, SV_STR_LIT("te"));
+    case 2:
+        return sv_str_eq_nocase(n, SV_STR_LIT("te"));
     case 7:
         return sv_str_eq_nocase(n, SV_STR_LIT("trailer")) ||
                sv_str_eq_nocase(n, SV_STR_LIT("upgrade"));
     case 10:
         return sv_str_eq_nocase(n, s_connection) || sv_str_eq_nocase(n, SV_STR_LIT("keep-alive"));
-    case 16: return sv_str_eq_nocase(n, SV_STR_LIT("proxy-connection"));
-    case 17: return sv_str_eq_nocase(n, SV_STR_LIT("transfer-encoding"));
-    default: return false;
+    case 16:
+        return sv_str_eq_nocase(n, SV_STR_LIT("proxy-connection"));
+    case 17:
+        return sv_str_eq_nocase(n, SV_STR_LIT("transfer-encoding"));
+    default:
+        return false;
     }
 }
 

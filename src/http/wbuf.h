@@ -3,13 +3,13 @@
 #ifndef SERVAL_HTTP_WBUF_H
 #define SERVAL_HTTP_WBUF_H
 
+#include "serval/base/str.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
-
-#include "serval/base/str.h"
 
 struct sv_wbuf {
     char *p;

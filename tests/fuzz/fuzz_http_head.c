@@ -6,13 +6,13 @@
  * piece size used to feed the rest; the parser must give the same answer fed at once and in
  * pieces, never claim bytes it was not given, and (under ASan) never read past the input. The
  * written request/response head must parse again. */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "serval/http/message.h"
 #include "serval/http/parser.h"
 #include "serval/http/serialize.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -62,10 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (hl1 > n || h1.n_headers != h2.n_headers || h1.flags != h2.flags)
             abort();
         static char out[1 << 17];
-        ssize_t w = kind == SV_HTTP_REQUEST
-                        ? sv_http_write_request_head(&h1, NULL, out, sizeof(out))
-                        : sv_http_write_response_head(&h1, NULL, SV_HTTP_RESP_KEEP_ALIVE, out,
-                                                      sizeof(out));
+        ssize_t w =
+            kind == SV_HTTP_REQUEST
+                ? sv_http_write_request_head(&h1, NULL, out, sizeof(out))
+                : sv_http_write_response_head(&h1, NULL, SV_HTTP_RESP_KEEP_ALIVE, out, sizeof(out));
         if (w > 0) {
             size_t hl3 = 0;
             static struct sv_http_parser p3;

@@ -4,12 +4,12 @@
 #ifndef SERVAL_HTTP_MESSAGE_H
 #define SERVAL_HTTP_MESSAGE_H
 
+#include "serval/base/str.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "serval/base/str.h"
 
 enum sv_http_method {
     SV_HTTP_GET = 0,
@@ -77,27 +77,27 @@ struct sv_http_head {
     enum sv_http_kind kind;
     /* request line (requests) */
     enum sv_http_method method;
-    struct sv_str method_str;             /* the method token as received */
-    struct sv_str target;                 /* request-target as received */
+    struct sv_str method_str; /* the method token as received */
+    struct sv_str target;     /* request-target as received */
     enum sv_http_target_form target_form;
-    struct sv_str scheme;                 /* absolute-form only ("http" or "https"), else empty */
-    struct sv_str authority;              /* absolute-form and authority-form, else empty */
-    struct sv_str path;                   /* origin/absolute: "/..." (a static "/" when an
-                                             absolute-form target has no path); asterisk: "*";
-                                             authority-form: empty */
-    struct sv_str query;                  /* after '?', without it; empty if none (see F_QUERY) */
+    struct sv_str scheme;    /* absolute-form only ("http" or "https"), else empty */
+    struct sv_str authority; /* absolute-form and authority-form, else empty */
+    struct sv_str path;      /* origin/absolute: "/..." (a static "/" when an
+                                absolute-form target has no path); asterisk: "*";
+                                authority-form: empty */
+    struct sv_str query;     /* after '?', without it; empty if none (see F_QUERY) */
     /* status line (responses) */
     uint16_t status;
     struct sv_str reason;
-    enum sv_http_method request_method;   /* response: the method of the request it answers */
+    enum sv_http_method request_method; /* response: the method of the request it answers */
     /* both */
-    uint8_t version_minor;                /* 0 or 1 (HTTP/1.x only) */
-    uint32_t flags;                       /* enum sv_http_head_flag */
-    uint64_t content_length;              /* valid when SV_HTTP_F_CONTENT_LENGTH */
-    struct sv_str host;                   /* request: authority of an absolute-form target, else the
-                                             Host header value; empty if neither */
-    struct sv_str upgrade;                /* Upgrade header value when SV_HTTP_F_UPGRADE */
-    struct sv_http_header *headers;       /* caller storage, in arrival order */
+    uint8_t version_minor;          /* 0 or 1 (HTTP/1.x only) */
+    uint32_t flags;                 /* enum sv_http_head_flag */
+    uint64_t content_length;        /* valid when SV_HTTP_F_CONTENT_LENGTH */
+    struct sv_str host;             /* request: authority of an absolute-form target, else the
+                                       Host header value; empty if neither */
+    struct sv_str upgrade;          /* Upgrade header value when SV_HTTP_F_UPGRADE */
+    struct sv_http_header *headers; /* caller storage, in arrival order */
     uint32_t n_headers;
     uint32_t headers_cap;
 };

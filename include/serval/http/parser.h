@@ -1,3 +1,4 @@
+// clang-format off
 /* HTTP/1.1 head parser and body framer over llhttp (Debian's llhttp 8.1), plus our own strict
  * checks where llhttp is lax (bare LF, obs-fold, bytes in names/values/target, Host, CL/TE).
  *
@@ -18,16 +19,17 @@
  * embedded by value in a connection. One parser is used by one thread at a time (a worker).
  * Errors are sticky: after a negative return every call returns the same error until reset or
  * init (callers close the connection after answering, see sv_http_error_status). */
+// clang-format on
 #ifndef SERVAL_HTTP_PARSER_H
 #define SERVAL_HTTP_PARSER_H
+
+#include "serval/base/limits.h"
+#include "serval/http/message.h"
 
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "serval/base/limits.h"
-#include "serval/http/message.h"
 
 struct sv_http_limits {
     uint32_t max_header_bytes; /* whole head incl. request/status line and final CRLF (431) */
@@ -43,33 +45,33 @@ enum sv_http_result {
     SV_HTTP_OK = 0,
     SV_HTTP_AGAIN = 1, /* need more bytes */
 
-    SV_HTTP_E_SYNTAX = -1,           /* malformed start line or header line (400) */
-    SV_HTTP_E_BARE_LF = -2,          /* LF not preceded by CR in the head (400) */
-    SV_HTTP_E_BARE_CR = -3,          /* CR not followed by LF (400) */
-    SV_HTTP_E_OBS_FOLD = -4,         /* line folding (400) */
-    SV_HTTP_E_HEADER_NAME = -5,      /* empty name or non-token byte in a name (400) */
+    SV_HTTP_E_SYNTAX = -1,             /* malformed start line or header line (400) */
+    SV_HTTP_E_BARE_LF = -2,            /* LF not preceded by CR in the head (400) */
+    SV_HTTP_E_BARE_CR = -3,            /* CR not followed by LF (400) */
+    SV_HTTP_E_OBS_FOLD = -4,           /* line folding (400) */
+    SV_HTTP_E_HEADER_NAME = -5,        /* empty name or non-token byte in a name (400) */
     SV_HTTP_E_SPACE_BEFORE_COLON = -6, /* whitespace between name and colon (400) */
-    SV_HTTP_E_HEADER_VALUE = -7,     /* control byte or DEL in a value (400) */
-    SV_HTTP_E_METHOD = -8,           /* bad method token (400) */
-    SV_HTTP_E_TARGET = -9,           /* bad request-target (400) */
-    SV_HTTP_E_VERSION = -10,         /* not HTTP/1.0 or HTTP/1.1 (505 for requests) */
-    SV_HTTP_E_STATUS = -11,          /* bad status code (responses) */
-    SV_HTTP_E_CL_TE = -12,           /* Content-Length together with Transfer-Encoding (400) */
-    SV_HTTP_E_CL_DUP = -13,          /* repeated or list-valued Content-Length (400) */
-    SV_HTTP_E_CL_INVALID = -14,      /* Content-Length not a plain decimal (400) */
-    SV_HTTP_E_TE = -15,              /* Transfer-Encoding whose last coding is not chunked,
-                                        chunked twice, or any in an HTTP/1.0 message (400) */
-    SV_HTTP_E_TE_UNSUPPORTED = -16,  /* a coding other than chunked before chunked (501) */
-    SV_HTTP_E_NO_HOST = -17,         /* HTTP/1.1 request without Host (400) */
-    SV_HTTP_E_MULTI_HOST = -18,      /* more than one Host header (400) */
-    SV_HTTP_E_HEAD_TOO_LARGE = -19,  /* head longer than max_header_bytes (431) */
-    SV_HTTP_E_TOO_MANY_HEADERS = -20, /* more header fields than allowed (431) */
-    SV_HTTP_E_CHUNK = -21,           /* bad chunk size line / chunk framing (400) */
-    SV_HTTP_E_BODY = -22,            /* other body framing error reported by llhttp (400) */
-    SV_HTTP_E_EOF = -23,             /* the peer closed in the middle of a message (400/502) */
-    SV_HTTP_E_STATE = -24,           /* API misuse (call out of order); a bug in the caller */
-    SV_HTTP_E_INTERNAL = -25,        /* llhttp disagreed with our own framing checks (400) */
-    SV_HTTP_E_HOST = -26,            /* Host value with bytes outside uri-host[:port] (400) */
+    SV_HTTP_E_HEADER_VALUE = -7,       /* control byte or DEL in a value (400) */
+    SV_HTTP_E_METHOD = -8,             /* method llhttp does not know, e.g. lower case (501) */
+    SV_HTTP_E_TARGET = -9,             /* bad request-target (400) */
+    SV_HTTP_E_VERSION = -10,           /* not HTTP/1.0 or HTTP/1.1 (505 for requests) */
+    SV_HTTP_E_STATUS = -11,            /* bad status code (responses) */
+    SV_HTTP_E_CL_TE = -12,             /* Content-Length together with Transfer-Encoding (400) */
+    SV_HTTP_E_CL_DUP = -13,            /* repeated or list-valued Content-Length (400) */
+    SV_HTTP_E_CL_INVALID = -14,        /* Content-Length not a plain decimal (400) */
+    SV_HTTP_E_TE = -15,                /* Transfer-Encoding whose last coding is not chunked,
+                                          chunked twice, or any in an HTTP/1.0 message (400) */
+    SV_HTTP_E_TE_UNSUPPORTED = -16,    /* a coding other than chunked before chunked (501) */
+    SV_HTTP_E_NO_HOST = -17,           /* HTTP/1.1 request without Host (400) */
+    SV_HTTP_E_MULTI_HOST = -18,        /* more than one Host header (400) */
+    SV_HTTP_E_HEAD_TOO_LARGE = -19,    /* head longer than max_header_bytes (431) */
+    SV_HTTP_E_TOO_MANY_HEADERS = -20,  /* more header fields than allowed (431) */
+    SV_HTTP_E_CHUNK = -21,             /* bad chunk size line / chunk framing (400) */
+    SV_HTTP_E_BODY = -22,              /* other body framing error reported by llhttp (400) */
+    SV_HTTP_E_EOF = -23,               /* the peer closed in the middle of a message (400/502) */
+    SV_HTTP_E_STATE = -24,             /* API misuse (call out of order); a bug in the caller */
+    SV_HTTP_E_INTERNAL = -25,          /* llhttp disagreed with our own framing checks (400) */
+    SV_HTTP_E_HOST = -26,              /* Host value with bytes outside uri-host[:port] (400) */
 };
 
 /* How the body after a head is delimited. */
@@ -83,28 +85,28 @@ enum sv_http_body_kind {
 
 /* One parser; embed by value. Fields starting with _ are private. */
 struct sv_http_parser {
-    llhttp_t _ll;                     /* body framing (and a second opinion on the head) */
+    llhttp_t _ll; /* body framing (and a second opinion on the head) */
     struct sv_http_limits _limits;
     enum sv_http_kind _kind;
-    enum sv_http_method _req_method;  /* response parser: method of the request being answered */
-    uint8_t _phase;                   /* private enum in parser.c */
-    uint8_t _body_kind;               /* enum sv_http_body_kind, valid after a head */
-    bool _ll_done;                    /* llhttp reported on_message_complete */
-    int _error;                       /* sticky enum sv_http_result (< 0) or 0 */
-    uint32_t _scan;                   /* bytes of the head already scanned for its end */
-    uint32_t _line_start;             /* offset of the line the scan is in */
-    uint32_t _skip;                   /* leading empty lines skipped (requests) */
-    uint32_t _head_len;               /* length of the parsed head */
-    uint64_t _content_length;         /* LENGTH bodies: bytes expected */
-    uint64_t _body_seen;              /* body bytes consumed so far */
-    uint64_t _ll_cl;                  /* llhttp's Content-Length at headers complete */
-    uint16_t _ll_flags;               /* llhttp's flags at headers complete */
-    bool _ll_headers_done;            /* llhttp reached headers complete */
-    bool _ll_skip_body;               /* tell llhttp the response has no body */
-    uint8_t _cstate;                  /* our strict chunked framer: private enum in parser.c */
-    bool _chunk_digits;               /* the chunk-size line has at least one digit */
-    uint32_t _chunk_line;             /* bytes in the current size line / whole trailer */
-    uint64_t _chunk_left;             /* chunk-size being read, then data bytes left */
+    enum sv_http_method _req_method; /* response parser: method of the request being answered */
+    uint8_t _phase;                  /* private enum in parser.c */
+    uint8_t _body_kind;              /* enum sv_http_body_kind, valid after a head */
+    bool _ll_done;                   /* llhttp reported on_message_complete */
+    int _error;                      /* sticky enum sv_http_result (< 0) or 0 */
+    uint32_t _scan;                  /* bytes of the head already scanned for its end */
+    uint32_t _line_start;            /* offset of the line the scan is in */
+    uint32_t _skip;                  /* leading empty lines skipped (requests) */
+    uint32_t _head_len;              /* length of the parsed head */
+    uint64_t _content_length;        /* LENGTH bodies: bytes expected */
+    uint64_t _body_seen;             /* body bytes consumed so far */
+    uint64_t _ll_cl;                 /* llhttp's Content-Length at headers complete */
+    uint16_t _ll_flags;              /* llhttp's flags at headers complete */
+    bool _ll_headers_done;           /* llhttp reached headers complete */
+    bool _ll_skip_body;              /* tell llhttp the response has no body */
+    uint8_t _cstate;                 /* our strict chunked framer: private enum in parser.c */
+    bool _chunk_digits;              /* the chunk-size line has at least one digit */
+    uint32_t _chunk_line;            /* bytes in the current size line / whole trailer */
+    uint64_t _chunk_left;            /* chunk-size being read, then data bytes left */
 };
 
 /* Prepare <p> for messages of <kind>; <limits> NULL means SV_HTTP_LIMITS_DEFAULT. Any thread
@@ -142,8 +144,9 @@ enum sv_http_body_kind sv_http_body_begin(struct sv_http_parser *p);
  * Chunked framing is checked twice, by our strict framer (hex sizes, CRLF everywhere, extension
  * bytes, trailer fields as strict as header fields: no bare LF, no obs-fold, no space before
  * colon, trailer section within max_header_bytes) and by llhttp, which must end the message at
- * the same byte; the bytes are meant to be forwarded as they are. Returns SV_HTTP_OK (also when more bytes are needed: then *used ==
- * len and !*done) or a negative enum sv_http_result. Owner thread; no allocation. */
+ * the same byte; the bytes are meant to be forwarded as they are. Returns SV_HTTP_OK (also when
+ * more bytes are needed: then *used == len and !*done) or a negative enum sv_http_result. Owner
+ * thread; no allocation. */
 int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
                        bool *done);
 

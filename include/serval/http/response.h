@@ -4,12 +4,12 @@
 #ifndef SERVAL_HTTP_RESPONSE_H
 #define SERVAL_HTTP_RESPONSE_H
 
+#include "serval/base/str.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "serval/base/str.h"
 
 struct sockaddr;
 
@@ -37,8 +37,8 @@ struct sv_http_location {
  * an empty body (Content-Length: 0) and "Connection: close" when <close>. Returns bytes written,
  * -EINVAL for another status or a Location containing CR/LF/control bytes, -ENOSPC when <cap> is
  * too small. Any thread. */
-ssize_t sv_http_write_redirect(char *out, size_t cap, int status, const struct sv_http_location *loc,
-                               bool close);
+ssize_t sv_http_write_redirect(char *out, size_t cap, int status,
+                               const struct sv_http_location *loc, bool close);
 
 /* Write a complete response: status line with the standard reason, Content-Type <content_type>
  * (omitted when its ptr is NULL), Content-Length of <body>, "Connection: close" when <close>,

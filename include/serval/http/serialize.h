@@ -9,12 +9,12 @@
 #ifndef SERVAL_HTTP_SERIALIZE_H
 #define SERVAL_HTTP_SERIALIZE_H
 
+#include "serval/http/message.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "serval/http/message.h"
 
 /* Gateway API RequestHeaderModifier / ResponseHeaderModifier, as pure data (the routing module
  * embeds it in compiled routes; the arrays live in the route's arena). Names compare ASCII
@@ -33,22 +33,22 @@ struct sv_http_header_mods {
 /* How the request head sent upstream differs from the client's. A zeroed struct (or NULL)
  * forwards the head unchanged apart from hop-by-hop handling. */
 struct sv_http_rewrite {
-    struct sv_str target;                    /* new path+query ("/x?y"); ptr NULL = keep path and
-                                                query of the client's target */
-    struct sv_str host;                      /* new Host value; ptr NULL = keep head->host */
-    const struct sv_http_header_mods *mods;  /* request header modifier, or NULL */
-    struct sv_str xff;                       /* client address ("192.0.2.1", see
-                                                sv_http_format_xff) appended to X-Forwarded-For;
-                                                ptr NULL = leave X-Forwarded-For alone */
-    struct sv_str xf_proto;                  /* X-Forwarded-Proto value to set; ptr NULL = none */
-    uint16_t xf_port;                        /* X-Forwarded-Port value to set; 0 = none */
-    bool upgrade;                            /* proxying an upgrade: keep Upgrade, send
-                                                "Connection: upgrade" */
-    bool http10;                             /* send "HTTP/1.0" + "Connection: keep-alive"
-                                                instead of HTTP/1.1: set it for HTTP/1.0
-                                                clients, so the upstream never answers with a
-                                                chunked body they could not read (nginx's
-                                                proxy_http_version 1.0 idea) */
+    struct sv_str target;                   /* new path+query ("/x?y"); ptr NULL = keep path and
+                                               query of the client's target */
+    struct sv_str host;                     /* new Host value; ptr NULL = keep head->host */
+    const struct sv_http_header_mods *mods; /* request header modifier, or NULL */
+    struct sv_str xff;                      /* client address ("192.0.2.1", see
+                                               sv_http_format_xff) appended to X-Forwarded-For;
+                                               ptr NULL = leave X-Forwarded-For alone */
+    struct sv_str xf_proto;                 /* X-Forwarded-Proto value to set; ptr NULL = none */
+    uint16_t xf_port;                       /* X-Forwarded-Port value to set; 0 = none */
+    bool upgrade;                           /* proxying an upgrade: keep Upgrade, send
+                                               "Connection: upgrade" */
+    bool http10;                            /* send "HTTP/1.0" + "Connection: keep-alive"
+                                               instead of HTTP/1.1: set it for HTTP/1.0
+                                               clients, so the upstream never answers with a
+                                               chunked body they could not read (nginx's
+                                               proxy_http_version 1.0 idea) */
 };
 
 /* True when header <name> is hop-by-hop for message <head>: one of the fixed names above or a
@@ -65,10 +65,11 @@ bool sv_http_mods_drop(const struct sv_http_header_mods *mods, struct sv_str nam
  * "Content-Length" or "Transfer-Encoding: chunked" as framed by the client, Upgrade +
  * "Connection: upgrade" when <rw>->upgrade, and the final CRLF. Always HTTP/1.1; an HTTP/1.0
  * client's framing is kept (unless <rw>->http10). Upstream connections are keep-alive (no
- * Connection header unless upgrading or <rw>->http10). Modifiers never write Host (a "set" of Host rewrites it when <rw>->host is not
- * given), Content-Length or hop-by-hop names. <rw> may be NULL. Returns the bytes written,
- * -EINVAL when a rewrite or modifier holds CR/LF/control bytes (header injection), or -ENOSPC
- * (the contents of <out> are then unspecified). Any thread; no allocation. */
+ * Connection header unless upgrading or <rw>->http10). Modifiers never write Host (a "set" of Host
+ * rewrites it when <rw>->host is not given), Content-Length or hop-by-hop names. <rw> may be NULL.
+ * Returns the bytes written, -EINVAL when a rewrite or modifier holds CR/LF/control bytes (header
+ * injection), or -ENOSPC (the contents of <out> are then unspecified). Any thread; no allocation.
+ */
 ssize_t sv_http_write_request_head(const struct sv_http_head *head,
                                    const struct sv_http_rewrite *rw, char *out, size_t cap);
 

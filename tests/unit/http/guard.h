@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 struct guard_buf {
-    char *base;   /* mapping start */
-    size_t size;  /* whole mapping */
-    char *limit;  /* first byte of the PROT_NONE page */
+    char *base;  /* mapping start */
+    size_t size; /* whole mapping */
+    char *limit; /* first byte of the PROT_NONE page */
 };
 
 /* Room for <cap> bytes followed by a guard page. Returns 0 or -1. */

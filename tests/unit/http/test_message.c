@@ -1,12 +1,12 @@
 /* Unit tests for src/http/message.c: method table, header lookup/join, token lists. */
-#include <errno.h>
-
 #include "../harness.h"
 #include "serval/base/compiler.h"
 #include "serval/http/message.h"
 #include "serval/http/parser.h"
 #include "serval/http/response.h"
 #include "serval/http/serialize.h"
+
+#include <errno.h>
 
 TEST(http_method_table)
 {

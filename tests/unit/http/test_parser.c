@@ -1,16 +1,16 @@
 /* Unit tests for src/http/parser.c. Every input sits right before a PROT_NONE page (guard.h), so
  * a read past the end faults. Heads are parsed at once and one byte at a time, and both must
  * agree. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-
 #include "../harness.h"
 #include "guard.h"
 #include "serval/base/assert.h"
 #include "serval/base/compiler.h"
 #include "serval/http/message.h"
 #include "serval/http/parser.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define NHDR 80
 
@@ -68,7 +68,8 @@ static int parse_trickle(struct parsed *r, enum sv_http_kind kind, enum sv_http_
 static void summarize(const struct parsed *r, char *out, size_t cap)
 {
     const struct sv_http_head *h = &r->head;
-    int n = snprintf(out, cap, "rc=%d len=%zu m=%d ms=%.*s t=%.*s p=%.*s q=%.*s a=%.*s h=%.*s "
+    int n = snprintf(out, cap,
+                     "rc=%d len=%zu m=%d ms=%.*s t=%.*s p=%.*s q=%.*s a=%.*s h=%.*s "
                      "st=%u v=%u f=%x cl=%llu up=%.*s n=%u",
                      r->rc, r->head_len, h->method, (int)h->method_str.len, h->method_str.ptr,
                      (int)h->target.len, h->target.ptr, (int)h->path.len, h->path.ptr,
@@ -77,9 +78,9 @@ static void summarize(const struct parsed *r, char *out, size_t cap)
                      (unsigned long long)h->content_length, (int)h->upgrade.len, h->upgrade.ptr,
                      h->n_headers);
     for (uint32_t i = 0; i < h->n_headers && n > 0 && (size_t)n < cap; i++)
-        n += snprintf(out + n, cap - (size_t)n, " [%.*s|%.*s]", (int)h->headers[i].name.len,
-                      h->headers[i].name.ptr, (int)h->headers[i].value.len,
-                      h->headers[i].value.ptr);
+        n +=
+            snprintf(out + n, cap - (size_t)n, " [%.*s|%.*s]", (int)h->headers[i].name.len,
+                     h->headers[i].name.ptr, (int)h->headers[i].value.len, h->headers[i].value.ptr);
 }
 
 static bool str_is(struct sv_str s, const char *want)
@@ -90,8 +91,7 @@ static bool str_is(struct sv_str s, const char *want)
 #define CHECK_SV(s, want)                                                                          \
     do {                                                                                           \
         if (!str_is((s), (want)))                                                                  \
-            FAIL("%s is \"%.*s\", want \"%s\"", #s, (int)(s).len, (s).ptr ? (s).ptr : "",        \
-                 (want));                                                                          \
+            FAIL("%s is \"%.*s\", want \"%s\"", #s, (int)(s).len, (s).ptr ? (s).ptr : "", (want)); \
     } while (0)
 
 /* Parse at once and trickled; both must give the same summary. */
@@ -157,8 +157,8 @@ static const struct req_case req_cases[] = {
     /* HTTP/1.0: no Host needed, not keep-alive unless asked */
     {"GET /old HTTP/1.0\r\n\r\n", SV_HTTP_GET, "GET", "/old", "/old", "", "", 0,
      SV_HTTP_F_KEEP_ALIVE | SV_HTTP_F_HOST, SV_HTTP_BODY_NONE, 0},
-    {"GET /old HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", SV_HTTP_GET, "GET", "/old", "/old",
-     "", "", SV_HTTP_F_KEEP_ALIVE | SV_HTTP_F_CONNECTION_KEEP_ALIVE, 0, SV_HTTP_BODY_NONE, 0},
+    {"GET /old HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", SV_HTTP_GET, "GET", "/old", "/old", "",
+     "", SV_HTTP_F_KEEP_ALIVE | SV_HTTP_F_CONNECTION_KEEP_ALIVE, 0, SV_HTTP_BODY_NONE, 0},
     {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", SV_HTTP_GET, "GET", "/", "/", "",
      "", SV_HTTP_F_CONNECTION_CLOSE, SV_HTTP_F_KEEP_ALIVE, SV_HTTP_BODY_NONE, 0},
     {"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", SV_HTTP_GET, "GET", "/", "/", "",
@@ -170,8 +170,8 @@ static const struct req_case req_cases[] = {
     /* upgrade needs both headers */
     {"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
      SV_HTTP_GET, "GET", "/ws", "/ws", "", "h",
-     SV_HTTP_F_UPGRADE | SV_HTTP_F_CONNECTION_UPGRADE | SV_HTTP_F_KEEP_ALIVE, 0,
-     SV_HTTP_BODY_NONE, 0},
+     SV_HTTP_F_UPGRADE | SV_HTTP_F_CONNECTION_UPGRADE | SV_HTTP_F_KEEP_ALIVE, 0, SV_HTTP_BODY_NONE,
+     0},
     {"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n", SV_HTTP_GET, "GET", "/ws", "/ws",
      "", "h", 0, SV_HTTP_F_UPGRADE, SV_HTTP_BODY_NONE, 0},
     {"POST /e HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
@@ -306,11 +306,10 @@ static const struct bad_case bad_cases[] = {
      400},
     {"TE params", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked;x=1\r\n\r\n", SV_HTTP_E_TE,
      400},
-    {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", SV_HTTP_E_TE,
-     400},
+    {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", SV_HTTP_E_TE, 400},
     {"TE+CL in HTTP/1.0",
-     "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
-     SV_HTTP_E_CL_TE, 400},
+     "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", SV_HTTP_E_CL_TE,
+     400},
     {"TE gzip, chunked", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n\r\n",
      SV_HTTP_E_TE_UNSUPPORTED, 501},
     {"bare LF everywhere", "GET / HTTP/1.1\n" H "\n", SV_HTTP_E_BARE_LF, 400},
@@ -327,8 +326,8 @@ static const struct bad_case bad_cases[] = {
      400},
     {"tab before colon", "GET / HTTP/1.1\r\n" H "X\t: y\r\n\r\n", SV_HTTP_E_SPACE_BEFORE_COLON,
      400},
-    {"space CL before colon",
-     "POST / HTTP/1.1\r\n" H "Content-Length : 3\r\n\r\n", SV_HTTP_E_SPACE_BEFORE_COLON, 400},
+    {"space CL before colon", "POST / HTTP/1.1\r\n" H "Content-Length : 3\r\n\r\n",
+     SV_HTTP_E_SPACE_BEFORE_COLON, 400},
     {"name bad byte", "GET / HTTP/1.1\r\n" H "X(y): z\r\n\r\n", SV_HTTP_E_HEADER_NAME, 400},
     {"name high byte", "GET / HTTP/1.1\r\n" H "X\xc3\xa9: z\r\n\r\n", SV_HTTP_E_HEADER_NAME, 400},
     {"name empty", "GET / HTTP/1.1\r\n" H ": z\r\n\r\n", SV_HTTP_E_HEADER_NAME, 400},
@@ -444,7 +443,8 @@ TEST(http_parse_431_count)
             CHECK_EQ_INT(r.head.n_headers, (uint32_t)count);
     }
     /* the head's own capacity limits too */
-    size_t n = (size_t)snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n");
+    size_t n =
+        (size_t)snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n");
     struct sv_http_header three[2];
     sv_http_parser_init(&r.p, SV_HTTP_REQUEST, NULL);
     sv_http_head_init(&r.head, three, 2);
@@ -462,8 +462,8 @@ TEST(http_parse_431_count)
 static int walk_stream(const char *s, size_t n, size_t piece, char *log, size_t logcap)
 {
     static struct parsed r;
-    size_t off = 0;      /* start of the current message's head */
-    size_t avail = 0;    /* bytes "received" so far */
+    size_t off = 0;   /* start of the current message's head */
+    size_t avail = 0; /* bytes "received" so far */
     size_t loglen = 0;
     log[0] = 0;
     sv_http_parser_init(&r.p, SV_HTTP_REQUEST, NULL);
@@ -724,13 +724,15 @@ static const struct resp_case resp_cases[] = {
      SV_HTTP_BODY_NONE, 0, SV_HTTP_F_CONTENT_LENGTH, SV_HTTP_F_BODY, 304},
     {"close-delimited", SV_HTTP_GET, "HTTP/1.1 200 OK\r\nX: y\r\n\r\nabcNEXT",
      SV_HTTP_BODY_UNTIL_CLOSE, 7, SV_HTTP_F_BODY, SV_HTTP_F_KEEP_ALIVE, 200},
-    {"1.0 close-delimited", SV_HTTP_GET, "HTTP/1.0 200 OK\r\n\r\nabcNEXT",
-     SV_HTTP_BODY_UNTIL_CLOSE, 7, SV_HTTP_F_BODY, SV_HTTP_F_KEEP_ALIVE, 200},
+    {"1.0 close-delimited", SV_HTTP_GET, "HTTP/1.0 200 OK\r\n\r\nabcNEXT", SV_HTTP_BODY_UNTIL_CLOSE,
+     7, SV_HTTP_F_BODY, SV_HTTP_F_KEEP_ALIVE, 200},
     {"1.0 keep-alive CL", SV_HTTP_GET,
      "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nxNEXT",
      SV_HTTP_BODY_LENGTH, 1, SV_HTTP_F_KEEP_ALIVE, 0, 200},
-    {"close CL", SV_HTTP_GET, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx"
-     "NEXT", SV_HTTP_BODY_LENGTH, 1, SV_HTTP_F_CONNECTION_CLOSE, SV_HTTP_F_KEEP_ALIVE, 200},
+    {"close CL", SV_HTTP_GET,
+     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx"
+     "NEXT",
+     SV_HTTP_BODY_LENGTH, 1, SV_HTTP_F_CONNECTION_CLOSE, SV_HTTP_F_KEEP_ALIVE, 200},
     {"101", SV_HTTP_GET,
      "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nNEXT",
      SV_HTTP_BODY_TUNNEL, 0, SV_HTTP_F_UPGRADE, SV_HTTP_F_BODY, 101},
@@ -791,7 +793,8 @@ TEST(http_parse_responses)
 TEST(http_interim_then_final)
 {
     static struct parsed r;
-    const char *s = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+    const char *s =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
     size_t n = strlen(s);
     REQUIRE(parse_at_once(&r, SV_HTTP_RESPONSE, SV_HTTP_POST, s, n, NULL) == SV_HTTP_OK);
     CHECK_EQ_INT(r.head.status, 100);

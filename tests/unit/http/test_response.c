@@ -1,16 +1,16 @@
 /* Unit tests for src/http/response.c: canned responses parse and carry the right length,
  * redirects, simple responses, X-Forwarded-For formatting. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <sys/socket.h>
-
 #include "../harness.h"
 #include "serval/base/compiler.h"
 #include "serval/http/message.h"
 #include "serval/http/parser.h"
 #include "serval/http/response.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 /* Parse a complete response in <s>[<n>]: head, then a Content-Length body that must end exactly
  * at <n>. Returns the status or a negative error. */
@@ -54,8 +54,8 @@ TEST(http_canned_responses)
             struct sv_http_head h;
             int st = parse_complete(r.ptr, r.len, &h, hdrs, 8);
             if (st != codes[i]) {
-                FAIL("canned %d close=%d: parse gives %d:\n%.*s", codes[i], close, st,
-                     (int)r.len, r.ptr);
+                FAIL("canned %d close=%d: parse gives %d:\n%.*s", codes[i], close, st, (int)r.len,
+                     r.ptr);
                 continue;
             }
             CHECK(str_eq_reason(h.reason, codes[i]));
@@ -72,8 +72,8 @@ TEST(http_canned_responses)
 #define CHECK_WROTE(n, buf, want)                                                                  \
     do {                                                                                           \
         ssize_t n_ = (n);                                                                          \
-        if (n_ < 0 || (size_t)n_ != strlen(want) || memcmp((buf), (want), (size_t)n_) != 0)       \
-            FAIL("wrote %zd:\n%.*s\nwant:\n%s", n_, n_ > 0 ? (int)n_ : 0, (buf), (want));        \
+        if (n_ < 0 || (size_t)n_ != strlen(want) || memcmp((buf), (want), (size_t)n_) != 0)        \
+            FAIL("wrote %zd:\n%.*s\nwant:\n%s", n_, n_ > 0 ? (int)n_ : 0, (buf), (want));          \
     } while (0)
 
 TEST(http_redirects)
@@ -120,17 +120,19 @@ TEST(http_simple_response)
     char out[256];
     ssize_t n = sv_http_write_simple_response(out, sizeof(out), 200, false,
                                               SV_STR_LIT("application/json"), SV_STR_LIT("{}"));
-    CHECK_WROTE(n, out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        "Content-Length: 2\r\n\r\n{}");
+    CHECK_WROTE(n, out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                "Content-Length: 2\r\n\r\n{}");
     struct sv_http_header hdrs[8];
     struct sv_http_head h;
     CHECK_EQ_INT(parse_complete(out, (size_t)n, &h, hdrs, 8), 200);
     n = sv_http_write_simple_response(out, sizeof(out), 503, true, SV_STR_NULL, SV_STR_LIT(""));
-    CHECK_WROTE(n, out, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                        "Connection: close\r\n\r\n");
-    CHECK_EQ_INT(sv_http_write_simple_response(out, sizeof(out), 99, false, SV_STR_NULL,
-                                               SV_STR_NULL),
-                 -EINVAL);
+    CHECK_WROTE(n, out,
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                "Connection: close\r\n\r\n");
+    CHECK_EQ_INT(
+        sv_http_write_simple_response(out, sizeof(out), 99, false, SV_STR_NULL, SV_STR_NULL),
+        -EINVAL);
     CHECK_EQ_INT(sv_http_write_simple_response(out, sizeof(out), 200, false,
                                                SV_STR_LIT("a\r\nb: c"), SV_STR_NULL),
                  -EINVAL);

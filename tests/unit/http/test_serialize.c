@@ -1,13 +1,13 @@
 /* Unit tests for src/http/serialize.c: hop-by-hop removal, header modifiers, rewrites, XFF, and
  * that everything written parses again. */
-#include <errno.h>
-#include <stdio.h>
-
 #include "../harness.h"
 #include "serval/base/compiler.h"
 #include "serval/http/message.h"
 #include "serval/http/parser.h"
 #include "serval/http/serialize.h"
+
+#include <errno.h>
+#include <stdio.h>
 
 struct ctx {
     struct sv_http_parser p;
@@ -53,7 +53,8 @@ TEST(http_write_request_passthrough)
                   "GET /a?b=1 HTTP/1.1\r\nHost: h.example\r\nAccept: */*\r\nX-A: 1\r\n"
                   "x-a: 2\r\n\r\n") == SV_HTTP_OK);
     ssize_t n = sv_http_write_request_head(&c.head, NULL, c.out, sizeof(c.out));
-    CHECK_OUT(n, "GET /a?b=1 HTTP/1.1\r\nHost: h.example\r\nAccept: */*\r\nX-A: 1\r\nx-a: 2\r\n\r\n");
+    CHECK_OUT(n,
+              "GET /a?b=1 HTTP/1.1\r\nHost: h.example\r\nAccept: */*\r\nX-A: 1\r\nx-a: 2\r\n\r\n");
     check_reparses(c.out, (size_t)n, SV_HTTP_REQUEST, SV_HTTP_GET);
 }
 
@@ -88,7 +89,8 @@ TEST(http_write_request_http10_and_absolute)
     /* ... or as HTTP/1.0 with keep-alive when asked (so the upstream cannot answer chunked) */
     struct sv_http_rewrite rw10 = {.http10 = true};
     n = sv_http_write_request_head(&c.head, &rw10, c.out, sizeof(c.out));
-    CHECK_OUT(n, "POST /old HTTP/1.0\r\nHost: \r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n");
+    CHECK_OUT(
+        n, "POST /old HTTP/1.0\r\nHost: \r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n");
     check_reparses(c.out, (size_t)n, SV_HTTP_REQUEST, SV_HTTP_GET);
     /* absolute-form goes out in origin-form with the target's authority as Host */
     REQUIRE(parse(&c, SV_HTTP_REQUEST, SV_HTTP_GET,
@@ -127,7 +129,8 @@ TEST(http_write_request_rewrite)
                   "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\n\r\n") == SV_HTTP_OK);
     struct sv_http_rewrite rw2 = {.xff = SV_STR_LIT("::1")};
     n = sv_http_write_request_head(&c.head, &rw2, c.out, sizeof(c.out));
-    CHECK_OUT(n, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: ::1\r\n\r\n");
+    CHECK_OUT(
+        n, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: ::1\r\n\r\n");
 
     /* header injection through a rewrite is refused */
     struct sv_http_rewrite bad = {.target = SV_STR_LIT("/a\r\nX: y")};
@@ -213,17 +216,16 @@ TEST(http_write_response)
                   "HTTP/1.1 200 Fine\r\nServer: up\r\nConnection: keep-alive, X-Hop\r\n"
                   "X-Hop: 1\r\nKeep-Alive: timeout=3\r\nContent-Length: 5\r\nSet-Cookie: a=1\r\n"
                   "Set-Cookie: b=2\r\n\r\n") == SV_HTTP_OK);
-    ssize_t n = sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE, c.out,
-                                            sizeof(c.out));
+    ssize_t n =
+        sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 200 Fine\r\nServer: up\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
                  "Content-Length: 5\r\n\r\n");
     check_reparses(c.out, (size_t)n, SV_HTTP_RESPONSE, SV_HTTP_GET);
     n = sv_http_write_response_head(&c.head, NULL, 0, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 200 Fine\r\nServer: up\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
                  "Content-Length: 5\r\nConnection: close\r\n\r\n");
-    n = sv_http_write_response_head(&c.head, NULL,
-                                    SV_HTTP_RESP_KEEP_ALIVE | SV_HTTP_RESP_CLIENT_10, c.out,
-                                    sizeof(c.out));
+    n = sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE | SV_HTTP_RESP_CLIENT_10,
+                                    c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 200 Fine\r\nServer: up\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
                  "Content-Length: 5\r\nConnection: keep-alive\r\n\r\n");
 
@@ -243,8 +245,8 @@ TEST(http_write_response_framing)
     REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_GET,
                   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n") ==
             SV_HTTP_OK);
-    ssize_t n = sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE, c.out,
-                                            sizeof(c.out));
+    ssize_t n =
+        sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     /* close-delimited: the client connection must close */
     REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_GET, "HTTP/1.0 200 OK\r\nX: 1\r\n\r\n") ==
@@ -270,13 +272,14 @@ TEST(http_write_response_framing)
     n = sv_http_write_response_head(&c.head, NULL, 0, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 100 Continue\r\n\r\n");
     /* ... and never to an HTTP/1.0 client */
-    CHECK_EQ_INT(sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_CLIENT_10, c.out,
-                                             sizeof(c.out)),
-                 0);
+    CHECK_EQ_INT(
+        sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_CLIENT_10, c.out, sizeof(c.out)),
+        0);
     /* 101 keeps the upgrade */
-    REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_GET,
-                  "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                  "Sec-WebSocket-Accept: abc\r\n\r\n") == SV_HTTP_OK);
+    REQUIRE(
+        parse(&c, SV_HTTP_RESPONSE, SV_HTTP_GET,
+              "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              "Sec-WebSocket-Accept: abc\r\n\r\n") == SV_HTTP_OK);
     n = sv_http_write_response_head(&c.head, NULL, 0, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: abc\r\n"
                  "Upgrade: websocket\r\nConnection: upgrade\r\n\r\n");
