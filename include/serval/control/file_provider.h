@@ -11,6 +11,8 @@
  *     loop: poll(sv_file_provider_fd(fp), POLLIN) ...
  *           if (sv_file_provider_process(fp, &st) == 1) translate_and_publish(st);
  *
+ * Files whose identity (inode, size, mtime, ctime) did not change since the last good load are
+ * not read again: their decoded objects are reused (shared by reference).
  * A reload that finds any broken file (unreadable, YAML/JSON syntax, a field of the wrong type)
  * produces no store: the caller keeps its last good store, the error ("file: document N: field:
  * problem") is logged and kept for GET /config (sv_file_provider_error).
@@ -70,8 +72,9 @@ struct sv_file_provider_stats {
     uint64_t loads_ok;
     uint64_t loads_failed;
     uint64_t events;     /* relevant inotify events seen */
-    uint32_t files;      /* files read by the last good load */
-    uint32_t objects;    /* objects in the last good load */
+    uint32_t files;        /* files in the last good load */
+    uint32_t files_reused; /* of which unchanged since the load before: not read again */
+    uint32_t objects;      /* objects in the last good load */
 };
 
 void sv_file_provider_stats(const struct sv_file_provider *p, struct sv_file_provider_stats *out);

@@ -39,8 +39,10 @@ int sv_folder_fd(const struct sv_folder *f);
 int sv_folder_timeout_ms(const struct sv_folder *f);
 
 /* Handle folder events without blocking: after the debounce, reload, translate and publish.
- * Control thread. Returns 1 when a generation was published, 0 when nothing changed, or a
- * negative errno when the reload failed (the last good generation keeps serving). */
+ * The /config document is refreshed by the next call that finds nothing new (so call it again
+ * soon after a non-zero result; the control loop's periodic call does). Control thread.
+ * Returns 1 when a generation was published, 0 when nothing changed, or a negative errno when
+ * the reload failed (the last good generation keeps serving). */
 int sv_folder_process(struct sv_folder *f);
 
 /* Generations published by this controller so far. Control thread. */

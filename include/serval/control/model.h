@@ -434,6 +434,7 @@ struct sv_object {
     const char *source; /* where it came from ("file.yaml#2"), NULL if not set */
     uint64_t content_hash; /* of the decoded JSON without status, resourceVersion and
                               managedFields: equal hashes = same content (change detection) */
+    int _refs;             /* references: 1 after decoding; sv_object_ref / sv_object_free */
     struct sv_arena _arena;
 };
 
@@ -451,8 +452,12 @@ enum sv_decode_result {
 int sv_model_decode(const struct cJSON *json, const char *source, struct sv_object **out, char *err,
                     size_t errlen);
 
-/* Free an object and everything it owns. NULL is fine. */
+/* Drop one reference; the last one frees the object and everything it owns. NULL is fine. */
 void sv_object_free(struct sv_object *obj);
+
+/* Take one more reference (objects are immutable after decoding, so several stores may hold the
+ * same object: the folder provider reuses the objects of unchanged files). Returns <obj>. */
+struct sv_object *sv_object_ref(struct sv_object *obj);
 
 /* Parse a Gateway API duration (GEP-2257: ^([0-9]{1,5}(h|m|s|ms)){1,4}$, the sum of the
  * components; "0s" is zero, a bare "0" is invalid).

@@ -25,6 +25,7 @@ struct sv_folder {
     uint64_t endpoint_updates;
     uint64_t published;
     uint64_t generation_id;
+    bool dirty;         /* /config document out of date (rendered on the next quiet call) */
     pthread_mutex_t mu; /* guards json */
     char *json;
 };
@@ -255,16 +256,20 @@ int sv_folder_process(struct sv_folder *f)
 {
     struct sv_store *store = NULL;
     int rc = sv_file_provider_process(f->fp, &store);
-    if (rc == 0)
+    if (rc == 0) {
+        /* Render /config off the publish path: the next call without news does it. */
+        if (f->dirty) {
+            render(f);
+            f->dirty = false;
+        }
         return 0;
-    if (rc < 0) {
-        render(f); /* show the error next to the last good status */
-        return rc;
     }
+    f->dirty = true;
+    if (rc < 0)
+        return rc; /* the error shows next to the last good status */
     rc = publish(f, store);
     if (rc < 0)
         sv_store_free(store);
-    render(f);
     return rc;
 }
 

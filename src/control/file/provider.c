@@ -30,12 +30,31 @@
      IN_DELETE_SELF | IN_MOVE_SELF)
 #define MAX_LIST_ITEMS 100000
 
+/* A file decoded by an earlier load: if its identity (device, inode, size, mtime, ctime) is
+ * unchanged, its objects are reused without reading it again. Holds one reference per object. */
+struct cache_entry {
+    char *path; /* NULL = empty slot */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    struct sv_object **objs;
+    size_t n;
+};
+
+struct file_cache {
+    struct cache_entry *slots; /* open addressing, capacity a power of two */
+    size_t cap, count;
+};
+
 struct sv_file_provider {
     char *dir;
+    struct file_cache cache;
     struct sv_file_provider_opts o;
     int epfd, infd, tfd;
     bool pending;
     uint64_t first_ms, deadline_ms;
+    uint64_t last_load_ms; /* when the last load finished (0 = never) */
     char error[ERR_LEN];
     struct sv_file_provider_stats stats;
 };
@@ -44,10 +63,94 @@ struct sv_file_provider {
 struct load {
     struct sv_file_provider *p;
     struct sv_store *store;
-    uint32_t files, dirs, objects;
+    struct file_cache next; /* the cache after this load, if it succeeds */
+    struct sv_object **cur; /* objects of the file being decoded (one reference each) */
+    size_t n_cur, cap_cur;
+    uint32_t files, dirs, objects, reused;
     size_t bytes;
     int rc;
 };
+
+/* ---- file cache -------------------------------------------------------------------------- */
+
+static size_t path_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 31));
+}
+
+static struct cache_entry *cache_find(const struct file_cache *c, const char *path)
+{
+    if (!c->cap)
+        return NULL;
+    size_t mask = c->cap - 1;
+    for (size_t i = path_hash(path) & mask, probes = 0; probes < c->cap;
+         i = (i + 1) & mask, probes++) {
+        if (!c->slots[i].path)
+            return NULL;
+        if (strcmp(c->slots[i].path, path) == 0)
+            return &c->slots[i];
+    }
+    return NULL;
+}
+
+static void entry_clear(struct cache_entry *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        sv_object_free(e->objs[i]);
+    free(e->objs);
+    free(e->path);
+    memset(e, 0, sizeof(*e));
+}
+
+static void cache_free(struct file_cache *c)
+{
+    for (size_t i = 0; i < c->cap; i++) {
+        if (c->slots[i].path)
+            entry_clear(&c->slots[i]);
+    }
+    free(c->slots);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Insert <e> (taken over) into <c>, growing it. Returns 0 or -ENOMEM (then <e> is cleared). */
+static int cache_put(struct file_cache *c, struct cache_entry *e)
+{
+    if ((c->count + 1) * 2 > c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 64;
+        struct cache_entry *ns = calloc(ncap, sizeof(*ns));
+        if (!ns) {
+            entry_clear(e);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < c->cap; i++) {
+            if (!c->slots[i].path)
+                continue;
+            size_t j = path_hash(c->slots[i].path) & (ncap - 1);
+            while (ns[j].path)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = c->slots[i];
+        }
+        free(c->slots);
+        c->slots = ns;
+        c->cap = ncap;
+    }
+    size_t j = path_hash(e->path) & (c->cap - 1);
+    while (c->slots[j].path)
+        j = (j + 1) & (c->cap - 1);
+    c->slots[j] = *e;
+    c->count++;
+    return 0;
+}
+
+static bool same_identity(const struct cache_entry *e, const struct stat *st)
+{
+    return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+           e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+           e->ctime.tv_sec == st->st_ctim.tv_sec && e->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
 
 static void set_defaults(struct sv_file_provider_opts *o)
 {
@@ -126,6 +229,7 @@ void sv_file_provider_close(struct sv_file_provider *p)
         close(p->infd);
     if (p->tfd >= 0)
         close(p->tfd);
+    cache_free(&p->cache);
     free(p->dir);
     free(p);
 }
@@ -193,7 +297,18 @@ static int add_object(struct load *l, const cJSON *j, const char *rel, size_t do
         sv_warn("file", "%s %s/%s defined twice (%s and %s): the later one wins",
                 sv_kind_name(obj->kind), obj->meta.ns, obj->meta.name,
                 prev->source ? prev->source : "?", src);
-    if (sv_store_upsert(l->store, obj) < 0)
+    if (l->n_cur == l->cap_cur) {
+        size_t cap = l->cap_cur ? l->cap_cur * 2 : 16;
+        struct sv_object **v = realloc(l->cur, cap * sizeof(*v));
+        if (!v) {
+            sv_object_free(obj);
+            return load_fail(l, -ENOMEM, "%s: out of memory", src);
+        }
+        l->cur = v;
+        l->cap_cur = cap;
+    }
+    l->cur[l->n_cur++] = obj;
+    if (sv_store_upsert(l->store, sv_object_ref(obj)) < 0)
         return load_fail(l, -ENOMEM, "%s: out of memory", src);
     l->objects++;
     return 0;
@@ -271,11 +386,69 @@ static char *read_file(struct load *l, const char *path, const char *rel, size_t
     return buf;
 }
 
-static int load_file(struct load *l, const char *path, const char *rel)
+/* Keep the objects decoded from <path> in the next cache (they hold their own references). */
+static void remember(struct load *l, const char *path, const struct stat *st)
+{
+    struct cache_entry e = {.dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
+                            .mtime = st->st_mtim, .ctime = st->st_ctim};
+    e.path = strdup(path);
+    e.objs = l->cur;
+    e.n = l->n_cur;
+    l->cur = NULL;
+    l->n_cur = l->cap_cur = 0;
+    if (!e.path) {
+        entry_clear(&e);
+        load_fail(l, -ENOMEM, "out of memory");
+        return;
+    }
+    if (cache_put(&l->next, &e) != 0)
+        load_fail(l, -ENOMEM, "out of memory");
+}
+
+static void drop_cur(struct load *l)
+{
+    for (size_t i = 0; i < l->n_cur; i++)
+        sv_object_free(l->cur[i]);
+    l->n_cur = 0;
+}
+
+/* A file whose identity did not change since the last good load: reuse its objects. */
+static int reuse_file(struct load *l, const struct cache_entry *e, const char *path)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        struct sv_object *o = e->objs[i];
+        if (sv_store_get(l->store, o->kind, o->meta.ns, o->meta.name))
+            sv_warn("file", "%s %s/%s defined twice: the later one (%s) wins",
+                    sv_kind_name(o->kind), o->meta.ns, o->meta.name, o->source ? o->source : "?");
+        if (sv_store_upsert(l->store, sv_object_ref(o)) < 0)
+            return load_fail(l, -ENOMEM, "out of memory");
+        l->objects++;
+    }
+    struct cache_entry copy = *e;
+    copy.path = strdup(path);
+    copy.objs = malloc((e->n ? e->n : 1) * sizeof(*copy.objs));
+    if (!copy.path || !copy.objs) {
+        free(copy.path);
+        free(copy.objs);
+        return load_fail(l, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < e->n; i++)
+        copy.objs[i] = sv_object_ref(e->objs[i]);
+    if (cache_put(&l->next, &copy) != 0)
+        return load_fail(l, -ENOMEM, "out of memory");
+    l->reused++;
+    return 0;
+}
+
+static int load_file(struct load *l, const char *path, const char *rel, const struct stat *st)
 {
     size_t len = 0;
     if (++l->files > l->p->o.max_files)
         return load_fail(l, -EINVAL, "%s: more than %u files", rel, l->p->o.max_files);
+    const struct cache_entry *e = cache_find(&l->p->cache, path);
+    if (e && same_identity(e, st))
+        return reuse_file(l, e, path);
+    drop_cur(l);
     char *buf = read_file(l, path, rel, &len);
     if (!buf)
         return l->rc;
@@ -315,6 +488,9 @@ static int load_file(struct load *l, const char *path, const char *rel)
             break;
     }
     cJSON_Delete(docs);
+    if (l->rc == 0)
+        remember(l, path, st);
+    drop_cur(l);
     return l->rc;
 }
 
@@ -381,7 +557,7 @@ static int load_dir(struct load *l, const char *path, const char *rel, uint32_t 
         if (S_ISDIR(st.st_mode))
             load_dir(l, full, sub, depth + 1);
         else if (S_ISREG(st.st_mode) && wanted_file(names[i]))
-            load_file(l, full, sub);
+            load_file(l, full, sub, &st);
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -398,17 +574,26 @@ int sv_file_provider_load(struct sv_file_provider *p, struct sv_store **out)
     if (!l.store)
         return -ENOMEM;
     load_dir(&l, p->dir, "", 0);
+    drop_cur(&l);
+    free(l.cur);
     if (l.rc != 0) {
+        p->last_load_ms = sv_now_ms();
+        cache_free(&l.next);
         sv_store_free(l.store);
         p->stats.loads_failed++;
         sv_error("file", "%s: reload failed, keeping the last good configuration: %s", p->dir,
                  p->error);
         return l.rc;
     }
+    cache_free(&p->cache);
+    p->cache = l.next;
+    p->last_load_ms = sv_now_ms();
     p->stats.loads_ok++;
     p->stats.files = l.files;
+    p->stats.files_reused = l.reused;
     p->stats.objects = l.objects;
-    sv_info("file", "%s: loaded %u objects from %u files", p->dir, l.objects, l.files);
+    sv_info("file", "%s: loaded %u objects from %u files (%u unchanged)", p->dir, l.objects,
+            l.files, l.reused);
     *out = l.store;
     return 0;
 }
@@ -442,10 +627,19 @@ static bool relevant(const struct inotify_event *ev)
     return wanted_file(ev->name);
 }
 
+/* Events after which a file is complete (a writer closed it, a rename or delete happened). */
+#define COMPLETE_MASK                                                                              \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF |   \
+     IN_Q_OVERFLOW)
+
+/* Debounce: a change after a quiet spell (no load for max_delay_ms) whose last event completes a
+ * file is loaded at once (leading edge: a single save is live without waiting); otherwise, and
+ * for the rest of a burst, the load waits for quiet_ms without events, at most max_delay_ms
+ * after the first one. */
 static void drain_inotify(struct sv_file_provider *p)
 {
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
-    bool any = false;
+    bool any = false, complete = false;
     for (int rounds = 0; rounds < 64; rounds++) {
         ssize_t n = read(p->infd, buf, sizeof(buf));
         if (n <= 0)
@@ -454,6 +648,8 @@ static void drain_inotify(struct sv_file_provider *p)
             const struct inotify_event *ev = (const struct inotify_event *)(void *)q;
             if (relevant(ev)) {
                 any = true;
+                complete = (ev->mask & COMPLETE_MASK) != 0 ||
+                           (ev->mask & (IN_CREATE | IN_ISDIR)) == (IN_CREATE | IN_ISDIR);
                 p->stats.events++;
             }
             q += sizeof(*ev) + ev->len;
@@ -465,6 +661,11 @@ static void drain_inotify(struct sv_file_provider *p)
     if (!p->pending) {
         p->pending = true;
         p->first_ms = now;
+        if (complete && now >= p->last_load_ms + p->o.max_delay_ms) {
+            p->deadline_ms = now; /* leading edge */
+            arm_timer(p);
+            return;
+        }
     }
     p->deadline_ms = SV_MIN(now + p->o.quiet_ms, p->first_ms + p->o.max_delay_ms);
     arm_timer(p);

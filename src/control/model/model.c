@@ -45,37 +45,51 @@ const char *sv_meta_label(const struct sv_meta *m, const char *key)
 
 /* ---- path and errors ------------------------------------------------------------------- */
 
-static size_t path_append(struct sv_dec *d, const char *fmt, ...) SV_PRINTF(2, 3);
-
-static size_t path_append(struct sv_dec *d, const char *fmt, ...)
-{
-    size_t mark = d->plen;
-    if (d->plen < sizeof(d->path) - 1) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(d->path + d->plen, sizeof(d->path) - d->plen, fmt, ap);
-        va_end(ap);
-        if (n > 0)
-            d->plen = SV_MIN(d->plen + (size_t)n, sizeof(d->path) - 1);
-    }
-    return mark;
-}
-
 size_t sv_dec_push(struct sv_dec *d, const char *key)
 {
-    return path_append(d, d->plen ? ".%s" : "%s", key);
+    size_t mark = d->nsegs;
+    if (d->nsegs < SV_DEC_MAX_SEGS)
+        d->segs[d->nsegs] = (struct sv_dec_seg){key, 0};
+    d->nsegs++;
+    return mark;
 }
 
 size_t sv_dec_push_index(struct sv_dec *d, size_t i)
 {
-    return path_append(d, "[%zu]", i);
+    size_t mark = d->nsegs;
+    if (d->nsegs < SV_DEC_MAX_SEGS)
+        d->segs[d->nsegs] = (struct sv_dec_seg){NULL, i};
+    d->nsegs++;
+    return mark;
 }
 
 void sv_dec_pop(struct sv_dec *d, size_t mark)
 {
-    SV_ASSERT(mark <= d->plen);
-    d->plen = mark;
-    d->path[mark] = '\0';
+    SV_ASSERT(mark <= d->nsegs);
+    d->nsegs = mark;
+}
+
+/* "spec.rules[0].matches[1]" for the current path (plus <key>). */
+static void format_path(const struct sv_dec *d, const char *key, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    size_t segs = d->nsegs < SV_DEC_MAX_SEGS ? d->nsegs : SV_DEC_MAX_SEGS;
+    for (size_t i = 0; i <= segs && n < cap; i++) {
+        const char *k = i < segs ? d->segs[i].key : key;
+        int w;
+        if (i == segs && !key)
+            break;
+        if (i < segs && !k)
+            w = snprintf(out + n, cap - n, "[%zu]", d->segs[i].index);
+        else
+            w = snprintf(out + n, cap - n, "%s%s", n ? "." : "", k);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    if (d->nsegs > SV_DEC_MAX_SEGS && n + 4 < cap)
+        snprintf(out + n, cap - n, "...");
 }
 
 int sv_dec_fail(struct sv_dec *d, const char *key, const char *fmt, ...)
@@ -85,13 +99,13 @@ int sv_dec_fail(struct sv_dec *d, const char *key, const char *fmt, ...)
     d->failed = true;
     if (!d->err || d->errlen == 0)
         return -1;
-    char msg[256];
+    char msg[256], path[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    const char *sep = (d->plen && key) ? "." : "";
-    snprintf(d->err, d->errlen, "%.*s%s%s: %s", (int)d->plen, d->path, sep, key ? key : "", msg);
+    format_path(d, key, path, sizeof(path));
+    snprintf(d->err, d->errlen, "%s: %s", path, msg);
     return -1;
 }
 
@@ -709,6 +723,7 @@ int sv_model_decode(const cJSON *json, const char *source, struct sv_object **ou
         return -ENOMEM;
     }
     obj->_arena = arena;
+    obj->_refs = 1;
     d.arena = &obj->_arena;
     obj->kind = ke->k;
     if (source)
@@ -755,9 +770,19 @@ int sv_model_decode(const cJSON *json, const char *source, struct sv_object **ou
     return SV_DECODE_OK;
 }
 
+struct sv_object *sv_object_ref(struct sv_object *obj)
+{
+    SV_ASSERT(obj->_refs > 0);
+    obj->_refs++;
+    return obj;
+}
+
 void sv_object_free(struct sv_object *obj)
 {
     if (!obj)
+        return;
+    SV_ASSERT(obj->_refs > 0);
+    if (--obj->_refs > 0)
         return;
     /* The object lives inside its own arena: copy the arena out before destroying it. */
     struct sv_arena a = obj->_arena;

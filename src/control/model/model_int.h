@@ -18,17 +18,26 @@
 /* Upper bound on the items of any one array or map in an object (external input). */
 #define SV_MODEL_MAX_ITEMS 100000u
 
+#define SV_DEC_MAX_SEGS 48
+
+/* One step of the field path: a key (borrowed: a literal or a cJSON key, alive during decoding)
+ * or an array index. The path is only formatted when an error is reported. */
+struct sv_dec_seg {
+    const char *key; /* NULL = index */
+    size_t index;
+};
+
 struct sv_dec {
     struct sv_arena *arena;
     char *err;
     size_t errlen;
-    char path[512];
-    size_t plen;
+    struct sv_dec_seg segs[SV_DEC_MAX_SEGS];
+    size_t nsegs; /* may exceed SV_DEC_MAX_SEGS: deeper steps are not recorded */
     bool failed;
     bool nomem;
 };
 
-/* Path stack: push returns the previous length to hand back to pop. */
+/* Path stack: push returns the previous depth to hand back to pop. */
 size_t sv_dec_push(struct sv_dec *d, const char *key);
 size_t sv_dec_push_index(struct sv_dec *d, size_t i);
 void sv_dec_pop(struct sv_dec *d, size_t mark);

@@ -266,3 +266,102 @@ TEST(file_provider_open_errors)
     CHECK(fp == NULL);
     CHECK_EQ_INT(sv_file_provider_open("/dev/null", NULL, &fp), -ENOTDIR);
 }
+
+/* Debounce edges (no timing assertions: only which state the provider is in). */
+TEST(file_provider_leading_edge_then_trailing)
+{
+    REQUIRE(make_tmpdir() == 0);
+    write_file("a.yaml", svc_yaml("a", 1));
+    struct sv_file_provider_opts o = {.quiet_ms = 2000, .max_delay_ms = 600};
+    struct sv_file_provider *fp;
+    REQUIRE(sv_file_provider_open(tmpdir, &o, &fp) == 0);
+    struct sv_store *st = NULL, *nst = NULL;
+    REQUIRE(sv_file_provider_load(fp, &st) == 0);
+
+    /* After a quiet spell, a complete write (rename) is loaded at once. */
+    usleep(700 * 1000);
+    write_file("a.yaml", svc_yaml("a", 2));
+    struct pollfd pfd = {.fd = sv_file_provider_fd(fp), .events = POLLIN};
+    REQUIRE(poll(&pfd, 1, 3000) == 1);
+    CHECK_EQ_INT(sv_file_provider_process(fp, &nst), 1);
+    REQUIRE(nst);
+    CHECK_EQ_INT(sv_store_get(nst, SV_KIND_SERVICE, "shop", "a")->u.service.ports[0].port, 2);
+    sv_store_free(st);
+    st = nst;
+
+    /* Right after a load, the next change waits for the trailing edge. */
+    write_file("a.yaml", svc_yaml("a", 3));
+    REQUIRE(poll(&pfd, 1, 3000) == 1);
+    CHECK_EQ_INT(sv_file_provider_process(fp, &nst), 0);
+    CHECK(sv_file_provider_timeout_ms(fp) > 0);
+    REQUIRE(wait_reload(fp, &nst, 3000) == 1);
+    sv_store_free(st);
+    st = nst;
+
+    /* After a quiet spell, a write still in progress (not closed) is not loaded at once. */
+    usleep(700 * 1000);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/b.yaml", tmpdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, "apiVersion: v1\n", 15) == 15);
+    REQUIRE(poll(&pfd, 1, 3000) == 1);
+    CHECK_EQ_INT(sv_file_provider_process(fp, &nst), 0);
+    CHECK(sv_file_provider_timeout_ms(fp) > 0);
+    const char *rest = "kind: Service\nmetadata: {name: b, namespace: shop}\n";
+    REQUIRE(write(fd, rest, strlen(rest)) == (ssize_t)strlen(rest));
+    close(fd);
+    REQUIRE(wait_reload(fp, &nst, 3000) == 1);
+    CHECK(sv_store_get(nst, SV_KIND_SERVICE, "shop", "b") != NULL);
+    sv_store_free(st);
+    sv_store_free(nst);
+    sv_file_provider_close(fp);
+    rm_rf(tmpdir);
+}
+
+/* Unchanged files are not read again; changed, new and deleted ones are. */
+TEST(file_provider_reuses_unchanged_files)
+{
+    REQUIRE(make_tmpdir() == 0);
+    write_file("a.yaml", svc_yaml("a", 1));
+    write_file("b.yaml", svc_yaml("b", 2));
+    write_file("c.yaml", svc_yaml("c", 3));
+    struct sv_file_provider *fp;
+    REQUIRE(sv_file_provider_open(tmpdir, NULL, &fp) == 0);
+    struct sv_store *s1 = NULL, *s2 = NULL, *s3 = NULL;
+    REQUIRE(sv_file_provider_load(fp, &s1) == 0);
+    struct sv_file_provider_stats stats;
+    sv_file_provider_stats(fp, &stats);
+    CHECK_EQ_INT(stats.files_reused, 0);
+
+    write_file("b.yaml", svc_yaml("b", 20));
+    REQUIRE(sv_file_provider_load(fp, &s2) == 0);
+    sv_file_provider_stats(fp, &stats);
+    CHECK_EQ_INT(stats.files, 3);
+    CHECK_EQ_INT(stats.files_reused, 2);
+    /* Unchanged objects are shared; the changed one is new. */
+    CHECK(sv_store_get(s1, SV_KIND_SERVICE, "shop", "a") ==
+          sv_store_get(s2, SV_KIND_SERVICE, "shop", "a"));
+    CHECK_EQ_INT(sv_store_get(s2, SV_KIND_SERVICE, "shop", "b")->u.service.ports[0].port, 20);
+    sv_store_free(s1); /* s2 keeps its shared objects alive */
+    CHECK_EQ_INT(sv_store_get(s2, SV_KIND_SERVICE, "shop", "a")->u.service.ports[0].port, 1);
+
+    /* A broken file fails the load and does not disturb the cache. */
+    write_file("c.yaml", "kind: [\n");
+    struct sv_store *bad = NULL;
+    CHECK(sv_file_provider_load(fp, &bad) < 0);
+    write_file("c.yaml", svc_yaml("c", 30));
+    char path[512];
+    snprintf(path, sizeof(path), "%s/a.yaml", tmpdir);
+    REQUIRE(unlink(path) == 0);
+    REQUIRE(sv_file_provider_load(fp, &s3) == 0);
+    sv_file_provider_stats(fp, &stats);
+    CHECK_EQ_INT(stats.files, 2);
+    CHECK_EQ_INT(stats.files_reused, 1); /* b */
+    CHECK(sv_store_get(s3, SV_KIND_SERVICE, "shop", "a") == NULL);
+    CHECK_EQ_INT(sv_store_get(s3, SV_KIND_SERVICE, "shop", "c")->u.service.ports[0].port, 30);
+    sv_store_free(s2);
+    sv_store_free(s3);
+    sv_file_provider_close(fp);
+    rm_rf(tmpdir);
+}
