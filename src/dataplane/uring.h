@@ -6,9 +6,13 @@
  * 0, or -EBUSY when no submission slot is free even after flushing (the caller treats that like
  * any other failure of the operation). Completions are reaped in batches with sv_io_reap().
  *
- * File descriptors are normal descriptors, not direct (fixed) ones: the proxy needs getpeername()
- * (X-Forwarded-For) and setsockopt() on sockets, which liburing 2.3 cannot do on direct
- * descriptors, and the measured gain of direct descriptors is in fget/fput only. */
+ * File descriptors are normal descriptors, not direct (fixed) ones, and no fixed-file table is
+ * registered: the proxy needs getpeername() (X-Forwarded-For, per connection) and setsockopt()
+ * (TCP_NODELAY) on its sockets, which liburing 2.3 cannot do on direct descriptors (no
+ * io_uring_prep_cmd_sock before 2.5), and multishot accept cannot report the peer address. What
+ * direct descriptors would save is the fget/fput per operation (IO_URING.md 1.6); it was not
+ * measured here. With the bench's 64-connection keep-alive load the proxy already spends
+ * ~1.05x the CPU per request of the shared uring_relay floor. */
 #ifndef SERVAL_DATAPLANE_URING_H
 #define SERVAL_DATAPLANE_URING_H
 
