@@ -82,3 +82,25 @@ unsigned sv_wheel_advance(struct sv_wheel *w, uint64_t now_ms, sv_timer_fn fn, v
     w->_tick = target;
     return fired;
 }
+
+uint64_t sv_wheel_next_ms(const struct sv_wheel *w, uint64_t now_ms, uint64_t max_ms)
+{
+    if (w->_armed == 0)
+        return max_ms;
+    uint64_t now_tick = now_ms / w->_tick_ms;
+    uint64_t first = w->_tick + 1; /* the next slot an advance visits */
+    uint64_t span = max_ms / w->_tick_ms + 1;
+    if (span > SV_WHEEL_SLOTS)
+        span = SV_WHEEL_SLOTS;
+    for (uint64_t i = 0; i < span; i++) {
+        uint64_t tick = first + i;
+        const struct sv_timer *head = &w->_slots[tick % SV_WHEEL_SLOTS];
+        if (head->_next != head) {
+            if (tick <= now_tick)
+                return 0;
+            uint64_t ms = tick * w->_tick_ms - now_ms;
+            return ms < max_ms ? ms : max_ms;
+        }
+    }
+    return max_ms;
+}

@@ -42,6 +42,12 @@ static inline bool sv_timer_armed(const struct sv_timer *t)
  * cancel any timer). Returns how many fired. */
 unsigned sv_wheel_advance(struct sv_wheel *w, uint64_t now_ms, sv_timer_fn fn, void *ctx);
 
+/* Milliseconds from <now_ms> until the first non-empty slot within the next <max_ms> (looking at
+ * most that far, bounded by one revolution), or <max_ms> when there is none. A slot may hold
+ * timers due in later revolutions, so this is a lower bound: the right wait before the next
+ * sv_wheel_advance. */
+uint64_t sv_wheel_next_ms(const struct sv_wheel *w, uint64_t now_ms, uint64_t max_ms);
+
 /* Number of armed timers. */
 static inline uint32_t sv_wheel_armed(const struct sv_wheel *w)
 {

@@ -298,8 +298,8 @@ static void *worker_main(void *arg)
          * completion (returns at once when some are ready), offline for the generation domain
          * while it may block. */
         sv_generation_offline(dp->cfg.domain, w->idx);
-        uint64_t wait_ns = sv_wheel_armed(&w->wheel) || stopping ? TICK_MS * 1000000ull
-                                                                 : 1000000000ull;
+        uint64_t wait_ms = stopping ? TICK_MS : sv_wheel_next_ms(&w->wheel, sv_now_ms(), 1000);
+        uint64_t wait_ns = (wait_ms ? wait_ms : 1) * 1000000ull;
         rc = sv_io_submit(w->io, true, wait_ns);
         sv_generation_online(dp->cfg.domain, w->idx);
         if (rc < 0)

@@ -98,3 +98,24 @@ TEST(timer_wheel_fires_in_order_and_cancels)
     sv_wheel_advance(&w, g_now, on_fire, &total);
     CHECK_EQ_INT(c.count, 1);
 }
+
+TEST(timer_wheel_next_deadline)
+{
+    static struct sv_wheel w;
+    sv_wheel_init(&w, 5000, 10);
+    CHECK_EQ_INT(sv_wheel_next_ms(&w, 5000, 1000), 1000); /* nothing armed */
+    struct fired a = {0}, b = {0};
+    sv_timer_arm(&w, &a.t, 5300);
+    CHECK_EQ_INT(sv_wheel_next_ms(&w, 5000, 1000), 300);
+    CHECK_EQ_INT(sv_wheel_next_ms(&w, 5000, 100), 100); /* capped */
+    sv_timer_arm(&w, &b.t, 5050);
+    CHECK_EQ_INT(sv_wheel_next_ms(&w, 5000, 1000), 50);
+    CHECK_EQ_INT(sv_wheel_next_ms(&w, 5060, 1000), 0); /* overdue */
+    int total = 0;
+    g_now = 5060;
+    sv_wheel_advance(&w, g_now, on_fire, &total);
+    CHECK_EQ_INT(b.count, 1);
+    CHECK_EQ_INT(sv_wheel_next_ms(&w, 5060, 1000), 240);
+    sv_timer_cancel(&w, &a.t);
+    CHECK_EQ_INT(sv_wheel_next_ms(&w, 5060, 1000), 1000);
+}
