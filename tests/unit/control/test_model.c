@@ -489,3 +489,47 @@ TEST(model_yaml_plain_scalars_where_strings_are_expected)
     CHECK(strstr(err, "metadata.labels.a: expected string, got boolean") != NULL);
     cJSON_Delete(j);
 }
+
+/* Robustness: every truncation and a series of byte mutations of a full manifest either decode
+ * or fail with a message; never a crash or a leak (ASan/UBSan watch). */
+TEST(model_mutated_manifests_never_crash)
+{
+    char *text = sv_test_read_file(FIXTURE, NULL);
+    REQUIRE(text);
+    size_t len = strlen(text);
+    char *buf = malloc(len + 1);
+    REQUIRE(buf);
+    int decoded = 0, failed = 0;
+    unsigned seed = 7;
+    static const char junk[] = "{}[]:,-#&*!|>'\"\\\t\n 0x1.e5~nullyes";
+    for (int round = 0; round < 400; round++) {
+        memcpy(buf, text, len + 1);
+        size_t cut = len;
+        if (round % 2 == 0) {
+            seed = seed * 1103515245u + 12345u;
+            cut = (seed >> 8) % len;
+            buf[cut] = '\0';
+        } else {
+            for (int k = 0; k < 4; k++) {
+                seed = seed * 1103515245u + 12345u;
+                size_t pos = (seed >> 8) % len;
+                buf[pos] = junk[(seed >> 3) % (sizeof(junk) - 1)];
+            }
+        }
+        struct sv_object *got[16];
+        char err[512];
+        int n = sv_test_decode_yaml(buf, got, 16, err, sizeof(err));
+        if (n < 0) {
+            failed++;
+            CHECK(err[0] != '\0');
+        } else {
+            decoded++;
+            for (int i = 0; i < n; i++)
+                sv_object_free(got[i]);
+        }
+    }
+    free(buf);
+    free(text);
+    CHECK(decoded > 0);
+    CHECK(failed > 0);
+}
