@@ -269,6 +269,44 @@ static int eval_check(const struct sv_status *st, const cJSON *chk, char *why, s
         }
         return 1;
     }
+    if (strcmp(check, "route_latest_observed_generation") == 0) {
+        const struct sv_status_route *r = sv_status_route(st, ns, name);
+        for (size_t i = 0; r && i < r->n_parents; i++) {
+            for (size_t k = 0; k < r->parents[i].conds.n; k++) {
+                if (r->parents[i].conds.c[k].observed_generation != r->obj->meta.generation) {
+                    snprintf(why, n, "parent %zu %s observedGeneration %lld != %lld", i,
+                             r->parents[i].conds.c[k].type,
+                             (long long)r->parents[i].conds.c[k].observed_generation,
+                             (long long)r->obj->meta.generation);
+                    return 0;
+                }
+            }
+        }
+        return r ? 1 : 0;
+    }
+    if (strcmp(check, "gateway_latest_observed_generation") == 0) {
+        if (!g) {
+            snprintf(why, n, "no Gateway status");
+            return 0;
+        }
+        int64_t want = g->obj->meta.generation;
+        for (size_t k = 0; k < g->conds.n; k++) {
+            if (g->conds.c[k].observed_generation != want) {
+                snprintf(why, n, "%s observedGeneration %lld != %lld", g->conds.c[k].type,
+                         (long long)g->conds.c[k].observed_generation, (long long)want);
+                return 0;
+            }
+        }
+        for (size_t i = 0; i < g->n_listeners; i++) {
+            for (size_t k = 0; k < g->listeners[i].conds.n; k++) {
+                if (g->listeners[i].conds.c[k].observed_generation != want) {
+                    snprintf(why, n, "listener %s observedGeneration stale", g->listeners[i].name);
+                    return 0;
+                }
+            }
+        }
+        return 1;
+    }
     if (strcmp(check, "gatewayclass_accepted") == 0) {
         for (size_t i = 0; i < st->n_classes; i++) {
             const struct sv_condition *c = sv_condition_find(&st->classes[i].conds, "Accepted");
