@@ -695,7 +695,15 @@ static int hexval(char c)
 
 /* Run the framer over <data>[<len>]. Returns the bytes that belong to the message (== len unless
  * it ended inside) or a negative error. Bounded by <len>. */
-static ssize_t chunk_scan(struct sv_http_parser *p, const char *data, size_t len)
+/* Span collector for sv_http_parse_body_spans (NULL when not wanted). */
+struct span_out {
+    struct sv_str *v;
+    uint32_t max;
+    uint32_t n;
+};
+
+static ssize_t chunk_scan(struct sv_http_parser *p, const char *data, size_t len,
+                          struct span_out *so)
 {
     size_t i = 0;
     while (i < len && p->_cstate != CS_DONE) {
@@ -740,6 +748,11 @@ static ssize_t chunk_scan(struct sv_http_parser *p, const char *data, size_t len
             break;
         case CS_DATA: {
             size_t take = (uint64_t)(len - i) < p->_chunk_left ? len - i : (size_t)p->_chunk_left;
+            if (so) {
+                if (so->n == so->max)
+                    return (ssize_t)i; /* no room for another span: stop before this data */
+                so->v[so->n++] = sv_str_make(data + i, take);
+            }
             i += take;
             p->_chunk_left -= take;
             if (p->_chunk_left == 0)
@@ -820,8 +833,8 @@ enum sv_http_body_kind sv_http_body_begin(struct sv_http_parser *p)
     return (enum sv_http_body_kind)p->_body_kind;
 }
 
-int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
-                       bool *done)
+static int parse_body(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
+                      bool *done, struct span_out *so)
 {
     *used = 0;
     *done = false;
@@ -838,6 +851,11 @@ int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, s
     case SV_HTTP_BODY_LENGTH: {
         uint64_t left = p->_content_length - p->_body_seen;
         size_t take = (uint64_t)len < left ? len : (size_t)left;
+        if (so && take) {
+            if (so->max == 0)
+                return SV_HTTP_OK; /* no room for a span: nothing consumed */
+            so->v[so->n++] = sv_str_make(data, take);
+        }
         p->_body_seen += take;
         *used = take;
         if (p->_body_seen == p->_content_length) {
@@ -847,18 +865,25 @@ int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, s
         return SV_HTTP_OK;
     }
     case SV_HTTP_BODY_UNTIL_CLOSE:
+        if (so && len) {
+            if (so->max == 0)
+                return SV_HTTP_OK;
+            so->v[so->n++] = sv_str_make(data, len);
+        }
         p->_body_seen += len;
         *used = len;
         return SV_HTTP_OK;
     case SV_HTTP_BODY_CHUNKED: {
         if (len == 0)
             return SV_HTTP_OK;
-        ssize_t mine = chunk_scan(p, data, len);
+        ssize_t mine = chunk_scan(p, data, len, so);
         if (mine < 0)
             return fail(p, (int)mine);
         bool our_done = p->_cstate == CS_DONE;
         /* llhttp sees exactly the bytes we claim and must agree on where the message ends */
         llhttp_errno_t e = llhttp_execute(&p->_ll, data, (size_t)mine);
+        if (mine == 0)
+            return SV_HTTP_OK; /* span array full before any byte */
         if (e == HPE_OK && !our_done && !p->_ll_done) {
             p->_body_seen += (size_t)mine;
             *used = (size_t)mine;
@@ -878,6 +903,22 @@ int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, s
     default:
         return SV_HTTP_E_STATE;
     }
+}
+
+int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
+                       bool *done)
+{
+    return parse_body(p, data, len, used, done, NULL);
+}
+
+int sv_http_parse_body_spans(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
+                             bool *done, struct sv_str *spans, uint32_t max_spans,
+                             uint32_t *n_spans)
+{
+    struct span_out so = {spans, max_spans, 0};
+    int rc = parse_body(p, data, len, used, done, &so);
+    *n_spans = so.n;
+    return rc;
 }
 
 int sv_http_parse_eof(struct sv_http_parser *p)

@@ -268,7 +268,9 @@ ssize_t sv_http_write_response_head(const struct sv_http_head *head,
         sv_wbuf_header(&w, n, head->headers[i].value);
     }
     put_mods(&w, mods);
-    put_framing(&w, head);
+    bool dechunk = (flags & SV_HTTP_RESP_DECHUNK) && (head->flags & SV_HTTP_F_CHUNKED);
+    if (!dechunk)
+        put_framing(&w, head);
 
     if (head->status == 101) {
         if (head->upgrade.len)
@@ -276,7 +278,7 @@ ssize_t sv_http_write_response_head(const struct sv_http_head *head,
         sv_wbuf_lit(&w, "Connection: upgrade\r\n");
     } else if (head->status < 200) {
         /* interim responses carry no connection management */
-    } else if (!(flags & SV_HTTP_RESP_KEEP_ALIVE) || close_delimited(head)) {
+    } else if (!(flags & SV_HTTP_RESP_KEEP_ALIVE) || close_delimited(head) || dechunk) {
         sv_wbuf_lit(&w, "Connection: close\r\n");
     } else if (flags & SV_HTTP_RESP_CLIENT_10) {
         sv_wbuf_lit(&w, "Connection: keep-alive\r\n");

@@ -150,6 +150,16 @@ enum sv_http_body_kind sv_http_body_begin(struct sv_http_parser *p);
 int sv_http_parse_body(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
                        bool *done);
 
+/* Like sv_http_parse_body, and also reports where the payload is: up to <max_spans> spans
+ * (pointing into <data>) whose concatenation is the body content of the bytes consumed, without
+ * chunk framing, extensions or trailers. Stops early (with *<used> < <len> and !*<done>) when the
+ * spans run out: call again with the rest. Use it to de-chunk a body for an HTTP/1.0 client (with
+ * SV_HTTP_RESP_DECHUNK), sending the spans instead of the raw bytes. Sets *<n_spans>. Same return
+ * contract; owner thread; no allocation. */
+int sv_http_parse_body_spans(struct sv_http_parser *p, const char *data, size_t len, size_t *used,
+                             bool *done, struct sv_str *spans, uint32_t max_spans,
+                             uint32_t *n_spans);
+
 /* The peer closed its side. For UNTIL_CLOSE bodies this ends the message (returns SV_HTTP_OK);
  * in any other place in a message it returns SV_HTTP_E_EOF; between messages (nothing received
  * yet for the next head) it returns SV_HTTP_OK. Owner thread. */

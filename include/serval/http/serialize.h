@@ -79,6 +79,9 @@ enum sv_http_resp_flag {
                                           otherwise "Connection: close" is written */
     SV_HTTP_RESP_CLIENT_10 = 1u << 1,  /* the client spoke HTTP/1.0: write "Connection:
                                           keep-alive" when keeping it alive */
+    SV_HTTP_RESP_DECHUNK = 1u << 2,    /* the body will be sent de-chunked (spans from
+                                          sv_http_parse_body_spans): no Transfer-Encoding, and
+                                          "Connection: close" (the client reads until close) */
 };
 
 /* Write the response head for the client into <out>[<cap>]: "HTTP/1.1 <status> <reason>",

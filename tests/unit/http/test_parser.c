@@ -990,3 +990,65 @@ TEST(http_chunked_limits)
     CHECK(done);
     CHECK_EQ_INT(consumed, n);
 }
+
+/* De-chunking: the spans of every piece, concatenated, are the payload, at every split point and
+ * with span arrays of 1..3 entries (which makes the framer stop early and resume). */
+TEST(http_body_spans_dechunk)
+{
+    const char *head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *body = "5;x=1\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\nT: v\r\n\r\nNEXT";
+    const char *payload = "hello world!";
+    size_t blen = strlen(body) - 4;
+    static struct parsed r;
+    for (uint32_t max = 1; max <= 3; max++) {
+        for (size_t cut = 0; cut <= strlen(body); cut++) {
+            REQUIRE(parse_at_once(&r, SV_HTTP_REQUEST, SV_HTTP_GET, head, strlen(head), NULL) ==
+                    SV_HTTP_OK);
+            REQUIRE(sv_http_body_begin(&r.p) == SV_HTTP_BODY_CHUNKED);
+            char got[64];
+            size_t gl = 0, off = 0;
+            bool done = false;
+            /* bytes arrive in two pieces: [0,cut) then the rest */
+            for (int guard = 0; !done && guard < 100; guard++) {
+                size_t avail_end = off < cut ? cut : strlen(body);
+                struct sv_str sp[3];
+                uint32_t ns = 0;
+                size_t used = 0;
+                const char *d = guard_put(gbuf(), body + off, avail_end - off);
+                int rc =
+                    sv_http_parse_body_spans(&r.p, d, avail_end - off, &used, &done, sp, max, &ns);
+                REQUIRE(rc == SV_HTTP_OK);
+                REQUIRE(ns <= max);
+                for (uint32_t k = 0; k < ns; k++) {
+                    REQUIRE(sp[k].ptr >= d && sp[k].ptr + sp[k].len <= d + used);
+                    REQUIRE(gl + sp[k].len < sizeof(got));
+                    memcpy(got + gl, sp[k].ptr, sp[k].len);
+                    gl += sp[k].len;
+                }
+                off += used;
+            }
+            if (!done || off != blen || gl != strlen(payload) || memcmp(got, payload, gl) != 0) {
+                FAIL("max %u cut %zu: done %d off %zu payload \"%.*s\"", max, cut, done, off,
+                     (int)gl, got);
+                return;
+            }
+        }
+    }
+    /* Content-Length and close-delimited bodies are one span per call */
+    const char *clhead = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n";
+    REQUIRE(parse_at_once(&r, SV_HTTP_REQUEST, SV_HTTP_GET, clhead, strlen(clhead), NULL) ==
+            SV_HTTP_OK);
+    sv_http_body_begin(&r.p);
+    struct sv_str sp[2];
+    uint32_t ns = 9;
+    size_t used;
+    bool done;
+    CHECK_EQ_INT(sv_http_parse_body_spans(&r.p, "abcdef", 6, &used, &done, sp, 0, &ns), 0);
+    CHECK_EQ_INT(used, 0);
+    CHECK_EQ_INT(ns, 0);
+    CHECK_EQ_INT(sv_http_parse_body_spans(&r.p, "abcdef", 6, &used, &done, sp, 2, &ns), 0);
+    CHECK_EQ_INT(used, 4);
+    CHECK(done);
+    CHECK_EQ_INT(ns, 1);
+    CHECK(sp[0].len == 4 && memcmp(sp[0].ptr, "abcd", 4) == 0);
+}

@@ -248,11 +248,22 @@ TEST(http_write_response_framing)
     ssize_t n =
         sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    /* de-chunked for an HTTP/1.0 client: no Transfer-Encoding, close-delimited */
+    n = sv_http_write_response_head(
+        &c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE | SV_HTTP_RESP_CLIENT_10 | SV_HTTP_RESP_DECHUNK,
+        c.out, sizeof(c.out));
+    CHECK_OUT(n, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
     /* close-delimited: the client connection must close */
     REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_GET, "HTTP/1.0 200 OK\r\nX: 1\r\n\r\n") ==
             SV_HTTP_OK);
     n = sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE, c.out, sizeof(c.out));
     CHECK_OUT(n, "HTTP/1.1 200 OK\r\nX: 1\r\nConnection: close\r\n\r\n");
+    /* DECHUNK changes nothing for a body that is not chunked */
+    REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_GET,
+                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n") == SV_HTTP_OK);
+    n = sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE | SV_HTTP_RESP_DECHUNK,
+                                    c.out, sizeof(c.out));
+    CHECK_OUT(n, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
     /* a HEAD response without framing headers is complete and keeps the connection */
     REQUIRE(parse(&c, SV_HTTP_RESPONSE, SV_HTTP_HEAD, "HTTP/1.1 200 OK\r\n\r\n") == SV_HTTP_OK);
     n = sv_http_write_response_head(&c.head, NULL, SV_HTTP_RESP_KEEP_ALIVE, c.out, sizeof(c.out));
