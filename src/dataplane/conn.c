@@ -588,7 +588,7 @@ static void release_route(struct sv_worker *w, struct sv_conn *c)
         sv_generation_unref(c->gen, w->idx);
         c->gen = NULL;
         c->action = NULL;
-        c->resp_mods = NULL;
+        c->backend = NULL;
     }
 }
 
@@ -731,6 +731,66 @@ static bool method_idempotent(enum sv_http_method m)
 
 static void up_pump(struct sv_worker *w, struct sv_conn *c);
 
+static bool mods_names(const struct sv_http_header_mods *m, struct sv_str name)
+{
+    for (uint32_t i = 0; i < m->n_set; i++)
+        if (sv_str_eq_nocase(m->set[i].name, name))
+            return true;
+    for (uint32_t i = 0; i < m->n_remove; i++)
+        if (sv_str_eq_nocase(m->remove[i], name))
+            return true;
+    return false;
+}
+
+/* The header modifiers of a rule (<r>) followed by those of its backendRef (<b>), as one list
+ * with the same effect as applying them in that order: a rule's set/add of a name the backendRef
+ * sets or removes is dropped. Returns <r> or <b> when the other is NULL, else the worker's
+ * scratch (valid until the next call; used at once by the head writers). Falls back to the
+ * rule's list alone if the merge does not fit. */
+static const struct sv_http_header_mods *merge_mods(struct sv_worker *w,
+                                                    const struct sv_http_header_mods *r,
+                                                    const struct sv_http_header_mods *b)
+{
+    if (!r || !b)
+        return r ? r : b;
+    struct sv_http_header_mods *m = &w->mods_tmp;
+    memset(m, 0, sizeof(*m));
+    m->set = w->mods_set;
+    m->add = w->mods_add;
+    m->remove = w->mods_remove;
+    for (uint32_t i = 0; i < r->n_set; i++)
+        if (!mods_names(b, r->set[i].name)) {
+            if (m->n_set == SV_MODS_MAX)
+                goto too_many;
+            w->mods_set[m->n_set++] = r->set[i];
+        }
+    for (uint32_t i = 0; i < b->n_set; i++) {
+        if (m->n_set == SV_MODS_MAX)
+            goto too_many;
+        w->mods_set[m->n_set++] = b->set[i];
+    }
+    for (uint32_t i = 0; i < r->n_add; i++)
+        if (!mods_names(b, r->add[i].name)) {
+            if (m->n_add == SV_MODS_MAX)
+                goto too_many;
+            w->mods_add[m->n_add++] = r->add[i];
+        }
+    for (uint32_t i = 0; i < b->n_add; i++) {
+        if (m->n_add == SV_MODS_MAX)
+            goto too_many;
+        w->mods_add[m->n_add++] = b->add[i];
+    }
+    for (uint32_t i = 0; i < r->n_remove + b->n_remove; i++) {
+        if (m->n_remove == SV_MODS_MAX)
+            goto too_many;
+        w->mods_remove[m->n_remove++] = i < r->n_remove ? r->remove[i] : b->remove[i - r->n_remove];
+    }
+    return m;
+too_many:
+    sv_log_rl(1, SV_LOG_WARN, "dataplane", "too many header modifiers to merge; rule's only");
+    return r;
+}
+
 /* Give the request an upstream connection (pooled unless <fresh>). Returns 0 or -errno. */
 static int attach_upstream(struct sv_worker *w, struct sv_conn *c, bool fresh)
 {
@@ -838,7 +898,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     struct sv_http_rewrite rw = {
-        .mods = a->request_mods ? a->request_mods : be->request_mods,
+        .mods = merge_mods(w, a->request_mods, be->request_mods),
         .xff = sv_str_make(c->xff, c->xff_len),
         .xf_proto = SV_STR_LIT("http"),
         .xf_port = c->local_port,
@@ -886,7 +946,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     sv_generation_ref(gen, w->idx);
     c->gen = gen;
     c->action = a;
-    c->resp_mods = a->response_mods ? a->response_mods : be->response_mods;
+    c->backend = be;
     c->set_id = be->set_id;
     c->ep = *ep;
     c->upstream_timeout_ms = route_timeout(w, a);
@@ -1159,7 +1219,9 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
         bool tunnel = body == SV_HTTP_BODY_TUNNEL;
         c->client_keep = !tunnel && c->req_keepalive && !w->draining &&
                          body != SV_HTTP_BODY_UNTIL_CLOSE;
-        ssize_t on = sv_http_write_response_head(&c->resp, c->resp_mods, (unsigned)resp_flags(c),
+        const struct sv_http_header_mods *rm =
+            merge_mods(w, c->action->response_mods, c->backend->response_mods);
+        ssize_t on = sv_http_write_response_head(&c->resp, rm, (unsigned)resp_flags(c),
                                                  resp_out(w, c), out_cap(w));
         if (on < 0) {
             bad_upstream_response(w, c, u, SV_HTTP_E_HEAD_TOO_LARGE);

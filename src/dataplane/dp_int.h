@@ -17,6 +17,7 @@
 #include "serval/dataplane/dataplane.h"
 #include "serval/dataplane/stats.h"
 #include "serval/http/parser.h"
+#include "serval/http/serialize.h"
 #include "serval/routing/table.h"
 
 /* Operation codes carried in user_data (ud.h). */
@@ -37,6 +38,7 @@ enum sv_op {
 #define SV_SEGQ_CAP 64u  /* bound of loops over one queue per call; B must be below half */
 #define SV_MAX_LISTENERS 32u
 #define SV_IOV_MAX 8 /* provided buffers gathered into one send */
+#define SV_MODS_MAX 64u           /* merged header modifier entries per kind */
 #define SV_MIRROR_BUFS 64u        /* mirrored requests in flight per worker (more are dropped) */
 #define SV_MIRROR_BUF_SIZE 8192u  /* largest mirrored request head */
 #define SV_POOL_BUCKETS 256u
@@ -147,7 +149,7 @@ struct sv_conn {
     /* route (valid while a generation reference is held) */
     const struct sv_generation *gen;
     const struct sv_route_action *action;
-    const struct sv_http_header_mods *resp_mods;
+    const struct sv_route_backend *backend;
     uint32_t set_id;
     uint64_t upstream_timeout_ms;
     struct sv_route_endpoint ep;
@@ -209,6 +211,11 @@ struct sv_worker {
     uint32_t rr[SV_RR_CURSORS];
     uint64_t rng;
     struct sv_seg *segs;      /* one per provided buffer */
+    /* scratch for merging a rule's and a backendRef's header modifiers (used synchronously) */
+    struct sv_http_header_mods mods_tmp;
+    struct sv_http_header mods_set[SV_MODS_MAX];
+    struct sv_http_header mods_add[SV_MODS_MAX];
+    struct sv_str mods_remove[SV_MODS_MAX];
     char *mirror_mem;         /* SV_MIRROR_BUFS x SV_MIRROR_BUF_SIZE request copies */
     uint16_t mirror_free[SV_MIRROR_BUFS];
     uint32_t mirror_nfree;

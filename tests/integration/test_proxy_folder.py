@@ -93,7 +93,17 @@ spec:
     - type: ResponseHeaderModifier
       responseHeaderModifier:
         add: [{{name: X-Resp, value: from-route}}]
-    backendRefs: [{{name: svc-a, port: 80}}]
+    backendRefs:
+    - name: svc-a
+      port: 80
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          add: [{{name: X-Backend, value: from-backend}}]
+          set: [{{name: X-Add, value: backend-wins}}]
+      - type: ResponseHeaderModifier
+        responseHeaderModifier:
+          add: [{{name: X-Resp-Be, value: from-backend}}]
   - matches: [{{path: {{type: PathPrefix, value: /mirrored}}}}]
     filters:
     - type: RequestMirror
@@ -146,10 +156,15 @@ def main():
     check("rewrite: ReplacePrefixMatch /old -> /new with query kept",
           j["path"] == "/new/thing?z=2", j["path"])
     check("header mods: set replaces the client's value", h.get("X-Set") == ["set-by-route"], h)
-    check("header mods: add appends", h.get("X-Add") == ["added"], h)
+    check("header mods: backendRef's set overrides the rule's add of the same name",
+          h.get("X-Add") == ["backend-wins"], h)
+    check("header mods: backendRef-level add applied too", h.get("X-Backend") == ["from-backend"],
+          h)
     check("header mods: remove removes", "X-Remove" not in h, h)
     check("header mods: other headers kept", h.get("X-Keep") == ["k"], h)
     check("response header mods: added on the way back", r.header("x-resp") == "from-route",
+          r.headers)
+    check("response header mods: backendRef-level too", r.header("x-resp-be") == "from-backend",
           r.headers)
     before = t.echo_stats(em.addr, em.port)["requests"]
     codes = [get(f"/mirrored/{i}") for i in range(3)]
