@@ -1237,8 +1237,8 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
             coalesce_body(w, &c->resp_p, &u->rx.q, resp_out(w, c), &c->resp_out_len,
                           out_cap(w), &c->resp_parsed_done);
         if (tunnel) {
-            c->state = SV_C_TUNNEL;
-            conn_timer(w, c, T_NONE, 0);
+            c->state = SV_C_TUNNEL; /* idle tunnels close after --idle-timeout, like nginx */
+            conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
         } else {
             conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
         }
@@ -1461,7 +1461,7 @@ static void on_client_send(struct sv_worker *w, struct sv_conn *c, const struct 
         SV_ASSERT(u && u->rx.q.count > 0);
         q_consume(w, &u->rx.q, len);
     }
-    if (c->state == SV_C_PROXY && c->resp_head_done)
+    if ((c->state == SV_C_PROXY && c->resp_head_done) || c->state == SV_C_TUNNEL)
         conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
     conn_pump(w, c);
 }
@@ -1502,7 +1502,7 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
         c->req_out_sent += (uint32_t)e->res;
     else if (kind == SV_SEND_SEG)
         q_consume(w, &c->rx.q, len);
-    if (c->state == SV_C_PROXY && !c->req_done)
+    if ((c->state == SV_C_PROXY && !c->req_done) || c->state == SV_C_TUNNEL)
         conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
     conn_pump(w, c);
 }

@@ -165,6 +165,23 @@ def test_idle_timeout(gwt):
     check("idle: after about --idle-timeout", 0.3 < took < 4.0, took)
 
 
+def test_idle_tunnel(gwt):
+    ws = t.WebSocket(gwt.addr, gwt.port, "/ws")
+    check("idle tunnel: upgraded", ws.response.status == 101, ws.response)
+    ws.send(0x1, b"ping-ish")
+    check("idle tunnel: traffic flows", ws.recv() == (0x1, b"ping-ish"))
+    t0 = time.monotonic()
+    ws.client.sock.settimeout(5)
+    try:
+        got = ws.client.sock.recv(10)
+    except (socket.timeout, ConnectionResetError):
+        got = None
+    took = time.monotonic() - t0
+    ws.close()
+    check("idle tunnel: closed after about --idle-timeout", got == b"" and 0.3 < took < 4.0,
+          (got, took))
+
+
 def test_conn_limit(gwl):
     clients = [t.Client(gwl.addr, gwl.port) for _ in range(3)]
     ok = [c.request("GET", f"/l/{i}").status for i, c in enumerate(clients)]
@@ -232,6 +249,7 @@ def main():
     run(test_504, gwt)
     run(test_header_timeout, gwt)
     run(test_idle_timeout, gwt)
+    run(test_idle_tunnel, gwt)
     time.sleep(0.3)  # let the gateway see the readiness probe's connection close
     run(test_conn_limit, gwl)
     run(test_404, gwl)
