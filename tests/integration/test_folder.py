@@ -5,6 +5,7 @@ the last good generation, GET /config showing errors and route status."""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -126,6 +127,15 @@ def main():
                            wait=(host, port))
 
         check("folder: /a served by web-a", pod_of(get(host, port, "/a/x")) == "web-a")
+        if shutil.which("curl"):
+            out = subprocess.run(["curl", "-s", "-m", "5", "-H", "Host: demo.test",
+                                  f"http://{host}:{port}/a/curl"], capture_output=True,
+                                 text=True, timeout=10).stdout
+            try:
+                pod = json.loads(out).get("pod")
+            except ValueError:
+                pod = None
+            check("folder: curl through the gateway reaches web-a", pod == "web-a", out[:200])
         check("folder: /b served by web-b", pod_of(get(host, port, "/b")) == "web-b")
         r = get(host, port, "/nothing")
         check("folder: unmatched path is 404", r is not None and r.status == 404, r)
