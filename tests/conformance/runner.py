@@ -19,6 +19,7 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -153,7 +154,16 @@ class Runner:
         h = f"127.{self.cluster.net}.0.2"
         args = ["--kubeconfig", self.cluster.api.kubeconfig, "--bind", self.bind,
                 "--workers", "1", "--admin", f"{h}:{svtest.free_port(h)}",
-                "--controller-name", k8s.CONTROLLER] + list(self.args.gateway_arg or [])
+                "--controller-name", k8s.CONTROLLER]
+        # One address per Gateway, as upstream expects, when the gateway offers it.
+        helptext = subprocess.run([svtest.binary("serval-gateway"), "--help"],
+                                  capture_output=True, text=True, timeout=10)
+        if "--gateway-address-pool" in helptext.stdout + helptext.stderr:
+            args += ["--gateway-address-pool", f"127.{self.cluster.net}.128.0/17"]
+        else:
+            self.log("serval-gateway has no --gateway-address-pool: all Gateways share "
+                     f"{self.bind}")
+        args += list(self.args.gateway_arg or [])
         self.gw = svtest.start_gateway(args)
         self.log(f"gateway started: {' '.join(args)} (log {self.gw.log_path})")
 
@@ -163,7 +173,11 @@ class Runner:
     def stop(self):
         if self.gw is not None:
             svtest.stop(self.gw, timeout=10.0)
-            self.gw_log = svtest.read_log(self.gw)
+            try:
+                shutil.copyfile(self.gw.log_path, os.path.join(os.path.dirname(self.args.report),
+                                                               "conformance-gateway.log"))
+            except OSError:
+                pass
         if self.cluster is not None:
             self.cluster.stop()
         if not self.args.keep:
