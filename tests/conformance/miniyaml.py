@@ -189,8 +189,9 @@ def _node(ls, indent):
                 out.append(_value(ls, "", indent))
                 continue
             k, _ = _split_key(item)
-            if k is not None and not item.startswith(("{", "[")):
-                # a mapping starting on the dash line: re-read it at the item's indent
+            if (k is not None and not item.startswith(("{", "["))) or item.startswith("- ") \
+                    or item == "-":
+                # a mapping (or sequence) starting on the dash line: re-read it at its indent
                 sub = indent + 1 + pad
                 ls.i -= 1
                 ls.lines[ls.i] = (sub, item, ls.lines[ls.i][2])
