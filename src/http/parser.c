@@ -5,8 +5,9 @@
  * the whole head is parsed once by our own strict line parser (which fills sv_http_head and
  * enforces every rule in parser.h), and then llhttp runs over exactly the same bytes: it gives a
  * second opinion on the head (its errors are mapped too, and its framing must agree with ours) and
- * leaves its state at the start of the body, ready to check chunked framing. Content-Length bodies
- * are counted here; close-delimited bodies take every byte until EOF. */
+ * leaves its state at the start of the body. Chunked bodies go through our own strict framer
+ * first and then through llhttp, which must end the message at the same byte. Content-Length
+ * bodies are counted here; close-delimited bodies take every byte until EOF. */
 #include "serval/http/parser.h"
 
 #include "serval/base/assert.h"
@@ -693,8 +694,6 @@ static int hexval(char c)
     return -1;
 }
 
-/* Run the framer over <data>[<len>]. Returns the bytes that belong to the message (== len unless
- * it ended inside) or a negative error. Bounded by <len>. */
 /* Span collector for sv_http_parse_body_spans (NULL when not wanted). */
 struct span_out {
     struct sv_str *v;
@@ -702,6 +701,9 @@ struct span_out {
     uint32_t n;
 };
 
+/* Run the framer over <data>[<len>], recording payload spans in <so> when given. Returns the
+ * bytes that belong to the message (== len unless it ended inside, or <so> ran out of room) or a
+ * negative error. Bounded by <len>. */
 static ssize_t chunk_scan(struct sv_http_parser *p, const char *data, size_t len,
                           struct span_out *so)
 {
