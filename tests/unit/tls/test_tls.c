@@ -1,0 +1,739 @@
+/* src/tls: handshakes entirely in memory between a wolfSSL client and our server connection,
+ * with certificates generated at test time by tests/tls/gen-certs.sh (openssl CLI). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "../harness.h"
+#include "serval/tls/tls.h"
+
+/* ---- certificates ------------------------------------------------------------------------ */
+
+static char g_dir[128];
+
+static const char *cert_dir(void)
+{
+    if (g_dir[0])
+        return g_dir;
+    char tmpl[] = "/tmp/sv-tls-unit-XXXXXX";
+    if (!mkdtemp(tmpl))
+        return NULL;
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "tests/tls/gen-certs.sh %s", tmpl);
+    if (system(cmd) != 0)
+        return NULL;
+    snprintf(g_dir, sizeof(g_dir), "%s", tmpl);
+    return g_dir;
+}
+
+__attribute__((destructor)) static void cleanup_dir(void)
+{
+    if (g_dir[0]) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", g_dir);
+    }
+}
+
+struct blob {
+    char *p;
+    size_t n;
+};
+
+static struct blob slurp(const char *name)
+{
+    struct blob b = {0};
+    const char *d = cert_dir();
+    if (!d)
+        return b;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", d, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return b;
+    b.p = malloc(65536);
+    if (b.p)
+        b.n = fread(b.p, 1, 65536, f);
+    fclose(f);
+    return b;
+}
+
+/* A loaded certificate pair by base name ("ec_a" → ec_a.crt + ec_a.key). */
+struct pair {
+    struct blob crt, key;
+    struct sv_tls_cert_pem pem;
+};
+
+static void pair_load(struct pair *p, const char *base)
+{
+    char a[64], b[64];
+    snprintf(a, sizeof(a), "%s.crt", base);
+    snprintf(b, sizeof(b), "%s.key", base);
+    p->crt = slurp(a);
+    p->key = slurp(b);
+    p->pem = (struct sv_tls_cert_pem){p->crt.p, p->crt.n, p->key.p, p->key.n};
+}
+
+static void pair_free(struct pair *p)
+{
+    free(p->crt.p);
+    free(p->key.p);
+}
+
+/* ---- in-memory client -------------------------------------------------------------------- */
+
+struct pipe_buf {
+    uint8_t b[1 << 18];
+    size_t len;
+};
+
+struct client {
+    WOLFSSL_CTX *ctx;
+    WOLFSSL *ssl;
+    struct pipe_buf *c2s, *s2c;
+};
+
+static int cli_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    struct client *c = ctx;
+    if (c->s2c->len == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = c->s2c->len < (size_t)sz ? c->s2c->len : (size_t)sz;
+    memcpy(buf, c->s2c->b, n);
+    memmove(c->s2c->b, c->s2c->b + n, c->s2c->len - n);
+    c->s2c->len -= n;
+    return (int)n;
+}
+
+static int cli_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    struct client *c = ctx;
+    size_t room = sizeof(c->c2s->b) - c->c2s->len;
+    if (room == 0)
+        return WOLFSSL_CBIO_ERR_WANT_WRITE;
+    size_t n = room < (size_t)sz ? room : (size_t)sz;
+    memcpy(c->c2s->b + c->c2s->len, buf, n);
+    c->c2s->len += n;
+    return (int)n;
+}
+
+struct client_opts {
+    int version;           /* 0 = 1.2-1.3, 12, 13 */
+    const char *sni;       /* NULL = none */
+    const char *verify;    /* host name to verify, NULL = no verification */
+    const char *alpn;      /* NULL = none */
+    WOLFSSL_SESSION *session;
+};
+
+static int client_new(struct client *c, const struct client_opts *o)
+{
+    memset(c, 0, sizeof(*c));
+    c->c2s = calloc(1, sizeof(*c->c2s));
+    c->s2c = calloc(1, sizeof(*c->s2c));
+    WOLFSSL_METHOD *m = o->version == 12   ? wolfTLSv1_2_client_method()
+                        : o->version == 13 ? wolfTLSv1_3_client_method()
+                                           : wolfSSLv23_client_method();
+    c->ctx = wolfSSL_CTX_new(m);
+    if (!c->ctx || !c->c2s || !c->s2c)
+        return -1;
+    if (o->verify) {
+        struct blob ca = slurp("ca.crt");
+        int rc = wolfSSL_CTX_load_verify_buffer(c->ctx, (unsigned char *)ca.p, (long)ca.n,
+                                                WOLFSSL_FILETYPE_PEM);
+        free(ca.p);
+        if (rc != WOLFSSL_SUCCESS)
+            return -1;
+        wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_PEER, NULL);
+    } else {
+        wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_NONE, NULL);
+    }
+    c->ssl = wolfSSL_new(c->ctx);
+    if (!c->ssl)
+        return -1;
+    wolfSSL_SSLSetIORecv(c->ssl, cli_recv);
+    wolfSSL_SSLSetIOSend(c->ssl, cli_send);
+    wolfSSL_SetIOReadCtx(c->ssl, c);
+    wolfSSL_SetIOWriteCtx(c->ssl, c);
+    if (o->sni && wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, o->sni,
+                                 (unsigned short)strlen(o->sni)) != WOLFSSL_SUCCESS)
+        return -1;
+    if (o->verify && wolfSSL_check_domain_name(c->ssl, o->verify) != WOLFSSL_SUCCESS)
+        return -1;
+    if (o->alpn) {
+        char list[64];
+        snprintf(list, sizeof(list), "%s", o->alpn);
+        if (wolfSSL_UseALPN(c->ssl, list, (unsigned)strlen(list),
+                            WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
+            return -1;
+    }
+    if (wolfSSL_UseSessionTicket(c->ssl) != WOLFSSL_SUCCESS)
+        return -1;
+    if (o->session && wolfSSL_set_session(c->ssl, o->session) != WOLFSSL_SUCCESS)
+        return -1;
+    return 0;
+}
+
+static void client_free(struct client *c)
+{
+    if (c->ssl)
+        wolfSSL_free(c->ssl);
+    if (c->ctx)
+        wolfSSL_CTX_free(c->ctx);
+    free(c->c2s);
+    free(c->s2c);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Move server output to the client, server input from the client; returns plaintext bytes the
+ * server produced into plain (appending at *plen) or a negative errno from the server. */
+static int pump_server(struct client *c, struct sv_tls_conn *s, uint8_t *plain, size_t cap,
+                       size_t *plen)
+{
+    for (int guard = 0; guard < 1000; guard++) {
+        size_t used = 0;
+        ssize_t r = sv_tls_conn_recv(s, c->c2s->b, c->c2s->len, &used, plain + *plen, cap - *plen);
+        memmove(c->c2s->b, c->c2s->b + used, c->c2s->len - used);
+        c->c2s->len -= used;
+        const uint8_t *o;
+        size_t on = sv_tls_conn_out(s, &o);
+        if (on) {
+            memcpy(c->s2c->b + c->s2c->len, o, on);
+            c->s2c->len += on;
+            sv_tls_conn_out_consume(s, on);
+        }
+        if (r < 0)
+            return (int)r;
+        if (r > 0) {
+            *plen += (size_t)r;
+            continue;
+        }
+        if (used == 0)
+            return 0;
+    }
+    return -ELOOP;
+}
+
+/* Run the handshake both ways. Returns 0 when both sides finished, -1 client error, or the
+ * server's negative errno. */
+static int handshake(struct client *c, struct sv_tls_conn *s, int *client_err)
+{
+    uint8_t scratch[64];
+    size_t sl = 0;
+    *client_err = 0;
+    for (int i = 0; i < 50; i++) {
+        int rc = wolfSSL_connect(c->ssl);
+        int e = rc == WOLFSSL_SUCCESS ? 0 : wolfSSL_get_error(c->ssl, rc);
+        int sr = pump_server(c, s, scratch, sizeof(scratch), &sl);
+        if (e != 0 && e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE) {
+            *client_err = e;
+            return -1;
+        }
+        if (sr < 0) {
+            /* let the client see the alert */
+            rc = wolfSSL_connect(c->ssl);
+            if (rc != WOLFSSL_SUCCESS)
+                *client_err = wolfSSL_get_error(c->ssl, rc);
+            return sr;
+        }
+        if (rc == WOLFSSL_SUCCESS && sv_tls_conn_state(s) == SV_TLS_OPEN)
+            return 0;
+    }
+    return -ETIMEDOUT;
+}
+
+/* Client sends <msg>, server must receive it as plaintext; server answers <ans>, client must
+ * read it (this also delivers TLS 1.3 session tickets to the client). */
+static int exchange(struct client *c, struct sv_tls_conn *s, const char *msg, const char *ans)
+{
+    if (wolfSSL_write(c->ssl, msg, (int)strlen(msg)) != (int)strlen(msg))
+        return -1;
+    uint8_t got[256];
+    size_t gl = 0;
+    if (pump_server(c, s, got, sizeof(got), &gl) < 0)
+        return -2;
+    if (gl != strlen(msg) || memcmp(got, msg, gl) != 0)
+        return -3;
+    if (sv_tls_conn_send(s, ans, strlen(ans)) != (ssize_t)strlen(ans))
+        return -4;
+    if (pump_server(c, s, got, sizeof(got), &gl) < 0)
+        return -5;
+    char buf[256];
+    int n = wolfSSL_read(c->ssl, buf, sizeof(buf));
+    if (n != (int)strlen(ans) || memcmp(buf, ans, (size_t)n) != 0)
+        return -6;
+    return 0;
+}
+
+/* ---- fixtures -------------------------------------------------------------------------------- */
+
+struct fixture {
+    struct pair a, wild, rsa_b, ec_b, def;
+    struct sv_tls_ticket_keys *keys;
+    struct sv_tls_server *srv;
+    uint8_t out[20000];
+};
+
+/* listeners: 0 a.example.com (ec_a), 1 *.example.com (ec_wild), 2 b.test (rsa_b, ec_b),
+ * 3 "" (ec_def) unless no_default */
+static int fixture_new(struct fixture *f, bool with_default, bool rsa_first)
+{
+    memset(f, 0, sizeof(*f));
+    if (!cert_dir())
+        return -1;
+    pair_load(&f->a, "ec_a");
+    pair_load(&f->wild, "ec_wild");
+    pair_load(&f->rsa_b, "rsa_b");
+    pair_load(&f->ec_b, "ec_b");
+    pair_load(&f->def, "ec_def");
+    struct sv_tls_cert_pem b_certs[2] = {rsa_first ? f->rsa_b.pem : f->ec_b.pem,
+                                         rsa_first ? f->ec_b.pem : f->rsa_b.pem};
+    struct sv_tls_listener_spec ls[4] = {
+        {SV_STR_LIT("a.example.com"), 10, SV_STR_LIT("gw/a"), &f->a.pem, 1},
+        {SV_STR_LIT("*.example.com"), 11, SV_STR_LIT("gw/wild"), &f->wild.pem, 1},
+        {SV_STR_LIT("b.test"), 12, SV_STR_LIT("gw/b"), b_certs, 2},
+        {SV_STR_LIT(""), 13, SV_STR_LIT("gw/default"), &f->def.pem, 1},
+    };
+    f->keys = sv_tls_ticket_keys_new(3600, 0);
+    char err[200];
+    f->srv = sv_tls_server_new(ls, with_default ? 4 : 3, f->keys, err, sizeof(err));
+    if (!f->srv)
+        fprintf(stderr, "sv_tls_server_new: %s\n", err);
+    return f->srv ? 0 : -1;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    sv_tls_server_unref(f->srv);
+    sv_tls_ticket_keys_free(f->keys);
+    pair_free(&f->a);
+    pair_free(&f->wild);
+    pair_free(&f->rsa_b);
+    pair_free(&f->ec_b);
+    pair_free(&f->def);
+}
+
+/* One full connection; returns the server's selected listener index, or a negative code. */
+static int connect_once(struct fixture *f, const struct client_opts *o, char *version,
+                        char *alpn, bool *resumed, WOLFSSL_SESSION **sess_out)
+{
+    struct client c;
+    struct sv_tls_conn s;
+    int ret;
+    if (client_new(&c, o) != 0) {
+        client_free(&c);
+        return -100;
+    }
+    if (sv_tls_conn_open(&s, f->srv, f->out, sizeof(f->out)) != 0) {
+        client_free(&c);
+        return -101;
+    }
+    int cerr;
+    int hs = handshake(&c, &s, &cerr);
+    if (hs != 0) {
+        char eb[128];
+        fprintf(stderr, "# handshake failed: client %d, server %zd %s\n", cerr, (ssize_t)hs,
+                sv_tls_conn_error(&s, eb, sizeof(eb)));
+        ret = hs == -1 ? -102 : -103;
+        goto out;
+    }
+    if (exchange(&c, &s, "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n") != 0) {
+        ret = -104;
+        goto out;
+    }
+    ret = sv_tls_conn_listener(&s);
+    if (version)
+        snprintf(version, 16, "%s", sv_tls_conn_version(&s));
+    if (alpn) {
+        struct sv_str a = sv_tls_conn_alpn(&s);
+        snprintf(alpn, 16, "%.*s", (int)a.len, a.ptr ? a.ptr : "");
+    }
+    if (resumed)
+        *resumed = sv_tls_conn_resumed(&s);
+    if (sess_out)
+        *sess_out = wolfSSL_get1_session(c.ssl);
+out:
+    sv_tls_conn_close(&s);
+    client_free(&c);
+    return ret;
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+TEST(tls_select_listener_by_sni)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("a.example.com")), 0);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("A.Example.COM")), 0);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("a.example.com.")), 0);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("x.example.com")), 1);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("x.y.example.com")), 1);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("example.com")), 3);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("b.test")), 2);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("other.org")), 3);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_NULL), 3);
+    fixture_free(&f);
+
+    REQUIRE(fixture_new(&f, false, false) == 0);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_LIT("other.org")), -1);
+    CHECK_EQ_INT(sv_tls_server_select(f.srv, SV_STR_NULL), -1);
+    fixture_free(&f);
+}
+
+TEST(tls_handshake_sni_exact_wildcard_default)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    char ver[16], alpn[16];
+    /* the client verifies the name, so the wrong certificate fails the handshake */
+    struct client_opts o = {.sni = "a.example.com", .verify = "a.example.com"};
+    CHECK_EQ_INT(connect_once(&f, &o, ver, alpn, NULL, NULL), 0);
+    CHECK_EQ_STR(ver, "TLSv1.3");
+    o = (struct client_opts){.sni = "x.example.com", .verify = "x.example.com"};
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, NULL, NULL), 1);
+    o = (struct client_opts){.sni = "unknown.org", .verify = "default.test"};
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, NULL, NULL), 3);
+    o = (struct client_opts){.sni = NULL, .verify = "default.test"};
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, NULL, NULL), 3);
+    /* wrong name expected by the client: it must refuse the certificate */
+    o = (struct client_opts){.sni = "a.example.com", .verify = "b.test"};
+    CHECK(connect_once(&f, &o, NULL, NULL, NULL, NULL) < 0);
+    fixture_free(&f);
+    CHECK_EQ_INT(sv_tls_server_live_count(), 0);
+}
+
+TEST(tls_unknown_sni_without_default_fails)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, false, false) == 0);
+    struct client c;
+    struct sv_tls_conn s;
+    struct client_opts o = {.sni = "unknown.org"};
+    REQUIRE(client_new(&c, &o) == 0);
+    REQUIRE(sv_tls_conn_open(&s, f.srv, f.out, sizeof(f.out)) == 0);
+    int cerr;
+    CHECK_EQ_INT(handshake(&c, &s, &cerr), -EPROTO);
+    CHECK_EQ_INT(sv_tls_conn_state(&s), SV_TLS_FAILED);
+    CHECK(cerr != 0);
+    /* the client saw a fatal unrecognized_name alert */
+    WOLFSSL_ALERT_HISTORY h;
+    memset(&h, 0, sizeof(h));
+    CHECK(wolfSSL_get_alert_history(c.ssl, &h) == WOLFSSL_SUCCESS);
+    CHECK_EQ_INT(h.last_rx.code, unrecognized_name);
+    sv_tls_conn_close(&s);
+    client_free(&c);
+
+    /* no SNI at all, no default listener: also refused */
+    o = (struct client_opts){0};
+    CHECK(connect_once(&f, &o, NULL, NULL, NULL, NULL) < 0);
+    fixture_free(&f);
+}
+
+TEST(tls_alpn_http11)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    char alpn[16];
+    struct client_opts o = {.sni = "a.example.com", .alpn = "h2,http/1.1"};
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, alpn, NULL, NULL), 0);
+    CHECK_EQ_STR(alpn, "http/1.1");
+    o = (struct client_opts){.sni = "a.example.com"};
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, alpn, NULL, NULL), 0);
+    CHECK_EQ_STR(alpn, "");
+    fixture_free(&f);
+}
+
+TEST(tls_versions_and_key_types)
+{
+    for (int rsa_first = 0; rsa_first < 2; rsa_first++) {
+        struct fixture f;
+        REQUIRE(fixture_new(&f, true, rsa_first) == 0);
+        char ver[16];
+        struct client_opts o = {.version = 12, .sni = "b.test", .verify = "b.test"};
+        CHECK_EQ_INT(connect_once(&f, &o, ver, NULL, NULL, NULL), 2);
+        CHECK_EQ_STR(ver, "TLSv1.2");
+        o = (struct client_opts){.version = 13, .sni = "b.test", .verify = "b.test"};
+        CHECK_EQ_INT(connect_once(&f, &o, ver, NULL, NULL, NULL), 2);
+        CHECK_EQ_STR(ver, "TLSv1.3");
+        o = (struct client_opts){.version = 12, .sni = "a.example.com", .verify = "a.example.com"};
+        CHECK_EQ_INT(connect_once(&f, &o, ver, NULL, NULL, NULL), 0);
+        CHECK_EQ_STR(ver, "TLSv1.2");
+        fixture_free(&f);
+    }
+}
+
+TEST(tls_rejects_tls11)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    struct client c;
+    struct sv_tls_conn s;
+    struct client_opts o = {.sni = "a.example.com"};
+    REQUIRE(client_new(&c, &o) == 0);
+    wolfSSL_SetVersion(c.ssl, WOLFSSL_TLSV1_1);
+    REQUIRE(sv_tls_conn_open(&s, f.srv, f.out, sizeof(f.out)) == 0);
+    int cerr;
+    CHECK(handshake(&c, &s, &cerr) != 0);
+    CHECK(sv_tls_conn_state(&s) != SV_TLS_OPEN);
+    sv_tls_conn_close(&s);
+    client_free(&c);
+    fixture_free(&f);
+}
+
+TEST(tls_bulk_data_both_ways)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    struct client c;
+    struct sv_tls_conn s;
+    struct client_opts o = {.sni = "a.example.com"};
+    REQUIRE(client_new(&c, &o) == 0);
+    REQUIRE(sv_tls_conn_open(&s, f.srv, f.out, sizeof(f.out)) == 0);
+    int cerr;
+    REQUIRE(handshake(&c, &s, &cerr) == 0);
+    enum { N = 100000 };
+    uint8_t *up = malloc(N), *got = malloc(N + 64);
+    for (size_t i = 0; i < N; i++)
+        up[i] = (uint8_t)(i * 7 + 3);
+    /* client → server: the server's plaintext output must equal the input */
+    size_t sent = 0, gl = 0;
+    while (sent < N) {
+        int n = wolfSSL_write(c.ssl, up + sent, (int)(N - sent > 30000 ? 30000 : N - sent));
+        REQUIRE(n > 0);
+        sent += (size_t)n;
+        REQUIRE(pump_server(&c, &s, got, N + 64, &gl) == 0);
+    }
+    CHECK_EQ_INT(gl, N);
+    CHECK(memcmp(up, got, N) == 0);
+    /* server → client through a small output buffer: send returns partial counts */
+    size_t off = 0, rl = 0;
+    for (int guard = 0; guard < 10000 && rl < N; guard++) {
+        if (off < N) {
+            ssize_t n = sv_tls_conn_send(&s, up + off, N - off);
+            REQUIRE(n >= 0);
+            off += (size_t)n;
+        }
+        const uint8_t *p;
+        size_t on = sv_tls_conn_out(&s, &p);
+        memcpy(c.s2c->b + c.s2c->len, p, on);
+        c.s2c->len += on;
+        sv_tls_conn_out_consume(&s, on);
+        int n;
+        while ((n = wolfSSL_read(c.ssl, got + rl, (int)(N + 64 - rl))) > 0)
+            rl += (size_t)n;
+    }
+    CHECK_EQ_INT(rl, N);
+    CHECK(memcmp(up, got, N) == 0);
+    /* close_notify from the client → -EPIPE */
+    wolfSSL_shutdown(c.ssl);
+    size_t used;
+    uint8_t tmp[16];
+    CHECK_EQ_INT(sv_tls_conn_recv(&s, c.c2s->b, c.c2s->len, &used, tmp, sizeof(tmp)), -EPIPE);
+    CHECK_EQ_INT(sv_tls_conn_state(&s), SV_TLS_CLOSED);
+    free(up);
+    free(got);
+    sv_tls_conn_close(&s);
+    client_free(&c);
+    fixture_free(&f);
+}
+
+TEST(tls_garbage_fails_cleanly)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    struct sv_tls_conn s;
+    REQUIRE(sv_tls_conn_open(&s, f.srv, f.out, sizeof(f.out)) == 0);
+    const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t used;
+    uint8_t tmp[16];
+    CHECK_EQ_INT(sv_tls_conn_recv(&s, junk, sizeof(junk) - 1, &used, tmp, sizeof(tmp)), -EPROTO);
+    CHECK_EQ_INT(sv_tls_conn_state(&s), SV_TLS_FAILED);
+    CHECK(sv_tls_conn_send(&s, "x", 1) < 0);
+    sv_tls_conn_close(&s);
+    CHECK_EQ_INT(sv_tls_conn_open(&s, f.srv, f.out, 100), -EINVAL);
+    fixture_free(&f);
+}
+
+static void resume_case(int version)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    bool resumed = true;
+    WOLFSSL_SESSION *sess = NULL;
+    struct client_opts o = {.version = version, .sni = "a.example.com"};
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, &resumed, &sess), 0);
+    CHECK(!resumed);
+    REQUIRE(sess != NULL);
+
+    /* a second server object (another generation / worker) sharing the keys */
+    struct pair a;
+    pair_load(&a, "ec_a");
+    struct sv_tls_listener_spec l = {SV_STR_LIT("a.example.com"), 1, SV_STR_LIT("x"), &a.pem, 1};
+    char err[160];
+    struct sv_tls_server *other = sv_tls_server_new(&l, 1, f.keys, err, sizeof(err));
+    REQUIRE(other != NULL);
+    struct sv_tls_server *first = f.srv;
+    f.srv = other;
+    o.session = sess;
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, &resumed, NULL), 0);
+    CHECK(resumed);
+
+    /* one rotation: the ticket's key is "previous", still accepted */
+    CHECK_EQ_INT(sv_tls_ticket_keys_rotate(f.keys, 10), 0);
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, &resumed, NULL), 0);
+    CHECK(resumed);
+    /* two rotations: forgotten, full handshake that still succeeds */
+    CHECK_EQ_INT(sv_tls_ticket_keys_tick(f.keys, 11), 0);    /* not due */
+    CHECK_EQ_INT(sv_tls_ticket_keys_tick(f.keys, 10 + 3600), 1);
+    CHECK_EQ_INT(sv_tls_ticket_keys_rotations(f.keys), 2);
+    /* A rejected TLS 1.2 ticket makes wolfSSL 5.5.4's CLIENT fail (OUT_OF_ORDER_E) although our
+     * server falls back to a full handshake correctly (OpenSSL's client reports "New" there:
+     * see tests/integration/test_tls*.py); so the fallback is checked with TLS 1.3 here. */
+    if (version == 13) {
+        CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, &resumed, NULL), 0);
+        CHECK(!resumed);
+
+        /* keys that never saw the ticket: full handshake */
+        struct sv_tls_ticket_keys *k2 = sv_tls_ticket_keys_new(60, 0);
+        struct sv_tls_server *third = sv_tls_server_new(&l, 1, k2, err, sizeof(err));
+        REQUIRE(third != NULL);
+        f.srv = third;
+        CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, &resumed, NULL), 0);
+        CHECK(!resumed);
+        sv_tls_server_unref(third);
+        sv_tls_ticket_keys_free(k2);
+    }
+
+    wolfSSL_SESSION_free(sess);
+    sv_tls_server_unref(other);
+    f.srv = first;
+    pair_free(&a);
+    fixture_free(&f);
+}
+
+TEST(tls_resumption_tickets_tls13)
+{
+    resume_case(13);
+}
+
+TEST(tls_resumption_tickets_tls12)
+{
+    resume_case(12);
+}
+
+TEST(tls_cert_check_bad_inputs)
+{
+    REQUIRE(cert_dir() != NULL);
+    struct pair a, wild, exp;
+    pair_load(&a, "ec_a");
+    pair_load(&wild, "ec_wild");
+    pair_load(&exp, "expired");
+    struct blob garbage = slurp("garbage.pem");
+    char err[160];
+    struct sv_tls_cert_info info;
+    CHECK_EQ_INT(sv_tls_cert_check(a.crt.p, a.crt.n, a.key.p, a.key.n, &info, err, sizeof(err)), 0);
+    CHECK_EQ_STR(info.subject_cn, "a.example.com");
+    CHECK_EQ_INT(info.key_type, SV_TLS_KEY_ECDSA);
+    CHECK(info.not_after > (int64_t)time(NULL));
+    /* mismatched pair */
+    CHECK_EQ_INT(sv_tls_cert_check(a.crt.p, a.crt.n, wild.key.p, wild.key.n, NULL, err,
+                                   sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "match") != NULL);
+    /* unparsable certificate and key */
+    CHECK_EQ_INT(sv_tls_cert_check(garbage.p, garbage.n, a.key.p, a.key.n, NULL, err, sizeof(err)),
+                 -EINVAL);
+    CHECK(strstr(err, "certificate") != NULL);
+    CHECK_EQ_INT(sv_tls_cert_check(a.crt.p, a.crt.n, garbage.p, garbage.n, NULL, err, sizeof(err)),
+                 -EINVAL);
+    CHECK(strstr(err, "key") != NULL);
+    CHECK_EQ_INT(sv_tls_cert_check("", 0, a.key.p, a.key.n, NULL, err, sizeof(err)), -EINVAL);
+    /* expired: not an error, but the expiry is visible */
+    CHECK_EQ_INT(sv_tls_cert_check(exp.crt.p, exp.crt.n, exp.key.p, exp.key.n, &info, err,
+                                   sizeof(err)), 0);
+    CHECK_EQ_INT(info.not_after, 1580515200); /* 2020-02-01T00:00:00Z */
+    CHECK_EQ_INT(info.not_before, 1577836800);
+    /* the server refuses a mismatched pair with a message */
+    struct sv_tls_cert_pem bad = {a.crt.p, a.crt.n, wild.key.p, wild.key.n};
+    struct sv_tls_listener_spec l = {SV_STR_LIT("a.example.com"), 1, SV_STR_LIT("x"), &bad, 1};
+    struct sv_tls_ticket_keys *k = sv_tls_ticket_keys_new(60, 0);
+    CHECK(sv_tls_server_new(&l, 1, k, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "listener 0") != NULL);
+    l.n_certs = 0;
+    CHECK(sv_tls_server_new(&l, 1, k, err, sizeof(err)) == NULL);
+    sv_tls_ticket_keys_free(k);
+    free(garbage.p);
+    pair_free(&a);
+    pair_free(&wild);
+    pair_free(&exp);
+}
+
+TEST(tls_expired_certificate_is_served)
+{
+    REQUIRE(cert_dir() != NULL);
+    struct fixture f;
+    memset(&f, 0, sizeof(f));
+    struct pair exp;
+    pair_load(&exp, "expired");
+    struct sv_tls_listener_spec l = {SV_STR_LIT(""), 7, SV_STR_LIT("gw/exp"), &exp.pem, 1};
+    char err[160];
+    f.keys = sv_tls_ticket_keys_new(60, 0);
+    f.srv = sv_tls_server_new(&l, 1, f.keys, err, sizeof(err));
+    REQUIRE(f.srv != NULL);
+    CHECK_EQ_INT(sv_tls_server_n_listeners(f.srv), 1);
+    CHECK_EQ_INT(sv_tls_server_n_certs(f.srv, 0), 1);
+    const struct sv_tls_cert_info *ci = sv_tls_server_cert(f.srv, 0, 0);
+    REQUIRE(ci != NULL);
+    CHECK_EQ_INT(ci->not_after, 1580515200);
+    CHECK(sv_tls_server_cert(f.srv, 0, 1) == NULL);
+    struct sv_str nm = sv_tls_server_listener_name(f.srv, 0);
+    CHECK_EQ_MEM(nm.ptr, nm.len, "gw/exp");
+    struct client_opts o = {.sni = "expired.test"};
+    CHECK_EQ_INT(connect_once(&f, &o, NULL, NULL, NULL, NULL), 0);
+    sv_tls_server_unref(f.srv);
+    sv_tls_ticket_keys_free(f.keys);
+    pair_free(&exp);
+}
+
+TEST(tls_server_outlives_generation_while_conn_open)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    struct client c;
+    struct sv_tls_conn s;
+    struct client_opts o = {.sni = "a.example.com"};
+    REQUIRE(client_new(&c, &o) == 0);
+    REQUIRE(sv_tls_conn_open(&s, f.srv, f.out, sizeof(f.out)) == 0);
+    size_t live = sv_tls_server_live_count();
+    /* the owner (a generation) lets go during the handshake */
+    sv_tls_server_unref(f.srv);
+    f.srv = NULL;
+    CHECK_EQ_INT(sv_tls_server_live_count(), live);
+    int cerr;
+    CHECK_EQ_INT(handshake(&c, &s, &cerr), 0);
+    CHECK_EQ_INT(exchange(&c, &s, "ping", "pong"), 0);
+    struct sv_str h = sv_tls_conn_listener_hostname(&s);
+    CHECK_EQ_MEM(h.ptr, h.len, "a.example.com");
+    struct sv_str sni = sv_tls_conn_sni(&s);
+    CHECK_EQ_MEM(sni.ptr, sni.len, "a.example.com");
+    sv_tls_conn_close(&s);
+    CHECK_EQ_INT(sv_tls_server_live_count(), live - 1);
+    client_free(&c);
+    struct sv_tls_server *none = NULL;
+    f.srv = none;
+    sv_tls_ticket_keys_free(f.keys);
+    f.keys = NULL;
+    pair_free(&f.a);
+    pair_free(&f.wild);
+    pair_free(&f.rsa_b);
+    pair_free(&f.ec_b);
+    pair_free(&f.def);
+}
