@@ -151,6 +151,7 @@ static void builder_release(struct sv_route_builder *b, bool free_table)
         for (uint32_t i = 0; i < b->n_regexes; i++)
             sv_regex_free_(b->regexes[i]);
         free(b->regexes);
+        sv_route_table_release_tls_(b->t);
         sv_arena_destroy(&b->t->arena);
         free(b->t);
     }
@@ -161,6 +162,40 @@ void sv_route_builder_free(struct sv_route_builder *b)
 {
     if (b)
         builder_release(b, true);
+}
+
+void sv_route_table_release_tls_(struct sv_route_table *t)
+{
+    for (uint32_t i = 0; i < t->n_bind_tls; i++)
+        if (t->bind_tls[i].ctx && t->bind_tls[i].release)
+            t->bind_tls[i].release(t->bind_tls[i].ctx);
+    free(t->bind_tls);
+    t->bind_tls = NULL;
+    t->n_bind_tls = 0;
+}
+
+int sv_route_builder_set_bind_tls(struct sv_route_builder *b, uint32_t bind, void *ctx,
+                                  sv_route_release_fn release)
+{
+    if (bind >= b->n_binds || b->binds[bind].proto != SV_ROUTE_PROTO_HTTPS) {
+        snprintf(b->err, sizeof(b->err), "TLS context for bind %u: not an HTTPS bind", bind);
+        return -EINVAL;
+    }
+    struct sv_route_table *t = b->t;
+    if (bind >= t->n_bind_tls) {
+        struct sv_route_bind_tls *n = realloc(t->bind_tls, (bind + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        memset(n + t->n_bind_tls, 0, (bind + 1 - t->n_bind_tls) * sizeof(*n));
+        t->bind_tls = n;
+        t->n_bind_tls = bind + 1;
+    }
+    struct sv_route_bind_tls *e = &t->bind_tls[bind];
+    if (e->ctx && e->release)
+        e->release(e->ctx);
+    e->ctx = ctx;
+    e->release = release;
+    return 0;
 }
 
 const char *sv_route_builder_error(const struct sv_route_builder *b)

@@ -65,6 +65,13 @@ const struct sv_route_bind *sv_generation_binds(const struct sv_generation *gen,
     return gen->table->binds;
 }
 
+void *sv_generation_bind_tls(const struct sv_generation *gen, uint32_t bind)
+{
+    sv_generation_check(gen);
+    const struct sv_route_table *t = gen->table;
+    return bind < t->n_bind_tls ? t->bind_tls[bind].ctx : NULL;
+}
+
 const struct sv_route_listener *sv_generation_listeners(const struct sv_generation *gen, size_t *n)
 {
     sv_generation_check(gen);

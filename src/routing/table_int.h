@@ -117,7 +117,20 @@ struct sv_route_table {
 
     struct sv_regex **regexes; /* every compiled regex, freed with the table */
     uint32_t n_regexes;
+
+    /* per bind (n_bind_tls entries, malloc'd): opaque TLS context attached by the translator
+     * (a struct sv_tls_server), released with the table */
+    struct sv_route_bind_tls *bind_tls;
+    uint32_t n_bind_tls;
 };
+
+struct sv_route_bind_tls {
+    void *ctx;
+    sv_route_release_fn release;
+};
+
+/* Release every attached TLS context and the array (table teardown). */
+void sv_route_table_release_tls_(struct sv_route_table *t);
 
 struct sv_route_epset {
     const struct sv_route_endpoint *eps;

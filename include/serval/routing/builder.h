@@ -144,6 +144,14 @@ int sv_route_builder_add_bind(struct sv_route_builder *b, const struct sockaddr 
 int sv_route_builder_add_listener(struct sv_route_builder *b, uint32_t bind, struct sv_str name,
                                   struct sv_str hostname);
 
+/* Attach an opaque TLS context (the control thread's struct sv_tls_server; routing never looks
+ * inside) to HTTPS bind <bind>. The route table owns it from now on: <release>(ctx) runs when
+ * the table is freed (with its last generation), or when the builder is discarded, or when
+ * another context replaces it. Returns 0, -EINVAL (no such bind, or not HTTPS; the caller
+ * still owns ctx) or -ENOMEM (same). Control thread. */
+int sv_route_builder_set_bind_tls(struct sv_route_builder *b, uint32_t bind, void *ctx,
+                                  sv_route_release_fn release);
+
 /* Declare a backend set (e.g. "ns/svc:port"); the same name again returns the same id.
  * Returns the set id or -ENOMEM / -EINVAL (empty name). */
 int sv_route_builder_add_backend_set(struct sv_route_builder *b, struct sv_str name);

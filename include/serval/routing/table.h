@@ -53,6 +53,15 @@ struct sv_route_listener {
     enum sv_route_proto proto;
 };
 
+/* Releases an opaque object the route table owns (see sv_route_builder_set_bind_tls). */
+typedef void (*sv_route_release_fn)(void *ctx);
+
+/* The TLS context attached to bind <bind> (a struct sv_tls_server * for HTTPS binds, see
+ * serval/tls/tls.h), or NULL when none (plain HTTP, or an HTTPS bind without any valid
+ * certificate: refuse its connections). Valid as long as <gen>; a connection that keeps it
+ * takes its own reference (sv_tls_conn_open does). Any thread holding <gen>; no allocation. */
+void *sv_generation_bind_tls(const struct sv_generation *gen, uint32_t bind);
+
 /* The binds of <gen> (count in *n). Any thread holding <gen>. */
 const struct sv_route_bind *sv_generation_binds(const struct sv_generation *gen, size_t *n);
 
