@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/aes.h>
@@ -101,6 +102,33 @@ int sv_tls_ticket_keys_tick(struct sv_tls_ticket_keys *k, uint64_t now_s)
         return 0;
     int rc = sv_tls_ticket_keys_rotate(k, now_s);
     return rc == 0 ? 1 : rc;
+}
+
+static pthread_once_t g_default_once = PTHREAD_ONCE_INIT;
+static struct sv_tls_ticket_keys *g_default_keys;
+
+static uint64_t mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+static void make_default(void)
+{
+    g_default_keys = sv_tls_ticket_keys_new(SV_TLS_TICKET_ROTATE_S, mono_s());
+}
+
+struct sv_tls_ticket_keys *sv_tls_default_ticket_keys(void)
+{
+    pthread_once(&g_default_once, make_default);
+    return g_default_keys;
+}
+
+int sv_tls_default_ticket_keys_tick(void)
+{
+    struct sv_tls_ticket_keys *k = sv_tls_default_ticket_keys();
+    return k ? sv_tls_ticket_keys_tick(k, mono_s()) : -ENOMEM;
 }
 
 uint64_t sv_tls_ticket_keys_rotations(const struct sv_tls_ticket_keys *k)

@@ -69,7 +69,9 @@ struct sv_status_route {
 /* A certificate an HTTPS listener serves (for the TLS layer; bytes borrowed from the store). */
 struct sv_status_tls_cert {
     uint32_t listener; /* index in the generation's listener table */
+    uint32_t bind;     /* index in the generation's bind table */
     const char *hostname; /* "" = any */
+    const char *listener_name; /* the Gateway listener's name */
     const uint8_t *cert_pem;
     size_t cert_len;
     const uint8_t *key_pem;

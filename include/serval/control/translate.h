@@ -14,10 +14,14 @@
 #define SV_DEFAULT_CONTROLLER_NAME "serval.dev/gateway-controller"
 
 struct sv_generation;
+struct sv_tls_ticket_keys;
 
 struct sv_translate_opts {
     const char *controller_name; /* NULL = SV_DEFAULT_CONTROLLER_NAME */
     const char *bind_addr;       /* --bind: IPv4 or IPv6 literal; NULL = "0.0.0.0" */
+    /* session-ticket keys for the TLS contexts of HTTPS binds; NULL = the process-wide
+     * sv_tls_default_ticket_keys() */
+    struct sv_tls_ticket_keys *ticket_keys;
 };
 
 /* Translate <store> (borrowed; it must outlive *status_out, which points into it).

@@ -101,6 +101,14 @@ int sv_tls_ticket_keys_tick(struct sv_tls_ticket_keys *k, uint64_t now_s);
 /* Number of rotations so far (for tests and /metrics). Any thread. */
 uint64_t sv_tls_ticket_keys_rotations(const struct sv_tls_ticket_keys *k);
 
+/* The process-wide key set (created on first use, rotated every SV_TLS_TICKET_ROTATE_S on the
+ * monotonic clock by sv_tls_default_ticket_keys_tick, which the control thread calls
+ * periodically; lives until exit). Returns NULL only when it could not be created. Any thread
+ * may call it; only the control thread ticks. */
+#define SV_TLS_TICKET_ROTATE_S 3600u
+struct sv_tls_ticket_keys *sv_tls_default_ticket_keys(void);
+int sv_tls_default_ticket_keys_tick(void);
+
 /* ---- server objects (built on the control thread; read by workers) ------------------------- */
 
 /* One certificate: chain PEM (leaf first) and key PEM. Copied by sv_tls_server_new. */

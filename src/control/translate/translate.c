@@ -12,6 +12,7 @@
 #include "serval/base/assert.h"
 #include "serval/base/log.h"
 #include "serval/routing/generation.h"
+#include "serval/tls/tls.h"
 
 #define STATUS_ARENA_BLOCK (16 * 1024)
 
@@ -138,9 +139,11 @@ static bool pem_like(const struct sv_bytes_kv *kv)
     return kv && kv->len > 10 && memmem(kv->data, kv->len, "-----BEGIN", 10) != NULL;
 }
 
-/* Check the listener's certificateRefs. Returns the first good Secret or NULL (condition set). */
-static const struct sv_object *listener_cert(struct tx *t, struct tx_gateway *g,
-                                             struct tx_listener *tl)
+/* Check every certificateRef of the listener: a core Secret, permitted, present, holding a PEM
+ * certificate chain and a private key that parse and match (sv_tls_cert_check). Fills out[] with
+ * the Secrets and returns how many (all refs), or 0 with the ResolvedRefs condition set. */
+static size_t listener_certs(struct tx *t, struct tx_gateway *g, struct tx_listener *tl,
+                             const struct sv_object **out, size_t max)
 {
     const struct sv_object *gw = g->obj;
     int64_t gen = gw->meta.generation;
@@ -149,33 +152,50 @@ static const struct sv_object *listener_cert(struct tx *t, struct tx_gateway *g,
     if (!tl->l->has_tls || tls->n_cert_refs == 0) {
         sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
                    "HTTPS listener needs tls.certificateRefs");
-        return NULL;
+        return 0;
     }
-    const struct sv_object_ref *r = &tls->cert_refs[0];
-    const char *ns = r->ns ? r->ns : gw->meta.ns;
-    if (r->group[0] || strcmp(r->kind, "Secret") != 0) {
+    if (tls->n_cert_refs > max) {
         sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
-                   "certificateRef %s/%s: only core Secrets are supported", r->group, r->kind);
-        return NULL;
+                   "at most %zu certificateRefs per listener", max);
+        return 0;
     }
-    if (strcmp(ns, gw->meta.ns) != 0 &&
-        !grant_allows(t, "Gateway", gw->meta.ns, "", "Secret", ns, r->name)) {
-        sv_tx_cond(t, cs, "ResolvedRefs", false, "RefNotPermitted", gen,
-                   "Secret %s/%s: no ReferenceGrant allows it", ns, r->name);
-        return NULL;
+    for (size_t i = 0; i < tls->n_cert_refs; i++) {
+        const struct sv_object_ref *r = &tls->cert_refs[i];
+        const char *ns = r->ns ? r->ns : gw->meta.ns;
+        if (r->group[0] || strcmp(r->kind, "Secret") != 0) {
+            sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                       "certificateRef %s/%s: only core Secrets are supported", r->group,
+                       r->kind);
+            return 0;
+        }
+        if (strcmp(ns, gw->meta.ns) != 0 &&
+            !grant_allows(t, "Gateway", gw->meta.ns, "", "Secret", ns, r->name)) {
+            sv_tx_cond(t, cs, "ResolvedRefs", false, "RefNotPermitted", gen,
+                       "Secret %s/%s: no ReferenceGrant allows it", ns, r->name);
+            return 0;
+        }
+        const struct sv_object *s = sv_store_get(t->store, SV_KIND_SECRET, ns, r->name);
+        if (!s) {
+            sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                       "Secret %s/%s not found", ns, r->name);
+            return 0;
+        }
+        if (!pem_like(s->u.secret.tls_crt) || !pem_like(s->u.secret.tls_key)) {
+            sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                       "Secret %s/%s: tls.crt and tls.key must hold PEM data", ns, r->name);
+            return 0;
+        }
+        char why[160];
+        if (sv_tls_cert_check(s->u.secret.tls_crt->data, s->u.secret.tls_crt->len,
+                              s->u.secret.tls_key->data, s->u.secret.tls_key->len, NULL, why,
+                              sizeof(why)) != 0) {
+            sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
+                       "Secret %s/%s: %s", ns, r->name, why);
+            return 0;
+        }
+        out[i] = s;
     }
-    const struct sv_object *s = sv_store_get(t->store, SV_KIND_SECRET, ns, r->name);
-    if (!s) {
-        sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
-                   "Secret %s/%s not found", ns, r->name);
-        return NULL;
-    }
-    if (!pem_like(s->u.secret.tls_crt) || !pem_like(s->u.secret.tls_key)) {
-        sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCertificateRef", gen,
-                   "Secret %s/%s: tls.crt and tls.key must hold PEM data", ns, r->name);
-        return NULL;
-    }
-    return s;
+    return tls->n_cert_refs;
 }
 
 static bool same_host(const char *a, const char *b)
@@ -313,10 +333,12 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
         struct sv_status_listener *ls = tl->status;
         if (!sv_condition_find(&ls->conds, "Conflicted"))
             sv_tx_cond(t, &ls->conds, "Conflicted", false, "NoConflicts", gen, "No conflicts");
-        const struct sv_object *secret = NULL;
+        const struct sv_object *secrets[SV_TLS_MAX_CERTS_PER_LISTENER];
+        size_t n_secrets = 0;
+        int bind = -1;
         if (tl->accepted && tl->l->protocol == SV_PROTO_HTTPS) {
-            secret = listener_cert(t, g, tl);
-            if (!secret)
+            n_secrets = listener_certs(t, g, tl, secrets, SV_TLS_MAX_CERTS_PER_LISTENER);
+            if (!n_secrets)
                 tl->accepted = false; /* not programmed; routes still counted */
         }
         const char *why = NULL;
@@ -326,7 +348,7 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
         } else if ((shared = merged_with(t, tl)) != NULL) {
             tl->builder_index = shared->builder_index;
             tl->programmed = true;
-            secret = NULL; /* the older Gateway's certificate serves this hostname */
+            n_secrets = 0; /* the older Gateway's certificate serves this hostname */
         } else {
             union sv_route_sockaddr sa = t->bind;
             if (sa.sa.sa_family == AF_INET)
@@ -335,7 +357,7 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
                 sa.in6.sin6_port = htons((uint16_t)tl->l->port);
             enum sv_route_proto proto =
                 tl->l->protocol == SV_PROTO_HTTPS ? SV_ROUTE_PROTO_HTTPS : SV_ROUTE_PROTO_HTTP;
-            int bind = sv_route_builder_add_bind(t->b, &sa.sa, t->bindlen, proto);
+            bind = sv_route_builder_add_bind(t->b, &sa.sa, t->bindlen, proto);
             if (bind == -ENOMEM)
                 return -ENOMEM;
             char name[600];
@@ -360,11 +382,15 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
             sv_tx_cond(t, &ls->conds, "Programmed", false, why, gen, "Listener is not programmed");
         } else {
             sv_tx_cond(t, &ls->conds, "Programmed", true, "Programmed", gen, "Listener programmed");
-            if (secret) {
+            for (size_t j = 0; j < n_secrets && bind >= 0; j++) {
+                const struct sv_object *secret = secrets[j];
                 struct sv_status *st = t->st;
+                SV_ASSERT(st->n_certs < t->cap_certs);
                 struct sv_status_tls_cert *c = &st->certs[st->n_certs++];
                 c->listener = (uint32_t)tl->builder_index;
+                c->bind = (uint32_t)bind;
                 c->hostname = tl->host;
+                c->listener_name = sv_tx_strdup(t, tl->l->name);
                 c->cert_pem = secret->u.secret.tls_crt->data;
                 c->cert_len = secret->u.secret.tls_crt->len;
                 c->key_pem = secret->u.secret.tls_key->data;
@@ -429,9 +455,13 @@ static int tx_gateways(struct tx *t)
     for (size_t i = 0; i < n; i++) {
         if (class_ours(t, v[i]->u.gateway.class_name)) {
             ours[k++] = v[i];
-            n_listeners += v[i]->u.gateway.n_listeners;
+            for (size_t j = 0; j < v[i]->u.gateway.n_listeners; j++) {
+                const struct sv_listener *l = &v[i]->u.gateway.listeners[j];
+                n_listeners += l->has_tls && l->tls.n_cert_refs ? l->tls.n_cert_refs : 1;
+            }
         }
     }
+    t->cap_certs = n_listeners;
     qsort(ours, k, sizeof(*ours), cmp_gateway_age);
     t->gws = sv_arena_zalloc(t->a, (k ? k : 1) * sizeof(*t->gws));
     t->st->gateways = sv_arena_zalloc(t->a, (k ? k : 1) * sizeof(*t->st->gateways));
@@ -573,6 +603,68 @@ static int parse_bind(struct tx *t, const char *text)
     return -EINVAL;
 }
 
+static void release_tls_server(void *ctx)
+{
+    sv_tls_server_unref(ctx);
+}
+
+/* One TLS server object per HTTPS bind from the certificates of its programmed listeners,
+ * attached to the bind in the generation (routing owns it from then on). */
+static int tx_tls(struct tx *t, struct sv_tls_ticket_keys *keys)
+{
+    const struct sv_status *st = t->st;
+    if (st->n_certs == 0)
+        return 0;
+    if (!keys)
+        return -ENOMEM;
+    struct sv_tls_listener_spec *specs = calloc(st->n_certs, sizeof(*specs));
+    struct sv_tls_cert_pem *pems = calloc(st->n_certs, sizeof(*pems));
+    bool *done = calloc(st->n_certs, sizeof(*done));
+    int rc = 0;
+    if (!specs || !pems || !done)
+        rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < st->n_certs; i++) {
+        if (done[i])
+            continue;
+        uint32_t bind = st->certs[i].bind;
+        size_t n_specs = 0, n_pems = 0;
+        /* certificates of one listener are consecutive (added together) */
+        for (size_t j = i; j < st->n_certs; j++) {
+            const struct sv_status_tls_cert *c = &st->certs[j];
+            if (c->bind != bind)
+                continue;
+            done[j] = true;
+            if (n_specs == 0 || specs[n_specs - 1].id != c->listener) {
+                specs[n_specs++] = (struct sv_tls_listener_spec){
+                    .hostname = sv_str_cstr(c->hostname),
+                    .id = c->listener,
+                    .name = sv_str_cstr(c->listener_name),
+                    .certs = &pems[n_pems],
+                };
+            }
+            pems[n_pems++] = (struct sv_tls_cert_pem){c->cert_pem, c->cert_len, c->key_pem,
+                                                      c->key_len};
+            specs[n_specs - 1].n_certs++;
+        }
+        char why[200];
+        struct sv_tls_server *srv = sv_tls_server_new(specs, n_specs, keys, why, sizeof(why));
+        if (!srv) {
+            sv_warn("translate", "HTTPS bind %u has no TLS context: %s", bind, why);
+            continue;
+        }
+        int arc = sv_route_builder_set_bind_tls(t->b, bind, srv, release_tls_server);
+        if (arc != 0) {
+            sv_tls_server_unref(srv);
+            if (arc == -ENOMEM)
+                rc = -ENOMEM;
+        }
+    }
+    free(specs);
+    free(pems);
+    free(done);
+    return rc;
+}
+
 int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
                  struct sv_generation **gen_out, struct sv_status **status_out, char *err,
                  size_t errlen)
@@ -612,6 +704,9 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
         rc = -ENOMEM;
         goto fail;
     }
+    if ((rc = tx_tls(&t, opts && opts->ticket_keys ? opts->ticket_keys
+                                                   : sv_tls_default_ticket_keys())) != 0)
+        goto fail;
     char berr[256] = "";
     struct sv_generation *gen = sv_route_builder_finish(t.b, berr, sizeof(berr));
     t.b = NULL;

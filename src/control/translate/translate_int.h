@@ -46,6 +46,7 @@ struct tx {
     size_t n_slices;
     uint8_t *set_filled; /* per backend set id: endpoints added */
     size_t set_cap;
+    size_t cap_certs; /* entries allocated in st->certs */
     bool nomem;
 };
 

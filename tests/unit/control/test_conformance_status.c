@@ -84,9 +84,42 @@ static int add_yaml_file(struct sv_store *st, const char *path, char *err, size_
     return 0;
 }
 
+/* A real test-only certificate/key pair (the translator parses certificates; the conformance
+ * suite generates its Secrets the same way), newlines escaped for a YAML double-quoted string.
+ * Empty strings when openssl is missing (the Secrets then fail like malformed ones). */
+static void generated_pair(char *crt, char *key, size_t cap)
+{
+    crt[0] = key[0] = '\0';
+    FILE *p = popen("tests/tls/gen-fixture-pem.sh conformance.test ec", "r");
+    if (!p)
+        return;
+    char line[256];
+    char *dst = crt;
+    size_t n = 0;
+    while (fgets(line, sizeof(line), p)) {
+        if (strncmp(line, "-----BEGIN PRIVATE KEY", 22) == 0) {
+            dst = key;
+            n = 0;
+        }
+        for (char *c = line; *c && n + 3 < cap; c++) {
+            if (*c == '\n') {
+                dst[n++] = '\\';
+                dst[n++] = 'n';
+            } else {
+                dst[n++] = *c;
+            }
+        }
+        dst[n] = '\0';
+    }
+    pclose(p);
+}
+
 static void add_generated_secrets(struct sv_store *st, const char *base)
 {
     char path[600], err[256];
+    static char crt[4096], key[4096];
+    if (!crt[0])
+        generated_pair(crt, key, sizeof(crt));
     snprintf(path, sizeof(path), "%s/base/programmatic-resources.json", base);
     char *text = sv_test_read_file(path, NULL);
     cJSON *j = text ? cJSON_Parse(text) : NULL;
@@ -97,15 +130,14 @@ static void add_generated_secrets(struct sv_store *st, const char *base)
         const cJSON *kind = cJSON_GetObjectItem(r, "kind");
         if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "Secret") != 0)
             continue;
-        char yaml[1024];
-        /* PEM-shaped placeholders: the translator checks shape, the TLS layer the contents. */
+        char yaml[10240];
         snprintf(yaml, sizeof(yaml),
                  "apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: %s}\n"
                  "type: kubernetes.io/tls\nstringData:\n"
-                 "  tls.crt: \"-----BEGIN CERTIFICATE-----\\nx\\n-----END CERTIFICATE-----\\n\"\n"
-                 "  tls.key: \"-----BEGIN PRIVATE KEY-----\\nx\\n-----END PRIVATE KEY-----\\n\"\n",
+                 "  tls.crt: \"%s\"\n"
+                 "  tls.key: \"%s\"\n",
                  cJSON_GetObjectItem(r, "name")->valuestring,
-                 cJSON_GetObjectItem(r, "namespace")->valuestring);
+                 cJSON_GetObjectItem(r, "namespace")->valuestring, crt, key);
         struct sv_object *o = sv_test_decode_one(yaml, err, sizeof(err));
         if (o)
             sv_store_upsert(st, o);

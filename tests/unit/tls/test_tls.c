@@ -737,3 +737,167 @@ TEST(tls_server_outlives_generation_while_conn_open)
     pair_free(&f.ec_b);
     pair_free(&f.def);
 }
+
+/* ---- certificates through translation into the generation ---------------------------------- */
+
+#include "../control/support.h"
+#include "serval/control/translate.h"
+#include "serval/routing/generation.h"
+#include "serval/routing/table.h"
+
+static char *yaml_escape(const struct blob *b)
+{
+    char *o = malloc(b->n * 2 + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->p[i] == '\n') {
+            o[k++] = '\\';
+            o[k++] = 'n';
+        } else {
+            o[k++] = b->p[i];
+        }
+    }
+    o[k] = '\0';
+    return o;
+}
+
+static void add_secret(struct sv_store *st, const char *name, const struct blob *crt,
+                       const struct blob *key)
+{
+    char *c = yaml_escape(crt), *k = yaml_escape(key);
+    size_t cap = strlen(c) + strlen(k) + 512;
+    char *y = malloc(cap), err[256];
+    snprintf(y, cap,
+             "apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: web}\n"
+             "type: kubernetes.io/tls\nstringData:\n  tls.crt: \"%s\"\n  tls.key: \"%s\"\n",
+             name, c, k);
+    struct sv_object *o = sv_test_decode_one(y, err, sizeof(err));
+    if (o)
+        sv_store_upsert(st, o);
+    else
+        fprintf(stderr, "# secret %s: %s\n", name, err);
+    free(y);
+    free(c);
+    free(k);
+}
+
+static const char k_gateway_yaml[] =
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: serval}\n"
+    "spec: {controllerName: serval.dev/gateway-controller}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+    "metadata: {name: gw, namespace: web}\n"
+    "spec:\n  gatewayClassName: serval\n  listeners:\n"
+    "  - {name: http, port: 8080, protocol: HTTP}\n"
+    "  - {name: a, port: 8443, protocol: HTTPS, hostname: a.example.com,\n"
+    "     tls: {certificateRefs: [{name: cert-a}]}}\n"
+    "  - {name: wild, port: 8443, protocol: HTTPS, hostname: '*.example.com',\n"
+    "     tls: {certificateRefs: [{name: cert-wild}]}}\n"
+    "  - {name: b, port: 8443, protocol: HTTPS, hostname: b.test,\n"
+    "     tls: {certificateRefs: [{name: cert-b-rsa}, {name: cert-b-ec}]}}\n"
+    "  - {name: broken, port: 8443, protocol: HTTPS, hostname: broken.test,\n"
+    "     tls: {certificateRefs: [{name: mismatched}]}}\n"
+    "  - {name: junk, port: 8443, protocol: HTTPS, hostname: junk.test,\n"
+    "     tls: {certificateRefs: [{name: junk}]}}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+    "metadata: {name: r, namespace: web}\n"
+    "spec:\n  parentRefs: [{name: gw}]\n  rules: [{matches: [{path: {value: /}}]}]\n";
+
+static const struct sv_condition *listener_cond(const struct sv_status *st, const char *l,
+                                                const char *type)
+{
+    const struct sv_status_gateway *g = sv_status_gateway(st, "web", "gw");
+    const struct sv_status_listener *ls = g ? sv_status_listener(g, l) : NULL;
+    return ls ? sv_condition_find(&ls->conds, type) : NULL;
+}
+
+TEST(tls_translate_puts_certificates_in_generation)
+{
+    REQUIRE(cert_dir() != NULL);
+    struct sv_store *st = sv_store_new();
+    REQUIRE(st);
+    struct sv_object *objs[8];
+    char err[256];
+    int n = sv_test_decode_yaml(k_gateway_yaml, objs, 8, err, sizeof(err));
+    REQUIRE(n == 3);
+    for (int i = 0; i < n; i++)
+        sv_store_upsert(st, objs[i]);
+    struct pair a, wild, rsa_b, ec_b;
+    pair_load(&a, "ec_a");
+    pair_load(&wild, "ec_wild");
+    pair_load(&rsa_b, "rsa_b");
+    pair_load(&ec_b, "ec_b");
+    struct blob garbage = slurp("garbage.pem");
+    add_secret(st, "cert-a", &a.crt, &a.key);
+    add_secret(st, "cert-wild", &wild.crt, &wild.key);
+    add_secret(st, "cert-b-rsa", &rsa_b.crt, &rsa_b.key);
+    add_secret(st, "cert-b-ec", &ec_b.crt, &ec_b.key);
+    add_secret(st, "mismatched", &a.crt, &wild.key);
+    add_secret(st, "junk", &garbage, &a.key);
+
+    struct sv_tls_ticket_keys *keys = sv_tls_ticket_keys_new(60, 0);
+    struct sv_translate_opts opts = {.bind_addr = "127.0.0.1", .ticket_keys = keys};
+    struct sv_generation *gen = NULL;
+    struct sv_status *status = NULL;
+    size_t live = sv_tls_server_live_count();
+    REQUIRE(sv_translate(st, &opts, &gen, &status, err, sizeof(err)) == 0);
+
+    /* bad pairs: ResolvedRefs=False InvalidCertificateRef, not programmed; others fine */
+    const struct sv_condition *c = listener_cond(status, "broken", "ResolvedRefs");
+    REQUIRE(c != NULL);
+    CHECK_EQ_STR(c->status, "False");
+    CHECK_EQ_STR(c->reason, "InvalidCertificateRef");
+    CHECK(strstr(c->message, "does not match") != NULL);
+    c = listener_cond(status, "junk", "ResolvedRefs");
+    REQUIRE(c != NULL);
+    CHECK_EQ_STR(c->status, "False");
+    CHECK_EQ_STR(c->reason, "InvalidCertificateRef");
+    c = listener_cond(status, "junk", "Programmed");
+    CHECK(c && strcmp(c->status, "False") == 0);
+    c = listener_cond(status, "a", "ResolvedRefs");
+    CHECK(c && strcmp(c->status, "True") == 0);
+    c = listener_cond(status, "b", "Programmed");
+    CHECK(c && strcmp(c->status, "True") == 0);
+
+    /* one TLS server on the 8443 bind, none on 8080 */
+    CHECK_EQ_INT(sv_tls_server_live_count(), live + 1);
+    size_t nb = 0;
+    const struct sv_route_bind *binds = sv_generation_binds(gen, &nb);
+    struct sv_tls_server *srv = NULL;
+    for (size_t i = 0; i < nb; i++) {
+        void *ctx = sv_generation_bind_tls(gen, (uint32_t)i);
+        if (binds[i].port == 8443)
+            srv = ctx;
+        else
+            CHECK(ctx == NULL);
+    }
+    REQUIRE(srv != NULL);
+    CHECK_EQ_INT(sv_tls_server_n_listeners(srv), 3);
+    int li = sv_tls_server_select(srv, SV_STR_LIT("b.test"));
+    REQUIRE(li >= 0);
+    CHECK_EQ_INT(sv_tls_server_n_certs(srv, (size_t)li), 2);
+    CHECK_EQ_INT(sv_tls_server_cert(srv, (size_t)li, 0)->key_type, SV_TLS_KEY_RSA);
+    /* the broken listener is not served and there is no catch-all: unrecognized_name */
+    CHECK_EQ_INT(sv_tls_server_select(srv, SV_STR_LIT("broken.test")), -1);
+    CHECK_EQ_INT(sv_tls_server_select(srv, SV_STR_LIT("x.example.com")), 1);
+
+    /* a handshake through the generation's server; the generation may go away meanwhile */
+    struct fixture f;
+    memset(&f, 0, sizeof(f));
+    f.srv = srv;
+    struct client_opts o = {.sni = "b.test", .verify = "b.test"};
+    int got = connect_once(&f, &o, NULL, NULL, NULL, NULL);
+    CHECK_EQ_INT(got, li);
+    sv_generation_free_unpublished(gen);
+    CHECK_EQ_INT(sv_tls_server_live_count(), live);
+
+    sv_status_free(status);
+    sv_store_free(st);
+    sv_tls_ticket_keys_free(keys);
+    free(garbage.p);
+    pair_free(&a);
+    pair_free(&wild);
+    pair_free(&rsa_b);
+    pair_free(&ec_b);
+}
