@@ -22,13 +22,21 @@ struct sv_translate_opts {
     /* session-ticket keys for the TLS contexts of HTTPS binds; NULL = the process-wide
      * sv_tls_default_ticket_keys() */
     struct sv_tls_ticket_keys *ticket_keys;
+    /* --gateway-address-pool: IPv4 CIDR ("127.64.0.0/16") or NULL. When set, every Gateway gets
+     * its own address from the pool (like a load balancer's per-Gateway IP): an IPAddress of its
+     * spec.addresses that lies in the pool, else one derived from a hash of namespace/name
+     * (linear probing in Gateway age order). Its listeners bind that address, listeners merge
+     * only within one address, and status.addresses reports it. NULL = every Gateway binds
+     * bind_addr. */
+    const char *address_pool;
 };
 
 /* Translate <store> (borrowed; it must outlive *status_out, which points into it).
  * On success returns 0 with *gen_out (unpublished; caller publishes or frees it) and
  * *status_out (caller frees with sv_status_free). Problems in the objects never fail the
  * translation: they become status conditions and 404/500/503 behaviour. Returns -EINVAL (bad
- * bind_addr) or -ENOMEM, with a message in err[errlen]; then both outputs are NULL. */
+ * bind_addr or address_pool) or -ENOMEM, with a message in err[errlen]; then both outputs are
+ * NULL. */
 int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
                  struct sv_generation **gen_out, struct sv_status **status_out, char *err,
                  size_t errlen);

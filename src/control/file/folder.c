@@ -16,7 +16,7 @@
 struct sv_folder {
     char *dir;
     struct sv_translate_opts topts;
-    char *controller, *bind;
+    char *controller, *bind, *pool;
     struct sv_file_provider *fp;
     struct sv_generation_domain *dom;
     struct sv_store *store;        /* the last good load (published) */
@@ -181,12 +181,14 @@ int sv_folder_open(const struct sv_folder_opts *o, struct sv_generation_domain *
     f->controller = strdup(o->translate.controller_name ? o->translate.controller_name
                                                         : SV_DEFAULT_CONTROLLER_NAME);
     f->bind = strdup(o->translate.bind_addr ? o->translate.bind_addr : "0.0.0.0");
-    if (!f->dir || !f->controller || !f->bind) {
+    f->pool = o->translate.address_pool ? strdup(o->translate.address_pool) : NULL;
+    if (!f->dir || !f->controller || !f->bind || (o->translate.address_pool && !f->pool)) {
         sv_folder_close(f);
         return -ENOMEM;
     }
     f->topts.controller_name = f->controller;
     f->topts.bind_addr = f->bind;
+    f->topts.address_pool = f->pool;
     int rc = sv_file_provider_open(f->dir, &o->provider, &f->fp);
     if (rc != 0) {
         snprintf(err, errlen, "--config-dir %s: %s", o->dir, strerror(-rc));
@@ -232,6 +234,7 @@ void sv_folder_close(struct sv_folder *f)
     free(f->dir);
     free(f->controller);
     free(f->bind);
+    free(f->pool);
     free(f->json);
     pthread_mutex_destroy(&f->mu);
     free(f);

@@ -203,6 +203,15 @@ static bool same_host(const char *a, const char *b)
     return strcasecmp(a ? a : "", b ? b : "") == 0;
 }
 
+static bool same_addr(const struct tx_gateway *a, const struct tx_gateway *b)
+{
+    if (a->addr.sa.sa_family != b->addr.sa.sa_family)
+        return false;
+    if (a->addr.sa.sa_family == AF_INET)
+        return a->addr.in.sin_addr.s_addr == b->addr.in.sin_addr.s_addr;
+    return memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
 /* Mark listeners that cannot share a port. Within one Gateway nobody wins (same port with another
  * protocol, or the same port and hostname). Every Gateway shares --bind, so across Gateways the
  * same port and hostname are merged into one listener (their routes are served together), and
@@ -227,6 +236,8 @@ static void tx_conflicts(struct tx *t)
             }
             for (size_t gj = 0; gj < gi && !why; gj++) {
                 struct tx_gateway *h = &t->gws[gj];
+                if (!same_addr(g, h))
+                    continue; /* own address (--gateway-address-pool): no sharing */
                 for (size_t j = 0; j < h->n_ls && !why; j++) {
                     struct tx_listener *b = &h->ls[j];
                     if (b->accepted && b->l->port == a->l->port &&
@@ -252,11 +263,14 @@ static void tx_conflicts(struct tx *t)
     }
 }
 
-/* A programmed listener of an older Gateway with the same port, protocol and hostname, if any:
- * its builder listener is shared. */
-static const struct tx_listener *merged_with(struct tx *t, const struct tx_listener *tl)
+/* A programmed listener of an older Gateway on the same address with the same port, protocol
+ * and hostname, if any: its builder listener is shared. */
+static const struct tx_listener *merged_with(struct tx *t, const struct tx_gateway *g,
+                                             const struct tx_listener *tl)
 {
     for (size_t gi = 0; gi < t->n_gws; gi++) {
+        if (&t->gws[gi] != g && !same_addr(&t->gws[gi], g))
+            continue;
         for (size_t j = 0; j < t->gws[gi].n_ls; j++) {
             const struct tx_listener *o = &t->gws[gi].ls[j];
             if (o == tl)
@@ -345,19 +359,20 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
         const struct tx_listener *shared = NULL;
         if (!tl->accepted || !tl->http_routes) {
             why = "Invalid";
-        } else if ((shared = merged_with(t, tl)) != NULL) {
+        } else if ((shared = merged_with(t, g, tl)) != NULL) {
             tl->builder_index = shared->builder_index;
             tl->programmed = true;
             n_secrets = 0; /* the older Gateway's certificate serves this hostname */
         } else {
-            union sv_route_sockaddr sa = t->bind;
+            union sv_route_sockaddr sa = g->addr;
             if (sa.sa.sa_family == AF_INET)
                 sa.in.sin_port = htons((uint16_t)tl->l->port);
             else
                 sa.in6.sin6_port = htons((uint16_t)tl->l->port);
             enum sv_route_proto proto =
                 tl->l->protocol == SV_PROTO_HTTPS ? SV_ROUTE_PROTO_HTTPS : SV_ROUTE_PROTO_HTTP;
-            bind = sv_route_builder_add_bind(t->b, &sa.sa, t->bindlen, proto);
+            socklen_t salen = sa.sa.sa_family == AF_INET ? sizeof(sa.in) : sizeof(sa.in6);
+            bind = sv_route_builder_add_bind(t->b, &sa.sa, salen, proto);
             if (bind == -ENOMEM)
                 return -ENOMEM;
             char name[600];
@@ -421,7 +436,10 @@ static void tx_gateway_addresses(struct tx *t, struct tx_gateway *g, bool *unsup
             continue;
         union sv_route_sockaddr sa;
         bool ok = false;
-        if (inet_pton(AF_INET, a->value, &sa.in.sin_addr) == 1)
+        if (t->pool)
+            ok = inet_pton(AF_INET, a->value, &sa.in.sin_addr) == 1 &&
+                 sa.in.sin_addr.s_addr == g->addr.in.sin_addr.s_addr;
+        else if (inet_pton(AF_INET, a->value, &sa.in.sin_addr) == 1)
             ok = t->bind.sa.sa_family == AF_INET &&
                  (t->bind_wildcard || sa.in.sin_addr.s_addr == t->bind.in.sin_addr.s_addr);
         else if (inet_pton(AF_INET6, a->value, &sa.in6.sin6_addr) == 1)
@@ -437,9 +455,80 @@ static void tx_gateway_addresses(struct tx *t, struct tx_gateway *g, bool *unsup
     }
     if (s->n_addresses == 0 && !*unsupported && !*unusable) {
         s->addresses[0].type = "IPAddress";
-        s->addresses[0].value = t->bind_text;
+        s->addresses[0].value = g->addr_text;
         s->n_addresses = 1;
     }
+}
+
+static uint32_t fnv1a(const char *s, uint32_t h)
+{
+    for (size_t i = 0; s && s[i] && i < 4096; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static bool pool_has(const struct tx *t, uint32_t a)
+{
+    return a - t->pool_base < t->pool_n;
+}
+
+/* Each Gateway's address: --bind, or with --gateway-address-pool an address of its own (an
+ * IPAddress of spec.addresses inside the pool, else hash of namespace/name with linear probing
+ * over the addresses older Gateways took). Gateways are in age order, so an address stays put
+ * while the Gateway exists unless an older Gateway claims it explicitly. */
+static int tx_assign_addresses(struct tx *t)
+{
+    uint32_t *used = sv_arena_zalloc(t->a, (t->n_gws ? t->n_gws : 1) * sizeof(*used));
+    if (!used)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->n_gws; i++) {
+        struct tx_gateway *g = &t->gws[i];
+        const struct sv_gateway *gw = &g->obj->u.gateway;
+        if (!t->pool) {
+            g->addr = t->bind;
+            g->addr_text = t->bind_text;
+            continue;
+        }
+        uint32_t pick = 0;
+        bool have = false;
+        for (size_t k = 0; k < gw->n_addresses && !have; k++) {
+            const struct sv_gateway_address *a = &gw->addresses[k];
+            struct in_addr in;
+            if (strcmp(a->type, "IPAddress") == 0 && a->value &&
+                inet_pton(AF_INET, a->value, &in) == 1 && pool_has(t, ntohl(in.s_addr))) {
+                pick = ntohl(in.s_addr);
+                have = true;
+            }
+        }
+        if (!have) {
+            uint32_t h = fnv1a(g->obj->meta.ns, 2166136261u);
+            h = fnv1a("/", h);
+            h = fnv1a(g->obj->meta.name, h);
+            uint32_t slot = h % t->pool_n;
+            /* at most i addresses are taken, so i + 1 probes find a free one (bounded) */
+            for (size_t probe = 0; probe <= i && probe < t->pool_n; probe++) {
+                pick = t->pool_base + (uint32_t)((slot + probe) % t->pool_n);
+                bool taken = false;
+                for (size_t j = 0; j < i && !taken; j++)
+                    taken = used[j] == pick;
+                if (!taken)
+                    break;
+            }
+        }
+        used[i] = pick;
+        memset(&g->addr, 0, sizeof(g->addr));
+        g->addr.in.sin_family = AF_INET;
+        g->addr.in.sin_addr.s_addr = htonl(pick);
+        char text[INET_ADDRSTRLEN];
+        if (!inet_ntop(AF_INET, &g->addr.in.sin_addr, text, sizeof(text)))
+            return -EINVAL;
+        g->addr_text = sv_tx_strdup(t, text);
+        if (!g->addr_text)
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 static int tx_gateways(struct tx *t)
@@ -493,6 +582,9 @@ static int tx_gateways(struct tx *t)
                 g->ls[j].accepted = false;
         }
     }
+    int arc = tx_assign_addresses(t);
+    if (arc != 0)
+        return arc;
     tx_conflicts(t);
     for (size_t i = 0; i < k; i++) {
         struct tx_gateway *g = &t->gws[i];
@@ -540,7 +632,9 @@ static int tx_gateways(struct tx *t)
             programmed = programmed || g->ls[j].programmed;
         if (unusable)
             sv_tx_cond(t, cs, "Programmed", false, "AddressNotUsable", gen,
-                       "requested address is not usable with --bind %s", t->bind_text);
+                       "requested address is not usable with %s %s",
+                       t->pool ? "--gateway-address-pool, this Gateway has" : "--bind",
+                       t->pool ? g->addr_text : t->bind_text);
         else if (strcmp(sv_condition_find(cs, "Accepted")->status, "True") != 0 || !programmed)
             sv_tx_cond(t, cs, "Programmed", false, "Invalid", gen, "Gateway is not programmed");
         else
@@ -665,6 +759,36 @@ static int tx_tls(struct tx *t, struct sv_tls_ticket_keys *keys)
     return rc;
 }
 
+/* "A.B.C.D/P" (8 <= P <= 32): the usable host addresses (network and broadcast excluded up to
+ * /30). */
+static int parse_pool(struct tx *t, const char *text)
+{
+    const char *slash = strchr(text, '/');
+    char ip[INET_ADDRSTRLEN];
+    if (!slash || (size_t)(slash - text) >= sizeof(ip))
+        return -EINVAL;
+    memcpy(ip, text, (size_t)(slash - text));
+    ip[slash - text] = '\0';
+    struct in_addr in;
+    if (inet_pton(AF_INET, ip, &in) != 1)
+        return -EINVAL;
+    char *end;
+    long p = strtol(slash + 1, &end, 10);
+    if (end == slash + 1 || *end || p < 8 || p > 32)
+        return -EINVAL;
+    uint32_t mask = p == 32 ? 0xffffffffu : ~(0xffffffffu >> p);
+    uint32_t net = ntohl(in.s_addr) & mask;
+    if (p <= 30) {
+        t->pool_base = net + 1;
+        t->pool_n = (1u << (32 - p)) - 2;
+    } else {
+        t->pool_base = net;
+        t->pool_n = 1u << (32 - p);
+    }
+    t->pool = true;
+    return 0;
+}
+
 int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
                  struct sv_generation **gen_out, struct sv_status **status_out, char *err,
                  size_t errlen)
@@ -678,6 +802,11 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
                                                  : SV_DEFAULT_CONTROLLER_NAME;
     if (parse_bind(&t, opts && opts->bind_addr ? opts->bind_addr : "0.0.0.0") != 0) {
         snprintf(err, errlen, "bind address \"%s\" is not an IP address", opts->bind_addr);
+        return -EINVAL;
+    }
+    if (opts && opts->address_pool && parse_pool(&t, opts->address_pool) != 0) {
+        snprintf(err, errlen, "gateway address pool \"%s\" is not an IPv4 CIDR (A.B.C.D/8..32)",
+                 opts->address_pool);
         return -EINVAL;
     }
     struct sv_arena arena;

@@ -27,6 +27,8 @@ struct tx_gateway {
     struct tx_listener *ls;
     size_t n_ls;
     bool accepted;
+    union sv_route_sockaddr addr; /* what its listeners bind (port set per listener) */
+    const char *addr_text;        /* the same as text (status arena) */
 };
 
 struct tx {
@@ -36,6 +38,8 @@ struct tx {
     socklen_t bindlen;
     const char *bind_text;
     bool bind_wildcard;
+    bool pool;                   /* --gateway-address-pool given */
+    uint32_t pool_base, pool_n;  /* host order: first address, number of addresses */
     struct sv_route_builder *b;
     struct sv_status *st;
     struct sv_arena *a;       /* the status arena: lives as long as the report */
