@@ -118,6 +118,8 @@ static cJSON *named(cJSON *arr, const struct sv_object *o)
     if (o->meta.ns[0])
         cJSON_AddStringToObject(j, "namespace", o->meta.ns);
     cJSON_AddStringToObject(j, "name", o->meta.name);
+    if (o->meta.uid)
+        cJSON_AddStringToObject(j, "uid", o->meta.uid);
     if (o->source)
         cJSON_AddStringToObject(j, "source", o->source);
     cJSON_AddItemToArray(arr, j);
