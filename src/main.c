@@ -8,6 +8,7 @@
  * closed, idle connections closed → in-flight requests finish until --shutdown-timeout → exit 0).
  * SIGHUP in quick mode rebuilds the routes from the flags and publishes them as a new
  * generation (same routing, new generation id). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <getopt.h>
@@ -41,6 +42,7 @@ struct opts {
     size_t n_routes;
     char *listen_bufs[MAX_FLAG_VALUES];
     const char *bind_addr;
+    const char *address_pool;
     const char *admin;
     const char *config_dir;
     const char *kubeconfig;
@@ -57,6 +59,7 @@ static const char usage_text[] =
     "usage: serval-gateway --config-dir DIR | --kubeconfig FILE | --in-cluster\n"
     "                      [--listen ADDR:PORT --route [HOST]/PREFIX=IP:PORT[,IP:PORT...]]\n"
     "                      [--bind ADDR] [--workers N] [--admin ADDR:PORT] [--controller-name NAME]\n"
+    "                      [--gateway-address-pool CIDR]\n"
     "                      [--drain-delay DURATION] [--shutdown-timeout DURATION]\n"
     "                      [--log-level debug|info|warn|error] [--max-conns N]\n"
     "                      [--max-header-size BYTES] [--header-timeout DURATION]\n"
@@ -64,7 +67,9 @@ static const char usage_text[] =
     "                      [--insecure-skip-tls-verify]\n"
     "  --listen/--route are quick mode (repeatable; longest prefix wins; round robin).\n"
     "  DURATION is a number with an optional unit ms, s or m (bare number = seconds).\n"
-    "  --max-conns is per worker. SIGHUP in quick mode republishes the routes.\n";
+    "  --max-conns is per worker. SIGHUP in quick mode republishes the routes.\n"
+    "  --gateway-address-pool gives every Gateway its own IPv4 address from CIDR (spec.addresses\n"
+    "  inside it are honoured) instead of --bind for all; status.addresses reports it.\n";
 
 static void usage_exit(const char *flag, const char *why)
 {
@@ -121,11 +126,27 @@ static uint64_t parse_dur_flag(const char *flag, const char *s)
 }
 
 enum {
-    O_LISTEN = 256, O_ROUTE, O_WORKERS, O_BIND, O_ADMIN, O_LOG_LEVEL, O_DRAIN_DELAY,
+    O_LISTEN = 256, O_ROUTE, O_WORKERS, O_BIND, O_ADDRESS_POOL, O_ADMIN, O_LOG_LEVEL, O_DRAIN_DELAY,
     O_SHUTDOWN_TIMEOUT, O_MAX_CONNS, O_MAX_HEADER, O_HEADER_TIMEOUT, O_IDLE_TIMEOUT,
     O_UPSTREAM_TIMEOUT, O_CONFIG_DIR, O_KUBECONFIG, O_IN_CLUSTER, O_CONTROLLER, O_HELP,
     O_TEST_REPUBLISH, O_INSECURE_TLS,
 };
+
+/* "A.B.C.D/P" with 8 <= P <= 32 (what the translator accepts for --gateway-address-pool). */
+static bool valid_cidr4(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    char ip[INET_ADDRSTRLEN];
+    if (!slash || (size_t)(slash - s) >= sizeof(ip))
+        return false;
+    memcpy(ip, s, (size_t)(slash - s));
+    ip[slash - s] = '\0';
+    struct in_addr a;
+    char *end;
+    long p = strtol(slash + 1, &end, 10);
+    return inet_pton(AF_INET, ip, &a) == 1 && end != slash + 1 && *end == '\0' && p >= 8 &&
+           p <= 32;
+}
 
 static void parse_flags(int argc, char **argv, struct opts *o)
 {
@@ -134,6 +155,7 @@ static void parse_flags(int argc, char **argv, struct opts *o)
         {"route", required_argument, 0, O_ROUTE},
         {"workers", required_argument, 0, O_WORKERS},
         {"bind", required_argument, 0, O_BIND},
+        {"gateway-address-pool", required_argument, 0, O_ADDRESS_POOL},
         {"admin", required_argument, 0, O_ADMIN},
         {"log-level", required_argument, 0, O_LOG_LEVEL},
         {"drain-delay", required_argument, 0, O_DRAIN_DELAY},
@@ -180,6 +202,11 @@ static void parse_flags(int argc, char **argv, struct opts *o)
             break;
         case O_BIND:
             o->bind_addr = optarg;
+            break;
+        case O_ADDRESS_POOL:
+            if (!valid_cidr4(optarg))
+                usage_exit(flag, "expected an IPv4 CIDR A.B.C.D/P with 8 <= P <= 32");
+            o->address_pool = optarg;
             break;
         case O_ADMIN:
             o->admin = optarg;
@@ -421,6 +448,7 @@ int main(int argc, char **argv)
                                  .insecure_skip_tls_verify = o.insecure_tls};
         ko.translate.controller_name = o.controller_name;
         ko.translate.bind_addr = o.bind_addr;
+        ko.translate.address_pool = o.address_pool;
         rc = sv_k8s_open(&ko, dom, &k8s, msg, sizeof(msg));
         if (rc < 0) {
             fprintf(stderr, "serval-gateway: %s\n", msg);
@@ -431,6 +459,7 @@ int main(int argc, char **argv)
         struct sv_folder_opts fo = {.dir = o.config_dir};
         fo.translate.controller_name = o.controller_name;
         fo.translate.bind_addr = o.bind_addr;
+        fo.translate.address_pool = o.address_pool;
         rc = sv_folder_open(&fo, dom, &folder, msg, sizeof(msg));
         if (rc < 0) {
             fprintf(stderr, "serval-gateway: %s\n", msg);

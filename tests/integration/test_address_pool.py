@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""--gateway-address-pool: two Gateways on the same port get their own loopback addresses from the
+pool (reported in /status), each address serves only its Gateway's route; a Gateway asking for a
+pool address in spec.addresses gets it; a malformed pool is refused at start (exit 2)."""
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import svtest as t  # noqa: E402
+from svtest import check  # noqa: E402
+
+MANIFESTS = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: serval}}
+spec: {{controllerName: serval.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: one, namespace: demo}}
+spec:
+  gatewayClassName: serval
+  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: two, namespace: demo}}
+spec:
+  gatewayClassName: serval
+  addresses: [{{type: IPAddress, value: "{fixed}"}}]
+  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+"""
+
+BACKEND = """\
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: demo}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: demo
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {eport}}}]
+endpoints:
+- addresses: ["{eaddr}"]
+  conditions: {{ready: true}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: demo}}
+spec:
+  parentRefs: [{{name: {gw}}}]
+  rules: [{{backendRefs: [{{name: {name}, port: 80}}]}}]
+"""
+
+
+def status_addresses(gw):
+    try:
+        r = t.http_request(gw.admin[0], gw.admin[1], "GET", "/status", timeout=3.0)
+        doc = json.loads(r.body)
+    except (OSError, ValueError, EOFError):
+        return {}
+    out = {}
+    for g in (doc.get("status") or {}).get("gateways", []):
+        addrs = (g.get("status") or {}).get("addresses") or []
+        out[g.get("name")] = addrs[0]["value"] if addrs else None
+    return out
+
+
+def main():
+    bad = subprocess.run([t.binary("serval-gateway"), "--config-dir", "/nonexistent",
+                          "--gateway-address-pool", "127.0.0.0"], capture_output=True, text=True,
+                         timeout=10)
+    check("malformed pool refused at start", bad.returncode == 2 and
+          "--gateway-address-pool" in bad.stderr, (bad.returncode, bad.stderr[-200:]))
+
+    ea = t.start_echo(pod="pod-one")
+    eb = t.start_echo(pod="pod-two")
+    net = f"127.{random.randrange(2, 250)}.{random.randrange(200, 250)}"
+    pool = f"{net}.0/24"
+    fixed = f"{net}.77"
+    port = 18000 + random.randrange(0, 2000)
+    d = tempfile.mkdtemp(prefix="sv-pool-")
+    with open(os.path.join(d, "all.yaml"), "w") as f:
+        f.write(MANIFESTS.format(port=port, fixed=fixed) +
+                BACKEND.format(name="svc-one", gw="one", eport=ea.port, eaddr=ea.addr) +
+                BACKEND.format(name="svc-two", gw="two", eport=eb.port, eaddr=eb.addr))
+    gw = t.start_gateway(["--config-dir", d, "--bind", t.unique_addr(), "--workers", "1",
+                          "--gateway-address-pool", pool])
+    deadline = time.time() + 10
+    addrs = status_addresses(gw)
+    while (not addrs.get("one") or not addrs.get("two")) and time.time() < deadline:
+        time.sleep(0.1)
+        addrs = status_addresses(gw)
+    one, two = addrs.get("one"), addrs.get("two")
+    check("each Gateway reports its own pool address",
+          one and two and one != two and one.startswith(net + ".") and two == fixed, addrs)
+    if not (one and two):
+        t.finish()
+
+    def pod(addr):
+        try:
+            r = t.http_request(addr, port, "GET", "/", headers={"Host": "x.test"}, timeout=3.0)
+            return r.json().get("pod") if r.status == 200 else r.status
+        except (OSError, ValueError, EOFError) as e:
+            return repr(e)
+    got = {}
+    while time.time() < deadline:
+        got = {"one": pod(one), "two": pod(two)}
+        if got == {"one": "pod-one", "two": "pod-two"}:
+            break
+        time.sleep(0.1)
+    check("each address serves only its Gateway's route", got == {"one": "pod-one",
+                                                                  "two": "pod-two"}, got)
+    t.stop(gw)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
