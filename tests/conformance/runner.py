@@ -668,9 +668,9 @@ class Runner:
         for attempt in range(d.get("max_attempts", 10)):
             def one(i):
                 q = dict(r["request"])
-                if d.get("random_x_jitter_header"):
+                if d.get("random_x_jitter_header") and random.random() < 0.5:
                     q["headers"] = dict(q.get("headers") or {},
-                                        **{"X-Jitter": str(random.random())})
+                                        **{"X-Jitter": str(random.randrange(10000))})
                 res = wire.send(addr, port, q, self.cluster)
                 why = wire.judge(res, q, r["expect"], self.cluster)
                 if why:
@@ -693,8 +693,9 @@ class Runner:
             for b, w in weights.items():
                 share = counts.get(b, 0) / len(res)
                 want = w / total_w
-                if (w > 0 and counts.get(b, 0) == 0) or abs(share - want) > d.get("tolerance",
-                                                                                  0.05):
+                seen = counts.get(b, 0)
+                if (w > 0 and seen == 0) or (w == 0 and seen > 0) or \
+                        abs(share - want) > d.get("tolerance", 0.05):
                     ok = False
                     last = f"distribution {counts}, want weights {weights}"
             if ok:
