@@ -29,6 +29,18 @@ else
   OPT := -O2
   LDOPT :=
 endif
+
+# wolfSSL: WOLFSSL=system (default, Debian's libwolfssl: no AES-NI) or WOLFSSL=aesni (built from
+# Debian's source package by third_party/wolfssl.sh into build/wolfssl, static; outputs go to
+# build/aesni/ so the two never mix). Numbers in README.md (TLS section).
+WOLFSSL ?= system
+ifeq ($(WOLFSSL),aesni)
+  WOLFSSL_DIR := build/wolfssl
+  WOLFSSL_LIB := $(WOLFSSL_DIR)/lib/libwolfssl.a
+  BASE_CFLAGS := -I$(WOLFSSL_DIR)/include $(BASE_CFLAGS)
+  LIBS := $(subst -lwolfssl,$(WOLFSSL_LIB),$(LIBS))
+  OUT := $(subst build,build/aesni,$(OUT))
+endif
 OBJ := $(OUT)/obj
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/main.c' ! -path 'src/echo/*'))
@@ -46,9 +58,14 @@ DEPS_STAMP := build/.deps-ok
 .PHONY: all test unit integration asan run bench conformance clean check-layers deps format-check lint
 all: $(OUT)/serval-gateway $(OUT)/serval-echo
 
-$(DEPS_STAMP): third_party/deps.sh
+$(DEPS_STAMP): third_party/deps.sh $(WOLFSSL_LIB)
 	@third_party/deps.sh --check
 	@mkdir -p build && touch $@
+
+ifeq ($(WOLFSSL),aesni)
+$(WOLFSSL_LIB): third_party/wolfssl.sh
+	third_party/wolfssl.sh $(WOLFSSL_DIR)
+endif
 
 deps:
 	third_party/deps.sh --all
