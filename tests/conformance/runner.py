@@ -115,6 +115,7 @@ class Runner:
         self.addresses = {}
         self.pool_active = False
         self.usable_addr = None
+        self.crashes = 0
 
     def log(self, msg):
         line = time.strftime("%H:%M:%S ") + msg
@@ -834,7 +835,10 @@ class Runner:
         self.addresses = {}
         try:
             if not self.gateway_alive():
-                raise CaseFailed("serval-gateway is not running (exited earlier)")
+                # a crash fails the case it happened in; later cases get a fresh process
+                self.log(f"serval-gateway exited ({self.gw.returncode}); restarting")
+                self.crashes += 1
+                self.start_gateway()
             for mf in case["manifests"]:
                 for obj in k8s.load_manifest(os.path.join(self.corpus, mf)):
                     obj = k8s.prepare(obj)
@@ -864,7 +868,8 @@ class Runner:
         except CaseFailed as e:
             reason = str(e)
             if not self.gateway_alive():
-                reason += " [serval-gateway exited]"
+                reason += f" [serval-gateway exited with {self.gw.poll()}; log " \
+                          f"{self.gw.log_path}]"
             return "fail", reason
         except Exception as e:  # a runner bug must not end the run
             return "fail", f"runner error: {type(e).__name__}: {e} " + \
@@ -1077,6 +1082,8 @@ def main():
     table = write_table(runner.results, args.table)
     write_report(runner.results, args.report, args.corpus)
     print(table.split("\n\n")[-1])
+    if runner.crashes:
+        print(f"# serval-gateway exited {runner.crashes} time(s) during the run and was restarted")
     print(f"# {time.time() - t0:.0f}s; table {args.table}; report {args.report}")
     ran = {r["name"]: r["result"] for r in runner.results}
     regress = [n for n in expected if n in ran and ran[n] != "pass"]
