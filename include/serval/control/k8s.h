@@ -9,7 +9,8 @@
  *
  * Test knobs (environment, milliseconds; defaults in brackets): SERVAL_K8S_LEASE_DURATION_MS
  * [15000], SERVAL_K8S_RENEW_DEADLINE_MS [10000], SERVAL_K8S_RETRY_PERIOD_MS [2000],
- * SERVAL_K8S_WATCH_IDLE_MS [timeoutSeconds + 30 s], SERVAL_K8S_BACKOFF_CAP_MS [30000].
+ * SERVAL_K8S_WATCH_IDLE_MS [timeoutSeconds + 30 s], SERVAL_K8S_BACKOFF_CAP_MS [30000];
+ * SERVAL_K8S_SA_DIR replaces the ServiceAccount folder of --in-cluster (tests).
  * Identity: POD_NAME (else the host name) + "_" + random; namespace of the Lease: POD_NAMESPACE,
  * else the kubeconfig context's / ServiceAccount namespace, else "default".
  */

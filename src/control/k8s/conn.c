@@ -37,6 +37,7 @@ enum cstate { C_CONNECT, C_HANDSHAKE, C_SEND, C_HEAD, C_BODY, C_DONE, C_FAILED }
 struct k8s_conn {
     struct k8s_client *cl;
     int fd;
+    struct addrinfo *ai, *ai_next;
     WOLFSSL *ssl;
     enum cstate st;
     short want;
@@ -142,6 +143,34 @@ static int fail(struct k8s_conn *c, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* Connect to the next resolved address (a host name may resolve to ::1 and 127.0.0.1, and the
+ * server may listen on one of them only). Returns 0 (in progress) or a negative errno when every
+ * address failed. */
+static int try_connect(struct k8s_conn *c)
+{
+    int e = ECONNREFUSED;
+    for (unsigned guard = 0; c->ai_next && guard < 16; guard++) {
+        struct addrinfo *ai = c->ai_next;
+        c->ai_next = ai->ai_next;
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0) {
+            e = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+            c->want = POLLOUT;
+            return 0;
+        }
+        e = errno;
+    }
+    return fail(c, -e, "connect %s: %s", c->cl->host_header, strerror(e));
+}
+
 int k8s_conn_start(struct k8s_client *cl, const char *method, const char *path,
                    const char *content_type, const char *body, size_t body_len, bool stream,
                    uint32_t idle_ms, sv_k8s_bytes_fn line_fn, void *line_ctx, struct k8s_conn **out)
@@ -182,32 +211,19 @@ int k8s_conn_start(struct k8s_client *cl, const char *method, const char *path,
     c->req_len = (size_t)n;
     cl->requests++;
 
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
-    int grc = getaddrinfo(cl->cfg.host, cl->cfg.port, &hints, &ai);
-    if (grc != 0 || !ai) {
+    /* Name resolution may block the control thread (never the data plane); in a cluster the
+     * host is the Service IP from the environment, a literal. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    int grc = getaddrinfo(cl->cfg.host, cl->cfg.port, &hints, &c->ai);
+    c->st = C_CONNECT;
+    *out = c;
+    if (grc != 0 || !c->ai) {
+        c->ai = NULL;
         fail(c, -EHOSTUNREACH, "resolve %s: failed", cl->cfg.host);
-        *out = c;
         return 0; /* reported by the first step */
     }
-    c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        int e = errno;
-        freeaddrinfo(ai);
-        free(c->req);
-        free(c);
-        return -e;
-    }
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    int rc = connect(c->fd, ai->ai_addr, ai->ai_addrlen);
-    int e = errno;
-    freeaddrinfo(ai);
-    c->st = C_CONNECT;
-    c->want = POLLOUT;
-    if (rc < 0 && e != EINPROGRESS)
-        fail(c, -e, "connect: %s", strerror(e));
-    *out = c;
+    c->ai_next = c->ai;
+    try_connect(c);
     return 0;
 }
 
@@ -367,8 +383,11 @@ int k8s_conn_step(struct k8s_conn *c, uint64_t now_ms)
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-        if (soerr)
-            return fail(c, -soerr, "connect: %s", strerror(soerr));
+        if (soerr) {
+            if (c->ai_next)
+                return try_connect(c); /* the next address */
+            return fail(c, -soerr, "connect %s: %s", c->cl->host_header, strerror(soerr));
+        }
         int rc = setup_tls(c);
         if (rc < 0)
             return rc;
@@ -485,6 +504,8 @@ void k8s_conn_free(struct k8s_conn *c)
         wolfSSL_free(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
+    if (c->ai)
+        freeaddrinfo(c->ai);
     sv_k8s_lines_reset(&c->lines);
     free(c->req);
     free(c->body);

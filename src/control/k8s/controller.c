@@ -179,7 +179,9 @@ int sv_k8s_open(const struct sv_k8s_opts *o, struct sv_generation_domain *dom,
     *out = NULL;
     struct sv_k8s_config cfg;
     int rc = o->kubeconfig ? sv_k8s_config_load_kubeconfig(o->kubeconfig, &cfg, err, errlen)
-                           : sv_k8s_config_in_cluster(o->sa_dir, &cfg, err, errlen);
+                           : sv_k8s_config_in_cluster(o->sa_dir ? o->sa_dir
+                                                                 : getenv("SERVAL_K8S_SA_DIR"),
+                                                      &cfg, err, errlen);
     if (rc < 0)
         return rc;
     struct sv_k8s *k = calloc(1, sizeof(*k));
