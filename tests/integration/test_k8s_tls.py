@@ -46,6 +46,19 @@ def main():
               wait_for(lambda: all(r["watching"] for r in config(g)["reflectors"]) and
                        config(g).get("tokenReads", 0) > reads, 15), config(g).get("reflectors"))
         check("tls: still ready after rotation", ready(g))
+
+        # the API server restarts with a new CA and serving certificate; the kubelet updates
+        # ca.crt in the projected folder: handshakes fail, the CA file is re-read, watches resume
+        api.args.append("--regen-certs")
+        api.restart()
+        api.args.remove("--regen-certs")
+        api.rotate_token()
+        api.write_kubeconfig(api.kubeconfig)
+        check("tls: CA rotation: ca.crt re-read after failed handshakes, watches resume",
+              wait_for(lambda: config(g).get("caReloads", 0) >= 1 and
+                       all(r["watching"] for r in config(g)["reflectors"]), 20),
+              (config(g).get("caReloads"), config(g).get("reflectors")))
+        check("tls: still ready after the CA rotation", ready(g))
         stop(g)
         gws.remove(g)
 

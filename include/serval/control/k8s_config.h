@@ -18,6 +18,7 @@ struct sv_k8s_config {
     bool insecure;         /* insecure-skip-tls-verify (kubeconfig or flag) */
     uint8_t *ca_pem;       /* cluster CA (PEM), NULL if none */
     size_t ca_len;
+    char *ca_file;         /* where ca_pem came from (re-read on rotation), NULL if inline */
     char *token;           /* static bearer token, NULL if none */
     char *token_file;      /* token file re-read by sv_k8s_token_get, NULL if none */
     uint8_t *cert_pem, *key_pem; /* client certificate/key (PEM), NULL if none */

@@ -100,6 +100,7 @@ void sv_k8s_config_clear(struct sv_k8s_config *c)
     free(c->port);
     free(c->tls_server_name);
     free(c->ca_pem);
+    free(c->ca_file);
     free(c->token);
     free(c->token_file);
     free(c->cert_pem);
@@ -186,7 +187,7 @@ static char *join_path(const char *base, const char *p)
 
 /* Load PEM material from "<key>-data" (base64) or "<key>" (a path). 0 when neither is given. */
 static int load_pem(const cJSON *o, const char *key, const char *base_dir, uint8_t **out,
-                    size_t *len, char *err, size_t errlen)
+                    size_t *len, char **path_out, char *err, size_t errlen)
 {
     char dk[64];
     snprintf(dk, sizeof(dk), "%s-data", key);
@@ -207,9 +208,14 @@ static int load_pem(const cJSON *o, const char *key, const char *base_dir, uint8
     int rc = read_file(full, &buf, len);
     if (rc < 0)
         snprintf(err, errlen, "%s %s: %s", key, full, strerror(-rc));
-    free(full);
-    if (rc == 0)
+    if (rc == 0) {
         *out = (uint8_t *)buf;
+        if (path_out) {
+            *path_out = full;
+            full = NULL;
+        }
+    }
+    free(full);
     return rc;
 }
 
@@ -268,8 +274,8 @@ int sv_k8s_config_parse_kubeconfig(const char *text, size_t len, const char *bas
         rc = -EINVAL;
         goto out;
     }
-    if ((rc = load_pem(cl, "certificate-authority", base_dir, &out->ca_pem, &out->ca_len, err,
-                       errlen)) < 0)
+    if ((rc = load_pem(cl, "certificate-authority", base_dir, &out->ca_pem, &out->ca_len,
+                       &out->ca_file, err, errlen)) < 0)
         goto out;
     if (user) {
         if (cJSON_GetObjectItemCaseSensitive(user, "exec") ||
@@ -293,9 +299,9 @@ int sv_k8s_config_parse_kubeconfig(const char *text, size_t len, const char *bas
             !(out->token_file = join_path(base_dir, str_of(user, "tokenFile"))))
             goto out;
         if ((rc = load_pem(user, "client-certificate", base_dir, &out->cert_pem, &out->cert_len,
-                           err, errlen)) < 0)
+                           NULL, err, errlen)) < 0)
             goto out;
-        if ((rc = load_pem(user, "client-key", base_dir, &out->key_pem, &out->key_len, err,
+        if ((rc = load_pem(user, "client-key", base_dir, &out->key_pem, &out->key_len, NULL, err,
                            errlen)) < 0)
             goto out;
         if (!out->cert_pem != !out->key_pem) {
@@ -388,6 +394,8 @@ int sv_k8s_config_in_cluster(const char *sa_dir, struct sv_k8s_config *out, char
     }
     out->ca_pem = (uint8_t *)buf;
     out->ca_len = len;
+    if (!(out->ca_file = strdup(path)))
+        goto fail;
     const char *pns = getenv("POD_NAMESPACE");
     if (pns && *pns) {
         if (!(out->ns = strdup(pns)))

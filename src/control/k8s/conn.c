@@ -60,6 +60,45 @@ struct k8s_conn {
     char err[200];
 };
 
+/* A client TLS context verifying against <ca> (or the system store), with the client
+ * certificate if any; stored in cl->ctx. Returns 0 or -EINVAL/-ENOMEM with a message. */
+static int build_ctx(struct k8s_client *cl, const uint8_t *ca, size_t ca_len, char *err,
+                     size_t errlen)
+{
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+    if (!ctx) {
+        snprintf(err, errlen, "TLS: cannot create a context");
+        return -ENOMEM;
+    }
+    cl->ctx = ctx;
+    wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2);
+    if (cl->cfg.insecure) {
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    } else {
+        int rc;
+        if (ca)
+            rc = wolfSSL_CTX_load_verify_buffer(ctx, ca, (long)ca_len, WOLFSSL_FILETYPE_PEM);
+        else
+            rc = wolfSSL_CTX_load_verify_locations(ctx, "/etc/ssl/certs/ca-certificates.crt", NULL);
+        if (rc != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "TLS: cannot load the cluster CA (%d)", rc);
+            return -EINVAL;
+        }
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+    }
+    if (cl->cfg.cert_pem) {
+        if (wolfSSL_CTX_use_certificate_chain_buffer_format(
+                ctx, cl->cfg.cert_pem, (long)cl->cfg.cert_len, WOLFSSL_FILETYPE_PEM) !=
+                WOLFSSL_SUCCESS ||
+            wolfSSL_CTX_use_PrivateKey_buffer(ctx, cl->cfg.key_pem, (long)cl->cfg.key_len,
+                                              WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "TLS: bad client certificate or key");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 int k8s_client_init(struct k8s_client *cl, struct sv_k8s_config *cfg, bool insecure_flag,
                     char *err, size_t errlen)
 {
@@ -84,48 +123,60 @@ int k8s_client_init(struct k8s_client *cl, struct sv_k8s_config *cfg, bool insec
     if (sv_k8s_token_init(&cl->tok, &cl->cfg) < 0)
         return -ENOMEM;
     wolfSSL_Init();
-    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
-    if (!ctx) {
-        snprintf(err, errlen, "TLS: cannot create a context");
-        return -ENOMEM;
-    }
-    cl->ctx = ctx;
-    wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2);
-    if (cl->cfg.insecure) {
-        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    cl->wolf_init = true;
+    if (cl->cfg.insecure)
         sv_warn("k8s", "TLS verification of the API server is OFF (insecure-skip-tls-verify)");
-    } else {
-        int rc;
-        if (cl->cfg.ca_pem)
-            rc = wolfSSL_CTX_load_verify_buffer(ctx, cl->cfg.ca_pem, (long)cl->cfg.ca_len,
-                                                WOLFSSL_FILETYPE_PEM);
-        else
-            rc = wolfSSL_CTX_load_verify_locations(ctx, "/etc/ssl/certs/ca-certificates.crt", NULL);
-        if (rc != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "TLS: cannot load the cluster CA (%d)", rc);
-            return -EINVAL;
-        }
-        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+    return build_ctx(cl, cl->cfg.ca_pem, cl->cfg.ca_len, err, errlen);
+}
+
+/* After a verification failure, or every 5 minutes: re-read the CA file and, when its bytes
+ * changed, build a new context for new connections (open ones keep the old one: a wolfSSL
+ * context lives until its last session is freed). */
+static void maybe_reload_ca(struct k8s_client *cl, uint64_t now)
+{
+    if (!cl->cfg.ca_file || cl->cfg.insecure)
+        return;
+    if (!cl->ca_verify_failed && cl->ca_checked_ms && now < cl->ca_checked_ms + 300000)
+        return;
+    cl->ca_checked_ms = now;
+    cl->ca_verify_failed = false;
+    FILE *f = fopen(cl->cfg.ca_file, "rb");
+    if (!f)
+        return;
+    uint8_t *buf = malloc(1u << 20);
+    size_t n = buf ? fread(buf, 1, 1u << 20, f) : 0;
+    fclose(f);
+    if (!buf || n == 0 || n == (1u << 20) ||
+        (n == cl->cfg.ca_len && memcmp(buf, cl->cfg.ca_pem, n) == 0)) {
+        free(buf);
+        return;
     }
-    if (cl->cfg.cert_pem) {
-        if (wolfSSL_CTX_use_certificate_chain_buffer_format(
-                ctx, cl->cfg.cert_pem, (long)cl->cfg.cert_len, WOLFSSL_FILETYPE_PEM) !=
-                WOLFSSL_SUCCESS ||
-            wolfSSL_CTX_use_PrivateKey_buffer(ctx, cl->cfg.key_pem, (long)cl->cfg.key_len,
-                                              WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "TLS: bad client certificate or key");
-            return -EINVAL;
-        }
+    char err[128];
+    void *old = cl->ctx;
+    cl->ctx = NULL;
+    if (build_ctx(cl, buf, n, err, sizeof(err)) < 0) {
+        sv_warn("k8s", "%s changed but cannot be used (%s); keeping the old CA", cl->cfg.ca_file,
+                err);
+        if (cl->ctx)
+            wolfSSL_CTX_free(cl->ctx);
+        cl->ctx = old;
+        free(buf);
+        return;
     }
-    return 0;
+    wolfSSL_CTX_free(old);
+    free(cl->cfg.ca_pem);
+    cl->cfg.ca_pem = buf;
+    cl->cfg.ca_len = n;
+    cl->ca_reloads++;
+    sv_info("k8s", "cluster CA %s changed: new connections use it", cl->cfg.ca_file);
 }
 
 void k8s_client_free(struct k8s_client *cl)
 {
-    if (cl->ctx) {
+    if (cl->ctx)
         wolfSSL_CTX_free(cl->ctx);
+    if (cl->wolf_init)
         wolfSSL_Cleanup();
-    }
     sv_k8s_token_clear(&cl->tok);
     sv_k8s_config_clear(&cl->cfg);
     memset(cl, 0, sizeof(*cl));
@@ -187,6 +238,7 @@ int k8s_conn_start(struct k8s_client *cl, const char *method, const char *path,
     c->line_ctx = line_ctx;
     c->body_left = -1;
     c->start_ms = c->last_rx_ms = sv_now_ms();
+    maybe_reload_ca(cl, c->start_ms);
     const char *tok = sv_k8s_token_get(&cl->tok, c->start_ms);
     size_t cap = strlen(method) + strlen(path) + (tok ? strlen(tok) : 0) + 512 + body_len;
     c->req = malloc(cap);
@@ -277,6 +329,8 @@ static int ssl_want(struct k8s_conn *c, int ret, const char *what)
     char msg[160];
     snprintf(msg, sizeof(msg), "%s: %s (%d)", what, wolfSSL_ERR_error_string((unsigned long)e, buf),
              e);
+    if (c->st == C_HANDSHAKE)
+        c->cl->ca_verify_failed = true; /* the CA may have rotated: re-read it next time */
     return fail(c, e == DOMAIN_NAME_MISMATCH || e == ASN_NO_SIGNER_E ? -EPERM : -ECONNRESET, "%s",
                 msg);
 }

@@ -91,6 +91,7 @@ static void render(struct sv_k8s *k)
         cJSON_AddNumberToObject(root, "published", (double)k->published);
         cJSON_AddNumberToObject(root, "requests", (double)k->cl.requests);
         cJSON_AddNumberToObject(root, "tokenReads", (double)k->cl.tok.reads);
+        cJSON_AddNumberToObject(root, "caReloads", (double)k->cl.ca_reloads);
         cJSON *refl = cJSON_AddArrayToObject(root, "reflectors");
         for (size_t i = 0; refl && i < N_KINDS; i++) {
             struct k8s_reflector_stats s;

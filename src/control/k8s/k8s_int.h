@@ -24,6 +24,10 @@ struct k8s_client {
     uint32_t connect_timeout_ms; /* TCP connect + TLS handshake */
     uint32_t request_timeout_ms; /* whole non-watch request */
     uint64_t requests;
+    bool wolf_init;
+    bool ca_verify_failed;  /* a handshake failed verification: re-read the CA file */
+    uint64_t ca_checked_ms; /* last look at the CA file (every 5 min at most otherwise) */
+    uint64_t ca_reloads;
 };
 
 /* Build the TLS context from cfg (taken over: the client owns it from now on, even on error).

@@ -339,8 +339,11 @@ static void list_done(struct k8s_reflector *r, uint64_t now)
         return;
     }
     if (status != 200) {
-        char why[96];
-        snprintf(why, sizeof(why), "LIST answered HTTP %d", status);
+        char why[160];
+        snprintf(why, sizeof(why), "LIST answered HTTP %d%s", status,
+                 status == 404 ? " (is this API installed? the Gateway API CRDs?)"
+                 : status == 403 ? " (RBAC: see deploy/rbac.yaml)"
+                                 : "");
         if (status == 401)
             sv_k8s_token_invalidate(&r->cl->tok);
         set_str(&r->cont, NULL);
