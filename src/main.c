@@ -566,6 +566,7 @@ int main(int argc, char **argv)
                     (unsigned long long)o.shutdown_timeout_ms);
             phase = 1;
             atomic_store(&ast.shutting_down, true);
+            sv_k8s_shutdown(k8s); /* release the Lease now: another replica takes over */
             t_signal = sv_now_ms();
         } else if ((sig == SIGTERM || sig == SIGINT) && phase > 0) {
             sv_warn("main", "second signal: stopping now");

@@ -47,6 +47,11 @@ int sv_k8s_open(const struct sv_k8s_opts *o, struct sv_generation_domain *dom,
  * sv_k8s_config_json. NULL is fine. */
 void sv_k8s_close(struct sv_k8s *k);
 
+/* Shutdown has begun: stop writing status and release the Lease now if we hold it (so another
+ * replica takes over at once, as client-go's ReleaseOnCancel does); blocks at most 2 s. The
+ * reflectors keep running. Control thread. Idempotent. */
+void sv_k8s_shutdown(struct sv_k8s *k);
+
 /* Fill up to <max> pollfds for the open connections. Returns how many. Control thread. */
 int sv_k8s_pollfds(struct sv_k8s *k, struct pollfd *pfd, int max);
 

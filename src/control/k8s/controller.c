@@ -46,7 +46,7 @@ struct sv_k8s {
     struct k8s_reflector *refl[N_KINDS];
     struct k8s_lease *lease;
     struct k8s_writer *writer;
-    bool all_synced, was_leader;
+    bool all_synced, was_leader, stopping;
     uint64_t seen_changes;
     bool dirty;
     uint64_t first_dirty_ms, last_change_ms;
@@ -260,7 +260,7 @@ void sv_k8s_close(struct sv_k8s *k)
     if (!k)
         return;
     if (k->lease) {
-        k8s_lease_release(k->lease);
+        k8s_lease_release(k->lease, k->t.renew_deadline_ms);
         k8s_lease_free(k->lease);
     }
     k8s_writer_free(k->writer);
@@ -279,7 +279,17 @@ void sv_k8s_close(struct sv_k8s *k)
 
 static bool leading(const struct sv_k8s *k)
 {
-    return k->lease && k8s_lease_leader(k->lease);
+    return k->lease && !k->stopping && k8s_lease_leader(k->lease);
+}
+
+void sv_k8s_shutdown(struct sv_k8s *k)
+{
+    if (!k || k->stopping)
+        return;
+    k->stopping = true;
+    k8s_writer_step(k->writer, sv_now_ms(), false); /* drops a write in flight */
+    k8s_lease_release(k->lease, 2000);
+    render(k);
 }
 
 int sv_k8s_pollfds(struct sv_k8s *k, struct pollfd *pfd, int max)
@@ -292,7 +302,7 @@ int sv_k8s_pollfds(struct sv_k8s *k, struct pollfd *pfd, int max)
         if (fd >= 0)
             pfd[n++] = (struct pollfd){.fd = fd, .events = ev};
     }
-    if (n < max && k->all_synced) {
+    if (n < max && k->all_synced && !k->stopping) {
         int fd = k8s_lease_poll(k->lease, &ev, &due);
         if (fd >= 0)
             pfd[n++] = (struct pollfd){.fd = fd, .events = ev};
@@ -315,7 +325,7 @@ int sv_k8s_timeout_ms(struct sv_k8s *k)
         if (due < best)
             best = due;
     }
-    if (k->all_synced) {
+    if (k->all_synced && !k->stopping) {
         k8s_lease_poll(k->lease, &ev, &due);
         if (due < best)
             best = due;
@@ -373,7 +383,7 @@ int sv_k8s_process(struct sv_k8s *k)
         render(k);
         k->last_render_ms = now;
     }
-    if (k->all_synced) {
+    if (k->all_synced && !k->stopping) {
         k8s_lease_step(k->lease, now);
         bool lead = leading(k);
         if (lead != k->was_leader) {

@@ -134,8 +134,8 @@ const char *k8s_lease_identity(const struct k8s_lease *l);
 const char *k8s_lease_namespace(const struct k8s_lease *l);
 uint64_t k8s_lease_transitions(const struct k8s_lease *l); /* times we became leader */
 /* Stop leading and release the Lease (holderIdentity "", leaseDurationSeconds 1), waiting at most
- * the renew deadline. Blocks the calling (control) thread; for shutdown only. */
-void k8s_lease_release(struct k8s_lease *l);
+ * <timeout_ms>. Blocks the calling (control) thread; for shutdown only. Idempotent. */
+void k8s_lease_release(struct k8s_lease *l, uint32_t timeout_ms);
 
 /* Run one request to completion, blocking at most <timeout_ms> (shutdown paths only).
  * Returns the HTTP status, or a negative errno. */

@@ -347,7 +347,7 @@ int k8s_request_sync(struct k8s_client *cl, const char *method, const char *path
     return k8s_conn_status(c);
 }
 
-void k8s_lease_release(struct k8s_lease *l)
+void k8s_lease_release(struct k8s_lease *l, uint32_t timeout_ms)
 {
     k8s_conn_free(l->conn);
     l->conn = NULL;
@@ -355,7 +355,7 @@ void k8s_lease_release(struct k8s_lease *l)
     if (!l->leader)
         return;
     l->leader = false;
-    uint64_t deadline = sv_now_ms() + l->t->renew_deadline_ms;
+    uint64_t deadline = sv_now_ms() + timeout_ms;
     for (int attempt = 0; attempt < 5 && sv_now_ms() < deadline; attempt++) {
         if (!l->cached) {
             char path[512];
