@@ -73,6 +73,9 @@ def main():
         check("k8s: EndpointSlice deleted -> 503 (no endpoints)",
               wait_for(lambda: (lambda x: x is not None and x.status == 503)(get(host, port, "/a"))))
         check("k8s: still ready after all that", ready(gw))
+        cfg = config(gw)
+        check("k8s: LIST/GET/writes reuse kept-alive connections",
+              cfg.get("connectionsReused", 0) > 0, (cfg.get("connects"), cfg.get("connectionsReused")))
         reqs = api.requests()
         uas = {q.get("user_agent", "") for q in reqs if "serval" in q.get("user_agent", "")}
         check("k8s: requests carry User-Agent serval-gateway/<version>",

@@ -57,8 +57,11 @@ struct k8s_conn {
     size_t body_len, body_cap;
     uint64_t start_ms, last_rx_ms;
     uint32_t idle_ms;
+    bool reused; /* taken from the keep-alive pool */
     char err[200];
 };
+
+#define POOL_IDLE_MS 30000
 
 /* A client TLS context verifying against <ca> (or the system store), with the client
  * certificate if any; stored in cl->ctx. Returns 0 or -EINVAL/-ENOMEM with a message. */
@@ -171,8 +174,17 @@ static void maybe_reload_ca(struct k8s_client *cl, uint64_t now)
     sv_info("k8s", "cluster CA %s changed: new connections use it", cl->cfg.ca_file);
 }
 
+static void pool_drop(struct k8s_idle *e)
+{
+    wolfSSL_free(e->ssl);
+    close(e->fd);
+}
+
 void k8s_client_free(struct k8s_client *cl)
 {
+    for (unsigned i = 0; i < cl->n_pool; i++)
+        pool_drop(&cl->pool[i]);
+    cl->n_pool = 0;
     if (cl->ctx)
         wolfSSL_CTX_free(cl->ctx);
     if (cl->wolf_init)
@@ -222,6 +234,25 @@ static int try_connect(struct k8s_conn *c)
     return fail(c, -e, "connect %s: %s", c->cl->host_header, strerror(e));
 }
 
+/* Resolve (once) and connect a new socket. Name resolution may block the control thread
+ * (never the data plane); in a cluster the host is the Service IP from the environment. */
+static void connect_fresh(struct k8s_conn *c)
+{
+    c->st = C_CONNECT;
+    c->cl->connects++;
+    if (!c->ai) {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+        int grc = getaddrinfo(c->cl->cfg.host, c->cl->cfg.port, &hints, &c->ai);
+        if (grc != 0 || !c->ai) {
+            c->ai = NULL;
+            fail(c, -EHOSTUNREACH, "resolve %s: failed", c->cl->cfg.host);
+            return; /* reported by the first step */
+        }
+    }
+    c->ai_next = c->ai;
+    try_connect(c);
+}
+
 int k8s_conn_start(struct k8s_client *cl, const char *method, const char *path,
                    const char *content_type, const char *body, size_t body_len, bool stream,
                    uint32_t idle_ms, sv_k8s_bytes_fn line_fn, void *line_ctx, struct k8s_conn **out)
@@ -248,8 +279,9 @@ int k8s_conn_start(struct k8s_client *cl, const char *method, const char *path,
     }
     int n = snprintf(c->req, cap,
                      "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: application/json\r\n"
-                     "Connection: close\r\n",
-                     method, path, cl->host_header, cl->user_agent);
+                     "%s",
+                     method, path, cl->host_header, cl->user_agent,
+                     stream ? "Connection: close\r\n" : "");
     if (tok)
         n += snprintf(c->req + n, cap - (size_t)n, "Authorization: Bearer %s\r\n", tok);
     if (body)
@@ -263,19 +295,23 @@ int k8s_conn_start(struct k8s_client *cl, const char *method, const char *path,
     c->req_len = (size_t)n;
     cl->requests++;
 
-    /* Name resolution may block the control thread (never the data plane); in a cluster the
-     * host is the Service IP from the environment, a literal. */
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    int grc = getaddrinfo(cl->cfg.host, cl->cfg.port, &hints, &c->ai);
-    c->st = C_CONNECT;
     *out = c;
-    if (grc != 0 || !c->ai) {
-        c->ai = NULL;
-        fail(c, -EHOSTUNREACH, "resolve %s: failed", cl->cfg.host);
-        return 0; /* reported by the first step */
+    /* a kept-alive connection (newest first; older than POOL_IDLE_MS: closed) */
+    while (!stream && cl->n_pool > 0) {
+        struct k8s_idle *e = &cl->pool[--cl->n_pool];
+        if (c->start_ms > e->since_ms + POOL_IDLE_MS) {
+            pool_drop(e);
+            continue;
+        }
+        c->fd = e->fd;
+        c->ssl = e->ssl;
+        c->reused = true;
+        c->st = C_SEND;
+        c->want = POLLOUT;
+        cl->reused++;
+        return 0;
     }
-    c->ai_next = c->ai;
-    try_connect(c);
+    connect_fresh(c);
     return 0;
 }
 
@@ -420,7 +456,28 @@ static int on_bytes(struct k8s_conn *c, const char *p, size_t n)
     return body_feed(c, p, n);
 }
 
+static int step_once(struct k8s_conn *c, uint64_t now_ms);
+
 int k8s_conn_step(struct k8s_conn *c, uint64_t now_ms)
+{
+    int rc = step_once(c, now_ms);
+    if (rc < 0 && c->reused && c->head_len == 0) {
+        /* the server closed the idle connection: send once more on a new one */
+        c->reused = false;
+        wolfSSL_free(c->ssl);
+        c->ssl = NULL;
+        close(c->fd);
+        c->fd = -1;
+        c->req_off = 0;
+        c->err[0] = 0;
+        c->start_ms = now_ms;
+        connect_fresh(c);
+        rc = step_once(c, now_ms);
+    }
+    return rc;
+}
+
+static int step_once(struct k8s_conn *c, uint64_t now_ms)
 {
     c->pending = false;
     if (c->st == C_FAILED)
@@ -554,6 +611,15 @@ void k8s_conn_free(struct k8s_conn *c)
 {
     if (!c)
         return;
+    struct k8s_client *cl = c->cl;
+    /* a complete, length-delimited response on a connection the server keeps: pool it */
+    if (c->st == C_DONE && !c->stream && !c->h.close && (c->h.chunked || c->h.content_length >= 0) &&
+        c->ssl && cl->n_pool < sizeof(cl->pool) / sizeof(cl->pool[0])) {
+        cl->pool[cl->n_pool++] = (struct k8s_idle){.fd = c->fd, .ssl = c->ssl,
+                                                   .since_ms = sv_now_ms()};
+        c->ssl = NULL;
+        c->fd = -1;
+    }
     if (c->ssl)
         wolfSSL_free(c->ssl);
     if (c->fd >= 0)

@@ -92,6 +92,8 @@ static void render(struct sv_k8s *k)
         cJSON_AddNumberToObject(root, "requests", (double)k->cl.requests);
         cJSON_AddNumberToObject(root, "tokenReads", (double)k->cl.tok.reads);
         cJSON_AddNumberToObject(root, "caReloads", (double)k->cl.ca_reloads);
+        cJSON_AddNumberToObject(root, "connects", (double)k->cl.connects);
+        cJSON_AddNumberToObject(root, "connectionsReused", (double)k->cl.reused);
         cJSON *refl = cJSON_AddArrayToObject(root, "reflectors");
         for (size_t i = 0; refl && i < N_KINDS; i++) {
             struct k8s_reflector_stats s;

@@ -28,6 +28,14 @@ struct k8s_client {
     bool ca_verify_failed;  /* a handshake failed verification: re-read the CA file */
     uint64_t ca_checked_ms; /* last look at the CA file (every 5 min at most otherwise) */
     uint64_t ca_reloads;
+    /* keep-alive pool for LIST/GET/writes (watches get their own connection) */
+    struct k8s_idle {
+        int fd;
+        void *ssl; /* WOLFSSL */
+        uint64_t since_ms;
+    } pool[4];
+    unsigned n_pool;
+    uint64_t reused, connects;
 };
 
 /* Build the TLS context from cfg (taken over: the client owns it from now on, even on error).
