@@ -32,6 +32,8 @@
 #include "serval/dataplane/stats.h"
 #include "serval/routing/generation.h"
 #include "serval/routing/quick.h"
+#include "serval/routing/table.h"
+#include "serval/tls/tls.h"
 
 #define MAX_FLAG_VALUES 64
 
@@ -320,7 +322,36 @@ struct admin_state {
     struct sv_k8s *k8s; /* NULL unless --kubeconfig/--in-cluster */
     atomic_bool shutting_down;
     _Atomic uint64_t published;
+    /* TLS certificates of the current generation (control thread writes, admin thread reads) */
+    _Atomic uint64_t tls_certs, tls_certs_expired;
+    _Atomic int64_t tls_expiry_min; /* earliest notAfter, unix seconds; 0 = no certificate */
 };
+
+/* Certificate facts of <gen>'s HTTPS binds for /metrics (control thread, once per loop). */
+static void tls_snapshot(struct admin_state *st, const struct sv_generation *gen)
+{
+    uint64_t n = 0, expired = 0;
+    int64_t min = 0, now = (int64_t)time(NULL);
+    size_t nb = 0;
+    if (gen)
+        (void)sv_generation_binds(gen, &nb);
+    for (size_t b = 0; b < nb; b++) {
+        const struct sv_tls_server *srv = sv_generation_bind_tls(gen, (uint32_t)b);
+        size_t nl = srv ? sv_tls_server_n_listeners(srv) : 0;
+        for (size_t l = 0; l < nl; l++) {
+            for (size_t c = 0; c < sv_tls_server_n_certs(srv, l); c++) {
+                const struct sv_tls_cert_info *ci = sv_tls_server_cert(srv, l, c);
+                n++;
+                expired += ci->not_after <= now;
+                if (min == 0 || ci->not_after < min)
+                    min = ci->not_after;
+            }
+        }
+    }
+    atomic_store(&st->tls_certs, n);
+    atomic_store(&st->tls_certs_expired, expired);
+    atomic_store(&st->tls_expiry_min, min);
+}
 
 static int readyz_fn(void *ctx, const struct sv_admin_request *req, struct sv_admin_response *resp)
 {
@@ -361,6 +392,22 @@ static int metrics_fn(void *ctx, const struct sv_admin_request *req, struct sv_a
     if (rc == 0)
         rc = sv_prom_single(b, "serval_draining", NULL, SV_PROM_GAUGE,
                             atomic_load(&st->shutting_down) ? 1 : 0);
+    if (rc == 0)
+        rc = sv_prom_single(b, "serval_tls_certificates", "certificates served on HTTPS binds",
+                            SV_PROM_GAUGE, (double)atomic_load(&st->tls_certs));
+    if (rc == 0)
+        rc = sv_prom_single(b, "serval_tls_certificates_expired",
+                            "served certificates past their notAfter", SV_PROM_GAUGE,
+                            (double)atomic_load(&st->tls_certs_expired));
+    if (rc == 0)
+        rc = sv_prom_single(b, "serval_tls_certificate_expiry_min_timestamp_seconds",
+                            "earliest notAfter of the served certificates (0 = none)",
+                            SV_PROM_GAUGE, (double)atomic_load(&st->tls_expiry_min));
+    if (rc == 0) {
+        const struct sv_tls_ticket_keys *k = sv_tls_default_ticket_keys();
+        rc = sv_prom_single(b, "serval_tls_ticket_key_rotations_total", NULL, SV_PROM_COUNTER,
+                            k ? (double)sv_tls_ticket_keys_rotations(k) : 0);
+    }
     return rc;
 }
 
@@ -580,6 +627,8 @@ int main(int argc, char **argv)
             }
         }
         sv_generation_reclaim(dom);
+        tls_snapshot(&ast, sv_generation_current(dom));
+        (void)sv_tls_default_ticket_keys_tick(); /* rotates the session-ticket keys hourly */
         if (phase == 1 && ms_since(t_signal) >= o.drain_delay_ms) {
             sv_dp_drain(dp);
             phase = 2;

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""HTTPS listeners in folder mode, control side: certificate Secrets are parsed for real (a
+mismatched key/certificate pair -> that listener ResolvedRefs=False InvalidCertificateRef while the
+others are programmed), and /metrics counts the served certificates, the expired ones and the
+earliest expiry. Certificates come from tests/tls/gen-certs.sh (openssl, test-only)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from svtest import (check, finish, free_port, http_request, start_gateway, stop,  # noqa: E402
+                    unique_addr)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: serval}}
+spec: {{controllerName: serval.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: demo}}
+spec:
+  gatewayClassName: serval
+  listeners:
+  - {{name: a, port: {port}, protocol: HTTPS, hostname: a.example.com,
+     tls: {{certificateRefs: [{{name: cert-a}}]}}}}
+  - {{name: old, port: {port}, protocol: HTTPS, hostname: expired.test,
+     tls: {{certificateRefs: [{{name: cert-expired}}]}}}}
+  - {{name: broken, port: {port}, protocol: HTTPS, hostname: broken.test,
+     tls: {{certificateRefs: [{{name: cert-broken}}]}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: app, namespace: demo}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{matches: [{{path: {{value: /}}}}]}}]
+"""
+
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: demo}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {crt}
+  tls.key: {key}
+"""
+
+
+def pem(certs, name):
+    with open(os.path.join(certs, name)) as f:
+        return json.dumps(f.read())  # a JSON string is a valid YAML double-quoted scalar
+
+
+def metric(text, name):
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def listener_conditions(cfg, name):
+    for g in cfg.get("status", {}).get("gateways", []):
+        for ls in g.get("status", {}).get("listeners", []):
+            if ls["name"] == name:
+                return {c["type"]: (c["status"], c["reason"]) for c in ls["conditions"]}
+    return {}
+
+
+def main():
+    if not shutil.which("openssl"):
+        print("skip - tls metrics: openssl missing")
+        return
+    d = tempfile.mkdtemp(prefix="sv-tls-")
+    gw = None
+    try:
+        certs = os.path.join(d, "certs")
+        subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
+                       timeout=60)
+        conf = os.path.join(d, "conf")
+        os.mkdir(conf)
+        host = unique_addr()
+        port = free_port(host)
+        with open(os.path.join(conf, "gateway.yaml"), "w") as f:
+            f.write(GATEWAY.format(port=port))
+        with open(os.path.join(conf, "secrets.yaml"), "w") as f:
+            f.write(SECRET.format(name="cert-a", crt=pem(certs, "ec_a.crt"),
+                                  key=pem(certs, "ec_a.key")))
+            f.write("---\n")
+            f.write(SECRET.format(name="cert-expired", crt=pem(certs, "expired.crt"),
+                                  key=pem(certs, "expired.key")))
+            f.write("---\n")
+            f.write(SECRET.format(name="cert-broken", crt=pem(certs, "ec_a.crt"),
+                                  key=pem(certs, "ec_wild.key")))
+        gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])
+
+        text = ""
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = http_request(gw.admin[0], gw.admin[1], "GET", "/metrics", timeout=3.0)
+            text = r.body.decode() if r.status == 200 else ""
+            if metric(text, "serval_tls_certificates") == 2:
+                break
+            time.sleep(0.2)
+        check("tls metrics: two certificates served (the mismatched pair is not)",
+              metric(text, "serval_tls_certificates") == 2,
+              [ln for ln in text.splitlines() if "tls" in ln])
+        check("tls metrics: the expired certificate is counted",
+              metric(text, "serval_tls_certificates_expired") == 1)
+        check("tls metrics: earliest expiry is the expired certificate's notAfter",
+              metric(text, "serval_tls_certificate_expiry_min_timestamp_seconds") == 1580515200)
+        check("tls metrics: ticket key rotations exported",
+              metric(text, "serval_tls_ticket_key_rotations_total") == 0)
+
+        r = http_request(gw.admin[0], gw.admin[1], "GET", "/config", timeout=3.0)
+        cfg = json.loads(r.body) if r.status == 200 else {}
+        broken = listener_conditions(cfg, "broken")
+        check("tls status: mismatched pair -> ResolvedRefs False InvalidCertificateRef",
+              broken.get("ResolvedRefs") == ("False", "InvalidCertificateRef"), broken)
+        check("tls status: mismatched pair listener not programmed",
+              broken.get("Programmed", ("",))[0] == "False", broken)
+        good = listener_conditions(cfg, "a")
+        check("tls status: good listener ResolvedRefs True and programmed",
+              good.get("ResolvedRefs", ("",))[0] == "True"
+              and good.get("Programmed", ("",))[0] == "True", good)
+        old = listener_conditions(cfg, "old")
+        check("tls status: expired certificate still resolves (it is served)",
+              old.get("ResolvedRefs", ("",))[0] == "True", old)
+    finally:
+        if gw is not None:
+            stop(gw)
+        shutil.rmtree(d, ignore_errors=True)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
