@@ -1683,6 +1683,16 @@ void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
 
 void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
 {
+    if (w->lst[li].proto == SV_ROUTE_PROTO_HTTPS) {
+        /* TLS termination (src/tls) is not wired into the workers yet: never answer cleartext
+         * HTTP on a port meant for TLS. */
+        close(fd);
+        sv_stat_add(w, SV_DP_STAT_CONNS_REFUSED, 1);
+        sv_log_rl(1, SV_LOG_WARN, "dataplane",
+                  "connection on HTTPS port %u refused: TLS is not served by the workers yet",
+                  w->lst[li].port);
+        return;
+    }
     int64_t slot = w->draining ? -1 : sv_slab_alloc(&w->conns);
     if (slot < 0) {
         close(fd); /* connection limit (or draining): refuse, existing connections unharmed */

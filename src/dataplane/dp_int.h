@@ -184,6 +184,7 @@ struct sv_listener {
     union sv_route_sockaddr addr;
     socklen_t addrlen;
     uint16_t port;
+    enum sv_route_proto proto; /* HTTPS: connections refused until TLS is wired in (conn.c) */
 };
 
 struct sv_worker {

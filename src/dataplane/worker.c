@@ -95,6 +95,7 @@ static int open_listener(struct sv_listener *l, const struct sv_route_bind *b)
     l->addr = b->addr;
     l->addrlen = b->addrlen;
     l->port = b->port;
+    l->proto = b->proto;
     l->active = true;
     return 0;
 }
@@ -146,8 +147,11 @@ static void sync_listeners(struct sv_worker *w, const struct sv_generation *gen)
         if (!l->active || l->closing)
             continue;
         bool keep = false;
-        for (size_t j = 0; j < nb && !keep; j++)
+        for (size_t j = 0; j < nb && !keep; j++) {
             keep = bind_eq(l, &binds[j]);
+            if (keep)
+                l->proto = binds[j].proto;
+        }
         if (!keep)
             close_listener(w, i);
     }

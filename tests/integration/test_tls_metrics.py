@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import (check, finish, free_port, http_request, start_gateway, stop,  # noqa: E402
-                    unique_addr)
+                    unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -133,6 +134,17 @@ def main():
         old = listener_conditions(cfg, "old")
         check("tls status: expired certificate still resolves (it is served)",
               old.get("ResolvedRefs", ("",))[0] == "True", old)
+
+        # Until the workers terminate TLS, an HTTPS port never answers cleartext HTTP.
+        got = b"?"
+        if wait_port(host, port, 5.0):
+            try:
+                with socket.create_connection((host, port), timeout=3.0) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+                    got = s.recv(4096)
+            except OSError:
+                got = b""
+        check("tls: HTTPS port refuses cleartext HTTP (no response bytes)", got == b"", got[:80])
     finally:
         if gw is not None:
             stop(gw)
