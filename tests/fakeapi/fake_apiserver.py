@@ -1179,6 +1179,9 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         if gz:
             body = gzip.compress(body, 6)
         chunked = gz or enc == "chunked" or (enc == "auto" and len(body) > GO_CHUNKING_THRESHOLD)
+        # Record the code before any byte leaves: a client that reads the request log right
+        # after the response must find it complete.
+        self.entry["code"] = code
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
@@ -1199,7 +1202,6 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
             else:
                 self.wfile.write(body)
-        self.entry["code"] = code
 
     def send_error_status(self, err):
         self.send_json(err.code, err.status(), err.headers)
@@ -1336,12 +1338,12 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                                         "compiler": "gc", "platform": "linux/amd64"})
         if path in ("/healthz", "/readyz", "/livez"):
             body = b"ok"
+            self.entry["code"] = 200
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(body)
-            self.entry["code"] = 200
             return
         if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
             return self.openapi_v3(path[len("/openapi/v3/"):])
@@ -1865,12 +1867,12 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             drop_epoch = faults.drop_epoch
             mal_epoch = faults.malformed_epoch
             werr_epoch = faults.werr_epoch
+        self.entry["code"] = 200
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.entry["code"] = 200
         self.wfile.flush()
 
         def event(etype, obj):
