@@ -40,7 +40,7 @@ struct sv_k8s {
     struct k8s_client cl;
     struct k8s_tuning t;
     struct sv_translate_opts topts;
-    char *controller, *bind;
+    char *controller, *bind, *pool;
     struct sv_generation_domain *dom;
     struct sv_store *store;
     struct k8s_reflector *refl[N_KINDS];
@@ -216,10 +216,13 @@ int sv_k8s_open(const struct sv_k8s_opts *o, struct sv_generation_domain *dom,
     k->controller = strdup(o->translate.controller_name ? o->translate.controller_name
                                                         : SV_DEFAULT_CONTROLLER_NAME);
     k->bind = strdup(o->translate.bind_addr ? o->translate.bind_addr : "0.0.0.0");
-    if (!k->controller || !k->bind || !(k->store = sv_store_new()))
+    k->pool = o->translate.address_pool ? strdup(o->translate.address_pool) : NULL;
+    if (!k->controller || !k->bind || (o->translate.address_pool && !k->pool) ||
+        !(k->store = sv_store_new()))
         goto fail;
     k->topts.controller_name = k->controller;
     k->topts.bind_addr = k->bind;
+    k->topts.address_pool = k->pool;
     uint64_t seed = random_u64();
     for (size_t i = 0; i < N_KINDS; i++)
         if (!(k->refl[i] = k8s_reflector_new(&k->cl, k->store, kinds[i].kind, kinds[i].path,
@@ -274,6 +277,7 @@ void sv_k8s_close(struct sv_k8s *k)
         k8s_client_free(&k->cl);
     free(k->controller);
     free(k->bind);
+    free(k->pool);
     free(k->json);
     pthread_mutex_destroy(&k->mu);
     free(k);

@@ -22,6 +22,7 @@ struct wentry {
     char *ns, *name;
     char *desired; /* JSON text */
     char *written; /* desired text last confirmed on the server, NULL if none */
+    char *uid;     /* metadata.uid of the object reported, NULL if unknown */
 };
 
 enum wop { W_IDLE, W_GET, W_PUT };
@@ -65,6 +66,7 @@ static void free_entries(struct wentry *e, size_t n)
         free(e[i].name);
         free(e[i].desired);
         free(e[i].written);
+        free(e[i].uid);
     }
     free(e);
 }
@@ -141,6 +143,11 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
                            nm->valuestring, cJSON_PrintUnformatted(st));
             if (rc < 0)
                 break;
+            const cJSON *uid = cJSON_GetObjectItemCaseSensitive(it, "uid");
+            if (cJSON_IsString(uid) && !(ne[n - 1].uid = strdup(uid->valuestring))) {
+                rc = -ENOMEM;
+                break;
+            }
         }
     }
     if (rc == 0)
@@ -151,8 +158,14 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
         struct wentry *old = &w->e[i];
         struct wentry *now = find(ne, base, old->key);
         if (now) {
-            now->written = old->written;
-            old->written = NULL;
+            /* the same object only: a route deleted and created again under the same name
+             * (new uid) has no status yet, even if we would write the same text */
+            bool same = (!now->uid && !old->uid) ||
+                        (now->uid && old->uid && strcmp(now->uid, old->uid) == 0);
+            if (same) {
+                now->written = old->written;
+                old->written = NULL;
+            }
         } else if (old->kind == SV_KIND_HTTPROUTE &&
                    !(old->written && strcmp(old->written, EMPTY_PARENTS) == 0)) {
             rc = add_entry(ne, &n, old->kind, old->ns, old->name, strdup(EMPTY_PARENTS));
