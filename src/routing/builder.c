@@ -1,9 +1,14 @@
 /* The generation builder (control thread). Declarations are validated and copied into the new
  * table's arena as they arrive; sv_route_builder_finish compiles the lookup indexes:
- *  - one open-addressing hash for (bind, listener hostname) and (listener, route hostname);
- *  - per host bucket a segment trie (children in one (parent, segment) hash) whose nodes hold
- *    the Exact entries ending there and the PathPrefix entries whose prefix ends there, plus a
- *    list of regex entries; every list is pre-sorted by the remaining precedence keys. */
+ *  - a small open-addressing hash for (bind, listener hostname) and one for (listener, route
+ *    hostname) and backend set names, each at most half full;
+ *  - per host bucket a segment trie whose nodes hold the Exact entries ending there and the
+ *    PathPrefix entries whose prefix ends there, plus a list of regex entries; every list is
+ *    pre-sorted by the remaining precedence keys. A bucket's nodes are laid out together,
+ *    breadth first, children of a node consecutive and sorted by segment hash (the lookup
+ *    binary-searches them), segments copied next to each other: a lookup touches one compact
+ *    region of the table whatever the number of other hostnames.
+ * Every index is sized from what it holds (no upper-bound allocations). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +39,22 @@ struct b_route {
     uint32_t n_rules;
 };
 
+/* One (rule, match) pair with its precedence keys; compiled into a struct sv_route_entry. */
+struct b_entry {
+    enum sv_route_path_type path_type;
+    struct sv_str path;     /* EXACT: the path; PREFIX: without trailing '/'; REGEX: pattern */
+    struct sv_regex *path_re;
+    struct sv_str method;   /* "" = any */
+    const struct sv_route_cond *headers;
+    uint32_t n_headers;
+    const struct sv_route_cond *query;
+    uint32_t n_query;
+    /* precedence keys after specificity */
+    int64_t created;
+    struct sv_str route_key; /* "namespace/name" */
+    uint32_t route_idx, rule_idx, match_idx;
+};
+
 struct b_attach {
     uint32_t route, listener, bucket;
     uint32_t kind; /* SV_HK_BUCKET_EXACT / _WILD, or 0 = no hostname */
@@ -61,7 +82,7 @@ struct sv_route_builder {
     uint32_t n_attach, cap_attach;
     struct sv_route_action *actions;
     uint32_t n_actions, cap_actions;
-    struct sv_route_entry *entries;
+    struct b_entry *entries;
     uint32_t *entry_action;
     uint32_t n_entries, cap_entries, cap_entry_action;
     struct sv_regex **regexes;
@@ -758,7 +779,7 @@ static const struct sv_route_match_spec default_match = {.path_type = SV_ROUTE_P
                                                          .path = {"/", 1}};
 
 static int build_entry(struct sv_route_builder *b, uint32_t route, uint32_t match_idx,
-                       const struct sv_route_match_spec *m, struct sv_route_entry *e)
+                       const struct sv_route_match_spec *m, struct b_entry *e)
 {
     int rc;
     memset(e, 0, sizeof(*e));
@@ -844,17 +865,19 @@ static uint32_t pow2_at_least(uint64_t n)
     return p;
 }
 
-static int hash_put(struct sv_route_table *t, uint32_t scope, uint32_t kind, struct sv_str name,
+static int hash_put(struct sv_route_htab *ht, uint32_t scope, uint32_t kind, struct sv_str name,
                     uint32_t value, uint32_t *existing)
 {
     uint64_t h = sv_route_hash_(((uint64_t)scope << 8) | kind, name.ptr, name.len);
-    for (uint32_t i = 0; i <= t->hmask; i++) {
-        struct sv_route_hslot *s = &t->hslots[(h + i) & t->hmask];
+    for (uint32_t i = 0; i <= ht->mask; i++) {
+        struct sv_route_hslot *s = &ht->slots[(h + i) & ht->mask];
         if (!s->used) {
-            *s = (struct sv_route_hslot){name, h, scope, kind, value, 1};
+            *s = (struct sv_route_hslot){name.ptr, h, (uint32_t)name.len, scope, value,
+                                         (uint16_t)kind, 1};
             return 0;
         }
-        if (s->hash == h && s->scope == scope && s->kind == kind && sv_str_eq(s->name, name)) {
+        if (s->hash == h && s->scope == scope && s->kind == kind && s->name_len == name.len &&
+            memcmp(s->name, name.ptr, name.len) == 0) {
             *existing = s->value;
             return 1;
         }
@@ -862,33 +885,100 @@ static int hash_put(struct sv_route_table *t, uint32_t scope, uint32_t kind, str
     return -ENOSPC;
 }
 
-static uint32_t child_get_or_add(struct sv_route_table *t, uint32_t parent, struct sv_str seg,
-                                 uint32_t *n_nodes, uint32_t max_nodes)
+static int htab_init(struct sv_arena *ar, struct sv_route_htab *ht, uint64_t n)
 {
-    uint64_t h = sv_route_hash_(parent + 1, seg.ptr, seg.len);
-    for (uint32_t i = 0; i <= t->cmask; i++) {
-        struct sv_route_cslot *s = &t->cslots[(h + i) & t->cmask];
-        if (s->child == 0) {
-            SV_ASSERT(*n_nodes < max_nodes);
-            *s = (struct sv_route_cslot){seg, h, parent, (*n_nodes)++};
-            return s->child;
+    ht->mask = pow2_at_least(2 * n + 2) - 1;
+    ht->slots = sv_arena_zalloc(ar, ((size_t)ht->mask + 1) * sizeof(*ht->slots));
+    return ht->slots ? 0 : -ENOMEM;
+}
+
+/* The trie while it is built: nodes in creation order, found by (parent, segment) through a
+ * growing open-addressing hash (malloc, freed after compile). */
+struct tnode {
+    const char *seg;
+    uint32_t seg_len;
+    uint32_t hash; /* sv_route_seg_hash_ of seg */
+    uint32_t parent; /* UINT32_MAX for roots */
+};
+
+struct trie {
+    struct tnode *nodes;
+    uint32_t n, cap;
+    uint32_t *slots; /* node index + 1; 0 = empty */
+    uint32_t mask;
+};
+
+static uint64_t tslot_hash(uint32_t parent, uint32_t seg_hash)
+{
+    uint64_t x = ((uint64_t)parent << 32 | seg_hash) * 0x9e3779b97f4a7c15ull;
+    return x ^ (x >> 31);
+}
+
+static int trie_rehash(struct trie *tr, uint32_t size)
+{
+    uint32_t *ns = calloc(size, sizeof(uint32_t));
+    if (!ns)
+        return -ENOMEM;
+    free(tr->slots);
+    tr->slots = ns;
+    tr->mask = size - 1;
+    for (uint32_t i = 0; i < tr->n; i++) {
+        if (tr->nodes[i].parent == UINT32_MAX)
+            continue;
+        uint64_t h = tslot_hash(tr->nodes[i].parent, tr->nodes[i].hash);
+        for (uint32_t p = 0;; p++) { /* at most half full */
+            uint32_t *s = &tr->slots[(h + p) & tr->mask];
+            if (*s == 0) {
+                *s = i + 1;
+                break;
+            }
         }
-        if (s->hash == h && s->parent == parent && sv_str_eq(s->seg, seg))
-            return s->child;
     }
-    SV_ASSERT(!"child hash full");
     return 0;
 }
 
-static int rank(const struct sv_route_entry *e)
+static int64_t trie_add(struct trie *tr, uint32_t parent, struct sv_str seg, uint32_t hash)
+{
+    if (GROW(tr->nodes, tr->cap, tr->n + 1))
+        return -ENOMEM;
+    tr->nodes[tr->n] = (struct tnode){seg.ptr, (uint32_t)seg.len, hash, parent};
+    return tr->n++;
+}
+
+/* The child of <parent> for <seg>, created when missing. Returns its index or -ENOMEM. */
+static int64_t trie_child(struct trie *tr, uint32_t parent, struct sv_str seg)
+{
+    if (seg.len > UINT32_MAX)
+        return -ENOMEM;
+    if (2 * ((uint64_t)tr->n + 1) > (uint64_t)tr->mask + 1 &&
+        trie_rehash(tr, tr->slots ? (tr->mask + 1) * 2 : 1024) < 0)
+        return -ENOMEM;
+    uint32_t sh = sv_route_seg_hash_(seg.ptr, seg.len);
+    uint64_t h = tslot_hash(parent, sh);
+    for (uint32_t p = 0;; p++) { /* at most half full: ends at an empty slot */
+        uint32_t *s = &tr->slots[(h + p) & tr->mask];
+        if (*s == 0) {
+            int64_t c = trie_add(tr, parent, seg, sh);
+            if (c >= 0)
+                *s = (uint32_t)c + 1;
+            return c;
+        }
+        const struct tnode *n = &tr->nodes[*s - 1];
+        if (n->parent == parent && n->hash == sh && n->seg_len == seg.len &&
+            memcmp(n->seg, seg.ptr, seg.len) == 0)
+            return *s - 1;
+    }
+}
+
+static int rank(const struct b_entry *e)
 {
     return e->path_type == SV_ROUTE_PATH_EXACT ? 0 : e->path_type == SV_ROUTE_PATH_REGEX ? 1 : 2;
 }
 
 static int cmp_entries(const void *pa, const void *pb, void *ctx)
 {
-    const struct sv_route_entry *E = ctx;
-    const struct sv_route_entry *x = &E[*(const uint32_t *)pa], *y = &E[*(const uint32_t *)pb];
+    const struct b_entry *E = ctx;
+    const struct b_entry *x = &E[*(const uint32_t *)pa], *y = &E[*(const uint32_t *)pb];
     if (rank(x) != rank(y))
         return rank(x) - rank(y);
     if (x->path.len != y->path.len) /* longer prefix / longer regex first */
@@ -926,10 +1016,38 @@ static int cmp_attach(const void *pa, const void *pb)
     return 0;
 }
 
+/* Sort <n> indexes with <cmp>: insertion sort for the short lists most buckets and nodes have
+ * (no call overhead, stable), qsort_r beyond. */
+static void sort_idx(uint32_t *a, uint32_t n, int (*cmp)(const void *, const void *, void *),
+                     void *ctx)
+{
+    if (n > 16) {
+        qsort_r(a, n, sizeof(uint32_t), cmp, ctx);
+        return;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t v = a[i], j = i;
+        for (; j > 0 && cmp(&a[j - 1], &v, ctx) > 0; j--)
+            a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
 /* (node, list kind, entry) emitted in precedence order; grouped into per-node lists after. */
 struct tuple {
     uint32_t node, kind, entry;
 };
+
+/* Children of a node in lookup order: by segment hash (the key of child_find's search). */
+static int cmp_child(const void *pa, const void *pb, void *ctx)
+{
+    const struct tnode *N = ctx;
+    uint32_t i = *(const uint32_t *)pa, j = *(const uint32_t *)pb;
+    uint32_t x = N[i].hash, y = N[j].hash;
+    if (x != y)
+        return x < y ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
 
 static int compile(struct sv_route_builder *b)
 {
@@ -937,7 +1055,9 @@ static int compile(struct sv_route_builder *b)
     struct sv_arena *ar = &t->arena;
     int rc = -ENOMEM;
     uint32_t *route_off = NULL, *route_ents = NULL, *order = NULL, *counts = NULL;
+    uint32_t *cstart = NULL, *clist = NULL, *cpos = NULL, *bfs = NULL, *newid = NULL;
     struct tuple *tuples = NULL;
+    struct trie tr = {0};
 
     /* binds and listeners */
     t->n_binds = b->n_binds;
@@ -968,28 +1088,39 @@ static int compile(struct sv_route_builder *b)
     for (uint32_t i = 0; i < b->n_sets; i++)
         t->set_names[i] = b->sets[i].name;
 
-    /* actions and entries */
+    /* actions and entries (the compact form the lookup reads) */
     t->n_actions = b->n_actions;
-    t->actions = sv_arena_zalloc(ar, (b->n_actions + 1) * sizeof(*t->actions));
+    t->actions = sv_arena_alloc(ar, (b->n_actions + 1) * sizeof(*t->actions));
     t->n_entries = b->n_entries;
-    t->entries = sv_arena_zalloc(ar, (b->n_entries + 1) * sizeof(*t->entries));
+    t->entries = sv_arena_alloc(ar, (b->n_entries + 1) * sizeof(*t->entries));
     if (!t->actions || !t->entries)
         goto out;
     if (b->n_actions)
         memcpy(t->actions, b->actions, b->n_actions * sizeof(*t->actions));
     for (uint32_t i = 0; i < b->n_entries; i++) {
-        t->entries[i] = b->entries[i];
-        t->entries[i].action = &t->actions[b->entry_action[i]];
+        const struct b_entry *be = &b->entries[i];
+        t->entries[i] = (struct sv_route_entry){
+            .action = &t->actions[b->entry_action[i]],
+            .path = be->path.ptr,
+            .path_re = be->path_re,
+            .method = be->method.ptr,
+            .headers = be->headers,
+            .query = be->query,
+            .path_len = (uint32_t)be->path.len,
+            .method_len = (uint32_t)be->method.len,
+            .n_headers = (uint16_t)be->n_headers,
+            .n_query = (uint16_t)be->n_query,
+            .path_type = (uint8_t)be->path_type,
+        };
     }
 
-    /* host hash: listeners + buckets */
-    t->hmask = pow2_at_least(2ull * (b->n_listeners + b->n_attach + b->n_sets) + 2) - 1;
-    t->hslots = sv_arena_zalloc(ar, ((size_t)t->hmask + 1) * sizeof(*t->hslots));
-    if (!t->hslots)
+    /* hashes: listeners alone (small, hot), buckets and sets together */
+    if (htab_init(ar, &t->lhash, b->n_listeners) < 0 ||
+        htab_init(ar, &t->hash, (uint64_t)b->n_attach + b->n_sets) < 0)
         goto out;
     for (uint32_t i = 0; i < b->n_sets; i++) {
         uint32_t ex;
-        if (hash_put(t, 0, SV_HK_SET, b->sets[i].name, i, &ex) < 0)
+        if (hash_put(&t->hash, 0, SV_HK_SET, b->sets[i].name, i, &ex) < 0)
             goto out;
     }
     for (uint32_t i = 0; i < b->n_listeners; i++) {
@@ -1000,7 +1131,7 @@ static int compile(struct sv_route_builder *b)
         }
         if (kind == SV_HK_LISTENER_WILD)
             t->bind_wild[bind] = 1;
-        if (hash_put(t, bind, kind, b->listener_key[i], i, &ex) < 0)
+        if (hash_put(&t->lhash, bind, kind, b->listener_key[i], i, &ex) < 0)
             goto out;
     }
 
@@ -1017,7 +1148,7 @@ static int compile(struct sv_route_builder *b)
         if (at->kind == SV_HK_BUCKET_WILD)
             t->listener_wild[at->listener] = 1;
         uint32_t ex = 0;
-        int r = hash_put(t, at->listener, at->kind, at->name, n_buckets, &ex);
+        int r = hash_put(&t->hash, at->listener, at->kind, at->name, n_buckets, &ex);
         if (r < 0)
             goto out;
         at->bucket = r == 1 ? ex : n_buckets++;
@@ -1036,7 +1167,7 @@ static int compile(struct sv_route_builder *b)
     if (!route_off || !route_ents || !order)
         goto out;
     for (uint32_t i = 0; i < b->n_entries; i++)
-        route_off[t->entries[i].route_idx + 1]++;
+        route_off[b->entries[i].route_idx + 1]++;
     for (uint32_t r = 0; r < b->n_routes; r++)
         route_off[r + 1] += route_off[r];
     {
@@ -1044,38 +1175,28 @@ static int compile(struct sv_route_builder *b)
         if (!fill)
             goto out;
         for (uint32_t i = 0; i < b->n_entries; i++) {
-            uint32_t r = t->entries[i].route_idx;
+            uint32_t r = b->entries[i].route_idx;
             route_ents[route_off[r] + fill[r]++] = i;
         }
         free(fill);
     }
 
-    /* upper bounds: tuples = sum over attachments of route entries; nodes = buckets + segs */
-    uint64_t n_tuples = 0, max_nodes = n_buckets + 1;
+    /* tuples: one per (distinct attachment, entry of its route) */
+    uint64_t n_tuples = 0;
     for (uint32_t i = 0; i < b->n_attach; i++) {
         if (i && cmp_attach(&b->attach[i - 1], &b->attach[i]) == 0)
             continue;
         uint32_t r = b->attach[i].route;
-        for (uint32_t k = route_off[r]; k < route_off[r + 1]; k++) {
-            const struct sv_route_entry *e = &t->entries[route_ents[k]];
-            n_tuples++;
-            if (e->path_type != SV_ROUTE_PATH_REGEX)
-                max_nodes += (uint64_t)count_segments(e->path) + 1;
-        }
+        n_tuples += route_off[r + 1] - route_off[r];
     }
-    if (n_tuples > MAX_OBJECTS || max_nodes > MAX_OBJECTS)
+    if (n_tuples > MAX_OBJECTS)
         goto out;
     tuples = malloc((n_tuples + 1) * sizeof(*tuples));
-    t->nodes = sv_arena_zalloc(ar, (max_nodes + 1) * sizeof(*t->nodes));
-    t->cmask = pow2_at_least(2 * max_nodes + 2) - 1;
-    t->cslots = sv_arena_zalloc(ar, ((size_t)t->cmask + 1) * sizeof(*t->cslots));
-    if (!tuples || !t->nodes || !t->cslots)
+    if (!tuples)
         goto out;
-    uint32_t n_nodes = 0;
-    for (uint32_t k = 0; k < n_buckets; k++)
-        t->buckets[k].root = n_nodes++; /* roots are nodes 0..n_buckets-1 */
-    if (n_nodes == 0)
-        n_nodes = 1; /* node 0 is reserved: a child index of 0 means "empty slot" */
+    for (uint32_t k = 0; k < n_buckets; k++) /* roots are trie nodes 0..n_buckets-1 */
+        if (trie_add(&tr, UINT32_MAX, SV_STR_LIT(""), 0) < 0)
+            goto out;
 
     /* per bucket: collect, sort, walk paths into the trie, emit tuples */
     uint32_t nt = 0;
@@ -1088,21 +1209,23 @@ static int compile(struct sv_route_builder *b)
             for (uint32_t k = route_off[r]; k < route_off[r + 1]; k++)
                 order[n_ord++] = route_ents[k];
         }
-        qsort_r(order, n_ord, sizeof(uint32_t), cmp_entries, t->entries);
+        sort_idx(order, n_ord, cmp_entries, b->entries);
         for (uint32_t k = 0; k < n_ord; k++) {
-            const struct sv_route_entry *e = &t->entries[order[k]];
-            uint32_t node = t->buckets[bucket].root;
+            const struct b_entry *e = &b->entries[order[k]];
+            uint32_t node = bucket;
             if (e->path_type == SV_ROUTE_PATH_REGEX) {
                 tuples[nt++] = (struct tuple){node, 2, order[k]};
                 continue;
             }
             if (e->path.len > 1 || (e->path_type == SV_ROUTE_PATH_PREFIX && e->path.len == 1)) {
                 const char *p = e->path.ptr + 1, *end = e->path.ptr + e->path.len;
-                for (;;) {
+                for (;;) { /* one step per segment: bounded by the path length */
                     const char *slash = memchr(p, '/', (size_t)(end - p));
                     const char *se = slash ? slash : end;
-                    node = child_get_or_add(t, node, sv_str_make(p, (size_t)(se - p)), &n_nodes,
-                                            (uint32_t)max_nodes);
+                    int64_t c = trie_child(&tr, node, sv_str_make(p, (size_t)(se - p)));
+                    if (c < 0)
+                        goto out;
+                    node = (uint32_t)c;
                     if (!slash)
                         break;
                     p = slash + 1;
@@ -1112,18 +1235,80 @@ static int compile(struct sv_route_builder *b)
                                           order[k]};
         }
     }
-    t->n_nodes = n_nodes;
+    uint32_t nn = tr.n;
+
+    /* children of each node (grouped by parent), sorted by segment hash */
+    cstart = calloc((size_t)nn + 1, sizeof(uint32_t));
+    cpos = malloc(((size_t)nn + 1) * sizeof(uint32_t));
+    clist = malloc(((size_t)nn + 1) * sizeof(uint32_t));
+    bfs = malloc(((size_t)nn + 1) * sizeof(uint32_t));
+    newid = malloc(((size_t)nn + 1) * sizeof(uint32_t));
+    if (!cstart || !cpos || !clist || !bfs || !newid)
+        goto out;
+    for (uint32_t i = 0; i < nn; i++)
+        if (tr.nodes[i].parent != UINT32_MAX)
+            cstart[tr.nodes[i].parent + 1]++;
+    for (uint32_t i = 0; i < nn; i++)
+        cstart[i + 1] += cstart[i];
+    memcpy(cpos, cstart, (size_t)nn * sizeof(uint32_t));
+    for (uint32_t i = 0; i < nn; i++)
+        if (tr.nodes[i].parent != UINT32_MAX)
+            clist[cpos[tr.nodes[i].parent]++] = i;
+    size_t seg_bytes = 0;
+    for (uint32_t i = 0; i < nn; i++) {
+        seg_bytes += tr.nodes[i].seg_len;
+        sort_idx(clist + cstart[i], cstart[i + 1] - cstart[i], cmp_child, tr.nodes);
+    }
+
+    /* layout: each bucket's nodes together, breadth first, so a node's children are consecutive
+     * and one lookup touches one compact region */
+    uint32_t next = 0;
+    for (uint32_t k = 0; k < n_buckets; k++) {
+        uint32_t head = next;
+        bfs[next++] = k;
+        while (head < next) { /* every node is queued once: bounded by nn */
+            uint32_t old = bfs[head++];
+            for (uint32_t j = cstart[old]; j < cstart[old + 1]; j++)
+                bfs[next++] = clist[j];
+        }
+    }
+    SV_ASSERT(next == nn);
+    for (uint32_t i = 0; i < nn; i++)
+        newid[bfs[i]] = i;
+    t->n_nodes = nn;
+    t->nodes = sv_arena_alloc(ar, ((size_t)nn + 1) * sizeof(*t->nodes));
+    t->segs = sv_arena_alloc(ar, seg_bytes + 1);
+    if (!t->nodes || !t->segs)
+        goto out;
+    size_t seg_off = 0;
+    for (uint32_t i = 0; i < nn; i++) {
+        uint32_t old = bfs[i];
+        const struct tnode *tn = &tr.nodes[old];
+        struct sv_route_node *nd = &t->nodes[i];
+        nd->hash = tn->hash;
+        nd->seg_off = (uint32_t)seg_off;
+        nd->seg_len = tn->seg_len;
+        if (tn->seg_len)
+            memcpy(t->segs + seg_off, tn->seg, tn->seg_len);
+        seg_off += tn->seg_len;
+        nd->child_n = cstart[old + 1] - cstart[old];
+        nd->child_off = nd->child_n ? newid[clist[cstart[old]]] : 0;
+    }
+    for (uint32_t k = 0; k < n_buckets; k++)
+        t->buckets[k].root = newid[k];
 
     /* group tuples into per-node lists, keeping their order */
-    counts = calloc((size_t)n_nodes * 3 + 1, sizeof(uint32_t));
+    counts = calloc((size_t)nn * 3 + 1, sizeof(uint32_t));
     t->lists = sv_arena_alloc(ar, (nt + 1) * sizeof(uint32_t));
     if (!counts || !t->lists)
         goto out;
-    for (uint32_t k = 0; k < nt; k++)
+    for (uint32_t k = 0; k < nt; k++) {
+        tuples[k].node = newid[tuples[k].node];
         counts[tuples[k].node * 3 + tuples[k].kind + 1]++;
-    for (uint32_t k = 0; k < (uint32_t)n_nodes * 3; k++)
+    }
+    for (uint32_t k = 0; k < nn * 3; k++)
         counts[k + 1] += counts[k];
-    for (uint32_t nd = 0; nd < n_nodes; nd++) {
+    for (uint32_t nd = 0; nd < nn; nd++) {
         t->nodes[nd].exact_off = counts[nd * 3];
         t->nodes[nd].exact_n = counts[nd * 3 + 1] - counts[nd * 3];
         t->nodes[nd].prefix_off = counts[nd * 3 + 1];
@@ -1149,6 +1334,13 @@ out:
     free(order);
     free(counts);
     free(tuples);
+    free(cstart);
+    free(cpos);
+    free(clist);
+    free(bfs);
+    free(newid);
+    free(tr.nodes);
+    free(tr.slots);
     return rc;
 }
 

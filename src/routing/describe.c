@@ -192,13 +192,14 @@ size_t sv_generation_write_json(const struct sv_generation *gen, char *out, size
         jf(&w, ",\"port\":%u", (unsigned)li->port);
         jf(&w, ",\"bind\":%u,\"hosts\":[", li->bind);
         bool first = true;
-        for (uint32_t s = 0; s <= t->hmask; s++) {
-            const struct sv_route_hslot *h = &t->hslots[s];
+        for (uint32_t s = 0; t->hash.slots && s <= t->hash.mask; s++) {
+            const struct sv_route_hslot *h = &t->hash.slots[s];
             if (!h->used || h->scope != l ||
                 (h->kind != SV_HK_BUCKET_EXACT && h->kind != SV_HK_BUCKET_WILD))
                 continue;
             jf(&w, "%s{\"hostname\":", first ? "" : ",");
-            js_prefixed(&w, h->kind == SV_HK_BUCKET_WILD ? "*." : "", h->name);
+            js_prefixed(&w, h->kind == SV_HK_BUCKET_WILD ? "*." : "",
+                        sv_str_make(h->name, h->name_len));
             jf(&w, ",\"bucket\":%u}", h->value);
             first = false;
         }

@@ -9,14 +9,38 @@
 
 /* ---- hashing ----------------------------------------------------------------------------- */
 
+#if defined(SV_DEBUG) && SV_DEBUG
+_Thread_local uint64_t sv_route_work_, sv_route_probes_;
+#endif
+
+/* Word-at-a-time multiply-xorshift hash (8 bytes per step). */
 uint64_t sv_route_hash_(uint64_t seed, const char *p, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ (seed * 0x9e3779b97f4a7c15ull);
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
+    const uint64_t k = 0x9fb21c651e98df25ull;
+    uint64_t h = (seed + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)n * 0xff51afd7ed558ccdull);
+    for (; n >= 8; p += 8, n -= 8) { /* bounded by the input length */
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 32;
+    }
+    if (n) { /* 1..7 bytes left: two overlapping loads, no byte loop (the length is mixed in) */
+        uint64_t w;
+        if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, p, 4);
+            memcpy(&b, p + n - 4, 4);
+            w = a | (uint64_t)b << 32;
+        } else {
+            w = (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[n / 2] << 8 |
+                (uint64_t)(unsigned char)p[n - 1] << 16;
+        }
+        h = (h ^ w) * k;
+        h ^= h >> 32;
     }
     h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
     return h;
 }
 
@@ -25,33 +49,47 @@ static uint64_t hkey_seed(uint32_t scope, uint32_t kind)
     return ((uint64_t)scope << 8) | kind;
 }
 
-int64_t sv_route_hfind_(const struct sv_route_table *t, uint32_t scope, uint32_t kind,
+int64_t sv_route_hfind_(const struct sv_route_htab *ht, uint32_t scope, uint32_t kind,
                         struct sv_str name)
 {
-    if (!t->hslots)
+    if (!ht->slots)
         return -1;
     uint64_t h = sv_route_hash_(hkey_seed(scope, kind), name.ptr, name.len);
-    for (uint32_t i = 0; i <= t->hmask; i++) {
-        const struct sv_route_hslot *s = &t->hslots[(h + i) & t->hmask];
+    SV_ROUTE_WORK(1);
+    for (uint32_t i = 0; i <= ht->mask; i++) { /* at most half full: ends at an empty slot */
+        const struct sv_route_hslot *s = &ht->slots[(h + i) & ht->mask];
+        SV_ROUTE_PROBE(1);
         if (!s->used)
             return -1;
-        if (s->hash == h && s->scope == scope && s->kind == kind && sv_str_eq(s->name, name))
+        if (s->hash == h && s->scope == scope && s->kind == kind && s->name_len == name.len &&
+            memcmp(s->name, name.ptr, name.len) == 0)
             return s->value;
     }
     return -1;
 }
 
-int64_t sv_route_child_(const struct sv_route_table *t, uint32_t parent, struct sv_str seg)
+/* Child of <nd> for segment <seg> (hash <h>), or -1. Children are sorted by hash: binary search
+ * down to a few, then a scan over the equal-hash run. */
+static int64_t child_find(const struct sv_route_table *t, const struct sv_route_node *nd,
+                          struct sv_str seg, uint32_t h)
 {
-    if (!t->cslots)
-        return -1;
-    uint64_t h = sv_route_hash_(parent + 1, seg.ptr, seg.len);
-    for (uint32_t i = 0; i <= t->cmask; i++) {
-        const struct sv_route_cslot *s = &t->cslots[(h + i) & t->cmask];
-        if (s->child == 0)
-            return -1;
-        if (s->hash == h && s->parent == parent && sv_str_eq(s->seg, seg))
-            return s->child;
+    uint32_t lo = nd->child_off, hi = nd->child_off + nd->child_n, end = hi;
+    while (hi - lo > 4) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        SV_ROUTE_WORK(1);
+        if (t->nodes[mid].hash < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < end; lo++) {
+        const struct sv_route_node *c = &t->nodes[lo];
+        SV_ROUTE_WORK(1);
+        if (c->hash > h)
+            break;
+        if (c->hash == h && c->seg_len == seg.len &&
+            memcmp(t->segs + c->seg_off, seg.ptr, seg.len) == 0)
+            return lo;
     }
     return -1;
 }
@@ -169,7 +207,7 @@ const struct sv_route_endpoint *sv_generation_endpoints(const struct sv_generati
 int64_t sv_generation_find_backend_set(const struct sv_generation *gen, struct sv_str name)
 {
     sv_generation_check(gen);
-    return sv_route_hfind_(gen->table, 0, SV_HK_SET, name);
+    return sv_route_hfind_(&gen->table->hash, 0, SV_HK_SET, name);
 }
 
 /* ---- host normalisation ------------------------------------------------------------------ */
@@ -229,7 +267,7 @@ static bool cond_value_ok(const struct sv_route_cond *c, struct sv_str v)
 /* Everything but the path: method, headers, query. */
 static bool entry_rest_matches(const struct sv_route_entry *e, const struct sv_route_request *req)
 {
-    if (e->method.len && !sv_str_eq(e->method, req->method))
+    if (e->method_len && !sv_str_eq(sv_str_make(e->method, e->method_len), req->method))
         return false;
     for (uint32_t i = 0; i < e->n_query; i++) {
         struct sv_str v;
@@ -255,13 +293,14 @@ static bool try_list(const struct sv_route_table *t, uint32_t off, uint32_t n,
 {
     for (uint32_t i = 0; i < n; i++) {
         const struct sv_route_entry *e = &t->entries[t->lists[off + i]];
+        SV_ROUTE_WORK(1);
         if (e->path_type == SV_ROUTE_PATH_REGEX && sv_regex_match_(e->path_re, path) != 1)
             continue;
         if (!entry_rest_matches(e, req))
             continue;
         res->action = e->action;
-        res->path_type = e->path_type;
-        res->prefix_len = e->path_type == SV_ROUTE_PATH_PREFIX ? e->path.len : 0;
+        res->path_type = (enum sv_route_path_type)e->path_type;
+        res->prefix_len = e->path_type == SV_ROUTE_PATH_PREFIX ? e->path_len : 0;
         return true;
     }
     return false;
@@ -283,7 +322,9 @@ static bool bucket_lookup(const struct sv_route_table *t, const struct sv_route_
         for (;;) { /* one iteration per segment: bounded by the path length */
             const char *slash = memchr(p, '/', (size_t)(end - p));
             const char *se = slash ? slash : end;
-            int64_t child = sv_route_child_(t, node, sv_str_make(p, (size_t)(se - p)));
+            struct sv_str seg = sv_str_make(p, (size_t)(se - p));
+            int64_t child =
+                child_find(t, &t->nodes[node], seg, sv_route_seg_hash_(seg.ptr, seg.len));
             if (child < 0) {
                 full = false;
                 break;
@@ -316,11 +357,11 @@ static int64_t select_listener(const struct sv_route_table *t, uint32_t bind, st
 {
     int64_t li = -1;
     if (host.len) {
-        li = sv_route_hfind_(t, bind, SV_HK_LISTENER_EXACT, host);
+        li = sv_route_hfind_(&t->lhash, bind, SV_HK_LISTENER_EXACT, host);
         if (li < 0 && t->bind_wild[bind]) {
             for (size_t i = 0; i < host.len && li < 0; i++)
                 if (host.ptr[i] == '.')
-                    li = sv_route_hfind_(t, bind, SV_HK_LISTENER_WILD,
+                    li = sv_route_hfind_(&t->lhash, bind, SV_HK_LISTENER_WILD,
                                          sv_str_make(host.ptr + i + 1, host.len - i - 1));
         }
     }
@@ -365,14 +406,14 @@ int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_reque
 
     /* buckets of this listener in precedence order */
     if (host.len) {
-        int64_t b = sv_route_hfind_(t, (uint32_t)li, SV_HK_BUCKET_EXACT, host);
+        int64_t b = sv_route_hfind_(&t->hash, (uint32_t)li, SV_HK_BUCKET_EXACT, host);
         if (b >= 0 && bucket_lookup(t, &t->buckets[b], req, path, res))
             return 0;
         if (t->listener_wild[li]) {
             for (size_t i = 0; i < host.len; i++) {
                 if (host.ptr[i] != '.')
                     continue;
-                b = sv_route_hfind_(t, (uint32_t)li, SV_HK_BUCKET_WILD,
+                b = sv_route_hfind_(&t->hash, (uint32_t)li, SV_HK_BUCKET_WILD,
                                     sv_str_make(host.ptr + i + 1, host.len - i - 1));
                 if (b >= 0 && bucket_lookup(t, &t->buckets[b], req, path, res))
                     return 0;

@@ -28,21 +28,20 @@ struct sv_route_cond {
     struct sv_regex *re; /* REGEX only */
 };
 
-/* One (rule, match) pair: the unit the per-bucket indexes sort and test. */
+/* One (rule, match) pair as the lookup tests it (one cache line). The precedence keys it was
+ * sorted by stay in the builder. */
 struct sv_route_entry {
     const struct sv_route_action *action;
-    enum sv_route_path_type path_type;
-    struct sv_str path;     /* EXACT: the path; PREFIX: without trailing '/'; REGEX: pattern */
+    const char *path;       /* EXACT: the path; PREFIX: without trailing '/'; REGEX: pattern */
     struct sv_regex *path_re;
-    struct sv_str method;   /* "" = any */
+    const char *method;     /* "" = any */
     const struct sv_route_cond *headers;
-    uint32_t n_headers;
     const struct sv_route_cond *query;
-    uint32_t n_query;
-    /* precedence keys after specificity */
-    int64_t created;
-    struct sv_str route_key; /* "namespace/name" */
-    uint32_t route_idx, rule_idx, match_idx;
+    uint32_t path_len;
+    uint32_t method_len;
+    uint16_t n_headers;
+    uint16_t n_query;
+    uint8_t path_type;      /* enum sv_route_path_type */
 };
 
 /* A host bucket of one listener (exact host, wildcard suffix or none). */
@@ -52,20 +51,27 @@ struct sv_route_bucket {
     uint32_t regex_n;
 };
 
-/* Segment trie node. Lists are ranges in table->lists (entry indexes, sorted). */
+/* Segment trie node. The nodes of one bucket are stored together in breadth-first order, so the
+ * children of a node are consecutive (sorted by segment hash: a short scan or a binary search,
+ * never a walk over other buckets). Lists are ranges in table->lists (entry indexes, sorted). */
 struct sv_route_node {
+    uint32_t hash;                 /* sv_route_seg_hash_ of the segment leading here */
+    uint32_t seg_off, seg_len;     /* that segment, in table->segs */
+    uint32_t child_off, child_n;   /* children: nodes [child_off, child_off + child_n) */
     uint32_t exact_off, exact_n;
     uint32_t prefix_off, prefix_n;
 };
 
-/* Open-addressing hash slots. */
-struct sv_route_hslot { /* (scope, kind, name) -> value */
-    struct sv_str name;
+/* Open-addressing hash slots: (scope, kind, name) -> value. Listeners (scope = bind) have their
+ * own small table; buckets (scope = listener) and backend sets (scope 0) share the other. */
+struct sv_route_hslot {
+    const char *name;
     uint64_t hash;
+    uint32_t name_len;
     uint32_t scope;
-    uint32_t kind;
     uint32_t value;
-    uint32_t used;
+    uint16_t kind;
+    uint16_t used;
 };
 
 enum {
@@ -76,11 +82,9 @@ enum {
     SV_HK_SET, /* backend set name -> id (scope 0) */
 };
 
-struct sv_route_cslot { /* (parent node, segment) -> child node */
-    struct sv_str seg;
-    uint64_t hash;
-    uint32_t parent;
-    uint32_t child; /* 0 = empty (node 0 is never a child: it is a root) */
+struct sv_route_htab {
+    struct sv_route_hslot *slots;
+    uint32_t mask;
 };
 
 /* The shared immutable route table. */
@@ -106,11 +110,10 @@ struct sv_route_table {
     uint32_t n_buckets;
     struct sv_route_node *nodes;
     uint32_t n_nodes;
+    char *segs; /* path segments of the trie nodes */
 
-    struct sv_route_hslot *hslots;
-    uint32_t hmask;
-    struct sv_route_cslot *cslots;
-    uint32_t cmask;
+    struct sv_route_htab lhash; /* listeners */
+    struct sv_route_htab hash;  /* host buckets and backend sets */
 
     struct sv_str *set_names;
     uint32_t n_sets;
@@ -157,11 +160,27 @@ struct sv_generation {
 struct sv_generation *sv_generation_alloc_(struct sv_route_table *t);
 void sv_route_table_unref_(struct sv_route_table *t);
 
-/* hash.c helpers */
+/* lookup.c helpers */
 uint64_t sv_route_hash_(uint64_t seed, const char *p, size_t n);
-int64_t sv_route_hfind_(const struct sv_route_table *t, uint32_t scope, uint32_t kind,
+static inline uint32_t sv_route_seg_hash_(const char *p, size_t n)
+{
+    return (uint32_t)sv_route_hash_(0, p, n);
+}
+int64_t sv_route_hfind_(const struct sv_route_htab *h, uint32_t scope, uint32_t kind,
                         struct sv_str name);
-int64_t sv_route_child_(const struct sv_route_table *t, uint32_t parent, struct sv_str seg);
+
+#if defined(SV_DEBUG) && SV_DEBUG
+/* Test builds: work done by lookups on this thread, so unit tests can check that it does not
+ * grow with unrelated routes. sv_route_work_: hash lookups, trie children compared, rule entries
+ * tried. sv_route_probes_: hash slots probed (open addressing at most half full: a short chain
+ * whose length varies with the table, bounded on average). */
+extern _Thread_local uint64_t sv_route_work_, sv_route_probes_;
+#define SV_ROUTE_WORK(n) (sv_route_work_ += (n))
+#define SV_ROUTE_PROBE(n) (sv_route_probes_ += (n))
+#else
+#define SV_ROUTE_WORK(n) ((void)0)
+#define SV_ROUTE_PROBE(n) ((void)0)
+#endif
 
 /* regex.c: anchored full-match PCRE2 (JIT when available); no allocation at match time. */
 struct sv_regex *sv_regex_compile_(struct sv_str pattern, char *err, size_t errlen);

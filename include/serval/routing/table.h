@@ -195,7 +195,8 @@ struct sv_route_result {
 /* Route one request: bind (by req->local) -> listener (by host: exact, then the wildcard with
  * the most labels, then the hostname-less one; never another) -> host buckets of that listener
  * in precedence order -> the first rule match in Gateway API precedence order. Never allocates;
- * cost grows with the host and path length, not with the number of routes (regex matches
+ * cost grows with the host and path length (and, within one host bucket, with the log of the
+ * number of sibling path segments), never with the routes on other hostnames (regex matches
  * excepted: those of a bucket are tried in order). Any thread holding <gen>.
  * Returns 0 with res->action set, or -ENOENT (404: no bind, no listener or no matching rule;
  * res->listener tells which). */
