@@ -10,4 +10,4 @@ LIBS=$(sed -n 's/^LIBS := //p' Makefile)
 # shellcheck disable=SC2086
 cc -std=gnu11 -D_GNU_SOURCE -O2 -g -Iinclude -Isrc perf/control_bench.c build/libserval.a \
     -o build/bench/control-bench $LIBS
-taskset -c "${BENCH_CPU:-0}" build/bench/control-bench | tee build/bench/control.md
+taskset -c "${BENCH_CPU:-0}" build/bench/control-bench "$@" | tee build/bench/control.md

@@ -97,21 +97,32 @@ static struct sv_store *make_store(int routes)
     return s;
 }
 
-static double lookups_per_sec(const struct sv_generation *gen, int routes)
+enum { NREQ = 4096, HOT = 16 };
+static char hosts[NREQ][40], paths[NREQ][40];
+
+/* The request mix: NREQ (host, path) pairs, hosts drawn from <nhosts> routes (all routes, or a
+ * fixed hot set of HOT routes spread over the table), every rule's path. */
+static void make_requests(int routes, int nhosts)
 {
-    enum { NREQ = 4096 };
-    static char hosts[NREQ][40], paths[NREQ][40];
-    struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons(8080)};
-    inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
     unsigned seed = 12345;
     for (int i = 0; i < NREQ; i++) {
         seed = seed * 1103515245u + 12345u;
-        int r = (int)((seed >> 8) % (unsigned)routes), rule = (int)((seed >> 4) % RULES);
+        int pick = (int)((seed >> 8) % (unsigned)nhosts), rule = (int)((seed >> 4) % RULES);
+        int r = nhosts == routes ? pick : (int)((long)pick * routes / nhosts);
         snprintf(hosts[i], sizeof(hosts[i]), "r%d.bench.test", r);
         snprintf(paths[i], sizeof(paths[i]), "/api/v%d/items%s", rule, rule % 3 ? "/42" : "");
     }
-    uint64_t t0 = sv_now_ns(), n = 0, hits = 0;
-    while (sv_now_ns() - t0 < 1000000000ull) {
+}
+
+/* <rounds> passes over the request mix; returns the number of hits. Not inlined, so that
+ * callgrind --toggle-collect=lookup_rounds counts the lookups alone. */
+__attribute__((noinline)) static uint64_t lookup_rounds(const struct sv_generation *gen,
+                                                        uint64_t rounds)
+{
+    struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons(8080)};
+    inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
+    uint64_t hits = 0;
+    for (uint64_t k = 0; k < rounds; k++) {
         for (int i = 0; i < NREQ; i++) {
             struct sv_route_request req = {.local = (struct sockaddr *)&local,
                                            .host = sv_str_cstr(hosts[i]),
@@ -121,6 +132,16 @@ static double lookups_per_sec(const struct sv_generation *gen, int routes)
             struct sv_route_result res;
             hits += sv_route_lookup(gen, &req, &res) == 0;
         }
+    }
+    return hits;
+}
+
+static double lookups_per_sec(const struct sv_generation *gen, int routes, int nhosts)
+{
+    make_requests(routes, nhosts);
+    uint64_t t0 = sv_now_ns(), n = 0, hits = 0;
+    while (sv_now_ns() - t0 < 1000000000ull) {
+        hits += lookup_rounds(gen, 1);
         n += NREQ;
     }
     double secs = (double)(sv_now_ns() - t0) / 1e9;
@@ -128,6 +149,13 @@ static double lookups_per_sec(const struct sv_generation *gen, int routes)
         fprintf(stderr, "warning: %llu of %llu lookups missed\n", (unsigned long long)(n - hits),
                 (unsigned long long)n);
     return (double)n / secs;
+}
+
+/* Heap bytes in use, mmapped chunks included (large arena blocks are mmapped by malloc). */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -218,25 +246,64 @@ static void write_to_publish(uint32_t quiet_ms, int samples, unsigned idle_ms, c
         fprintf(stderr, "cleanup failed\n");
 }
 
-int main(void)
+__attribute__((noinline)) static uint64_t rounds_all(const struct sv_generation *gen)
+{
+    return lookup_rounds(gen, 64);
+}
+
+__attribute__((noinline)) static uint64_t rounds_hot(const struct sv_generation *gen)
+{
+    return lookup_rounds(gen, 32) + lookup_rounds(gen, 32); /* not folded with rounds_all */
+}
+
+/* `control-bench callgrind N`: one translation of N routes, then 64 passes over the request
+ * mix over all hosts and 64 over a hot set; run under valgrind --tool=callgrind with
+ * --toggle-collect=<function> (sv_translate, rounds_all, rounds_hot) to count instructions of
+ * the translation or of the lookups alone. */
+static int callgrind_mode(int routes)
+{
+    struct sv_store *s = make_store(routes);
+    struct sv_generation *gen;
+    struct sv_status *st;
+    char err[256];
+    if (sv_translate(s, NULL, &gen, &st, err, sizeof(err)) != 0) {
+        fprintf(stderr, "translate: %s\n", err);
+        return 1;
+    }
+    sv_status_free(st);
+    make_requests(routes, routes);
+    uint64_t h1 = rounds_all(gen);
+    make_requests(routes, routes < HOT ? routes : HOT);
+    uint64_t h2 = rounds_hot(gen);
+    printf("%d routes: %llu + %llu hits of %d\n", routes, (unsigned long long)h1,
+           (unsigned long long)h2, 2 * 64 * NREQ);
+    sv_generation_free_unpublished(gen);
+    sv_store_free(s);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     sv_log_set_level(SV_LOG_WARN);
+    if (argc == 3 && strcmp(argv[1], "callgrind") == 0)
+        return callgrind_mode(atoi(argv[2]));
     static const int sizes[] = {10, 1000, 10000};
     printf("| HTTPRoutes (x%d rules) | endpoints in generation | translate+build (ms, median of 3) |"
-           " generation bytes/route | lookups/s (1 core) |\n|---|---|---|---|---|\n",
-           RULES);
+           " generation bytes/route | lookups/s (1 core), hosts random over all routes |"
+           " lookups/s, %d hot hosts |\n|---|---|---|---|---|---|\n",
+           RULES, HOT);
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         int routes = sizes[k];
         struct sv_store *s = make_store(routes);
         uint64_t t[3];
         size_t mem = 0, endpoints = 0;
-        double lps = 0;
+        double lps = 0, lps_hot = 0;
         for (int rep = 0; rep < 3; rep++) {
             struct sv_generation *gen;
             struct sv_status *st;
             char err[256];
             malloc_trim(0);
-            size_t before = mallinfo2().uordblks;
+            size_t before = heap_in_use();
             uint64_t t0 = sv_now_ns();
             if (sv_translate(s, NULL, &gen, &st, err, sizeof(err)) != 0) {
                 fprintf(stderr, "translate: %s\n", err);
@@ -244,23 +311,26 @@ int main(void)
             }
             t[rep] = sv_now_ns() - t0;
             sv_status_free(st);
-            mem = mallinfo2().uordblks - before;
+            mem = heap_in_use() - before;
             if (rep == 2) {
                 for (uint32_t b = 0; b < sv_generation_n_backend_sets(gen); b++) {
                     size_t n = 0;
                     sv_generation_endpoints(gen, b, &n);
                     endpoints += n;
                 }
-                lps = lookups_per_sec(gen, routes);
+                lps = lookups_per_sec(gen, routes, routes);
+                lps_hot = lookups_per_sec(gen, routes, routes < HOT ? routes : HOT);
             }
             sv_generation_free_unpublished(gen);
         }
         qsort(t, 3, sizeof(t[0]), cmp_u64);
-        printf("| %d | %zu | %.1f | %.0f | %.2f M |\n", routes, endpoints, (double)t[1] / 1e6,
-               (double)mem / routes, lps / 1e6);
+        printf("| %d | %zu | %.1f | %.0f | %.2f M | %.2f M |\n", routes, endpoints,
+               (double)t[1] / 1e6, (double)mem / routes, lps / 1e6, lps_hot / 1e6);
         fflush(stdout);
         sv_store_free(s);
     }
+    if (getenv("CONTROL_BENCH_NO_LATENCY"))
+        return 0;
     printf("\n| latency | | |\n|---|---|---|\n");
     /* A single save after a quiet spell (the leading edge loads at once), then saves in a burst
      * (each waits for the 50 ms quiet period). */
