@@ -784,6 +784,8 @@ static int build_entry(struct sv_route_builder *b, uint32_t route, uint32_t matc
     int rc;
     memset(e, 0, sizeof(*e));
     struct sv_str path = m->path.len ? m->path : SV_STR_LIT("/");
+    if (path.len > UINT32_MAX || m->method.len > UINT32_MAX) /* entries keep 32-bit lengths */
+        return fail(b, -EINVAL, "path or method too long");
     e->path_type = m->path_type;
     switch (m->path_type) {
     case SV_ROUTE_PATH_EXACT:
