@@ -3,62 +3,50 @@
 
 #include "control/model/model_int.h"
 
+static int dec_service_port(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_service_port *p = elem;
+    int rc = sv_dec_i32(d, it, "port", 1, 65535, &p->port);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return sv_dec_fail(d, "port", "required field missing");
+    if (sv_dec_str(d, it, "name", &p->name) < 0 || sv_dec_str(d, it, "protocol", &p->protocol) < 0 ||
+        sv_dec_str(d, it, "appProtocol", &p->app_protocol) < 0)
+        return -1;
+    const cJSON *tp = cJSON_GetObjectItemCaseSensitive(it, "targetPort");
+    if (tp && cJSON_IsString(tp)) { /* a named port (a YAML number stays a number) */
+        if (sv_dec_str(d, it, "targetPort", &p->target_port_name) < 0)
+            return -1;
+    } else if (sv_dec_i32(d, it, "targetPort", 1, 65535, &p->target_port) < 0) {
+        return -1;
+    }
+    if (!p->name)
+        p->name = "";
+    if (!p->protocol)
+        p->protocol = "TCP";
+    /* Kubernetes defaults targetPort to port. */
+    if (!p->target_port && !p->target_port_name)
+        p->target_port = p->port;
+    return 0;
+}
+
 int sv_dec_service(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_service *s = &obj->u.service;
-    const cJSON *spec, *arr, *it;
-    size_t n;
+    const cJSON *spec;
     if (sv_dec_obj(d, j, "spec", &spec) < 0)
         return -1;
     size_t mark = sv_dec_push(d, "spec");
     if (sv_dec_str(d, spec, "type", &s->type) < 0 ||
         sv_dec_str(d, spec, "clusterIP", &s->cluster_ip) < 0 ||
         sv_dec_str(d, spec, "externalName", &s->external_name) < 0 ||
-        sv_dec_map(d, spec, "selector", &s->selector, &s->n_selector) < 0 ||
-        sv_dec_arr(d, spec, "ports", &arr, &n) < 0)
+        sv_dec_map(d, spec, "selector", &s->selector, &s->n_selector) < 0)
         return -1;
     if (!s->type)
         s->type = "ClusterIP";
-    if (n) {
-        s->ports = sv_dec_alloc(d, n * sizeof(*s->ports));
-        if (!s->ports)
-            return -1;
-        size_t m2 = sv_dec_push(d, "ports"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            struct sv_service_port *p = &s->ports[i];
-            size_t m3 = sv_dec_push_index(d, i);
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            int rc = sv_dec_i32(d, it, "port", 1, 65535, &p->port);
-            if (rc < 0)
-                return -1;
-            if (rc == 0)
-                return sv_dec_fail(d, "port", "required field missing");
-            if (sv_dec_str(d, it, "name", &p->name) < 0 ||
-                sv_dec_str(d, it, "protocol", &p->protocol) < 0 ||
-                sv_dec_str(d, it, "appProtocol", &p->app_protocol) < 0)
-                return -1;
-            const cJSON *tp = cJSON_GetObjectItemCaseSensitive(it, "targetPort");
-            if (tp && cJSON_IsString(tp)) { /* a named port (a YAML number stays a number) */
-                if (sv_dec_str(d, it, "targetPort", &p->target_port_name) < 0)
-                    return -1;
-            } else if (sv_dec_i32(d, it, "targetPort", 1, 65535, &p->target_port) < 0) {
-                return -1;
-            }
-            if (!p->name)
-                p->name = "";
-            if (!p->protocol)
-                p->protocol = "TCP";
-            /* Kubernetes defaults targetPort to port. */
-            if (!p->target_port && !p->target_port_name)
-                p->target_port = p->port;
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        s->n_ports = n;
-    }
+    if (SV_DEC_EACH_OBJ(d, spec, "ports", &s->ports, &s->n_ports, dec_service_port) < 0)
+        return -1;
     sv_dec_pop(d, mark);
     return 0;
 }
@@ -73,72 +61,46 @@ static int dec_condition(struct sv_dec *d, const cJSON *c, const char *key, int8
     return rc;
 }
 
+static int dec_slice_port(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_slice_port *p = elem;
+    p->port = -1;
+    if (sv_dec_str(d, it, "name", &p->name) < 0 || sv_dec_i32(d, it, "port", 0, 65535, &p->port) < 0 ||
+        sv_dec_str(d, it, "protocol", &p->protocol) < 0 ||
+        sv_dec_str(d, it, "appProtocol", &p->app_protocol) < 0)
+        return -1;
+    if (!p->name)
+        p->name = "";
+    if (!p->protocol)
+        p->protocol = "TCP";
+    return 0;
+}
+
+static int dec_endpoint(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_endpoint *e = elem;
+    const cJSON *cond;
+    if (sv_dec_strs(d, it, "addresses", &e->addresses, &e->n_addresses) < 0 ||
+        sv_dec_obj(d, it, "conditions", &cond) < 0)
+        return -1;
+    size_t mark = sv_dec_push(d, "conditions");
+    if (dec_condition(d, cond, "ready", &e->ready) < 0 ||
+        dec_condition(d, cond, "serving", &e->serving) < 0 ||
+        dec_condition(d, cond, "terminating", &e->terminating) < 0)
+        return -1;
+    sv_dec_pop(d, mark);
+    return 0;
+}
+
 int sv_dec_endpointslice(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_endpointslice *es = &obj->u.endpointslice;
-    const cJSON *arr, *it;
-    size_t n;
     es->service_name = sv_meta_label(&obj->meta, "kubernetes.io/service-name");
     if (sv_dec_req_str(d, j, "addressType", &es->address_type) < 0)
         return -1;
-    if (sv_dec_arr(d, j, "ports", &arr, &n) < 0)
+    if (SV_DEC_EACH_OBJ(d, j, "ports", &es->ports, &es->n_ports, dec_slice_port) < 0 ||
+        SV_DEC_EACH_OBJ(d, j, "endpoints", &es->endpoints, &es->n_endpoints, dec_endpoint) < 0)
         return -1;
-    if (n) {
-        es->ports = sv_dec_alloc(d, n * sizeof(*es->ports));
-        if (!es->ports)
-            return -1;
-        size_t mark = sv_dec_push(d, "ports"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            struct sv_slice_port *p = &es->ports[i];
-            size_t m2 = sv_dec_push_index(d, i);
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            p->port = -1;
-            if (sv_dec_str(d, it, "name", &p->name) < 0 ||
-                sv_dec_i32(d, it, "port", 0, 65535, &p->port) < 0 ||
-                sv_dec_str(d, it, "protocol", &p->protocol) < 0 ||
-                sv_dec_str(d, it, "appProtocol", &p->app_protocol) < 0)
-                return -1;
-            if (!p->name)
-                p->name = "";
-            if (!p->protocol)
-                p->protocol = "TCP";
-            sv_dec_pop(d, m2);
-            i++;
-        }
-        sv_dec_pop(d, mark);
-        es->n_ports = n;
-    }
-    if (sv_dec_arr(d, j, "endpoints", &arr, &n) < 0)
-        return -1;
-    if (n) {
-        es->endpoints = sv_dec_alloc(d, n * sizeof(*es->endpoints));
-        if (!es->endpoints)
-            return -1;
-        size_t mark = sv_dec_push(d, "endpoints"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            struct sv_endpoint *e = &es->endpoints[i];
-            const cJSON *cond;
-            size_t m2 = sv_dec_push_index(d, i);
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            if (sv_dec_strs(d, it, "addresses", &e->addresses, &e->n_addresses) < 0 ||
-                sv_dec_obj(d, it, "conditions", &cond) < 0)
-                return -1;
-            size_t m3 = sv_dec_push(d, "conditions");
-            if (dec_condition(d, cond, "ready", &e->ready) < 0 ||
-                dec_condition(d, cond, "serving", &e->serving) < 0 ||
-                dec_condition(d, cond, "terminating", &e->terminating) < 0)
-                return -1;
-            sv_dec_pop(d, m3);
-            sv_dec_pop(d, m2);
-            i++;
-        }
-        sv_dec_pop(d, mark);
-        es->n_endpoints = n;
-    }
     return 0;
 }
 

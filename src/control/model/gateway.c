@@ -35,42 +35,33 @@ int sv_dec_gatewayclass(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
     return 0;
 }
 
-static int dec_cert_refs(struct sv_dec *d, const cJSON *tls, struct sv_listener_tls *t)
+static int dec_cert_ref(struct sv_dec *d, const cJSON *it, void *elem)
 {
-    const cJSON *arr, *it;
-    size_t n;
-    if (sv_dec_arr(d, tls, "certificateRefs", &arr, &n) <= 0)
-        return d->failed ? -1 : 0;
-    t->cert_refs = sv_dec_alloc(d, n * sizeof(*t->cert_refs));
-    if (!t->cert_refs)
+    struct sv_object_ref *r = elem;
+    if (sv_dec_str(d, it, "group", &r->group) < 0 || sv_dec_str(d, it, "kind", &r->kind) < 0 ||
+        sv_dec_str(d, it, "namespace", &r->ns) < 0 || sv_dec_req_str(d, it, "name", &r->name) < 0)
         return -1;
-    size_t mark = sv_dec_push(d, "certificateRefs"), i = 0;
-    cJSON_ArrayForEach(it, arr)
-    {
-        struct sv_object_ref *r = &t->cert_refs[i];
-        size_t m2 = sv_dec_push_index(d, i);
-        if (!cJSON_IsObject(it))
-            return sv_dec_fail(d, NULL, "expected object");
-        if (sv_dec_str(d, it, "group", &r->group) < 0 || sv_dec_str(d, it, "kind", &r->kind) < 0 ||
-            sv_dec_str(d, it, "namespace", &r->ns) < 0 || sv_dec_req_str(d, it, "name", &r->name) < 0)
-            return -1;
-        if (!r->group)
-            r->group = "";
-        if (!r->kind)
-            r->kind = "Secret";
-        sv_dec_pop(d, m2);
-        i++;
-    }
-    sv_dec_pop(d, mark);
-    t->n_cert_refs = n;
+    if (!r->group)
+        r->group = "";
+    if (!r->kind)
+        r->kind = "Secret";
+    return 0;
+}
+
+static int dec_route_kind(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_route_group_kind *k = elem;
+    if (sv_dec_str(d, it, "group", &k->group) < 0 || sv_dec_req_str(d, it, "kind", &k->kind) < 0)
+        return -1;
+    if (!k->group)
+        k->group = SV_GATEWAY_API_GROUP;
     return 0;
 }
 
 static int dec_allowed_routes(struct sv_dec *d, const cJSON *ar, struct sv_listener *l)
 {
     static const char *const froms[] = {"Same", "All", "Selector", NULL};
-    const cJSON *ns, *sel, *arr, *it;
-    size_t n;
+    const cJSON *ns, *sel;
     l->from = SV_FROM_SAME;
     l->from_raw = "Same";
     if (!ar)
@@ -99,40 +90,18 @@ static int dec_allowed_routes(struct sv_dec *d, const cJSON *ar, struct sv_liste
         }
         sv_dec_pop(d, m2);
     }
-    if (sv_dec_arr(d, ar, "kinds", &arr, &n) < 0)
+    if (SV_DEC_EACH_OBJ(d, ar, "kinds", &l->kinds, &l->n_kinds, dec_route_kind) < 0)
         return -1;
-    if (n) {
-        l->kinds = sv_dec_alloc(d, n * sizeof(*l->kinds));
-        if (!l->kinds)
-            return -1;
-        size_t m2 = sv_dec_push(d, "kinds"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            size_t m3 = sv_dec_push_index(d, i);
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            if (sv_dec_str(d, it, "group", &l->kinds[i].group) < 0 ||
-                sv_dec_req_str(d, it, "kind", &l->kinds[i].kind) < 0)
-                return -1;
-            if (!l->kinds[i].group)
-                l->kinds[i].group = SV_GATEWAY_API_GROUP;
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        l->n_kinds = n;
-    }
     sv_dec_pop(d, mark);
     return 0;
 }
 
-static int dec_listener(struct sv_dec *d, const cJSON *it, struct sv_listener *l)
+static int dec_listener(struct sv_dec *d, const cJSON *it, void *elem)
 {
     static const char *const protos[] = {"HTTP", "HTTPS", "TLS", "TCP", "UDP", NULL};
     static const char *const modes[] = {"Terminate", "Passthrough", NULL};
+    struct sv_listener *l = elem;
     const cJSON *tls, *ar;
-    if (!cJSON_IsObject(it))
-        return sv_dec_fail(d, NULL, "expected object");
     if (sv_dec_req_str(d, it, "name", &l->name) < 0 ||
         sv_dec_str(d, it, "hostname", &l->hostname) < 0 ||
         sv_dec_req_str(d, it, "protocol", &l->protocol_raw) < 0)
@@ -154,7 +123,8 @@ static int dec_listener(struct sv_dec *d, const cJSON *it, struct sv_listener *l
             return -1;
         l->tls.mode_raw = mode ? mode : "Terminate";
         l->tls.mode = (enum sv_tls_mode)sv_dec_enum(l->tls.mode_raw, modes, SV_TLS_MODE_UNSUPPORTED);
-        if (dec_cert_refs(d, tls, &l->tls) < 0)
+        if (SV_DEC_EACH_OBJ(d, tls, "certificateRefs", &l->tls.cert_refs, &l->tls.n_cert_refs,
+                            dec_cert_ref) < 0)
             return -1;
         sv_dec_pop(d, mark);
     }
@@ -163,11 +133,20 @@ static int dec_listener(struct sv_dec *d, const cJSON *it, struct sv_listener *l
     return dec_allowed_routes(d, ar, l);
 }
 
+static int dec_address(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_gateway_address *a = elem;
+    if (sv_dec_str(d, it, "type", &a->type) < 0 || sv_dec_str(d, it, "value", &a->value) < 0)
+        return -1;
+    if (!a->type)
+        a->type = "IPAddress";
+    return 0;
+}
+
 int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_gateway *gw = &obj->u.gateway;
-    const cJSON *spec, *arr, *it;
-    size_t n;
+    const cJSON *spec;
     int rc = sv_dec_obj(d, j, "spec", &spec);
     if (rc < 0)
         return -1;
@@ -197,112 +176,48 @@ int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
         }
         sv_dec_pop(d, m2);
     }
-    if (sv_dec_arr(d, spec, "listeners", &arr, &n) < 0)
+    if (SV_DEC_EACH_OBJ(d, spec, "listeners", &gw->listeners, &gw->n_listeners, dec_listener) < 0 ||
+        SV_DEC_EACH_OBJ(d, spec, "addresses", &gw->addresses, &gw->n_addresses, dec_address) < 0)
         return -1;
-    if (n) {
-        gw->listeners = sv_dec_alloc(d, n * sizeof(*gw->listeners));
-        if (!gw->listeners)
-            return -1;
-        size_t m2 = sv_dec_push(d, "listeners"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            size_t m3 = sv_dec_push_index(d, i);
-            if (dec_listener(d, it, &gw->listeners[i]) < 0)
-                return -1;
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        gw->n_listeners = n;
-    }
-    if (sv_dec_arr(d, spec, "addresses", &arr, &n) < 0)
-        return -1;
-    if (n) {
-        gw->addresses = sv_dec_alloc(d, n * sizeof(*gw->addresses));
-        if (!gw->addresses)
-            return -1;
-        size_t m2 = sv_dec_push(d, "addresses"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            size_t m3 = sv_dec_push_index(d, i);
-            struct sv_gateway_address *a = &gw->addresses[i];
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            if (sv_dec_str(d, it, "type", &a->type) < 0 || sv_dec_str(d, it, "value", &a->value) < 0)
-                return -1;
-            if (!a->type)
-                a->type = "IPAddress";
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        gw->n_addresses = n;
-    }
     sv_dec_pop(d, mark);
+    return 0;
+}
+
+static int dec_grant_from(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_grant_from *f = elem;
+    if (sv_dec_str(d, it, "group", &f->group) < 0 || sv_dec_req_str(d, it, "kind", &f->kind) < 0 ||
+        sv_dec_req_str(d, it, "namespace", &f->ns) < 0)
+        return -1;
+    if (!f->group)
+        f->group = "";
+    return 0;
+}
+
+static int dec_grant_to(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_grant_to *t = elem;
+    if (sv_dec_str(d, it, "group", &t->group) < 0 || sv_dec_req_str(d, it, "kind", &t->kind) < 0 ||
+        sv_dec_str(d, it, "name", &t->name) < 0)
+        return -1;
+    if (!t->group)
+        t->group = "";
     return 0;
 }
 
 int sv_dec_referencegrant(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_referencegrant *rg = &obj->u.referencegrant;
-    const cJSON *spec, *arr, *it;
-    size_t n;
+    const cJSON *spec;
     int rc = sv_dec_obj(d, j, "spec", &spec);
     if (rc < 0)
         return -1;
     if (rc == 0)
         return sv_dec_fail(d, "spec", "required field missing");
     size_t mark = sv_dec_push(d, "spec");
-    if (sv_dec_arr(d, spec, "from", &arr, &n) < 0)
+    if (SV_DEC_EACH_OBJ(d, spec, "from", &rg->from, &rg->n_from, dec_grant_from) < 0 ||
+        SV_DEC_EACH_OBJ(d, spec, "to", &rg->to, &rg->n_to, dec_grant_to) < 0)
         return -1;
-    if (n) {
-        rg->from = sv_dec_alloc(d, n * sizeof(*rg->from));
-        if (!rg->from)
-            return -1;
-        size_t m2 = sv_dec_push(d, "from"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            size_t m3 = sv_dec_push_index(d, i);
-            struct sv_grant_from *f = &rg->from[i];
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            if (sv_dec_str(d, it, "group", &f->group) < 0 ||
-                sv_dec_req_str(d, it, "kind", &f->kind) < 0 ||
-                sv_dec_req_str(d, it, "namespace", &f->ns) < 0)
-                return -1;
-            if (!f->group)
-                f->group = "";
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        rg->n_from = n;
-    }
-    if (sv_dec_arr(d, spec, "to", &arr, &n) < 0)
-        return -1;
-    if (n) {
-        rg->to = sv_dec_alloc(d, n * sizeof(*rg->to));
-        if (!rg->to)
-            return -1;
-        size_t m2 = sv_dec_push(d, "to"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            size_t m3 = sv_dec_push_index(d, i);
-            struct sv_grant_to *t = &rg->to[i];
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            if (sv_dec_str(d, it, "group", &t->group) < 0 ||
-                sv_dec_req_str(d, it, "kind", &t->kind) < 0 ||
-                sv_dec_str(d, it, "name", &t->name) < 0)
-                return -1;
-            if (!t->group)
-                t->group = "";
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        rg->n_to = n;
-    }
     sv_dec_pop(d, mark);
     return 0;
 }

@@ -3,47 +3,24 @@
 
 #include "control/model/model_int.h"
 
-static int dec_kv_matches(struct sv_dec *d, const cJSON *o, const char *key, struct sv_kv_match **out,
-                          size_t *n_out)
+static int dec_kv_match(struct sv_dec *d, const cJSON *it, void *elem)
 {
     static const char *const types[] = {"Exact", "RegularExpression", NULL};
-    const cJSON *arr, *it;
-    size_t n;
-    if (sv_dec_arr(d, o, key, &arr, &n) < 0)
+    struct sv_kv_match *m = elem;
+    if (sv_dec_str(d, it, "type", &m->type_raw) < 0 || sv_dec_req_str(d, it, "name", &m->name) < 0 ||
+        sv_dec_req_str(d, it, "value", &m->value) < 0)
         return -1;
-    if (n == 0)
-        return 0;
-    struct sv_kv_match *m = sv_dec_alloc(d, n * sizeof(*m));
-    if (!m)
-        return -1;
-    size_t mark = sv_dec_push(d, key), i = 0;
-    cJSON_ArrayForEach(it, arr)
-    {
-        size_t m2 = sv_dec_push_index(d, i);
-        if (!cJSON_IsObject(it))
-            return sv_dec_fail(d, NULL, "expected object");
-        if (sv_dec_str(d, it, "type", &m[i].type_raw) < 0 ||
-            sv_dec_req_str(d, it, "name", &m[i].name) < 0 ||
-            sv_dec_req_str(d, it, "value", &m[i].value) < 0)
-            return -1;
-        if (!m[i].type_raw)
-            m[i].type_raw = "Exact";
-        m[i].type = (enum sv_value_match)sv_dec_enum(m[i].type_raw, types, SV_MATCH_UNSUPPORTED);
-        sv_dec_pop(d, m2);
-        i++;
-    }
-    sv_dec_pop(d, mark);
-    *out = m;
-    *n_out = n;
+    if (!m->type_raw)
+        m->type_raw = "Exact";
+    m->type = (enum sv_value_match)sv_dec_enum(m->type_raw, types, SV_MATCH_UNSUPPORTED);
     return 0;
 }
 
-static int dec_match(struct sv_dec *d, const cJSON *it, struct sv_route_match *m)
+static int dec_match(struct sv_dec *d, const cJSON *it, void *elem)
 {
     static const char *const types[] = {"PathPrefix", "Exact", "RegularExpression", NULL};
+    struct sv_route_match *m = elem;
     const cJSON *path;
-    if (!cJSON_IsObject(it))
-        return sv_dec_fail(d, NULL, "expected object");
     m->path_type = SV_PATH_PREFIX;
     m->path_type_raw = "PathPrefix";
     m->path = "/";
@@ -62,8 +39,8 @@ static int dec_match(struct sv_dec *d, const cJSON *it, struct sv_route_match *m
             m->path = value;
         sv_dec_pop(d, mark);
     }
-    if (dec_kv_matches(d, it, "headers", &m->headers, &m->n_headers) < 0 ||
-        dec_kv_matches(d, it, "queryParams", &m->query, &m->n_query) < 0 ||
+    if (SV_DEC_EACH_OBJ(d, it, "headers", &m->headers, &m->n_headers, dec_kv_match) < 0 ||
+        SV_DEC_EACH_OBJ(d, it, "queryParams", &m->query, &m->n_query, dec_kv_match) < 0 ||
         sv_dec_str(d, it, "method", &m->method) < 0)
         return -1;
     return 0;
@@ -172,11 +149,10 @@ static const struct filter_kind filter_kinds[] = {
     [SV_FILTER_EXTENSION_REF] = {"ExtensionRef", "extensionRef"},
 };
 
-static int dec_filter(struct sv_dec *d, const cJSON *it, struct sv_filter *f)
+static int dec_filter(struct sv_dec *d, const cJSON *it, void *elem)
 {
+    struct sv_filter *f = elem;
     const cJSON *cfg = NULL;
-    if (!cJSON_IsObject(it))
-        return sv_dec_fail(d, NULL, "expected object");
     if (sv_dec_req_str(d, it, "type", &f->type_raw) < 0)
         return -1;
     f->type = SV_FILTER_UNSUPPORTED;
@@ -236,32 +212,6 @@ static int dec_filter(struct sv_dec *d, const cJSON *it, struct sv_filter *f)
     return 0;
 }
 
-static int dec_filters(struct sv_dec *d, const cJSON *o, struct sv_filter **out, size_t *n_out)
-{
-    const cJSON *arr, *it;
-    size_t n;
-    if (sv_dec_arr(d, o, "filters", &arr, &n) < 0)
-        return -1;
-    if (n == 0)
-        return 0;
-    struct sv_filter *f = sv_dec_alloc(d, n * sizeof(*f));
-    if (!f)
-        return -1;
-    size_t mark = sv_dec_push(d, "filters"), i = 0;
-    cJSON_ArrayForEach(it, arr)
-    {
-        size_t m2 = sv_dec_push_index(d, i);
-        if (dec_filter(d, it, &f[i]) < 0)
-            return -1;
-        sv_dec_pop(d, m2);
-        i++;
-    }
-    sv_dec_pop(d, mark);
-    *out = f;
-    *n_out = n;
-    return 0;
-}
-
 static int dec_backend_ref(struct sv_dec *d, const cJSON *it, struct sv_backend_ref *b,
                            bool with_filters)
 {
@@ -277,66 +227,44 @@ static int dec_backend_ref(struct sv_dec *d, const cJSON *it, struct sv_backend_
         b->group = "";
     if (!b->kind)
         b->kind = "Service";
-    if (with_filters && dec_filters(d, it, &b->filters, &b->n_filters) < 0)
+    if (with_filters &&
+        SV_DEC_EACH_OBJ(d, it, "filters", &b->filters, &b->n_filters, dec_filter) < 0)
         return -1;
     return 0;
 }
 
-static int dec_rule(struct sv_dec *d, const cJSON *it, struct sv_route_rule *r)
+static int dec_rule_backend(struct sv_dec *d, const cJSON *it, void *elem)
 {
-    const cJSON *arr, *el, *timeouts;
-    size_t n;
-    if (!cJSON_IsObject(it))
-        return sv_dec_fail(d, NULL, "expected object");
+    return dec_backend_ref(d, it, elem, true);
+}
+
+/* A rule without matches gets one: PathPrefix "/". */
+static int dec_default_match(struct sv_dec *d, struct sv_route_rule *r)
+{
+    r->matches = sv_dec_alloc(d, sizeof(*r->matches));
+    if (!r->matches)
+        return -1;
+    r->matches[0].path_type = SV_PATH_PREFIX;
+    r->matches[0].path_type_raw = "PathPrefix";
+    r->matches[0].path = "/";
+    r->n_matches = 1;
+    return 0;
+}
+
+static int dec_rule(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_route_rule *r = elem;
+    const cJSON *timeouts;
     r->timeout_request_ms = -1;
     r->timeout_backend_ms = -1;
-    if (sv_dec_str(d, it, "name", &r->name) < 0 || sv_dec_arr(d, it, "matches", &arr, &n) < 0)
+    if (sv_dec_str(d, it, "name", &r->name) < 0)
         return -1;
-    if (n == 0) {
-        /* Default: one match, PathPrefix "/". */
-        r->matches = sv_dec_alloc(d, sizeof(*r->matches));
-        if (!r->matches)
-            return -1;
-        r->matches[0].path_type = SV_PATH_PREFIX;
-        r->matches[0].path_type_raw = "PathPrefix";
-        r->matches[0].path = "/";
-        r->n_matches = 1;
-    } else {
-        r->matches = sv_dec_alloc(d, n * sizeof(*r->matches));
-        if (!r->matches)
-            return -1;
-        size_t mark = sv_dec_push(d, "matches"), i = 0;
-        cJSON_ArrayForEach(el, arr)
-        {
-            size_t m2 = sv_dec_push_index(d, i);
-            if (dec_match(d, el, &r->matches[i]) < 0)
-                return -1;
-            sv_dec_pop(d, m2);
-            i++;
-        }
-        sv_dec_pop(d, mark);
-        r->n_matches = n;
-    }
-    if (dec_filters(d, it, &r->filters, &r->n_filters) < 0)
+    int rc = SV_DEC_EACH_OBJ(d, it, "matches", &r->matches, &r->n_matches, dec_match);
+    if (rc < 0 || (rc == 0 && dec_default_match(d, r) < 0))
         return -1;
-    if (sv_dec_arr(d, it, "backendRefs", &arr, &n) < 0)
+    if (SV_DEC_EACH_OBJ(d, it, "filters", &r->filters, &r->n_filters, dec_filter) < 0 ||
+        SV_DEC_EACH_OBJ(d, it, "backendRefs", &r->backends, &r->n_backends, dec_rule_backend) < 0)
         return -1;
-    if (n) {
-        r->backends = sv_dec_alloc(d, n * sizeof(*r->backends));
-        if (!r->backends)
-            return -1;
-        size_t mark = sv_dec_push(d, "backendRefs"), i = 0;
-        cJSON_ArrayForEach(el, arr)
-        {
-            size_t m2 = sv_dec_push_index(d, i);
-            if (dec_backend_ref(d, el, &r->backends[i], true) < 0)
-                return -1;
-            sv_dec_pop(d, m2);
-            i++;
-        }
-        sv_dec_pop(d, mark);
-        r->n_backends = n;
-    }
     if (sv_dec_obj(d, it, "timeouts", &timeouts) < 0)
         return -1;
     if (timeouts) {
@@ -349,78 +277,45 @@ static int dec_rule(struct sv_dec *d, const cJSON *it, struct sv_route_rule *r)
     return 0;
 }
 
+static int dec_parent_ref(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_parent_ref *p = elem;
+    if (sv_dec_str(d, it, "group", &p->group) < 0 || sv_dec_str(d, it, "kind", &p->kind) < 0 ||
+        sv_dec_str(d, it, "namespace", &p->ns) < 0 || sv_dec_req_str(d, it, "name", &p->name) < 0 ||
+        sv_dec_str(d, it, "sectionName", &p->section_name) < 0 ||
+        sv_dec_i32(d, it, "port", 1, 65535, &p->port) < 0)
+        return -1;
+    if (!p->group)
+        p->group = SV_GATEWAY_API_GROUP;
+    if (!p->kind)
+        p->kind = "Gateway";
+    return 0;
+}
+
 int sv_dec_httproute(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_httproute *hr = &obj->u.httproute;
-    const cJSON *spec, *arr, *it;
-    size_t n;
+    const cJSON *spec;
     if (sv_dec_obj(d, j, "spec", &spec) < 0)
         return -1;
     size_t mark = sv_dec_push(d, "spec");
-    if (sv_dec_arr(d, spec, "parentRefs", &arr, &n) < 0)
+    if (SV_DEC_EACH_OBJ(d, spec, "parentRefs", &hr->parents, &hr->n_parents, dec_parent_ref) < 0)
         return -1;
-    if (n) {
-        hr->parents = sv_dec_alloc(d, n * sizeof(*hr->parents));
-        if (!hr->parents)
-            return -1;
-        size_t m2 = sv_dec_push(d, "parentRefs"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            struct sv_parent_ref *p = &hr->parents[i];
-            size_t m3 = sv_dec_push_index(d, i);
-            if (!cJSON_IsObject(it))
-                return sv_dec_fail(d, NULL, "expected object");
-            if (sv_dec_str(d, it, "group", &p->group) < 0 ||
-                sv_dec_str(d, it, "kind", &p->kind) < 0 ||
-                sv_dec_str(d, it, "namespace", &p->ns) < 0 ||
-                sv_dec_req_str(d, it, "name", &p->name) < 0 ||
-                sv_dec_str(d, it, "sectionName", &p->section_name) < 0 ||
-                sv_dec_i32(d, it, "port", 1, 65535, &p->port) < 0)
-                return -1;
-            if (!p->group)
-                p->group = SV_GATEWAY_API_GROUP;
-            if (!p->kind)
-                p->kind = "Gateway";
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        hr->n_parents = n;
-    }
     if (sv_dec_strs(d, spec, "hostnames", &hr->hostnames, &hr->n_hostnames) < 0)
         return -1;
-    if (sv_dec_arr(d, spec, "rules", &arr, &n) < 0)
+    int rc = SV_DEC_EACH_OBJ(d, spec, "rules", &hr->rules, &hr->n_rules, dec_rule);
+    if (rc < 0)
         return -1;
-    if (n == 0) {
+    if (rc == 0) {
         /* Default: one rule matching PathPrefix "/" (and no backends). */
         hr->rules = sv_dec_alloc(d, sizeof(*hr->rules));
         if (!hr->rules)
             return -1;
         struct sv_route_rule *r = &hr->rules[0];
         r->timeout_request_ms = r->timeout_backend_ms = -1;
-        r->matches = sv_dec_alloc(d, sizeof(*r->matches));
-        if (!r->matches)
+        if (dec_default_match(d, r) < 0)
             return -1;
-        r->matches[0].path_type = SV_PATH_PREFIX;
-        r->matches[0].path_type_raw = "PathPrefix";
-        r->matches[0].path = "/";
-        r->n_matches = 1;
         hr->n_rules = 1;
-    } else {
-        hr->rules = sv_dec_alloc(d, n * sizeof(*hr->rules));
-        if (!hr->rules)
-            return -1;
-        size_t m2 = sv_dec_push(d, "rules"), i = 0;
-        cJSON_ArrayForEach(it, arr)
-        {
-            size_t m3 = sv_dec_push_index(d, i);
-            if (dec_rule(d, it, &hr->rules[i]) < 0)
-                return -1;
-            sv_dec_pop(d, m3);
-            i++;
-        }
-        sv_dec_pop(d, m2);
-        hr->n_rules = n;
     }
     sv_dec_pop(d, mark);
     return 0;

@@ -369,6 +369,32 @@ int sv_dec_name_values(struct sv_dec *d, const cJSON *o, const char *key, struct
     return 1;
 }
 
+int sv_dec_each_obj(struct sv_dec *d, const cJSON *o, const char *key, size_t elem_size,
+                    void **out, size_t *n, sv_dec_elem_fn fn)
+{
+    const cJSON *arr, *it;
+    size_t count, i = 0;
+    int rc = sv_dec_arr(d, o, key, &arr, &count);
+    if (rc <= 0)
+        return rc;
+    char *elems = sv_dec_alloc(d, count * elem_size);
+    if (!elems)
+        return -1;
+    size_t mark = sv_dec_push(d, key);
+    for (it = arr->child; it && i < count; it = it->next, i++) {
+        size_t m2 = sv_dec_push_index(d, i);
+        if (!cJSON_IsObject(it))
+            return sv_dec_fail(d, NULL, "expected object");
+        if (fn(d, it, elems + i * elem_size) < 0)
+            return -1;
+        sv_dec_pop(d, m2);
+    }
+    sv_dec_pop(d, mark);
+    *out = elems;
+    *n = count;
+    return 1;
+}
+
 int sv_dec_enum(const char *s, const char *const *names, int unsupported)
 {
     for (int i = 0; names[i]; i++) {
@@ -380,38 +406,25 @@ int sv_dec_enum(const char *s, const char *const *names, int unsupported)
 
 /* ---- label selectors --------------------------------------------------------------------- */
 
-int sv_dec_label_selector(struct sv_dec *d, const cJSON *o, struct sv_label_selector *out)
+static int dec_selector_expr(struct sv_dec *d, const cJSON *it, void *elem)
 {
     static const char *const ops[] = {"In", "NotIn", "Exists", "DoesNotExist", NULL};
+    struct sv_selector_expr *e = elem;
+    if (sv_dec_req_str(d, it, "key", &e->key) < 0 ||
+        sv_dec_req_str(d, it, "operator", &e->op_raw) < 0 ||
+        sv_dec_strs(d, it, "values", &e->values, &e->n_values) < 0)
+        return -1;
+    e->op = (enum sv_selector_op)sv_dec_enum(e->op_raw, ops, SV_SEL_UNSUPPORTED);
+    return 0;
+}
+
+int sv_dec_label_selector(struct sv_dec *d, const cJSON *o, struct sv_label_selector *out)
+{
     memset(out, 0, sizeof(*out));
     if (sv_dec_map(d, o, "matchLabels", &out->match_labels, &out->n_match_labels) < 0)
         return -1;
-    const cJSON *arr, *it;
-    size_t n;
-    if (sv_dec_arr(d, o, "matchExpressions", &arr, &n) < 0)
+    if (SV_DEC_EACH_OBJ(d, o, "matchExpressions", &out->exprs, &out->n_exprs, dec_selector_expr) < 0)
         return -1;
-    if (n == 0)
-        return 0;
-    out->exprs = sv_dec_alloc(d, n * sizeof(*out->exprs));
-    if (!out->exprs)
-        return -1;
-    size_t mark = sv_dec_push(d, "matchExpressions"), i = 0;
-    cJSON_ArrayForEach(it, arr)
-    {
-        struct sv_selector_expr *e = &out->exprs[i];
-        size_t m2 = sv_dec_push_index(d, i);
-        if (!cJSON_IsObject(it))
-            return sv_dec_fail(d, NULL, "expected object");
-        if (sv_dec_req_str(d, it, "key", &e->key) < 0 ||
-            sv_dec_req_str(d, it, "operator", &e->op_raw) < 0 ||
-            sv_dec_strs(d, it, "values", &e->values, &e->n_values) < 0)
-            return -1;
-        e->op = (enum sv_selector_op)sv_dec_enum(e->op_raw, ops, SV_SEL_UNSUPPORTED);
-        sv_dec_pop(d, m2);
-        i++;
-    }
-    sv_dec_pop(d, mark);
-    out->n_exprs = n;
     return 0;
 }
 

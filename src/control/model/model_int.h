@@ -73,6 +73,29 @@ int sv_dec_duration(struct sv_dec *d, const cJSON *o, const char *key, int64_t *
 int sv_dec_name_values(struct sv_dec *d, const cJSON *o, const char *key, struct sv_kv **out,
                        size_t *n);
 
+/* Element decoder for sv_dec_each_obj: fill the zeroed element <elem> from the JSON object <it>
+ * (the path already ends with the element's index). Returns 0, or -1 after recording an error. */
+typedef int (*sv_dec_elem_fn)(struct sv_dec *d, const cJSON *it, void *elem);
+
+/* Array of objects under <key> of <o>: allocates n zeroed elements of <elem_size> bytes from the
+ * arena (before the path steps into <key>), then for each item i pushes "<key>[i]", fails with
+ * "expected object" if the item is not an object, and calls <fn>. Returns 1 and sets *out (arena
+ * owned) and *n when the array has items; 0 with *out and *n untouched when it is absent, null or
+ * empty; -1 after recording an error. Use SV_DEC_EACH_OBJ for a typed *out. */
+int sv_dec_each_obj(struct sv_dec *d, const cJSON *o, const char *key, size_t elem_size,
+                    void **out, size_t *n, sv_dec_elem_fn fn);
+
+/* sv_dec_each_obj into a typed array pointer <out> (T **), with elem_size = sizeof(T). */
+#define SV_DEC_EACH_OBJ(d, o, key, out, n, fn)                                                    \
+    __extension__({                                                                              \
+        void *sv_each_p_ = NULL;                                                                 \
+        int sv_each_rc_ = sv_dec_each_obj((d), (o), (key), sizeof(**(out)), &sv_each_p_, (n),    \
+                                          (fn));                                                 \
+        if (sv_each_rc_ > 0)                                                                     \
+            *(out) = sv_each_p_;                                                                 \
+        sv_each_rc_;                                                                             \
+    })
+
 /* Map a string to an enum index among <names> (NULL-terminated); returns <unsupported> if not
  * found. */
 int sv_dec_enum(const char *s, const char *const *names, int unsupported);
