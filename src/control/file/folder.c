@@ -3,11 +3,11 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/publish.h"
 #include "serval/base/log.h"
 #include "serval/control/store.h"
 #include "serval/routing/generation.h"
@@ -18,16 +18,12 @@ struct sv_folder {
     struct sv_translate_opts topts;
     char *controller, *bind, *pool;
     struct sv_file_provider *fp;
-    struct sv_generation_domain *dom;
+    struct sv_publisher pub;       /* domain, generation id and count, /config document */
     struct sv_store *store;        /* the last good load (published) */
     struct sv_store *status_store; /* what <status> points into (== store after a full build) */
     struct sv_status *status;
     uint64_t endpoint_updates;
-    uint64_t published;
-    uint64_t generation_id;
-    bool dirty;         /* /config document out of date (rendered on the next quiet call) */
-    pthread_mutex_t mu; /* guards json */
-    char *json;
+    bool dirty; /* /config document out of date (rendered on the next quiet call) */
 };
 
 #define ROUTING_JSON_MAX (16u << 20)
@@ -36,7 +32,7 @@ struct sv_folder {
  * backend sets with endpoints), under "routing". Skipped when larger than ROUTING_JSON_MAX. */
 static void add_routing(struct sv_folder *f, cJSON *root)
 {
-    const struct sv_generation *gen = sv_generation_current(f->dom);
+    const struct sv_generation *gen = sv_generation_current(f->pub.dom);
     if (!gen)
         return;
     size_t need = sv_generation_write_json(gen, NULL, 0);
@@ -55,7 +51,6 @@ static void add_routing(struct sv_folder *f, cJSON *root)
 static void render(struct sv_folder *f)
 {
     cJSON *root = cJSON_CreateObject();
-    char *text = NULL;
     if (root) {
         struct sv_file_provider_stats st;
         sv_file_provider_stats(f->fp, &st);
@@ -63,7 +58,7 @@ static void render(struct sv_folder *f)
         cJSON_AddStringToObject(root, "dir", f->dir);
         cJSON_AddStringToObject(root, "controllerName", f->controller);
         cJSON_AddStringToObject(root, "error", sv_file_provider_error(f->fp));
-        cJSON_AddNumberToObject(root, "generation", (double)f->generation_id);
+        cJSON_AddNumberToObject(root, "generation", (double)f->pub.generation_id);
         cJSON_AddNumberToObject(root, "loadsOk", (double)st.loads_ok);
         cJSON_AddNumberToObject(root, "loadsFailed", (double)st.loads_failed);
         cJSON_AddNumberToObject(root, "files", st.files);
@@ -75,15 +70,8 @@ static void render(struct sv_folder *f)
                 cJSON_AddItemToObject(root, "status", s);
         }
         add_routing(f, root);
-        text = cJSON_Print(root);
-        cJSON_Delete(root);
     }
-    if (!text)
-        return; /* keep the previous document */
-    pthread_mutex_lock(&f->mu);
-    free(f->json);
-    f->json = text;
-    pthread_mutex_unlock(&f->mu);
+    sv_publisher_set_doc(&f->pub, root); /* NULL keeps the previous document */
 }
 
 enum change { CHANGE_NONE, CHANGE_ENDPOINTS, CHANGE_FULL };
@@ -130,7 +118,7 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     struct sv_status *status = NULL;
     char err[256];
     enum change ch = classify(f->store, store);
-    const struct sv_generation *base = sv_generation_current(f->dom);
+    const struct sv_generation *base = sv_generation_current(f->pub.dom);
     if (ch == CHANGE_NONE) {
         replace_store(f, store);
         return 0;
@@ -138,25 +126,22 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     if (ch == CHANGE_ENDPOINTS && base && f->status) {
         size_t changed = 0;
         if (sv_translate_endpoints(store, base, &gen, &changed, err, sizeof(err)) == 0) {
-            f->generation_id = sv_generation_publish(f->dom, gen);
-            f->published++;
+            sv_publisher_publish(&f->pub, gen);
             f->endpoint_updates++;
             replace_store(f, store); /* the status keeps pointing into status_store */
             sv_info("folder", "%s: endpoint-only update: generation %llu (%zu backend sets "
                     "changed, route table shared)", f->dir,
-                    (unsigned long long)f->generation_id, changed);
+                    (unsigned long long)f->pub.generation_id, changed);
             return 1;
         }
         sv_warn("folder", "%s: endpoint-only update failed (%s); rebuilding", f->dir, err);
     }
-    int rc = sv_translate(store, &f->topts, &gen, &status, err, sizeof(err));
+    int rc = sv_publisher_translate(&f->pub, store, &f->topts, &status, err, sizeof(err));
     if (rc != 0) {
         sv_error("folder", "%s: translation failed, keeping the last good generation: %s", f->dir,
                  err);
         return rc;
     }
-    f->generation_id = sv_generation_publish(f->dom, gen);
-    f->published++;
     sv_status_free(f->status);
     if (f->status_store != f->store)
         sv_store_free(f->status_store);
@@ -164,7 +149,7 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     f->status = status;
     f->store = f->status_store = store;
     sv_info("folder", "%s: published generation %llu", f->dir,
-            (unsigned long long)f->generation_id);
+            (unsigned long long)f->pub.generation_id);
     return 1;
 }
 
@@ -175,8 +160,7 @@ int sv_folder_open(const struct sv_folder_opts *o, struct sv_generation_domain *
     struct sv_folder *f = calloc(1, sizeof(*f));
     if (!f)
         return -ENOMEM;
-    pthread_mutex_init(&f->mu, NULL);
-    f->dom = dom;
+    sv_publisher_init(&f->pub, dom);
     f->dir = strdup(o->dir);
     f->controller = strdup(o->translate.controller_name ? o->translate.controller_name
                                                         : SV_DEFAULT_CONTROLLER_NAME);
@@ -235,8 +219,7 @@ void sv_folder_close(struct sv_folder *f)
     free(f->controller);
     free(f->bind);
     free(f->pool);
-    free(f->json);
-    pthread_mutex_destroy(&f->mu);
+    sv_publisher_fini(&f->pub);
     free(f);
 }
 
@@ -252,7 +235,7 @@ int sv_folder_timeout_ms(const struct sv_folder *f)
 
 uint64_t sv_folder_published(const struct sv_folder *f)
 {
-    return f->published;
+    return f->pub.published;
 }
 
 int sv_folder_process(struct sv_folder *f)
@@ -278,8 +261,5 @@ int sv_folder_process(struct sv_folder *f)
 
 char *sv_folder_config_json(struct sv_folder *f)
 {
-    pthread_mutex_lock(&f->mu);
-    char *copy = f->json ? strdup(f->json) : NULL;
-    pthread_mutex_unlock(&f->mu);
-    return copy;
+    return sv_publisher_doc(&f->pub);
 }

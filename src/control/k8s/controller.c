@@ -4,7 +4,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "control/publish.h"
 #include "k8s_int.h"
 #include "serval/base/log.h"
 #include "serval/base/time.h"
@@ -41,7 +41,7 @@ struct sv_k8s {
     struct k8s_tuning t;
     struct sv_translate_opts topts;
     char *controller, *bind, *pool;
-    struct sv_generation_domain *dom;
+    struct sv_publisher pub; /* domain, generation id and count, /config document */
     struct sv_store *store;
     struct k8s_reflector *refl[N_KINDS];
     struct k8s_lease *lease;
@@ -50,13 +50,11 @@ struct sv_k8s {
     uint64_t seen_changes;
     bool dirty;
     uint64_t first_dirty_ms, last_change_ms;
-    uint64_t generation_id, published, translate_errors;
+    uint64_t translate_errors;
     uint64_t last_render_ms;
     cJSON *status_doc;
     char last_error[320];
     atomic_bool ready;
-    pthread_mutex_t mu;
-    char *json;
 };
 
 static uint32_t env_ms(const char *name, uint32_t dflt)
@@ -80,15 +78,14 @@ static uint64_t random_u64(void)
 static void render(struct sv_k8s *k)
 {
     cJSON *root = cJSON_CreateObject();
-    char *text = NULL;
     if (root) {
         cJSON_AddStringToObject(root, "provider", "kubernetes");
         cJSON_AddStringToObject(root, "server", k->cl.host_header);
         cJSON_AddStringToObject(root, "controllerName", k->controller);
         cJSON_AddStringToObject(root, "error", k->last_error);
         cJSON_AddBoolToObject(root, "ready", atomic_load(&k->ready));
-        cJSON_AddNumberToObject(root, "generation", (double)k->generation_id);
-        cJSON_AddNumberToObject(root, "published", (double)k->published);
+        cJSON_AddNumberToObject(root, "generation", (double)k->pub.generation_id);
+        cJSON_AddNumberToObject(root, "published", (double)k->pub.published);
         cJSON_AddNumberToObject(root, "requests", (double)k->cl.requests);
         cJSON_AddNumberToObject(root, "tokenReads", (double)k->cl.tok.reads);
         cJSON_AddNumberToObject(root, "caReloads", (double)k->cl.ca_reloads);
@@ -136,24 +133,16 @@ static void render(struct sv_k8s *k)
             if (s)
                 cJSON_AddItemToObject(root, "status", s);
         }
-        text = cJSON_Print(root);
-        cJSON_Delete(root);
     }
-    if (!text)
-        return;
-    pthread_mutex_lock(&k->mu);
-    free(k->json);
-    k->json = text;
-    pthread_mutex_unlock(&k->mu);
+    sv_publisher_set_doc(&k->pub, root); /* NULL keeps the previous document */
 }
 
 /* Translate the store and publish. Returns 0 or -errno (the last good generation stays). */
 static int publish(struct sv_k8s *k)
 {
-    struct sv_generation *gen = NULL;
     struct sv_status *status = NULL;
     char err[256];
-    int rc = sv_translate(k->store, &k->topts, &gen, &status, err, sizeof(err));
+    int rc = sv_publisher_translate(&k->pub, k->store, &k->topts, &status, err, sizeof(err));
     if (rc != 0) {
         k->translate_errors++;
         snprintf(k->last_error, sizeof(k->last_error), "translation failed: %s", err);
@@ -164,15 +153,13 @@ static int publish(struct sv_k8s *k)
     /* The status borrows from the store, which the reflectors keep changing: render it now. */
     cJSON *doc = sv_status_to_json(status);
     sv_status_free(status);
-    k->generation_id = sv_generation_publish(k->dom, gen);
-    k->published++;
     if (doc) {
         cJSON_Delete(k->status_doc);
         k->status_doc = doc;
         if (k8s_writer_set_desired(k->writer, doc) < 0)
             sv_warn("k8s", "status writer: out of memory, statuses not updated this time");
     }
-    sv_info("k8s", "published generation %llu", (unsigned long long)k->generation_id);
+    sv_info("k8s", "published generation %llu", (unsigned long long)k->pub.generation_id);
     return 0;
 }
 
@@ -192,9 +179,8 @@ int sv_k8s_open(const struct sv_k8s_opts *o, struct sv_generation_domain *dom,
         sv_k8s_config_clear(&cfg);
         return -ENOMEM;
     }
-    pthread_mutex_init(&k->mu, NULL);
+    sv_publisher_init(&k->pub, dom);
     atomic_init(&k->ready, false);
-    k->dom = dom;
     rc = k8s_client_init(&k->cl, &cfg, o->insecure_skip_tls_verify, err, errlen);
     if (rc < 0)
         goto fail;
@@ -278,8 +264,7 @@ void sv_k8s_close(struct sv_k8s *k)
     free(k->controller);
     free(k->bind);
     free(k->pool);
-    free(k->json);
-    pthread_mutex_destroy(&k->mu);
+    sv_publisher_fini(&k->pub);
     free(k);
 }
 
@@ -383,7 +368,7 @@ int sv_k8s_process(struct sv_k8s *k)
             ret = 1;
             if (!atomic_load(&k->ready))
                 sv_info("k8s", "ready: generation %llu built from the synced cache",
-                        (unsigned long long)k->generation_id);
+                        (unsigned long long)k->pub.generation_id);
             atomic_store(&k->ready, true);
         }
         render(k);
@@ -419,8 +404,5 @@ bool sv_k8s_leader(const struct sv_k8s *k)
 
 char *sv_k8s_config_json(struct sv_k8s *k)
 {
-    pthread_mutex_lock(&k->mu);
-    char *copy = k->json ? strdup(k->json) : NULL;
-    pthread_mutex_unlock(&k->mu);
-    return copy;
+    return sv_publisher_doc(&k->pub);
 }
