@@ -9,49 +9,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "fakeapi"))
+import manifests  # noqa: E402
+from manifests import CONTROLLER, docs, gateway, gateway_class, namespace  # noqa: E402,F401
 from svtest import http_request, start_gateway  # noqa: E402
 from client import FakeAPI, path_for  # noqa: E402,F401
 
-CONTROLLER = "serval.dev/gateway-controller"
+def base(port):
+    """Namespace demo, GatewayClass serval and Gateway demo/gw with an HTTP listener on <port>."""
+    return docs(namespace("demo"), gateway_class(), gateway(port))
 
-BASE = """\
-apiVersion: v1
-kind: Namespace
-metadata: {{name: demo}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: http, port: {port}, protocol: HTTP}}
-"""
 
-BACKEND = """\
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: {port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints:
-- addresses: ["{addr}"]
-  conditions: {{ready: true}}
-"""
+def backend(name, addr, port):
+    """Service demo/<name> (targetPort <port>) and its EndpointSlice -> <addr>:<port>."""
+    return manifests.backend(name, addr, port, target_port=port)
+
 
 ROUTE = """\
 apiVersion: gateway.networking.k8s.io/v1

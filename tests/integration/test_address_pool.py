@@ -12,50 +12,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import svtest as t  # noqa: E402
+from manifests import backend, docs, gateway, gateway_class  # noqa: E402
 from svtest import check  # noqa: E402
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: one, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: two, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  addresses: [{{type: IPAddress, value: "{fixed}"}}]
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
-"""
-
-BACKEND = """\
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
----
+ROUTE = """\
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: {name}, namespace: demo}}
@@ -63,6 +23,15 @@ spec:
   parentRefs: [{{name: {gw}}}]
   rules: [{{backendRefs: [{{name: {name}, port: 80}}]}}]
 """
+
+
+def manifests(port, fixed, ea, eb):
+    """Gateways "one" (an address from the pool) and "two" (asks for <fixed>) on <port>, each with
+    its Service (svc-one -> <ea>, svc-two -> <eb>) and route."""
+    return docs(gateway_class(), gateway(port, name="one"),
+                gateway(port, name="two", addresses=[fixed]),
+                backend("svc-one", ea.addr, ea.port), ROUTE.format(name="svc-one", gw="one"),
+                backend("svc-two", eb.addr, eb.port), ROUTE.format(name="svc-two", gw="two"))
 
 
 def status_addresses(gw):
@@ -93,9 +62,7 @@ def main():
     port = 18000 + random.randrange(0, 2000)
     d = tempfile.mkdtemp(prefix="sv-pool-")
     with open(os.path.join(d, "all.yaml"), "w") as f:
-        f.write(MANIFESTS.format(port=port, fixed=fixed) +
-                BACKEND.format(name="svc-one", gw="one", eport=ea.port, eaddr=ea.addr) +
-                BACKEND.format(name="svc-two", gw="two", eport=eb.port, eaddr=eb.addr))
+        f.write(manifests(port, fixed, ea, eb))
     gw = t.start_gateway(["--config-dir", d, "--bind", t.unique_addr(), "--workers", "1",
                           "--gateway-address-pool", pool])
     deadline = time.time() + 10

@@ -13,41 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import (check, finish, free_port, http_request, start_echo, start_gateway,  # noqa: E402
                     unique_addr)
-
-CLASS_AND_GATEWAY = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: http, port: {port}, protocol: HTTP}}
-"""
-
-BACKEND = """\
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints:
-- addresses: ["{addr}"]
-  conditions: {{ready: true}}
-"""
+from manifests import backend, docs, gateway, gateway_class, write_atomic  # noqa: E402
 
 ROUTE = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -63,13 +29,6 @@ spec:
   - matches: [{{path: {{type: PathPrefix, value: /missing}}}}]
     backendRefs: [{{name: nowhere, port: 80}}]
 """
-
-
-def write(d, name, text):
-    tmp = os.path.join(d, "." + name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, os.path.join(d, name))
 
 
 def get(host, port, path):
@@ -116,13 +75,11 @@ def main():
     port = free_port(host)
     d = tempfile.mkdtemp(prefix="sv-folder-")
     try:
-        write(d, "gateway.yaml", CLASS_AND_GATEWAY.format(port=port))
+        write_atomic(d, "gateway.yaml", docs(gateway_class(), gateway(port)))
         os.mkdir(os.path.join(d, "backends"))
-        write(os.path.join(d, "backends"), "a.yaml", BACKEND.format(name="svc-a", addr=a.addr,
-                                                                  port=a.port))
-        write(os.path.join(d, "backends"), "b.yaml", BACKEND.format(name="svc-b", addr=b.addr,
-                                                                  port=b.port))
-        write(d, "route.yaml", ROUTE.format(a="svc-a", gen=1))
+        write_atomic(os.path.join(d, "backends"), "a.yaml", backend("svc-a", a.addr, a.port))
+        write_atomic(os.path.join(d, "backends"), "b.yaml", backend("svc-b", b.addr, b.port))
+        write_atomic(d, "route.yaml", ROUTE.format(a="svc-a", gen=1))
         gw = start_gateway(["--config-dir", d, "--bind", host, "--workers", "2"],
                            wait=(host, port))
 
@@ -156,27 +113,25 @@ def main():
 
         # A live change: /a now goes to svc-b.
         gen0 = cfg.get("generation", 0)
-        write(d, "route.yaml", ROUTE.format(a="svc-b", gen=2))
+        write_atomic(d, "route.yaml", ROUTE.format(a="svc-b", gen=2))
         check("folder: route change takes effect",
               wait_for(lambda: pod_of(get(host, port, "/a")) == "web-b"))
         check("folder: a new generation was published",
               wait_for(lambda: config(gw).get("generation", 0) > gen0))
 
         # Pods scaling: only an EndpointSlice changes -> endpoint-only update (route table kept).
-        write(os.path.join(d, "backends"), "b.yaml", BACKEND.format(name="svc-b", addr=a.addr,
-                                                                  port=a.port))
+        write_atomic(os.path.join(d, "backends"), "b.yaml", backend("svc-b", a.addr, a.port))
         check("folder: EndpointSlice change moves /b to web-a",
               wait_for(lambda: pod_of(get(host, port, "/b")) == "web-a"))
         check("folder: it was an endpoint-only update (/config catches up within a tick)",
               wait_for(lambda: config(gw).get("endpointOnlyUpdates", 0) >= 1),
               config(gw).get("endpointOnlyUpdates"))
-        write(os.path.join(d, "backends"), "b.yaml", BACKEND.format(name="svc-b", addr=b.addr,
-                                                                  port=b.port))
+        write_atomic(os.path.join(d, "backends"), "b.yaml", backend("svc-b", b.addr, b.port))
         check("folder: and back to web-b",
               wait_for(lambda: pod_of(get(host, port, "/b")) == "web-b"))
 
         # A broken file: the last good generation keeps serving, /config names the file.
-        write(d, "broken.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: [oops]}\n")
+        write_atomic(d, "broken.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: [oops]}\n")
         err = wait_for(lambda: config(gw).get("error"))
         check("folder: /config names the broken file and field",
               err and "broken.yaml" in err and "metadata.name" in err, err)
@@ -190,9 +145,9 @@ def main():
               wait_for(lambda: config(gw).get("error") == ""))
 
         # A route that attaches nowhere: status says why.
-        write(d, "lost.yaml", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
-                              "metadata: {name: lost, namespace: demo}\n"
-                              "spec:\n  parentRefs: [{name: gw, sectionName: nope}]\n")
+        write_atomic(d, "lost.yaml", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                     "metadata: {name: lost, namespace: demo}\n"
+                     "spec:\n  parentRefs: [{name: gw, sectionName: nope}]\n")
         check("folder: unattached route reported NoMatchingParent",
               wait_for(lambda: route_conditions(config(gw), "lost").get("Accepted") ==
                        ("False", "NoMatchingParent")))

@@ -15,41 +15,27 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import (check, finish, free_port, http_request, start_echo, start_gateway,  # noqa: E402
                     unique_addr)
+from manifests import (docs, endpoint_slice, gateway, gateway_class, service,  # noqa: E402
+                       write_atomic)
 
-BASE = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: churn}}
-spec:
-  gatewayClassName: serval
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: churn}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: echo-1, namespace: churn, labels: {{kubernetes.io/service-name: echo}}}}
-addressType: IPv4
-ports: [{{name: http, port: {echo_port}}}]
-endpoints: [{{addresses: ["{echo_addr}"]}}]
----
+STABLE_ROUTE = """\
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: stable, namespace: churn}}
+metadata: {name: stable, namespace: churn}
 spec:
-  parentRefs: [{{name: gw}}]
+  parentRefs: [{name: gw}]
   rules:
-  - matches: [{{path: {{type: PathPrefix, value: /stable}}}}]
-    backendRefs: [{{name: echo, port: 80}}]
+  - matches: [{path: {type: PathPrefix, value: /stable}}]
+    backendRefs: [{name: echo, port: 80}]
 """
+
+
+def base(port, echo_port, echo_addr):
+    """GatewayClass, Gateway, the echo Service and EndpointSlice, and the stable route."""
+    return docs(gateway_class(), gateway(port, ns="churn"),
+                service("echo", ns="churn", target_port=None),
+                endpoint_slice("echo", echo_addr, echo_port, ns="churn", ready=None), STABLE_ROUTE)
+
 
 CHURN = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -61,13 +47,6 @@ spec:
   - matches: [{{path: {{type: PathPrefix, value: /churn-{i}}}}}]
     backendRefs: [{{name: echo, port: 80}}]
 """
-
-
-def write(d, name, text):
-    tmp = os.path.join(d, "." + name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, os.path.join(d, name))
 
 
 def generation(gw):
@@ -87,8 +66,8 @@ def main():
     port = free_port(host)
     d = tempfile.mkdtemp(prefix="sv-churn-")
     try:
-        write(d, "base.yaml", BASE.format(port=port, echo_port=echo.port, echo_addr=echo.addr))
-        write(d, "churn.yaml", CHURN.format(i=0))
+        write_atomic(d, "base.yaml", base(port, echo.port, echo.addr))
+        write_atomic(d, "churn.yaml", CHURN.format(i=0))
         gw = start_gateway(["--config-dir", d, "--bind", host, "--workers", "2"],
                            wait=(host, port))
         r = http_request(host, port, "GET", "/stable", timeout=3.0)
@@ -107,7 +86,7 @@ def main():
         t.start()
         time.sleep(0.3)
         for i in range(1, 1001):
-            write(d, "churn.yaml", CHURN.format(i=i))
+            write_atomic(d, "churn.yaml", CHURN.format(i=i))
             time.sleep(0.0025)  # ~2.5 s of changes: several generations while wrk runs
         t.join(40)
         text = out.get("text", "")

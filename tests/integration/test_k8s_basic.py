@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import check, finish, free_port, start_echo, stop, unique_addr  # noqa: E402
-from k8stest import (BACKEND, BASE, ROUTE, FakeAPI, apply, conditions, config, get,  # noqa: E402
+from k8stest import (ROUTE, FakeAPI, apply, backend, base, conditions, config, get,  # noqa: E402
                      kget, our_parents, pod_of, ready, start_k8s_gateway, wait_for)
 
 
@@ -20,7 +20,7 @@ def main():
     port = free_port(host)
     gw = None
     try:
-        apply(api, BASE.format(port=port))
+        apply(api, base(port))
         # readiness: every LIST is held by the server for a while -> not ready until it answers
         api.stall(2.0, scope="request")
         gw = start_k8s_gateway(api, host)
@@ -31,8 +31,8 @@ def main():
               cfg.get("provider") == "kubernetes" and
               len([r for r in cfg.get("reflectors", []) if r["synced"]]) == 8, cfg)
 
-        apply(api, BACKEND.format(name="svc-a", addr=a.addr, port=a.port) + "---\n" +
-              BACKEND.format(name="svc-b", addr=b.addr, port=b.port) + "---\n" +
+        apply(api, backend("svc-a", a.addr, a.port) + "---\n" +
+              backend("svc-b", b.addr, b.port) + "---\n" +
               ROUTE.format(name="app", prefix="/a", svc="svc-a"))
         check("k8s: kubectl apply -> /a served by web-a",
               wait_for(lambda: pod_of(get(host, port, "/a/x")) == "web-a", 10))

@@ -11,8 +11,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import check, finish, free_port, read_log, start_echo, stop, unique_addr  # noqa: E402
-from k8stest import (BACKEND, BASE, ROUTE, FakeAPI, apply, config, get, pod_of,  # noqa: E402
-                     ready, start_k8s_gateway, wait_for)
+from k8stest import (ROUTE, FakeAPI, apply, backend, base, config, get, pod_of, ready,  # noqa: E402
+                     start_k8s_gateway, wait_for)
 
 ROUTES = "/apis/gateway.networking.k8s.io/v1/httproutes"
 
@@ -44,9 +44,9 @@ def main():
               serving(pod) and ready(gw))
 
     try:
-        apply(api, BASE.format(port=port) + "---\n" +
-              BACKEND.format(name="svc-a", addr=a.addr, port=a.port) + "---\n" +
-              BACKEND.format(name="svc-b", addr=b.addr, port=b.port) + "---\n" +
+        apply(api, base(port) + "---\n" +
+              backend("svc-a", a.addr, a.port) + "---\n" +
+              backend("svc-b", b.addr, b.port) + "---\n" +
               ROUTE.format(name="app", prefix="/a", svc="svc-a") + "---\n" +
               ROUTE.format(name="other", prefix="/o", svc="svc-b"))
         gw = start_k8s_gateway(api, host, kubeconfig=kc,

@@ -15,8 +15,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import svtest  # noqa: E402
 from svtest import check, finish, free_port, start_echo, stop, unique_addr  # noqa: E402
-from k8stest import (BACKEND, BASE, ROUTE, FakeAPI, apply, config, get, pod_of,  # noqa: E402
-                     ready, start_k8s_gateway, wait_for)
+from k8stest import (ROUTE, FakeAPI, apply, backend, base, config, get, pod_of, ready,  # noqa: E402
+                     start_k8s_gateway, wait_for)
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/default/leases/serval-gateway"
 ENV = {"SERVAL_K8S_LEASE_DURATION_MS": "6000", "SERVAL_K8S_RENEW_DEADLINE_MS": "4000",
@@ -50,8 +50,8 @@ def main():
     port = free_port(h1)
     g1 = g2 = None
     try:
-        apply(api, BASE.format(port=port) + "---\n" +
-              BACKEND.format(name="svc-a", addr=e.addr, port=e.port) + "---\n" +
+        apply(api, base(port) + "---\n" +
+              backend("svc-a", e.addr, e.port) + "---\n" +
               ROUTE.format(name="app", prefix="/a", svc="svc-a"))
         g1 = start_k8s_gateway(api, h1, env=dict(ENV, POD_NAME="gw-a"),
                                kubeconfig=kubeconfig_for(api, "a", "token-a"))

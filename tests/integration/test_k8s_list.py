@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import check, finish, free_port, read_log, start_echo, stop, unique_addr  # noqa: E402
-from k8stest import (BASE, ROUTE, FakeAPI, apply, config, get, path_for, pod_of,  # noqa: E402
+from k8stest import (ROUTE, FakeAPI, apply, base, config, get, path_for, pod_of,  # noqa: E402
                      ready, start_k8s_gateway, wait_for)
 
 N = 1100
@@ -21,7 +21,7 @@ def main():
     port = free_port(host)
     gw = None
     try:
-        apply(api, BASE.format(port=port))
+        apply(api, base(port))
         for i in range(N):
             name = f"s{i:04d}"
             api.create(path_for("services", "demo"), {

@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import check, finish, free_port, start_echo, stop, unique_addr  # noqa: E402
-from k8stest import (BACKEND, BASE, ROOT, ROUTE, FakeAPI, apply, conditions, get,  # noqa: E402
+from k8stest import (ROOT, ROUTE, FakeAPI, apply, backend, base, conditions, get,  # noqa: E402
                      kget, our_parents, pod_of, ready, start_k8s_gateway, wait_for)
 
 
@@ -51,8 +51,8 @@ def main():
     port = free_port(host)
     gw = None
     try:
-        apply(api, BASE.format(port=port) + "---\n" +
-              BACKEND.format(name="svc-a", addr=a.addr, port=a.port))
+        apply(api, base(port) + "---\n" +
+              backend("svc-a", a.addr, a.port))
         api.set_rbac(rules)
         since = api.requests()[-1]["seq"]
         gw = start_k8s_gateway(api, host)

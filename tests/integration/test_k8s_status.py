@@ -9,7 +9,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import check, finish, free_port, start_echo, stop, unique_addr  # noqa: E402
-from k8stest import (BACKEND, BASE, CONTROLLER, ROUTE, FakeAPI, apply, conditions,  # noqa: E402
+from k8stest import (CONTROLLER, ROUTE, FakeAPI, apply, backend, base, conditions,  # noqa: E402
                      kget, our_parents, path_for, ready, start_k8s_gateway, wait_for)
 
 FOREIGN = {"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
@@ -36,8 +36,8 @@ def main():
     port = free_port(host)
     gw = None
     try:
-        apply(api, BASE.format(port=port) + "---\n" +
-              BACKEND.format(name="svc-a", addr=e.addr, port=e.port) + "---\n" +
+        apply(api, base(port) + "---\n" +
+              backend("svc-a", e.addr, e.port) + "---\n" +
               ROUTE.format(name="app", prefix="/a", svc="svc-a"))
         gw = start_k8s_gateway(api, host)
         check("status: ready", wait_for(lambda: ready(gw), 15))

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import binary, check, finish, free_port, read_log, stop, unique_addr  # noqa: E402
-from k8stest import BASE, FakeAPI, apply, config, ready, start_k8s_gateway, wait_for  # noqa: E402
+from k8stest import FakeAPI, apply, base, config, ready, start_k8s_gateway, wait_for  # noqa: E402
 from svtest import start_gateway  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def main():
     api = FakeAPI(bookmark_interval=1.0).start()
     host = unique_addr()
     port = free_port(host)
-    apply(api, BASE.format(port=port))
+    apply(api, base(port))
     gws = []
     try:
         # in-cluster, by IP (SAN 127.0.0.1), token from the projected folder

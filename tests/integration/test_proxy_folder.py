@@ -11,110 +11,63 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import svtest as t  # noqa: E402
+from manifests import backend, docs, gateway, gateway_class, service  # noqa: E402
 from svtest import check  # noqa: E402
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: http, port: {port}, protocol: HTTP}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc-a, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-a-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc-a}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc-m, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-m-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc-m}}
-addressType: IPv4
-ports: [{{name: http, port: {mport}}}]
-endpoints:
-- addresses: ["{maddr}"]
-  conditions: {{ready: true}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc-empty, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
+ROUTE = """\
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
+metadata: {name: app, namespace: demo}
 spec:
-  parentRefs: [{{name: gw}}]
+  parentRefs: [{name: gw}]
   rules:
-  - matches: [{{path: {{type: PathPrefix, value: /empty}}}}]
-    backendRefs: [{{name: svc-empty, port: 80}}]
-  - matches: [{{path: {{type: PathPrefix, value: /redir}}}}]
+  - matches: [{path: {type: PathPrefix, value: /empty}}]
+    backendRefs: [{name: svc-empty, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /redir}}]
     filters:
     - type: RequestRedirect
-      requestRedirect: {{scheme: https, statusCode: 301}}
-  - matches: [{{path: {{type: PathPrefix, value: /old}}}}]
+      requestRedirect: {scheme: https, statusCode: 301}
+  - matches: [{path: {type: PathPrefix, value: /old}}]
     filters:
     - type: URLRewrite
-      urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /new}}}}
+      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}
     - type: RequestHeaderModifier
       requestHeaderModifier:
-        set: [{{name: X-Set, value: set-by-route}}]
-        add: [{{name: X-Add, value: added}}]
+        set: [{name: X-Set, value: set-by-route}]
+        add: [{name: X-Add, value: added}]
         remove: [X-Remove]
     - type: ResponseHeaderModifier
       responseHeaderModifier:
-        add: [{{name: X-Resp, value: from-route}}]
+        add: [{name: X-Resp, value: from-route}]
     backendRefs:
     - name: svc-a
       port: 80
       filters:
       - type: RequestHeaderModifier
         requestHeaderModifier:
-          add: [{{name: X-Backend, value: from-backend}}]
-          set: [{{name: X-Add, value: backend-wins}}]
+          add: [{name: X-Backend, value: from-backend}]
+          set: [{name: X-Add, value: backend-wins}]
       - type: ResponseHeaderModifier
         responseHeaderModifier:
-          add: [{{name: X-Resp-Be, value: from-backend}}]
-  - matches: [{{path: {{type: PathPrefix, value: /mirrored}}}}]
+          add: [{name: X-Resp-Be, value: from-backend}]
+  - matches: [{path: {type: PathPrefix, value: /mirrored}}]
     filters:
     - type: RequestMirror
-      requestMirror: {{backendRef: {{name: svc-m, port: 80}}}}
-    backendRefs: [{{name: svc-a, port: 80}}]
-  - matches: [{{path: {{type: PathPrefix, value: /slow}}}}]
-    timeouts: {{backendRequest: 500ms}}
-    backendRefs: [{{name: svc-a, port: 80}}]
-  - matches: [{{path: {{type: PathPrefix, value: /}}}}]
-    backendRefs: [{{name: svc-a, port: 80}}]
+      requestMirror: {backendRef: {name: svc-m, port: 80}}
+    backendRefs: [{name: svc-a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /slow}}]
+    timeouts: {backendRequest: 500ms}
+    backendRefs: [{name: svc-a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /}}]
+    backendRefs: [{name: svc-a, port: 80}]
 """
+
+
+def manifests(port, e, em):
+    """Class and Gateway, Services svc-a (-> <e>), svc-m (-> <em>), svc-empty (no endpoints), and
+    the route."""
+    return docs(gateway_class(), gateway(port), backend("svc-a", e.addr, e.port),
+                backend("svc-m", em.addr, em.port), service("svc-empty"), ROUTE)
 
 
 def main():
@@ -124,8 +77,7 @@ def main():
     port = t.free_port(host)
     d = tempfile.mkdtemp(prefix="sv-dp-folder-")
     with open(os.path.join(d, "all.yaml"), "w") as f:
-        f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, mport=em.port,
-                                 maddr=em.addr))
+        f.write(manifests(port, e, em))
     gw = t.start_gateway(["--config-dir", d, "--bind", host, "--workers", "2"], wait=(host, port))
     H = {"Host": "demo.test"}
 

@@ -1,0 +1,95 @@
+"""Builders for the Kubernetes manifests the integration tests feed to serval-gateway (a
+--config-dir folder or the fake API server), and the atomic file write the folder tests use.
+Each builder returns one YAML document ending in a newline; docs() joins several with "---"."""
+import os
+
+CONTROLLER = "serval.dev/gateway-controller"
+
+
+def docs(*parts):
+    """Join YAML documents (each ending in a newline) into one multi-document stream."""
+    return "---\n".join(parts)
+
+
+def namespace(name="demo"):
+    return f"""\
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {name}}}
+"""
+
+
+def gateway_class(name="serval", controller=CONTROLLER):
+    return f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: {name}}}
+spec: {{controllerName: {controller}}}
+"""
+
+
+def http_listener(port, name="http"):
+    """One listener line for gateway(listeners=...)."""
+    return f"  - {{name: {name}, port: {port}, protocol: HTTP}}\n"
+
+
+def gateway(port=None, name="gw", ns="demo", addresses=(), listeners=None, class_name="serval"):
+    """A Gateway; by default one HTTP listener "http" on <port>. <listeners> replaces it with
+    block-list lines (indented two spaces, like http_listener's). <addresses>: IPAddress values."""
+    if listeners is None:
+        listeners = http_listener(port)
+    text = f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  gatewayClassName: {class_name}
+"""
+    if addresses:
+        text += "  addresses: [" + ", ".join(
+            f'{{type: IPAddress, value: "{a}"}}' for a in addresses) + "]\n"
+    return text + "  listeners:\n" + listeners
+
+
+def service(name, ns="demo", target_port=8080):
+    """A Service with one port "http" 80 (targetPort <target_port>; None leaves it out)."""
+    tp = "" if target_port is None else f", targetPort: {target_port}"
+    return f"""\
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  ports: [{{name: http, port: 80{tp}}}]
+"""
+
+
+def endpoint_slice(service_name, addr, port, ns="demo", ready=True):
+    """EndpointSlice "<service_name>-1": one endpoint <addr> on port "http" <port>;
+    ready=None leaves the conditions out."""
+    cond = "" if ready is None else f"\n  conditions: {{ready: {'true' if ready else 'false'}}}"
+    return f"""\
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {service_name}-1
+  namespace: {ns}
+  labels: {{kubernetes.io/service-name: {service_name}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints:
+- addresses: ["{addr}"]{cond}
+"""
+
+
+def backend(name, addr, port, ns="demo", target_port=8080, ready=True):
+    """A Service <name> and its EndpointSlice pointing at <addr>:<port>."""
+    return docs(service(name, ns, target_port), endpoint_slice(name, addr, port, ns, ready))
+
+
+def write_atomic(d, name, text):
+    """Write <text> to <d>/<name> through a hidden temporary file and a rename, so a watcher of
+    the folder never reads a half-written manifest."""
+    tmp = os.path.join(d, "." + name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, os.path.join(d, name))
