@@ -7,16 +7,13 @@ int sv_dec_gatewayclass(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_gatewayclass *gc = &obj->u.gatewayclass;
     const cJSON *spec, *pr;
-    int rc = sv_dec_obj(d, j, "spec", &spec);
-    if (rc < 0)
+    if (sv_dec_req_obj(d, j, "spec", &spec) < 0)
         return -1;
-    if (rc == 0)
-        return sv_dec_fail(d, "spec", "required field missing");
     size_t mark = sv_dec_push(d, "spec");
     if (sv_dec_req_str(d, spec, "controllerName", &gc->controller_name) < 0 ||
         sv_dec_str(d, spec, "description", &gc->description) < 0)
         return -1;
-    rc = sv_dec_obj(d, spec, "parametersRef", &pr);
+    int rc = sv_dec_obj(d, spec, "parametersRef", &pr);
     if (rc < 0)
         return -1;
     if (rc == 1) {
@@ -147,11 +144,8 @@ int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_gateway *gw = &obj->u.gateway;
     const cJSON *spec;
-    int rc = sv_dec_obj(d, j, "spec", &spec);
-    if (rc < 0)
+    if (sv_dec_req_obj(d, j, "spec", &spec) < 0)
         return -1;
-    if (rc == 0)
-        return sv_dec_fail(d, "spec", "required field missing");
     size_t mark = sv_dec_push(d, "spec");
     if (sv_dec_req_str(d, spec, "gatewayClassName", &gw->class_name) < 0)
         return -1;
@@ -209,11 +203,8 @@ int sv_dec_referencegrant(struct sv_dec *d, const cJSON *j, struct sv_object *ob
 {
     struct sv_referencegrant *rg = &obj->u.referencegrant;
     const cJSON *spec;
-    int rc = sv_dec_obj(d, j, "spec", &spec);
-    if (rc < 0)
+    if (sv_dec_req_obj(d, j, "spec", &spec) < 0)
         return -1;
-    if (rc == 0)
-        return sv_dec_fail(d, "spec", "required field missing");
     size_t mark = sv_dec_push(d, "spec");
     if (SV_DEC_EACH_OBJ(d, spec, "from", &rg->from, &rg->n_from, dec_grant_from) < 0 ||
         SV_DEC_EACH_OBJ(d, spec, "to", &rg->to, &rg->n_to, dec_grant_to) < 0)

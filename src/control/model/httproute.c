@@ -86,11 +86,8 @@ static int dec_mirror(struct sv_dec *d, const cJSON *o, struct sv_mirror *m)
     m->percent = -1;
     m->fraction_num = -1;
     m->fraction_den = 100;
-    int rc = sv_dec_obj(d, o, "backendRef", &br);
-    if (rc < 0)
+    if (sv_dec_req_obj(d, o, "backendRef", &br) < 0)
         return -1;
-    if (rc == 0)
-        return sv_dec_fail(d, "backendRef", "required field missing");
     m->backend = sv_dec_alloc(d, sizeof(*m->backend));
     if (!m->backend)
         return -1;
@@ -100,7 +97,7 @@ static int dec_mirror(struct sv_dec *d, const cJSON *o, struct sv_mirror *m)
     sv_dec_pop(d, mark);
     if (sv_dec_i32(d, o, "percent", 0, 100, &m->percent) < 0)
         return -1;
-    rc = sv_dec_obj(d, o, "fraction", &frac);
+    int rc = sv_dec_obj(d, o, "fraction", &frac);
     if (rc < 0)
         return -1;
     if (rc == 1) {

@@ -179,6 +179,14 @@ int sv_dec_obj(struct sv_dec *d, const cJSON *o, const char *key, const cJSON **
     return 1;
 }
 
+int sv_dec_req_obj(struct sv_dec *d, const cJSON *o, const char *key, const cJSON **out)
+{
+    int rc = sv_dec_obj(d, o, key, out);
+    if (rc == 0)
+        return sv_dec_fail(d, key, "required field missing");
+    return rc;
+}
+
 int sv_dec_arr(struct sv_dec *d, const cJSON *o, const char *key, const cJSON **out, size_t *n)
 {
     const cJSON *v = field(o, key);
@@ -622,11 +630,8 @@ static int dec_meta(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     const cJSON *md;
     struct sv_meta *m = &obj->meta;
-    int rc = sv_dec_obj(d, j, "metadata", &md);
-    if (rc < 0)
+    if (sv_dec_req_obj(d, j, "metadata", &md) < 0)
         return -1;
-    if (rc == 0)
-        return sv_dec_fail(d, "metadata", "required field missing");
     size_t mark = sv_dec_push(d, "metadata");
     if (sv_dec_req_str(d, md, "name", &m->name) < 0 || sv_dec_str(d, md, "namespace", &m->ns) < 0 ||
         sv_dec_str(d, md, "uid", &m->uid) < 0 ||

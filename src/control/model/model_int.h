@@ -55,6 +55,9 @@ const char *sv_dec_scalar_text(const cJSON *v);
 
 /* Field getters on object <o> (which may be NULL = everything absent). */
 int sv_dec_obj(struct sv_dec *d, const cJSON *o, const char *key, const cJSON **out);
+/* sv_dec_obj for a required object: absent (or null) fails with "<key>: required field missing".
+ * Returns 1 or -1. */
+int sv_dec_req_obj(struct sv_dec *d, const cJSON *o, const char *key, const cJSON **out);
 int sv_dec_arr(struct sv_dec *d, const cJSON *o, const char *key, const cJSON **out, size_t *n);
 int sv_dec_str(struct sv_dec *d, const cJSON *o, const char *key, const char **out);
 int sv_dec_req_str(struct sv_dec *d, const cJSON *o, const char *key, const char **out);
