@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import check, finish, free_port, start_echo, stop, unique_addr  # noqa: E402
-from k8stest import (BACKEND, BASE, ROUTE, FakeAPI, apply, conditions, kget,  # noqa: E402
+from k8stest import (ROUTE, FakeAPI, apply, backend, base, conditions, kget,  # noqa: E402
                      our_parents, start_k8s_gateway, wait_for)
 from client import path_for  # noqa: E402
 
@@ -31,8 +31,8 @@ def main():
     net = f"127.{random.randrange(2, 250)}.{random.randrange(200, 250)}"
     gw = None
     try:
-        apply(api, BASE.format(port=port) + "---\n" +
-              BACKEND.format(name="svc-a", addr=a.addr, port=a.port) + "---\n" +
+        apply(api, base(port) + "---\n" +
+              backend("svc-a", a.addr, a.port) + "---\n" +
               ROUTE.format(name="app", prefix="/a", svc="svc-a"))
         gw = start_k8s_gateway(api, host, extra=["--gateway-address-pool", f"{net}.0/24"])
         check("k8s recreate: first route Accepted", wait_for(lambda: accepted(api, "app"), 15, 0.1),
