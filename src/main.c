@@ -22,6 +22,7 @@
 
 #include "serval/admin/admin.h"
 #include "serval/admin/prom.h"
+#include "serval/base/assert.h"
 #include "serval/base/limits.h"
 #include "serval/base/log.h"
 #include "serval/base/str.h"
@@ -64,12 +65,15 @@ static const char usage_text[] =
     "                      [--gateway-address-pool CIDR]\n"
     "                      [--drain-delay DURATION] [--shutdown-timeout DURATION]\n"
     "                      [--log-level debug|info|warn|error] [--max-conns N]\n"
-    "                      [--max-header-size BYTES] [--header-timeout DURATION]\n"
+    "                      [--max-header-size BYTES] [--recv-buffers N]\n"
+    "                      [--header-timeout DURATION]\n"
     "                      [--idle-timeout DURATION] [--upstream-timeout DURATION]\n"
     "                      [--insecure-skip-tls-verify]\n"
     "  --listen/--route are quick mode (repeatable; longest prefix wins; round robin).\n"
     "  DURATION is a number with an optional unit ms, s or m (bare number = seconds).\n"
     "  --max-conns is per worker. SIGHUP in quick mode republishes the routes.\n"
+    "  --recv-buffers: provided receive buffers per worker (power of two, 16..32768, default\n"
+    "  1024 of 16 KiB); fewer buffers cap memory, and ENOBUFS then pauses receives.\n"
     "  --gateway-address-pool gives every Gateway its own IPv4 address from CIDR (spec.addresses\n"
     "  inside it are honoured) instead of --bind for all; status.addresses reports it.\n";
 
@@ -131,7 +135,7 @@ enum {
     O_LISTEN = 256, O_ROUTE, O_WORKERS, O_BIND, O_ADDRESS_POOL, O_ADMIN, O_LOG_LEVEL, O_DRAIN_DELAY,
     O_SHUTDOWN_TIMEOUT, O_MAX_CONNS, O_MAX_HEADER, O_HEADER_TIMEOUT, O_IDLE_TIMEOUT,
     O_UPSTREAM_TIMEOUT, O_CONFIG_DIR, O_KUBECONFIG, O_IN_CLUSTER, O_CONTROLLER, O_HELP,
-    O_TEST_REPUBLISH, O_INSECURE_TLS,
+    O_TEST_REPUBLISH, O_INSECURE_TLS, O_RECV_BUFFERS,
 };
 
 /* "A.B.C.D/P" with 8 <= P <= 32 (what the translator accepts for --gateway-address-pool). */
@@ -174,8 +178,11 @@ static void parse_flags(int argc, char **argv, struct opts *o)
         {"help", no_argument, 0, O_HELP},
         {"test-republish-hz", required_argument, 0, O_TEST_REPUBLISH},
         {"insecure-skip-tls-verify", no_argument, 0, O_INSECURE_TLS},
+        {"recv-buffers", required_argument, 0, O_RECV_BUFFERS},
         {0, 0, 0, 0},
     };
+    for (size_t i = 0; longopts[i].name; i++)
+        SV_ASSERT(longopts[i].val == O_LISTEN + (int)i); /* flag names are found by index */
     opterr = 0;
     for (;;) {
         int idx = 0;
@@ -184,7 +191,7 @@ static void parse_flags(int argc, char **argv, struct opts *o)
             break;
         const char *flag = NULL;
         char fname[64];
-        if (ch >= O_LISTEN && ch <= O_INSECURE_TLS) {
+        if (ch >= O_LISTEN && ch <= O_RECV_BUFFERS) { /* longopts[] is in enum order */
             snprintf(fname, sizeof(fname), "--%s", longopts[ch - O_LISTEN].name);
             flag = fname;
         }
@@ -231,6 +238,11 @@ static void parse_flags(int argc, char **argv, struct opts *o)
             break;
         case O_MAX_HEADER:
             o->dp.max_header_size = (uint32_t)parse_uint(flag, optarg, 1024, 1u << 20);
+            break;
+        case O_RECV_BUFFERS:
+            o->dp.buf_count = (uint32_t)parse_uint(flag, optarg, 16, 32768);
+            if (o->dp.buf_count & (o->dp.buf_count - 1))
+                usage_exit(flag, "must be a power of two");
             break;
         case O_HEADER_TIMEOUT:
             o->dp.header_timeout_ms = (uint32_t)parse_dur_flag(flag, optarg);

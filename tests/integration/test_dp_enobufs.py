@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """More concurrent responses than one worker's provided-buffer ring can hold (300 downloads of
-600 KB whose clients read nothing for a second, 1 worker, 1024 buffers, at most 8 per direction):
+600 KB whose clients read nothing at first, 1 worker, --recv-buffers 64, at most 8 per
+direction; a small ring makes running dry certain: with the default 1024 buffers it depended on
+how far the kernel's send-buffer autotuning absorbed the responses, and failed on loaded machines):
 the ring runs dry, multishot receives stop with ENOBUFS (counted as backpressure, not errors)
 and resume as buffers come back; every download must still arrive byte-exact."""
 import os
@@ -27,7 +29,7 @@ def main():
     e = t.start_echo(pod="pod-a")
     addr = t.unique_addr()
     port = t.free_port(addr)
-    gw = t.start_gateway(["--workers", "1", "--listen", f"{addr}:{port}",
+    gw = t.start_gateway(["--workers", "1", "--recv-buffers", "64", "--listen", f"{addr}:{port}",
                           "--route", f"/={e.addr}:{e.port}"], wait=(addr, port))
     sel = selectors.DefaultSelector()
     socks = []
