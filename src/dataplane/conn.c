@@ -72,6 +72,29 @@ static inline char *resp_out(struct sv_worker *w, const struct sv_conn *c)
     return req_out(w, c) + out_cap(w);
 }
 
+/* TLS ciphertext output: the largest plaintext one client send carries (SV_IOV_MAX receive
+ * buffers, or a head buffer) plus record overhead and room for a handshake flight. */
+static inline size_t tls_out_cap(const struct sv_worker *w)
+{
+    size_t pt = SV_MAX((size_t)SV_IOV_MAX * w->dp->cfg.buf_size, out_cap(w));
+    return pt + (pt / 16384 + 2) * 64 + 16384;
+}
+
+static inline size_t tls_cin_cap(const struct sv_worker *w)
+{
+    return w->dp->cfg.buf_size;
+}
+
+static inline char *tls_out(struct sv_worker *w, const struct sv_conn *c)
+{
+    return w->tls_mem + (size_t)c->slot * w->tls_stride;
+}
+
+static inline char *tls_cin(struct sv_worker *w, const struct sv_conn *c)
+{
+    return tls_out(w, c) + tls_out_cap(w);
+}
+
 static inline struct sv_conn *conn_at(struct sv_worker *w, uint32_t slot)
 {
     return sv_slab_get(&w->conns, slot);
@@ -251,13 +274,14 @@ static int64_t gather(struct sv_worker *w, struct sv_http_parser *p, struct sv_s
 static void starve(struct sv_worker *w, struct sv_rx *rx, uint64_t handle);
 
 /* Arm, keep or cancel the multishot recv of one socket according to its queue. */
-static void sync_rx(struct sv_worker *w, struct sv_rx *rx, int fd, uint64_t ud_recv,
-                    uint64_t ud_cancel, uint16_t *inflight)
+static void sync_rx(struct sv_worker *w, struct sv_rx *rx, uint32_t extra, int fd,
+                    uint64_t ud_recv, uint64_t ud_cancel, uint16_t *inflight)
 {
     uint32_t b = bufs_b(w);
-    if (rx->paused && rx->q.count <= b / 2)
+    uint32_t held = rx->q.count + extra;
+    if (rx->paused && held <= b / 2)
         rx->paused = false;
-    else if (!rx->paused && rx->q.count >= b)
+    else if (!rx->paused && held >= b)
         rx->paused = true;
     bool want = !rx->eof && !rx->starved && !rx->paused;
     if (want && !rx->armed) {
@@ -277,14 +301,16 @@ static void sync_conn_rx(struct sv_worker *w, struct sv_conn *c)
 {
     if (c->state == SV_C_CLOSING)
         return;
-    sync_rx(w, &c->rx, c->fd, cud(w, c, SV_OP_C_RECV), cud(w, c, SV_OP_C_CANCEL), &c->inflight);
+    sync_rx(w, &c->rx, c->tls_rawq.count + c->tls_nspare, c->fd, cud(w, c, SV_OP_C_RECV),
+            cud(w, c, SV_OP_C_CANCEL), &c->inflight);
 }
 
 static void sync_up_rx(struct sv_worker *w, struct sv_upconn *u)
 {
     if (u->state == SV_UP_CLOSING || u->state == SV_UP_CONNECTING)
         return;
-    sync_rx(w, &u->rx, u->fd, uud(w, u, SV_OP_U_RECV), uud(w, u, SV_OP_U_CANCEL), &u->inflight);
+    sync_rx(w, &u->rx, 0, u->fd, uud(w, u, SV_OP_U_RECV), uud(w, u, SV_OP_U_CANCEL),
+            &u->inflight);
 }
 
 /* Starved list: handles {1 = conn | 2 = upstream, slot, gen} waiting for free buffers. */
@@ -329,8 +355,9 @@ void sv_conn_retry_starved(struct sv_worker *w)
 
 /* Handle the end-state of a recv completion common to both sides. Returns true when the bytes
  * (if any) were queued. */
-static void rx_complete(struct sv_worker *w, struct sv_rx *rx, const struct sv_io_cqe *e,
-                        uint16_t *inflight, bool discard, uint64_t handle)
+static void rx_complete(struct sv_worker *w, struct sv_rx *rx, struct sv_segq *q,
+                        const struct sv_io_cqe *e, uint16_t *inflight, bool discard,
+                        uint64_t handle)
 {
     if (!e->more) {
         rx->armed = false;
@@ -343,7 +370,7 @@ static void rx_complete(struct sv_worker *w, struct sv_rx *rx, const struct sv_i
         if (discard)
             sv_io_buf_recycle(w->io, e->bid);
         else
-            segq_push(&rx->q, e->bid, (uint32_t)e->res);
+            segq_push(q, e->bid, (uint32_t)e->res);
     } else if (e->res == 0) {
         rx->eof = true;
     } else if (e->res == -ENOBUFS) {
@@ -364,6 +391,122 @@ static void conn_timer(struct sv_worker *w, struct sv_conn *c, uint8_t kind, uin
         sv_timer_cancel(&w->wheel, &c->timer);
     else
         sv_timer_arm(&w->wheel, &c->timer, w->now_ms + ms);
+}
+
+/* ---- TLS: ciphertext in, plaintext segments out ------------------------------------------- */
+
+/* Recycle the buffers a TLS connection holds outside its plaintext queue. */
+static void tls_drop_bufs(struct sv_worker *w, struct sv_conn *c)
+{
+    segq_clear(w, &c->tls_rawq);
+    for (unsigned i = 0; i < c->tls_nspare; i++)
+        sv_io_buf_recycle(w->io, c->tls_spare[i]);
+    c->tls_nspare = 0;
+    c->tls_cin_len = 0;
+}
+
+/* A receive buffer whose ciphertext was fully copied out: keep a few for plaintext. */
+static void tls_spare_put(struct sv_worker *w, struct sv_conn *c, uint16_t bid)
+{
+    if (c->tls_nspare < SV_TLS_SPARES)
+        c->tls_spare[c->tls_nspare++] = bid;
+    else
+        sv_io_buf_recycle(w->io, bid);
+}
+
+/* Send what the TLS output buffer holds when no client send is in flight. Returns true when a
+ * send was submitted (or the connection was closed). */
+static bool tls_flush(struct sv_worker *w, struct sv_conn *c)
+{
+    if (!c->tls || c->cl_send.kind != SV_SEND_NONE || c->state == SV_C_CLOSING || c->state == 0)
+        return false;
+    const uint8_t *p = NULL;
+    size_t n = sv_tls_conn_out(&c->tls_c, &p);
+    if (n == 0) {
+        if (c->tls_fatal) {
+            close_conn(w, c);
+            return true;
+        }
+        return false;
+    }
+    if (sv_io_send(w->io, c->fd, p, (unsigned)n, cud(w, c, SV_OP_C_SEND)) < 0) {
+        close_conn(w, c);
+        return true;
+    }
+    c->inflight++;
+    c->cl_send.kind = SV_SEND_TLS;
+    c->cl_send.len = (uint32_t)n;
+    return true;
+}
+
+/* Decrypt: copy ciphertext from the raw queue into the input area (each buffer emptied that way
+ * becomes a spare), drive the handshake and records, and put plaintext into spares (or behind
+ * the last plaintext segment when it has room) queued on c->rx.q. A close_notify counts as end
+ * of input; a fatal error marks the connection to close after its alert is out. */
+static void tls_in(struct sv_worker *w, struct sv_conn *c)
+{
+    if (!c->tls || c->tls_fatal || c->state == SV_C_CLOSING || c->state == SV_C_LINGER)
+        return;
+    char *cin = tls_cin(w, c);
+    size_t cap = tls_cin_cap(w);
+    size_t bsz = w->dp->cfg.buf_size;
+    for (unsigned it = 0; it < 4 * SV_SEGQ_CAP; it++) {
+        for (unsigned k = 0; k < SV_SEGQ_CAP && c->tls_rawq.count && c->tls_cin_len < cap; k++) {
+            struct sv_seg *sg = segq_front(&c->tls_rawq);
+            uint32_t n = (uint32_t)SV_MIN((size_t)sg->len, cap - c->tls_cin_len);
+            memcpy(cin + c->tls_cin_len, seg_data(w, sg), n);
+            c->tls_cin_len += n;
+            if (n == sg->len) {
+                tls_spare_put(w, c, segq_pop_keep(&c->tls_rawq));
+            } else {
+                sg->off += n;
+                sg->len -= n;
+            }
+        }
+        /* plaintext destination: room behind the last plaintext segment, else a spare */
+        char *plain = NULL;
+        size_t pcap = 0;
+        bool append = false;
+        if (c->rx.q.count) {
+            struct sv_seg *t = &t_segs[c->rx.q.tail];
+            size_t end = (size_t)t->off + t->len;
+            if (end < bsz) {
+                plain = (char *)sv_io_buf(w->io, t->bid) + end;
+                pcap = bsz - end;
+                append = true;
+            }
+        }
+        if (!plain && c->tls_nspare) {
+            plain = sv_io_buf(w->io, c->tls_spare[c->tls_nspare - 1]);
+            pcap = bsz;
+        }
+        size_t used = 0;
+        ssize_t r = sv_tls_conn_recv(&c->tls_c, cin, c->tls_cin_len, &used, plain, pcap);
+        if (used) {
+            memmove(cin, cin + used, c->tls_cin_len - used);
+            c->tls_cin_len -= (uint32_t)used;
+        }
+        if (r > 0) {
+            if (append)
+                t_segs[c->rx.q.tail].len += (uint32_t)r;
+            else
+                segq_push(&c->rx.q, c->tls_spare[--c->tls_nspare], (uint32_t)r);
+            continue;
+        }
+        if (r == -EPIPE) {
+            c->rx.eof = true; /* close_notify: no more requests */
+            return;
+        }
+        if (r < 0) {
+            char eb[96];
+            sv_log_rl(1, SV_LOG_INFO, "dataplane", "TLS failure: %s",
+                      sv_tls_conn_error(&c->tls_c, eb, sizeof(eb)));
+            c->tls_fatal = true;
+            return;
+        }
+        if (used == 0 && (c->tls_rawq.count == 0 || c->tls_cin_len == cap || pcap == 0))
+            return;
+    }
 }
 
 /* ---- upstream pool ------------------------------------------------------------------------ */
@@ -599,6 +742,10 @@ static void maybe_free_conn(struct sv_worker *w, struct sv_conn *c)
     close(c->fd);
     c->fd = -1;
     c->state = 0;
+    if (c->tls) {
+        sv_tls_conn_close(&c->tls_c);
+        c->tls = false;
+    }
     sv_stat_add(w, SV_DP_STAT_CONNS_ACTIVE, (uint64_t)-1);
     sv_slab_free(&w->conns, c->slot);
 }
@@ -613,6 +760,8 @@ static void close_conn(struct sv_worker *w, struct sv_conn *c)
     release_route(w, c);
     c->state = SV_C_CLOSING;
     segq_clear(w, &c->rx.q);
+    if (c->tls)
+        tls_drop_bufs(w, c);
     if (c->inflight > 0 && sv_io_cancel_fd(w->io, c->fd, cud(w, c, SV_OP_C_CANCEL)) == 0)
         c->inflight++;
     maybe_free_conn(w, c);
@@ -626,6 +775,8 @@ static void linger(struct sv_worker *w, struct sv_conn *c)
         up_detach(w, c, true);
     release_route(w, c);
     segq_clear(w, &c->rx.q);
+    if (c->tls)
+        tls_drop_bufs(w, c);
     if (c->rx.eof) {
         close_conn(w, c);
         return;
@@ -840,6 +991,19 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         respond_error(w, c, 503);
         return;
     }
+    if (c->tls) {
+        /* GATEWAY_API_RULES §7: the Host must select the listener the SNI selected */
+        int sel = sv_generation_select_listener(gen, &c->local.sa, h->host);
+        if (sel >= 0) {
+            size_t nl = 0;
+            const struct sv_route_listener *ls = sv_generation_listeners(gen, &nl);
+            if ((size_t)sel < nl &&
+                !sv_str_eq_nocase(ls[sel].hostname, sv_tls_conn_listener_hostname(&c->tls_c))) {
+                respond_error(w, c, 421);
+                return;
+            }
+        }
+    }
     struct sv_route_request rq = {
         .local = &c->local.sa,
         .host = h->host,
@@ -863,7 +1027,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     }
     if (a->redirect) {
         char *loc = req_out(w, c);
-        ssize_t ln = sv_route_redirect_location(&res, SV_STR_LIT("http"), h->host, h->path,
+        ssize_t ln = sv_route_redirect_location(&res, c->tls ? SV_STR_LIT("https") : SV_STR_LIT("http"), h->host, h->path,
                                                 h->query, loc, scap / 2);
         int st = sv_route_redirect_status(&res);
         bool keep = c->req_keepalive && c->req_body == SV_HTTP_BODY_NONE && !w->draining;
@@ -900,7 +1064,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     struct sv_http_rewrite rw = {
         .mods = merge_mods(w, a->request_mods, be->request_mods),
         .xff = sv_str_make(c->xff, c->xff_len),
-        .xf_proto = SV_STR_LIT("http"),
+        .xf_proto = c->tls ? SV_STR_LIT("https") : SV_STR_LIT("http"),
         .xf_port = c->local_port,
         .upgrade = c->upgrade,
         .http10 = c->req_http10, /* so a 1.0 client never gets a chunked body */
@@ -1113,6 +1277,21 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
 
 static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint32_t len)
 {
+    if (c->tls) {
+        /* encrypt what fits now and account it at once; the ciphertext goes out from the
+         * connection's output buffer */
+        ssize_t t = sv_tls_conn_send(&c->tls_c, p, len);
+        if (t < 0 || (t == 0 && sv_tls_conn_out(&c->tls_c, &(const uint8_t *){NULL}) == 0)) {
+            close_conn(w, c);
+            return;
+        }
+        if (c->canned.ptr)
+            c->canned_sent += (uint32_t)t;
+        else
+            c->resp_out_sent += (uint32_t)t;
+        (void)tls_flush(w, c);
+        return;
+    }
     if (sv_io_send(w->io, c->fd, p, len, cud(w, c, SV_OP_C_SEND)) < 0) {
         close_conn(w, c);
         return;
@@ -1126,6 +1305,23 @@ static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint3
 static void cl_send_segs(struct sv_worker *w, struct sv_conn *c, int64_t len)
 {
     struct sv_sendst *st = &c->cl_send;
+    if (c->tls) {
+        /* the gathered bytes were parsed already: all of them must be encrypted (the output
+         * buffer is sized for SV_IOV_MAX buffers); then their buffers go back at once */
+        struct sv_upconn *u = up_of(w, c);
+        SV_ASSERT(u);
+        for (unsigned i = 0; i < st->nseg; i++) {
+            ssize_t t = sv_tls_conn_send(&c->tls_c, st->iov[i].iov_base, st->iov[i].iov_len);
+            if (t != (ssize_t)st->iov[i].iov_len) {
+                sv_log_rl(1, SV_LOG_WARN, "dataplane", "TLS encrypt failed or output full");
+                close_conn(w, c);
+                return;
+            }
+        }
+        q_consume(w, &u->rx.q, (uint32_t)len);
+        (void)tls_flush(w, c);
+        return;
+    }
     memset(&st->msg, 0, sizeof(st->msg));
     st->msg.msg_iov = st->iov;
     st->msg.msg_iovlen = st->nseg;
@@ -1371,6 +1567,8 @@ static void head_step(struct sv_worker *w, struct sv_conn *c)
 
 static void conn_pump(struct sv_worker *w, struct sv_conn *c)
 {
+    if (c->tls)
+        tls_in(w, c); /* also after sends: ciphertext may wait for plaintext room */
     switch (c->state) {
     case SV_C_HEAD:
         head_step(w, c);
@@ -1402,6 +1600,8 @@ static void conn_pump(struct sv_worker *w, struct sv_conn *c)
     default:
         break;
     }
+    if (c->tls)
+        (void)tls_flush(w, c);
     if (c->state != SV_C_CLOSING && c->state != 0) {
         sync_conn_rx(w, c);
         struct sv_upconn *u = up_of(w, c);
@@ -1451,7 +1651,11 @@ static void on_client_send(struct sv_worker *w, struct sv_conn *c, const struct 
         close_conn(w, c);
         return;
     }
-    if (kind == SV_SEND_BYTES) {
+    if (kind == SV_SEND_TLS) {
+        sv_tls_conn_out_consume(&c->tls_c, len);
+        if (tls_flush(w, c))
+            return;
+    } else if (kind == SV_SEND_BYTES) {
         if (c->canned.ptr)
             c->canned_sent += (uint32_t)e->res;
         else
@@ -1532,7 +1736,7 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             return;
         }
         bool discard = c->state == SV_C_CLOSING || c->state == SV_C_LINGER;
-        rx_complete(w, &c->rx, e, &c->inflight, discard,
+        rx_complete(w, &c->rx, c->tls ? &c->tls_rawq : &c->rx.q, e, &c->inflight, discard,
                     sv_ud_make(1, c->slot, sv_slab_gen(&w->conns, c->slot)));
         if (c->state == SV_C_CLOSING) {
             maybe_free_conn(w, c);
@@ -1594,7 +1798,7 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             return;
         }
         bool discard = u->state == SV_UP_CLOSING;
-        rx_complete(w, &u->rx, e, &u->inflight, discard,
+        rx_complete(w, &u->rx, &u->rx.q, e, &u->inflight, discard,
                     sv_ud_make(2, u->slot, sv_slab_gen(&w->ups, u->slot)));
         if (u->state == SV_UP_CLOSING) {
             maybe_free_up(w, u);
@@ -1681,17 +1885,34 @@ void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
     }
 }
 
+/* The TLS server object of the current generation's bind that listener <l> serves, or NULL. */
+static struct sv_tls_server *bind_tls_server(struct sv_worker *w, const struct sv_listener *l)
+{
+    if (!w->gen)
+        return NULL;
+    size_t nb = 0;
+    const struct sv_route_bind *b = sv_generation_binds(w->gen, &nb);
+    for (size_t i = 0; i < nb; i++)
+        if (b[i].proto == SV_ROUTE_PROTO_HTTPS && b[i].addrlen == l->addrlen &&
+            memcmp(&b[i].addr, &l->addr, l->addrlen) == 0)
+            return sv_generation_bind_tls(w->gen, (uint32_t)i);
+    return NULL;
+}
+
 void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
 {
+    struct sv_tls_server *srv = NULL;
     if (w->lst[li].proto == SV_ROUTE_PROTO_HTTPS) {
-        /* TLS termination (src/tls) is not wired into the workers yet: never answer cleartext
-         * HTTP on a port meant for TLS. */
-        close(fd);
-        sv_stat_add(w, SV_DP_STAT_CONNS_REFUSED, 1);
-        sv_log_rl(1, SV_LOG_WARN, "dataplane",
-                  "connection on HTTPS port %u refused: TLS is not served by the workers yet",
-                  w->lst[li].port);
-        return;
+        srv = bind_tls_server(w, &w->lst[li]);
+        if (!srv) {
+            /* no valid certificate on this bind: never answer cleartext on a TLS port */
+            close(fd);
+            sv_stat_add(w, SV_DP_STAT_CONNS_REFUSED, 1);
+            sv_log_rl(1, SV_LOG_WARN, "dataplane",
+                      "connection on HTTPS port %u refused: no TLS certificate for it",
+                      w->lst[li].port);
+            return;
+        }
     }
     int64_t slot = w->draining ? -1 : sv_slab_alloc(&w->conns);
     if (slot < 0) {
@@ -1705,6 +1926,16 @@ void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
     c->slot = (uint32_t)slot;
     c->fd = fd;
     c->up = SV_NO_SLOT;
+    if (srv) {
+        if (sv_tls_conn_open(&c->tls_c, srv, tls_out(w, c), tls_out_cap(w)) < 0) {
+            close(fd);
+            sv_slab_free(&w->conns, c->slot);
+            sv_stat_add(w, SV_DP_STAT_CONNS_REFUSED, 1);
+            sv_log_rl(1, SV_LOG_WARN, "dataplane", "TLS connection could not be opened");
+            return;
+        }
+        c->tls = true;
+    }
     c->local = w->lst[li].addr;
     c->local_port = w->lst[li].port;
     union sv_route_sockaddr peer;
@@ -1724,6 +1955,11 @@ void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
     sv_stat_add(w, SV_DP_STAT_CONNS_ACCEPTED, 1);
     sv_stat_add(w, SV_DP_STAT_CONNS_ACTIVE, 1);
     reset_request(w, c);
+    if (c->tls) {
+        /* the handshake and the first request head share the header timeout */
+        c->head_timer = true;
+        conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
+    }
     sync_conn_rx(w, c);
 }
 
@@ -1788,6 +2024,12 @@ int sv_conn_init_worker(struct sv_worker *w)
     w->starved = calloc((size_t)cfg->max_conns + max_up, sizeof(uint64_t));
     w->segs = calloc(sv_io_buf_count(w->io), sizeof(struct sv_seg));
     w->mirror_mem = mmap_alloc((size_t)SV_MIRROR_BUFS * SV_MIRROR_BUF_SIZE);
+    /* TLS buffers, one area per connection slot (touched only by TLS connections) */
+    w->tls_stride = (tls_out_cap(w) + tls_cin_cap(w) + 4095) & ~(size_t)4095;
+    w->tls_mem_bytes = w->tls_stride * cfg->max_conns;
+    w->tls_mem = mmap_alloc(w->tls_mem_bytes);
+    if (!w->tls_mem)
+        return -ENOMEM;
     if (!w->heads || !w->hdrs || !w->starved || !w->segs || !w->mirror_mem)
         return -ENOMEM;
     for (uint32_t i = 0; i < SV_MIRROR_BUFS; i++)
@@ -1807,6 +2049,8 @@ void sv_conn_fini_worker(struct sv_worker *w)
         struct sv_conn *c = conn_at(w, i);
         if (c->state && c->fd >= 0)
             close(c->fd);
+        if (c->tls)
+            sv_tls_conn_close(&c->tls_c);
         if (c->gen)
             sv_generation_unref(c->gen, w->idx);
     }
@@ -1823,5 +2067,6 @@ void sv_conn_fini_worker(struct sv_worker *w)
     free(w->starved);
     free(w->segs);
     mmap_free(w->mirror_mem, (size_t)SV_MIRROR_BUFS * SV_MIRROR_BUF_SIZE);
+    mmap_free(w->tls_mem, w->tls_mem_bytes);
     t_segs = NULL;
 }

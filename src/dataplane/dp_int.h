@@ -19,6 +19,7 @@
 #include "serval/http/parser.h"
 #include "serval/http/serialize.h"
 #include "serval/routing/table.h"
+#include "serval/tls/tls.h"
 
 /* Operation codes carried in user_data (ud.h). */
 enum sv_op {
@@ -105,7 +106,11 @@ enum sv_conn_state {
 };
 
 /* What a send in flight carries (one send in flight per direction). */
-enum sv_send_kind { SV_SEND_NONE = 0, SV_SEND_BYTES, SV_SEND_SEG };
+/* SV_SEND_TLS: ciphertext from the connection's TLS output buffer; the plaintext it carries was
+ * accounted (and its buffers recycled) when it was encrypted. */
+enum sv_send_kind { SV_SEND_NONE = 0, SV_SEND_BYTES, SV_SEND_SEG, SV_SEND_TLS };
+
+#define SV_TLS_SPARES 4u /* fully decrypted receive buffers kept per connection for plaintext */
 
 struct sv_sendst {
     uint8_t kind;
@@ -172,6 +177,17 @@ struct sv_conn {
     uint16_t cl_hold[SV_IOV_MAX]; /* buffers of a closed upstream the client send still reads */
     uint8_t cl_hold_n;
     int status;                 /* status of the final response (stats) */
+
+    /* TLS (HTTPS binds): rx.q holds plaintext; raw ciphertext waits in tls_rawq, is copied into
+     * the connection's ciphertext input area (worker TLS pool), and the receive buffers it came
+     * in are reused for plaintext (plaintext never exceeds ciphertext). */
+    bool tls;
+    bool tls_fatal;             /* handshake/record failure: send the alert, then close */
+    struct sv_tls_conn tls_c;
+    struct sv_segq tls_rawq;
+    uint32_t tls_cin_len;
+    uint16_t tls_spare[SV_TLS_SPARES];
+    uint8_t tls_nspare;
 };
 
 struct sv_worker;
@@ -184,7 +200,7 @@ struct sv_listener {
     union sv_route_sockaddr addr;
     socklen_t addrlen;
     uint16_t port;
-    enum sv_route_proto proto; /* HTTPS: connections refused until TLS is wired in (conn.c) */
+    enum sv_route_proto proto; /* HTTPS: TLS terminated on the bind's server object (conn.c) */
 };
 
 struct sv_worker {
@@ -217,6 +233,9 @@ struct sv_worker {
     struct sv_http_header mods_set[SV_MODS_MAX];
     struct sv_http_header mods_add[SV_MODS_MAX];
     struct sv_str mods_remove[SV_MODS_MAX];
+    char *tls_mem;            /* per conn slot: TLS ciphertext output | ciphertext input */
+    size_t tls_mem_bytes;
+    size_t tls_stride;
     char *mirror_mem;         /* SV_MIRROR_BUFS x SV_MIRROR_BUF_SIZE request copies */
     uint16_t mirror_free[SV_MIRROR_BUFS];
     uint32_t mirror_nfree;
