@@ -301,7 +301,9 @@ static void sync_conn_rx(struct sv_worker *w, struct sv_conn *c)
 {
     if (c->state == SV_C_CLOSING)
         return;
-    sync_rx(w, &c->rx, c->tls_rawq.count + c->tls_nspare, c->fd, cud(w, c, SV_OP_C_RECV),
+    /* TLS: unprocessed ciphertext counts; the few spares (SV_TLS_SPARES) do not, or a small B
+     * could pause a connection whose only way forward is more ciphertext */
+    sync_rx(w, &c->rx, c->tls_rawq.count, c->fd, cud(w, c, SV_OP_C_RECV),
             cud(w, c, SV_OP_C_CANCEL), &c->inflight);
 }
 
