@@ -423,11 +423,9 @@ static int metrics_fn(void *ctx, const struct sv_admin_request *req, struct sv_a
     return rc;
 }
 
-/* GET /config (folder mode): provider state, last error and the status the translator computed. */
-static int config_fn(void *ctx, const struct sv_admin_request *req, struct sv_admin_response *resp)
+/* Answer with a malloc'd JSON document (taken over and freed here); NULL is out of memory. */
+static int json_answer(struct sv_admin_response *resp, char *json)
 {
-    (void)req;
-    char *json = sv_folder_config_json(ctx);
     if (!json)
         return -ENOMEM;
     resp->content_type = "application/json";
@@ -438,20 +436,19 @@ static int config_fn(void *ctx, const struct sv_admin_request *req, struct sv_ad
     return rc;
 }
 
+/* GET /config (folder mode): provider state, last error and the status the translator computed. */
+static int config_fn(void *ctx, const struct sv_admin_request *req, struct sv_admin_response *resp)
+{
+    (void)req;
+    return json_answer(resp, sv_folder_config_json(ctx));
+}
+
 /* GET /config with the Kubernetes provider. */
 static int k8s_config_fn(void *ctx, const struct sv_admin_request *req,
                          struct sv_admin_response *resp)
 {
     (void)req;
-    char *json = sv_k8s_config_json(ctx);
-    if (!json)
-        return -ENOMEM;
-    resp->content_type = "application/json";
-    int rc = sv_admin_buf_puts(&resp->body, json);
-    if (rc == 0)
-        rc = sv_admin_buf_puts(&resp->body, "\n");
-    free(json);
-    return rc;
+    return json_answer(resp, sv_k8s_config_json(ctx));
 }
 
 static uint64_t ms_since(uint64_t t0)
