@@ -63,17 +63,26 @@ ssize_t sv_http_head_join(const struct sv_http_head *h, struct sv_str name, char
     return found ? (ssize_t)n : -ENOENT;
 }
 
+bool sv_http_list_next(struct sv_str value, size_t *pos, struct sv_str *elem)
+{
+    size_t i = *pos;
+    if (i >= value.len)
+        return false;
+    size_t start = i;
+    while (i < value.len && value.ptr[i] != ',')
+        i++;
+    *elem = sv_str_trim(sv_str_make(value.ptr + start, i - start));
+    *pos = i + 1; /* skip the comma */
+    return true;
+}
+
 bool sv_http_list_has(struct sv_str value, struct sv_str token)
 {
-    size_t i = 0;
-    while (i < value.len) {
-        size_t start = i;
-        while (i < value.len && value.ptr[i] != ',')
-            i++;
-        struct sv_str elem = sv_str_trim(sv_str_make(value.ptr + start, i - start));
+    size_t pos = 0;
+    struct sv_str elem;
+    while (sv_http_list_next(value, &pos, &elem)) {
         if (elem.len && sv_str_eq_nocase(elem, token))
             return true;
-        i++; /* skip the comma */
     }
     return false;
 }

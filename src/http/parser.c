@@ -326,14 +326,10 @@ static int parse_status_line(struct sv_http_head *h, struct sv_str line)
 /* Transfer-Encoding value: a list of codings; chunked must be last and appear once. */
 static int scan_transfer_encoding(struct head_scan *hs, struct sv_str v)
 {
-    size_t i = 0;
+    size_t pos = 0;
     bool any = false;
-    while (i < v.len) {
-        size_t start = i;
-        while (i < v.len && v.ptr[i] != ',')
-            i++;
-        struct sv_str elem = sv_str_trim(sv_str_make(v.ptr + start, i - start));
-        i++;
+    struct sv_str elem;
+    while (sv_http_list_next(v, &pos, &elem)) {
         if (elem.len == 0)
             continue;
         any = true;
@@ -355,13 +351,9 @@ static int scan_transfer_encoding(struct head_scan *hs, struct sv_str v)
 
 static void scan_connection(struct sv_http_head *h, struct sv_str v)
 {
-    size_t i = 0;
-    while (i < v.len) {
-        size_t start = i;
-        while (i < v.len && v.ptr[i] != ',')
-            i++;
-        struct sv_str elem = sv_str_trim(sv_str_make(v.ptr + start, i - start));
-        i++;
+    size_t pos = 0;
+    struct sv_str elem;
+    while (sv_http_list_next(v, &pos, &elem)) {
         if (elem.len == 0)
             continue;
         if (sv_str_eq_nocase(elem, SV_STR_LIT("close")))

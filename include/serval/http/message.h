@@ -118,6 +118,11 @@ struct sv_str sv_http_head_get(const struct sv_http_head *h, struct sv_str name)
  * -ENOSPC when <cap> is too small. Any thread; no allocation. */
 ssize_t sv_http_head_join(const struct sv_http_head *h, struct sv_str name, char *out, size_t cap);
 
+/* Iterate a comma-separated header list: stores the next element (spaces and tabs trimmed; may
+ * be empty, e.g. "a,,b") in *elem and advances *pos past its comma. Start with *pos = 0.
+ * Returns false when the list is exhausted. Any thread; no allocation. */
+bool sv_http_list_next(struct sv_str value, size_t *pos, struct sv_str *elem);
+
 /* True when the comma-separated list <value> (OWS around elements allowed, empty elements
  * skipped) contains <token> (ASCII case-insensitive). Bounded by <value>.len. Any thread. */
 bool sv_http_list_has(struct sv_str value, struct sv_str token);

@@ -73,3 +73,23 @@ TEST(http_reason)
     CHECK_EQ_STR(sv_http_reason(431), "Request Header Fields Too Large");
     CHECK_EQ_STR(sv_http_reason(799), "Unknown");
 }
+
+TEST(http_list_next_walks_trimmed_elements)
+{
+    struct sv_str v = SV_STR_LIT(" gzip ,, chunked\t,x");
+    const char *want[] = {"gzip", "", "chunked", "x"};
+    size_t pos = 0, n = 0;
+    struct sv_str e;
+    while (sv_http_list_next(v, &pos, &e)) {
+        REQUIRE(n < 4);
+        CHECK_EQ_MEM(e.ptr, e.len, want[n]);
+        n++;
+    }
+    CHECK_EQ_INT(n, 4);
+    pos = 0;
+    CHECK(!sv_http_list_next(SV_STR_LIT(""), &pos, &e));
+    pos = 0;
+    CHECK(sv_http_list_next(SV_STR_LIT("a,"), &pos, &e));
+    CHECK_EQ_MEM(e.ptr, e.len, "a");
+    CHECK(!sv_http_list_next(SV_STR_LIT("a,"), &pos, &e));
+}
