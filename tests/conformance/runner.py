@@ -339,6 +339,18 @@ class Runner:
                 return None, f"Gateway {ns}/{name} not found"
             return g, None
 
+        def current(k, need_conds=False):
+            """(object, status.conditions, None), or (None, None, why) when the object is missing
+            or its conditions are absent (need_conds) or older than its generation."""
+            o = self.obj(k, None if k == "GatewayClass" else ns, name)
+            if o is None:
+                return None, None, f"{k} {ns or ''}/{name} not found"
+            cs = (o.get("status") or {}).get("conditions") or []
+            if (need_conds and not cs) or not conds_current(o, cs):
+                return None, None, f"not current: {fmt_conds(cs)} (generation " \
+                                   f"{o['metadata'].get('generation')})"
+            return o, cs, None
+
         def gateway_listeners_conditions(one=None):
             g, err = gw_common()
             if err:
@@ -362,13 +374,10 @@ class Runner:
             return True, "ok"
 
         def gateway_listeners_status():
-            g, err = gw_common()
+            g, _, err = current("Gateway")
             if err:
                 return False, err
-            st = g.get("status") or {}
-            if not conds_current(g, st.get("conditions") or []):
-                return False, f"Gateway conditions not current ({fmt_conds(st.get('conditions'))})"
-            ls = st.get("listeners") or []
+            ls = (g.get("status") or {}).get("listeners") or []
             if len(ls) != len(chk["listeners"]):
                 return False, f"{len(ls)} listeners in status, want {len(chk['listeners'])}"
             byname = {x.get("name"): x for x in ls}
@@ -394,47 +403,31 @@ class Runner:
             return True, "ok"
 
         def gateway_condition():
-            g, err = gw_common()
+            _, cs, err = current("Gateway")
             if err:
                 return False, err
-            cs = (g.get("status") or {}).get("conditions") or []
-            if not conds_current(g, cs):
-                return False, f"not current: {fmt_conds(cs)} (generation " \
-                              f"{g['metadata'].get('generation')})"
             for c in chk["conditions"]:
                 if not cond_match(cs, c):
                     return False, f"have {fmt_conds(cs)}, want {c}"
             return True, "ok"
 
         def gateway_latest():
-            g, err = gw_common()
-            if err:
-                return False, err
-            cs = (g.get("status") or {}).get("conditions") or []
-            if not cs or not conds_current(g, cs):
-                return False, f"not current: {fmt_conds(cs)} (generation " \
-                              f"{g['metadata'].get('generation')})"
-            return True, "ok"
+            _, _, err = current("Gateway", need_conds=True)
+            return (False, err) if err else (True, "ok")
 
         def gateway_zero_routes():
-            g, err = gw_common()
+            g, _, err = current("Gateway")
             if err:
                 return False, err
-            st = g.get("status") or {}
-            if not conds_current(g, st.get("conditions") or []):
-                return False, f"not current: {fmt_conds(st.get('conditions'))}"
-            ls = st.get("listeners") or []
+            ls = (g.get("status") or {}).get("listeners") or []
             if not ls or (len(ls) == 1 and ls[0].get("attachedRoutes") == 0):
                 return True, "ok"
             return False, f"listeners {[(x.get('name'), x.get('attachedRoutes')) for x in ls]}"
 
         def gatewayclass_accepted():
-            gc = self.obj("GatewayClass", None, name)
-            if gc is None:
-                return False, "GatewayClass not found"
-            cs = (gc.get("status") or {}).get("conditions") or []
-            if not conds_current(gc, cs):
-                return False, f"not current: {fmt_conds(cs)}"
+            _, cs, err = current("GatewayClass")
+            if err:
+                return False, err
             for c in cs:
                 if c.get("type") == "Accepted" and (chk.get("status") is None or
                                                     c.get("status") == chk["status"]):
@@ -442,13 +435,8 @@ class Runner:
             return False, f"have {fmt_conds(cs)}"
 
         def gatewayclass_latest():
-            gc = self.obj("GatewayClass", None, name)
-            if gc is None:
-                return False, "GatewayClass not found"
-            cs = (gc.get("status") or {}).get("conditions") or []
-            if not cs or not conds_current(gc, cs):
-                return False, f"not current: {fmt_conds(cs)}"
-            return True, "ok"
+            _, _, err = current("GatewayClass", need_conds=True)
+            return (False, err) if err else (True, "ok")
 
         def gateway_status_addresses():
             g, err = gw_common()
