@@ -580,11 +580,8 @@ static void maybe_free_up(struct sv_worker *w, struct sv_upconn *u)
         close(u->fd);
     u->fd = -1;
     u->state = 0;
-    if (u->mirror) {
-        SV_ASSERT(w->mirror_nfree < SV_MIRROR_BUFS);
-        w->mirror_free[w->mirror_nfree++] = u->mirror_buf;
-        u->mirror = false;
-    }
+    if (u->mirror)
+        sv_mirror_release(w, u);
     sv_slab_free(&w->ups, u->slot);
 }
 
@@ -681,42 +678,9 @@ static int dial(struct sv_worker *w, struct sv_conn *c)
     return 0;
 }
 
-/* RequestMirror: send a copy of the request head <head>[<len>] (a body-less request) to <ep>
- * with "Connection: close", and discard whatever comes back. Best effort: skipped when no mirror
- * buffer or upstream slot is free, or the head does not fit. */
-static void start_mirror(struct sv_worker *w, const struct sv_route_endpoint *ep, const char *head,
-                         uint32_t len)
+void sv_conn_up_close(struct sv_worker *w, struct sv_upconn *u)
 {
-    static const char close_hdr[] = "Connection: close\r\n\r\n";
-    if (w->mirror_nfree == 0 || len < 4 || len - 2 + sizeof(close_hdr) - 1 > SV_MIRROR_BUF_SIZE)
-        return;
-    int64_t slot = sv_slab_alloc(&w->ups);
-    if (slot < 0)
-        return;
-    struct sv_upconn *u = up_at(w, (uint32_t)slot);
-    u->slot = (uint32_t)slot;
-    u->fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (u->fd < 0) {
-        sv_slab_free(&w->ups, u->slot);
-        return;
-    }
-    u->mirror = true;
-    u->mirror_buf = w->mirror_free[--w->mirror_nfree];
-    char *buf = w->mirror_mem + (size_t)u->mirror_buf * SV_MIRROR_BUF_SIZE;
-    memcpy(buf, head, len - 2); /* drop the final CRLF, add the Connection header and CRLF */
-    memcpy(buf + len - 2, close_hdr, sizeof(close_hdr) - 1);
-    u->mirror_len = len - 2 + (uint32_t)sizeof(close_hdr) - 1;
-    u->state = SV_UP_CONNECTING;
-    u->owner = SV_NO_SLOT;
-    u->ep = *ep;
-    u->pool_next = u->pool_prev = SV_NO_SLOT;
-    if (sv_io_connect(w->io, u->fd, &u->ep.addr.sa, u->ep.addrlen, uud(w, u, SV_OP_U_CONNECT)) < 0) {
-        u->state = SV_UP_CLOSING;
-        maybe_free_up(w, u);
-        return;
-    }
-    u->inflight++;
-    sv_timer_arm(&w->wheel, &u->timer, w->now_ms + w->dp->cfg.upstream_timeout_ms);
+    close_up(w, u);
 }
 
 /* ---- client connections: local answers and closing ------------------------------------------ */
@@ -729,6 +693,8 @@ static void count_status(struct sv_worker *w, int status)
 
 static void release_route(struct sv_worker *w, struct sv_conn *c)
 {
+    if (c->n_mirror)
+        sv_mirror_detach(w, c);
     if (c->gen) {
         sv_generation_unref(c->gen, w->idx);
         c->gen = NULL;
@@ -1098,17 +1064,19 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     }
     c->req_out_len = (uint32_t)n;
     c->req_out_sent = 0;
-    for (uint32_t i = 0; i < a->n_mirrors && c->req_body == SV_HTTP_BODY_NONE; i++) {
+    if (!c->req_parsed_done) /* body bytes behind the head go in the same send (and a retry) */
+        coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
+                      &c->req_parsed_done);
+    /* mirrors get the head, the body bytes behind it, then the rest as it is forwarded */
+    for (uint32_t i = 0; i < a->n_mirrors; i++) {
         if (!sv_route_mirror_pick(&a->mirrors[i], rng_next(w)))
             continue;
         const struct sv_route_endpoint *mep = sv_generation_pick_endpoint(
             gen, a->mirrors[i].set_id, &w->rr[a->mirrors[i].set_id % SV_RR_CURSORS], NULL);
         if (mep)
-            start_mirror(w, mep, req_out(w, c), c->req_out_len);
+            sv_mirror_start(w, c, mep, req_out(w, c), (uint32_t)n, req_out(w, c) + n,
+                            c->req_out_len - (uint32_t)n, c->req_parsed_done);
     }
-    if (!c->req_parsed_done) /* body bytes behind the head go in the same send (and a retry) */
-        coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
-                      &c->req_parsed_done);
     sv_generation_ref(gen, w->idx);
     c->gen = gen;
     c->action = a;
@@ -1256,6 +1224,8 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
         }
         if (done)
             c->req_parsed_done = true;
+        if (c->n_mirror && (n > 0 || done))
+            sv_mirror_feed(w, c, c->up_send.iov, c->up_send.nseg, done);
         if (n > 0) {
             c->req_body_sent_any = true;
             up_send_segs(w, c, u, n);
@@ -1686,6 +1656,10 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
         maybe_free_up(w, u);
         return;
     }
+    if (u->mirror) {
+        sv_mirror_sent(w, u, e->res);
+        return;
+    }
     if (u->owner == SV_NO_SLOT)
         return;
     struct sv_conn *c = conn_at(w, u->owner);
@@ -1786,15 +1760,9 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             }
             u->state = SV_UP_ACTIVE;
             sync_up_rx(w, u);
-            if (u->mirror) {
-                const char *mb = w->mirror_mem + (size_t)u->mirror_buf * SV_MIRROR_BUF_SIZE;
-                if (sv_io_send(w->io, u->fd, mb, u->mirror_len, uud(w, u, SV_OP_U_SEND)) == 0) {
-                    u->inflight++;
-                    u->send_busy = true;
-                } else {
-                    close_up(w, u);
-                }
-            } else if (u->owner != SV_NO_SLOT) {
+            if (u->mirror)
+                sv_mirror_connected(w, u);
+            else if (u->owner != SV_NO_SLOT) {
                 conn_pump(w, conn_at(w, u->owner));
             }
             return;
@@ -1804,6 +1772,16 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
                     sv_ud_make(2, u->slot, sv_slab_gen(&w->ups, u->slot)));
         if (u->state == SV_UP_CLOSING) {
             maybe_free_up(w, u);
+            return;
+        }
+        if (u->mirror) {
+            /* answers to copies are ignored; once the copy is whole, one ends it */
+            bool answered = u->rx.q.count > 0;
+            segq_clear(w, &u->rx.q);
+            if (u->rx.eof || (answered && sv_mirror_complete(u)))
+                close_up(w, u);
+            else
+                sync_up_rx(w, u);
             return;
         }
         if (u->owner == SV_NO_SLOT) {
@@ -2025,7 +2003,11 @@ int sv_conn_init_worker(struct sv_worker *w)
     w->hdrs = calloc((size_t)cfg->max_conns * 2 * SV_MAX_HEADERS, sizeof(struct sv_http_header));
     w->starved = calloc((size_t)cfg->max_conns + max_up, sizeof(uint64_t));
     w->segs = calloc(sv_io_buf_count(w->io), sizeof(struct sv_seg));
-    w->mirror_mem = mmap_alloc((size_t)SV_MIRROR_BUFS * SV_MIRROR_BUF_SIZE);
+    /* a mirror ring holds a head with the body bytes behind it and twice the most one body send
+     * forwards, so a mirror as fast as the primary always has room */
+    w->mirror_cap = out_cap(w) + 64 + 2 * (size_t)SV_IOV_MAX * cfg->buf_size;
+    w->mirror_cap = (w->mirror_cap + 4095) & ~(size_t)4095;
+    w->mirror_mem = mmap_alloc((size_t)SV_MIRROR_BUFS * w->mirror_cap);
     /* TLS buffers, one area per connection slot (touched only by TLS connections) */
     w->tls_stride = (tls_out_cap(w) + tls_cin_cap(w) + 4095) & ~(size_t)4095;
     w->tls_mem_bytes = w->tls_stride * cfg->max_conns;
@@ -2068,7 +2050,7 @@ void sv_conn_fini_worker(struct sv_worker *w)
     free(w->hdrs);
     free(w->starved);
     free(w->segs);
-    mmap_free(w->mirror_mem, (size_t)SV_MIRROR_BUFS * SV_MIRROR_BUF_SIZE);
+    mmap_free(w->mirror_mem, (size_t)SV_MIRROR_BUFS * w->mirror_cap);
     mmap_free(w->tls_mem, w->tls_mem_bytes);
     t_segs = NULL;
 }

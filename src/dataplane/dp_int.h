@@ -41,7 +41,7 @@ enum sv_op {
 #define SV_IOV_MAX 8 /* provided buffers gathered into one send */
 #define SV_MODS_MAX 64u           /* merged header modifier entries per kind */
 #define SV_MIRROR_BUFS 64u        /* mirrored requests in flight per worker (more are dropped) */
-#define SV_MIRROR_BUF_SIZE 8192u  /* largest mirrored request head */
+#define SV_MIRRORS_PER_REQ 4u     /* mirrors of one request that carry its body (more are dropped) */
 #define SV_POOL_BUCKETS 256u
 #define SV_RR_CURSORS 256u
 #define SV_NO_SLOT UINT32_MAX
@@ -91,8 +91,11 @@ struct sv_upconn {
     uint16_t hold[SV_IOV_MAX];      /* buffers of a closed client the upstream send still reads */
     uint8_t hold_n;
     bool mirror;                    /* RequestMirror copy: no client, response discarded */
-    uint16_t mirror_buf;            /* its request bytes (worker mirror pool), while mirror */
-    uint32_t mirror_len;
+    bool mirror_end;                /* mirror.c: the whole request is in its ring */
+    uint16_t mirror_buf;            /* its ring of request bytes (worker mirror pool) */
+    uint32_t mirror_off;            /* ring: first byte not yet sent */
+    uint32_t mirror_len;            /* ring: bytes queued, the send in flight included */
+    uint32_t mirror_sending;        /* bytes of the send in flight */
 };
 
 enum sv_conn_state {
@@ -188,6 +191,11 @@ struct sv_conn {
     uint32_t tls_cin_len;
     uint16_t tls_spare[SV_TLS_SPARES];
     uint8_t tls_nspare;
+
+    /* RequestMirror copies of this request still waiting for its body (mirror.c): handles
+     * {slot, gen} of upstream connections */
+    uint64_t mirror_h[SV_MIRRORS_PER_REQ];
+    uint8_t n_mirror;
 };
 
 struct sv_worker;
@@ -236,7 +244,8 @@ struct sv_worker {
     char *tls_mem;            /* per conn slot: TLS ciphertext output | ciphertext input */
     size_t tls_mem_bytes;
     size_t tls_stride;
-    char *mirror_mem;         /* SV_MIRROR_BUFS x SV_MIRROR_BUF_SIZE request copies */
+    char *mirror_mem;         /* SV_MIRROR_BUFS rings of mirror_cap bytes (mirror.c) */
+    size_t mirror_cap;
     uint16_t mirror_free[SV_MIRROR_BUFS];
     uint32_t mirror_nfree;
     uint64_t *starved;        /* handles of conns/upstreams waiting for buffers */
@@ -295,5 +304,47 @@ int sv_conn_init_worker(struct sv_worker *w);
 
 /* Close what is left and free what sv_conn_init_worker allocated (after the ring is gone). */
 void sv_conn_fini_worker(struct sv_worker *w);
+
+/* Close upstream connection <u> (detached from its client first): its operations are cancelled
+ * and the slot is freed when the last one completes. No-op when already closing. */
+void sv_conn_up_close(struct sv_worker *w, struct sv_upconn *u);
+
+/* mirror.c — RequestMirror copies, request bodies included. A copy is an upstream connection
+ * with u->mirror set and no owner: it sends "request head + Connection: close" and then every
+ * body byte the primary forwards, copied into its own ring (one of the worker's SV_MIRROR_BUFS,
+ * w->mirror_cap bytes each), and ignores whatever comes back. A copy that cannot keep up (ring
+ * full), fails or times out is closed and counted in SV_DP_STAT_MIRRORS_DROPPED; the primary
+ * request never waits for a mirror. Every function runs on worker <w>'s own thread. */
+
+/* Start a copy of the request of <c> to <ep>: <head>[<head_len>] is the serialized request head
+ * (ending in an empty line), <body>[<body_len>] the body bytes already forwarded with it; <end>:
+ * that is the whole request (else the copy stays linked to <c> for sv_mirror_feed). Best
+ * effort: when no ring, upstream slot or link is free, or the head does not fit, the copy is
+ * dropped (counted). */
+void sv_mirror_start(struct sv_worker *w, struct sv_conn *c, const struct sv_route_endpoint *ep,
+                     const char *head, uint32_t head_len, const char *body, uint32_t body_len,
+                     bool end);
+
+/* The primary forwards the body bytes <iov>[<n>] of <c>'s request (<end>: the body ends there):
+ * copy them to each linked mirror; a mirror without room for them is dropped. */
+void sv_mirror_feed(struct sv_worker *w, struct sv_conn *c, const struct iovec *iov, unsigned n,
+                    bool end);
+
+/* <c>'s request is over (answered, failed or closed): linked mirrors that did not get the whole
+ * body are dropped. */
+void sv_mirror_detach(struct sv_worker *w, struct sv_conn *c);
+
+/* Mirror <u> connected: start sending its ring. */
+void sv_mirror_connected(struct sv_worker *w, struct sv_upconn *u);
+
+/* A send of mirror <u> completed with <res> (bytes or -errno). */
+void sv_mirror_sent(struct sv_worker *w, struct sv_upconn *u, int res);
+
+/* Whether mirror <u> sent its whole request (answers may end it now). */
+bool sv_mirror_complete(const struct sv_upconn *u);
+
+/* Mirror <u> is being freed (no operation in flight): its ring goes back to the pool; counted
+ * as dropped unless complete. */
+void sv_mirror_release(struct sv_worker *w, struct sv_upconn *u);
 
 #endif

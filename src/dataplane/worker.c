@@ -48,6 +48,8 @@ const char *const sv_dp_stat_names[SV_DP_STAT_COUNT] = {
     [SV_DP_STAT_HEADER_TIMEOUTS] = "header_timeouts_total",
     [SV_DP_STAT_IDLE_TIMEOUTS] = "idle_timeouts_total",
     [SV_DP_STAT_ENOBUFS] = "recv_buffer_waits_total",
+    [SV_DP_STAT_MIRRORS] = "mirrors_total",
+    [SV_DP_STAT_MIRRORS_DROPPED] = "mirrors_dropped_total",
     [SV_DP_STAT_GENERATION] = "generation",
 };
 

@@ -32,6 +32,9 @@ enum sv_dp_stat {
     SV_DP_STAT_HEADER_TIMEOUTS,
     SV_DP_STAT_IDLE_TIMEOUTS,
     SV_DP_STAT_ENOBUFS,           /* multishot recv stopped for lack of buffers (backpressure) */
+    SV_DP_STAT_MIRRORS,           /* RequestMirror copies started */
+    SV_DP_STAT_MIRRORS_DROPPED,   /* copies not started (no room) or not sent whole: slow,
+                                   * dead or failing mirror backend, request ended early */
     SV_DP_STAT_GENERATION,        /* gauge: id of the generation the worker last adopted */
     SV_DP_STAT_COUNT
 };
