@@ -76,10 +76,15 @@ static void mirror_pump(struct sv_worker *w, struct sv_upconn *u)
     u->mirror_sending = n;
 }
 
-/* Progress (bytes queued or sent): the copy may take as long again as the upstream timeout. */
+/* Progress (bytes queued or sent) re-arms the copy's deadline: the upstream timeout once the
+ * whole request is queued; before, the client sets the pace, and the primary waits for it up to
+ * the idle timeout, so the copy does too. */
 static void mirror_progress(struct sv_worker *w, struct sv_upconn *u)
 {
-    sv_timer_arm(&w->wheel, &u->timer, w->now_ms + w->dp->cfg.upstream_timeout_ms);
+    const struct sv_dp_config *cfg = &w->dp->cfg;
+    uint64_t ms = u->mirror_end ? cfg->upstream_timeout_ms
+                                : SV_MAX(cfg->upstream_timeout_ms, cfg->idle_timeout_ms);
+    sv_timer_arm(&w->wheel, &u->timer, w->now_ms + ms);
 }
 
 static void drop_link(struct sv_conn *c, unsigned i)

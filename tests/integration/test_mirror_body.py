@@ -189,7 +189,7 @@ def main():
 
     def slowly():
         for p in pieces:
-            t.time.sleep(0.01)
+            t.time.sleep(0.02)
             yield p
 
     r = post("rec.test", chunks=slowly())
