@@ -59,6 +59,8 @@ struct b_attach {
     uint32_t route, listener, bucket;
     uint32_t kind; /* SV_HK_BUCKET_EXACT / _WILD, or 0 = no hostname */
     struct sv_str name;
+    uint32_t host_rank; /* of the route's original hostname: host_rank(); larger ranks first */
+    uint32_t group;     /* compile: the (listener, hostname) hash entry; its tiers are buckets */
 };
 
 struct sv_route_builder {
@@ -440,8 +442,19 @@ int sv_route_builder_add_route(struct sv_route_builder *b, const struct sv_route
     return (int)b->n_routes++;
 }
 
-int sv_route_builder_attach(struct sv_route_builder *b, uint32_t route, uint32_t listener,
-                            struct sv_str hostname)
+/* Precedence of a route's own hostname among routes on one host bucket (GATEWAY_API_RULES.md §3
+ * step 2): more characters of non-wildcard hostname, then more characters; no hostname = 0. */
+static uint32_t host_rank(struct sv_str h)
+{
+    if (h.len && h.ptr[h.len - 1] == '.')
+        h.len--;
+    uint32_t len = (uint32_t)SV_MIN(h.len, (size_t)0xffff);
+    bool wild = h.len && h.ptr[0] == '*';
+    return (wild ? 0 : len << 16) | len;
+}
+
+int sv_route_builder_attach_original(struct sv_route_builder *b, uint32_t route, uint32_t listener,
+                                     struct sv_str hostname, struct sv_str original)
 {
     if (route >= b->n_routes || listener >= b->n_listeners)
         return fail(b, -EINVAL, "attach: no route %u or listener %u", route, listener);
@@ -452,8 +465,15 @@ int sv_route_builder_attach(struct sv_route_builder *b, uint32_t route, uint32_t
         return rc;
     if (GROW(b->attach, b->cap_attach, b->n_attach + 1))
         return fail(b, -ENOMEM, "out of memory");
-    b->attach[b->n_attach++] = (struct b_attach){route, listener, 0, kind, key};
+    b->attach[b->n_attach++] =
+        (struct b_attach){route, listener, 0, kind, key, host_rank(original), 0};
     return 0;
+}
+
+int sv_route_builder_attach(struct sv_route_builder *b, uint32_t route, uint32_t listener,
+                            struct sv_str hostname)
+{
+    return sv_route_builder_attach_original(b, route, listener, hostname, hostname);
 }
 
 static int count_segments(struct sv_str path)
@@ -1008,11 +1028,28 @@ static int cmp_entries(const void *pa, const void *pb, void *ctx)
     return 0;
 }
 
+/* Attachments by host group, then route, the best-ranked original hostname first (so the first
+ * of a run with one group and route is the attachment that counts). */
+static int cmp_attach_route(const void *pa, const void *pb)
+{
+    const struct b_attach *x = pa, *y = pb;
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->route != y->route)
+        return x->route < y->route ? -1 : 1;
+    if (x->host_rank != y->host_rank)
+        return x->host_rank > y->host_rank ? -1 : 1;
+    return 0;
+}
+
+/* Attachments by host group, then tier (original hostname rank, best first), then route. */
 static int cmp_attach(const void *pa, const void *pb)
 {
     const struct b_attach *x = pa, *y = pb;
-    if (x->bucket != y->bucket)
-        return x->bucket < y->bucket ? -1 : 1;
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->host_rank != y->host_rank)
+        return x->host_rank > y->host_rank ? -1 : 1;
     if (x->route != y->route)
         return x->route < y->route ? -1 : 1;
     return 0;
@@ -1057,6 +1094,7 @@ static int compile(struct sv_route_builder *b)
     struct sv_arena *ar = &t->arena;
     int rc = -ENOMEM;
     uint32_t *route_off = NULL, *route_ents = NULL, *order = NULL, *counts = NULL;
+    uint32_t *group_first = NULL;
     uint32_t *cstart = NULL, *clist = NULL, *cpos = NULL, *bfs = NULL, *newid = NULL;
     struct tuple *tuples = NULL;
     struct trie tr = {0};
@@ -1137,30 +1175,69 @@ static int compile(struct sv_route_builder *b)
             goto out;
     }
 
-    /* buckets from attachments */
-    uint32_t n_buckets = 0;
+    /* host groups from attachments: one per (listener, hostname), found by the hash */
+    uint32_t n_groups = 0, n_buckets = 0;
     for (uint32_t i = 0; i < b->n_attach; i++) {
         struct b_attach *at = &b->attach[i];
         if (at->kind == 0) {
             if (t->listener_any[at->listener] < 0)
-                t->listener_any[at->listener] = (int32_t)n_buckets++;
-            at->bucket = (uint32_t)t->listener_any[at->listener];
+                t->listener_any[at->listener] = (int32_t)n_groups++;
+            at->group = (uint32_t)t->listener_any[at->listener];
             continue;
         }
         if (at->kind == SV_HK_BUCKET_WILD)
             t->listener_wild[at->listener] = 1;
         uint32_t ex = 0;
-        int r = hash_put(&t->hash, at->listener, at->kind, at->name, n_buckets, &ex);
+        int r = hash_put(&t->hash, at->listener, at->kind, at->name, n_groups, &ex);
         if (r < 0)
             goto out;
-        at->bucket = r == 1 ? ex : n_buckets++;
+        at->group = r == 1 ? ex : n_groups++;
     }
-    if (b->n_attach)
+    /* a route attached to one group twice (several of its hostnames intersect the listener's
+     * to one name) keeps its best-ranked original hostname */
+    if (b->n_attach) {
+        qsort(b->attach, b->n_attach, sizeof(*b->attach), cmp_attach_route);
+        uint32_t n = 1;
+        for (uint32_t i = 1; i < b->n_attach; i++)
+            if (b->attach[i].group != b->attach[n - 1].group ||
+                b->attach[i].route != b->attach[n - 1].route)
+                b->attach[n++] = b->attach[i];
+        b->n_attach = n;
         qsort(b->attach, b->n_attach, sizeof(*b->attach), cmp_attach);
+    }
+    /* buckets: one per (group, original hostname rank), a group's tiers consecutive, best
+     * first; the hash and listener_any name the first tier */
+    group_first = malloc(((size_t)n_groups + 1) * sizeof(uint32_t));
+    if (!group_first)
+        goto out;
+    for (uint32_t i = 0; i < b->n_attach; i++) {
+        struct b_attach *at = &b->attach[i];
+        bool same_group = i && at->group == b->attach[i - 1].group;
+        if (!same_group)
+            group_first[at->group] = n_buckets;
+        if (!same_group || at->host_rank != b->attach[i - 1].host_rank)
+            n_buckets++;
+        at->bucket = n_buckets - 1;
+    }
+    for (uint32_t s = 0; t->hash.slots && s <= t->hash.mask; s++) {
+        struct sv_route_hslot *h = &t->hash.slots[s];
+        if (h->used && (h->kind == SV_HK_BUCKET_EXACT || h->kind == SV_HK_BUCKET_WILD))
+            h->value = group_first[h->value];
+    }
+    for (uint32_t l = 0; l < b->n_listeners; l++)
+        if (t->listener_any[l] >= 0)
+            t->listener_any[l] = (int32_t)group_first[t->listener_any[l]];
     t->n_buckets = n_buckets;
     t->buckets = sv_arena_zalloc(ar, (n_buckets + 1) * sizeof(*t->buckets));
     if (!t->buckets)
         goto out;
+    for (uint32_t i = 0; i < b->n_attach; i++) {
+        uint32_t k = b->attach[i].bucket;
+        bool next_tier = i + 1 < b->n_attach && b->attach[i + 1].group == b->attach[i].group &&
+                         b->attach[i + 1].bucket != k;
+        if (next_tier || t->buckets[k].next == 0)
+            t->buckets[k].next = next_tier ? k + 1 : UINT32_MAX;
+    }
 
     /* entries per route (counting sort) */
     route_off = calloc(b->n_routes + 1, sizeof(uint32_t));
@@ -1186,8 +1263,6 @@ static int compile(struct sv_route_builder *b)
     /* tuples: one per (distinct attachment, entry of its route) */
     uint64_t n_tuples = 0;
     for (uint32_t i = 0; i < b->n_attach; i++) {
-        if (i && cmp_attach(&b->attach[i - 1], &b->attach[i]) == 0)
-            continue;
         uint32_t r = b->attach[i].route;
         n_tuples += route_off[r + 1] - route_off[r];
     }
@@ -1205,8 +1280,6 @@ static int compile(struct sv_route_builder *b)
     for (uint32_t i = 0; i < b->n_attach;) {
         uint32_t bucket = b->attach[i].bucket, n_ord = 0;
         for (; i < b->n_attach && b->attach[i].bucket == bucket; i++) {
-            if (i && cmp_attach(&b->attach[i - 1], &b->attach[i]) == 0)
-                continue;
             uint32_t r = b->attach[i].route;
             for (uint32_t k = route_off[r]; k < route_off[r + 1]; k++)
                 order[n_ord++] = route_ents[k];
@@ -1334,6 +1407,7 @@ out:
     free(route_off);
     free(route_ents);
     free(order);
+    free(group_first);
     free(counts);
     free(tuples);
     free(cstart);

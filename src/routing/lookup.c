@@ -352,6 +352,18 @@ static bool bucket_lookup(const struct sv_route_table *t, const struct sv_route_
     return false;
 }
 
+/* The tiers of host bucket <k> in order (one in the common case; a chain bounded by the number
+ * of buckets). */
+static bool tiers_lookup(const struct sv_route_table *t, uint32_t k,
+                         const struct sv_route_request *req, struct sv_str path,
+                         struct sv_route_result *res)
+{
+    for (uint32_t n = 0; k != UINT32_MAX && n < t->n_buckets; n++, k = t->buckets[k].next)
+        if (bucket_lookup(t, &t->buckets[k], req, path, res))
+            return true;
+    return false;
+}
+
 /* Listener of <bind> for a normalised host: exact, wildcard with the most labels, none. */
 static int64_t select_listener(const struct sv_route_table *t, uint32_t bind, struct sv_str host)
 {
@@ -407,7 +419,7 @@ int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_reque
     /* buckets of this listener in precedence order */
     if (host.len) {
         int64_t b = sv_route_hfind_(&t->hash, (uint32_t)li, SV_HK_BUCKET_EXACT, host);
-        if (b >= 0 && bucket_lookup(t, &t->buckets[b], req, path, res))
+        if (b >= 0 && tiers_lookup(t, (uint32_t)b, req, path, res))
             return 0;
         if (t->listener_wild[li]) {
             for (size_t i = 0; i < host.len; i++) {
@@ -415,13 +427,13 @@ int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_reque
                     continue;
                 b = sv_route_hfind_(&t->hash, (uint32_t)li, SV_HK_BUCKET_WILD,
                                     sv_str_make(host.ptr + i + 1, host.len - i - 1));
-                if (b >= 0 && bucket_lookup(t, &t->buckets[b], req, path, res))
+                if (b >= 0 && tiers_lookup(t, (uint32_t)b, req, path, res))
                     return 0;
             }
         }
     }
     int32_t any = t->listener_any[li];
-    if (any >= 0 && bucket_lookup(t, &t->buckets[any], req, path, res))
+    if (any >= 0 && tiers_lookup(t, (uint32_t)any, req, path, res))
         return 0;
     return -ENOENT;
 }

@@ -44,11 +44,14 @@ struct sv_route_entry {
     uint8_t path_type;      /* enum sv_route_path_type */
 };
 
-/* A host bucket of one listener (exact host, wildcard suffix or none). */
+/* A host bucket of one listener (exact host, wildcard suffix or none): one tier of the routes
+ * served under that name, those whose original hostnames rank alike (GATEWAY_API_RULES.md §3
+ * step 2). The hash names the best tier; <next> chains the others in precedence order. */
 struct sv_route_bucket {
     uint32_t root;       /* trie node */
     uint32_t regex_off;  /* range in table->lists */
     uint32_t regex_n;
+    uint32_t next;       /* next tier of the same name, UINT32_MAX = none */
 };
 
 /* Segment trie node. The nodes of one bucket are stored together in breadth-first order, so the

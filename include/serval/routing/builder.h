@@ -170,6 +170,16 @@ int sv_route_builder_add_route(struct sv_route_builder *b, const struct sv_route
 int sv_route_builder_attach(struct sv_route_builder *b, uint32_t route, uint32_t listener,
                             struct sv_str hostname);
 
+/* Like sv_route_builder_attach, and rank the route among the others of that host bucket by
+ * <original>: the route's own hostname that produced <hostname> by intersection ("" when the
+ * route has none). Routes of one bucket are ordered by their original hostname first (more
+ * characters of non-wildcard hostname, then more characters), then by match specificity
+ * (GATEWAY_API_RULES.md §3 step 2; sv_route_builder_attach uses <hostname> itself, the same for
+ * every route of the bucket). Attaching a route twice to one bucket keeps its best original.
+ * Control thread. Returns 0, -EINVAL or -ENOMEM. */
+int sv_route_builder_attach_original(struct sv_route_builder *b, uint32_t route, uint32_t listener,
+                                     struct sv_str hostname, struct sv_str original);
+
 /* Add the next rule of route <route>. Validates and compiles it (paths must start with '/';
  * regexes must compile; ReplacePrefixMatch needs every match of the rule to be PathPrefix
  * (the default match counts); redirect excludes rewrite

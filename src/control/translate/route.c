@@ -695,23 +695,44 @@ static bool ns_allowed(struct tx *t, const struct tx_gateway *g, const struct tx
     }
 }
 
-/* Intersected hostnames of <route> on <tl> into out[] (deduplicated). Returns the count. */
+/* Rank of a route hostname for precedence (GATEWAY_API_RULES.md §3 step 2): more characters of
+ * non-wildcard hostname, then more characters. Only compared between hostnames that intersect
+ * one listener hostname to the same name. */
+static size_t host_rank(const char *h)
+{
+    size_t len = strlen(h);
+    return h[0] == '*' ? len : (len << 16) | len;
+}
+
+/* Intersected hostnames of <route> on <tl> into out[] (deduplicated), each with the route's own
+ * hostname it came from in orig[] ("" when the route has none; of several originals giving one
+ * intersection, the most specific: that is the one matching a request's Host best). Returns the
+ * count. */
 static size_t route_hosts(const struct sv_httproute *hr, const struct tx_listener *tl,
-                          const char **out)
+                          const char **out, const char **orig)
 {
     size_t n = 0;
     const char *lh = tl->host[0] ? tl->host : NULL;
     if (hr->n_hostnames == 0) {
+        orig[n] = "";
         out[n++] = lh ? lh : "";
         return n;
     }
     for (size_t i = 0; i < hr->n_hostnames && n < MAX_ROUTE_HOSTS; i++) {
         const char *h = sv_tx_host_intersect(lh, hr->hostnames[i]);
-        bool dup = false;
-        for (size_t k = 0; h && k < n && !dup; k++)
-            dup = strcasecmp(out[k], h) == 0;
-        if (h && !dup)
-            out[n++] = h;
+        size_t k = 0;
+        for (; h && k < n; k++)
+            if (strcasecmp(out[k], h) == 0)
+                break;
+        if (!h)
+            continue;
+        if (k < n) {
+            if (host_rank(hr->hostnames[i]) > host_rank(orig[k]))
+                orig[k] = hr->hostnames[i];
+            continue;
+        }
+        orig[n] = hr->hostnames[i];
+        out[n++] = h;
     }
     return n;
 }
@@ -796,8 +817,8 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
             if (!tl->http_routes || !ns_allowed(t, g, tl, route->meta.ns))
                 continue;
             allowed++;
-            const char *hosts[MAX_ROUTE_HOSTS];
-            size_t nh = route_hosts(hr, tl, hosts);
+            const char *hosts[MAX_ROUTE_HOSTS], *origs[MAX_ROUTE_HOSTS];
+            size_t nh = route_hosts(hr, tl, hosts, origs);
             if (nh == 0)
                 continue;
             hosted++;
@@ -817,8 +838,10 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
                 if (dup)
                     continue;
                 att[n_att++] = (struct attached){tl, hosts[h]};
-                rc = sv_route_builder_attach(t->b, (uint32_t)ridx, (uint32_t)tl->builder_index,
-                                             sv_str_cstr(hosts[h]));
+                rc = sv_route_builder_attach_original(t->b, (uint32_t)ridx,
+                                                      (uint32_t)tl->builder_index,
+                                                      sv_str_cstr(hosts[h]),
+                                                      sv_str_cstr(origs[h]));
                 if (rc == -ENOMEM) {
                     free(att);
                     free(counted);

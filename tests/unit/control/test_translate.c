@@ -524,6 +524,106 @@ TEST(translate_host_intersection_table)
     }
 }
 
+/* Route-hostname precedence uses the route's ORIGINAL hostname (GATEWAY_API_RULES.md §3 step 2,
+ * ours per upstream issue 5120): two routes whose hostnames intersect the listener's to the same
+ * name are still ranked by their own hostnames (more non-wildcard characters, then more
+ * characters; none = 0) before match specificity. Route "a" is always the older one and has the
+ * more specific path, so under intersected-hostname ranking it would win every case. */
+struct host_prec_case {
+    const char *listener; /* listener hostname, NULL = none */
+    const char *a_hosts;  /* YAML flow list of route a's hostnames, NULL = none */
+    const char *a_path;
+    const char *b_hosts;
+    const char *b_path;
+    const char *host, *path; /* the request */
+    const char *want;        /* "a", "b" or NULL (404) */
+};
+
+static const struct host_prec_case host_prec_cases[] = {
+    /* exact original beats a wildcard that intersected to the same exact listener hostname */
+    {"foo.example.com", "['*.example.com']", "/api", "[foo.example.com]", "/", "foo.example.com",
+     "/api/x", "b"},
+    /* a wildcard original beats a route without hostnames on a wildcard listener */
+    {"*.example.com", NULL, "/api", "['*.example.com']", "/", "x.example.com", "/api", "b"},
+    /* a longer wildcard original beats a shorter one intersected to the listener's */
+    {"*.example.com", "['*.com']", "/api", "['*.example.com']", "/", "x.example.com", "/api", "b"},
+    /* exact original beats no hostname on an exact listener */
+    {"foo.example.com", NULL, "/api", "[foo.example.com]", "/", "foo.example.com", "/api", "b"},
+    /* the route's best matching hostname counts, not its first */
+    {"foo.example.com", "['*.example.com', foo.example.com]", "/api", "[foo.example.com]", "/",
+     "foo.example.com", "/api", "a"},
+    /* equal original hostnames: match specificity decides (longer prefix) */
+    {"foo.example.com", "['*.example.com']", "/api", "['*.example.com']", "/", "foo.example.com",
+     "/api", "a"},
+    /* ordering, not exclusivity: the better-hostname route has no matching rule */
+    {"foo.example.com", "['*.example.com']", "/api", "[foo.example.com]", "/only",
+     "foo.example.com", "/api", "a"},
+    {"foo.example.com", "['*.example.com']", "/api", "[foo.example.com]", "/only",
+     "foo.example.com", "/other", NULL},
+    /* no listener hostname: originals are the intersections (unchanged behaviour) */
+    {NULL, "['*.example.com']", "/api", "[foo.example.com]", "/", "foo.example.com", "/api", "b"},
+    {NULL, "['*.example.com']", "/api", "[foo.example.com]", "/", "bar.example.com", "/api", "a"},
+};
+
+TEST(translate_route_hostname_precedence_uses_original_hostname)
+{
+    for (size_t i = 0; i < SV_ARRAY_SIZE(host_prec_cases); i++) {
+        const struct host_prec_case *c = &host_prec_cases[i];
+        char text[2048], lh[128] = "", ah[128] = "", bh[128] = "", err[256];
+        if (c->listener)
+            snprintf(lh, sizeof(lh), ", hostname: '%s'", c->listener);
+        if (c->a_hosts)
+            snprintf(ah, sizeof(ah), "  hostnames: %s\n", c->a_hosts);
+        if (c->b_hosts)
+            snprintf(bh, sizeof(bh), "  hostnames: %s\n", c->b_hosts);
+        snprintf(text, sizeof(text),
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c}\n"
+                 "spec: {controllerName: serval.dev/gateway-controller}\n---\n"
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
+                 "spec:\n  gatewayClassName: c\n  listeners:\n"
+                 "  - {name: l, port: 8080, protocol: HTTP%s}\n---\n"
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                 "metadata: {name: a, creationTimestamp: '2026-01-01T00:00:00Z'}\n"
+                 "spec:\n  parentRefs: [{name: g}]\n%s"
+                 "  rules: [{matches: [{path: {type: PathPrefix, value: '%s'}}]}]\n---\n"
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                 "metadata: {name: b, creationTimestamp: '2026-06-01T00:00:00Z'}\n"
+                 "spec:\n  parentRefs: [{name: g}]\n%s"
+                 "  rules: [{matches: [{path: {type: PathPrefix, value: '%s'}}]}]\n",
+                 lh, ah, c->a_path, bh, c->b_path);
+        struct sv_object *objs[8];
+        int n = sv_test_decode_yaml(text, objs, 8, err, sizeof(err));
+        if (n != 4) {
+            FAIL("case %zu: decode %d %s", i, n, err);
+            for (int k = 0; k < n; k++)
+                sv_object_free(objs[k]);
+            continue;
+        }
+        struct fixture f = {.store = sv_store_new()};
+        for (int k = 0; k < n; k++)
+            sv_store_upsert(f.store, objs[k]);
+        if (sv_translate(f.store, NULL, &f.gen, &f.st, err, sizeof(err)) != 0) {
+            FAIL("case %zu: translate: %s", i, err);
+            sv_store_free(f.store);
+            continue;
+        }
+        struct req_case rq = {8080, c->host, c->path, NULL, H_NONE, NULL, 0, NULL};
+        struct sv_route_result res;
+        int rc;
+        const struct sv_route_action *a = lookup(&f, &rq, &res, &rc);
+        char got[64] = "404", want[64] = "404";
+        if (a)
+            snprintf(got, sizeof(got), "%.*s", (int)a->route_name.len, a->route_name.ptr);
+        if (c->want)
+            snprintf(want, sizeof(want), "default/%s", c->want);
+        if (strcmp(got, want) != 0)
+            FAIL("case %zu: listener %s, a %s %s, b %s %s; %s%s: got %s, want %s", i,
+                 c->listener ? c->listener : "-", c->a_hosts ? c->a_hosts : "-", c->a_path,
+                 c->b_hosts ? c->b_hosts : "-", c->b_path, c->host, c->path, got, want);
+        fixture_free(&f);
+    }
+}
+
 TEST(translate_bad_bind_address)
 {
     struct sv_store *s = sv_store_new();
