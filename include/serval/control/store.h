@@ -49,4 +49,10 @@ int sv_store_list_failed(const struct sv_store *s);
 /* Change counter: incremented by every upsert/delete that changed the store. */
 uint64_t sv_store_changes(const struct sv_store *s);
 
+/* Order-independent digest of the keys and content hashes (sv_object.content_hash: status and
+ * resourceVersion excluded) of every object of <kind>, kept up to date by upsert/delete in O(1).
+ * Equal digests = the same objects with the same content (64-bit hash: collisions negligible);
+ * e.g. "only EndpointSlices changed since the last build". 0 for an empty kind. */
+uint64_t sv_store_digest(const struct sv_store *s, enum sv_kind kind);
+
 #endif

@@ -51,6 +51,11 @@ struct sv_k8s {
     bool dirty;
     uint64_t first_dirty_ms, last_change_ms;
     uint64_t translate_errors;
+    uint64_t endpoint_updates; /* generations published by the endpoint-only path */
+    /* store digests (sv_store_digest) at the last full translation: everything but the
+     * EndpointSlices, and the EndpointSlices (updated by endpoint-only publishes too) */
+    bool built;
+    uint64_t built_config, built_slices;
     uint64_t last_render_ms;
     cJSON *status_doc;
     char last_error[320];
@@ -86,6 +91,7 @@ static void render(struct sv_k8s *k)
         cJSON_AddBoolToObject(root, "ready", atomic_load(&k->ready));
         cJSON_AddNumberToObject(root, "generation", (double)k->pub.generation_id);
         cJSON_AddNumberToObject(root, "published", (double)k->pub.published);
+        cJSON_AddNumberToObject(root, "endpointOnlyUpdates", (double)k->endpoint_updates);
         cJSON_AddNumberToObject(root, "requests", (double)k->cl.requests);
         cJSON_AddNumberToObject(root, "tokenReads", (double)k->cl.tok.reads);
         cJSON_AddNumberToObject(root, "caReloads", (double)k->cl.ca_reloads);
@@ -137,9 +143,49 @@ static void render(struct sv_k8s *k)
     sv_publisher_set_doc(&k->pub, root); /* NULL keeps the previous document */
 }
 
+/* Digest of every kind the translation reads except EndpointSlices. */
+static uint64_t config_digest(const struct sv_store *s)
+{
+    uint64_t d = 0;
+    for (int kind = 0; kind < SV_KIND__COUNT; kind++)
+        if (kind != SV_KIND_ENDPOINTSLICE)
+            d = d * 0x100000001b3ull + sv_store_digest(s, (enum sv_kind)kind);
+    return d;
+}
+
+/* When nothing but EndpointSlices changed (content, not resourceVersions) since the last full
+ * translation, publish a generation sharing the current route table with the endpoints
+ * recomputed (pods scaling: no rebuild, and the statuses stay what they are). Returns 1 when
+ * published, 0 when a full translation is needed. */
+static int publish_endpoints(struct sv_k8s *k)
+{
+    uint64_t slices = sv_store_digest(k->store, SV_KIND_ENDPOINTSLICE);
+    const struct sv_generation *base = sv_generation_current(k->pub.dom);
+    if (!k->built || !base || slices == k->built_slices ||
+        config_digest(k->store) != k->built_config)
+        return 0;
+    struct sv_generation *gen = NULL;
+    size_t changed = 0;
+    char err[256];
+    if (sv_translate_endpoints(k->store, base, &gen, &changed, err, sizeof(err)) != 0) {
+        sv_warn("k8s", "endpoint-only update failed (%s); rebuilding", err);
+        return 0;
+    }
+    sv_publisher_publish(&k->pub, gen);
+    k->endpoint_updates++;
+    k->built_slices = slices;
+    sv_info("k8s", "endpoint-only update: generation %llu (%zu backend sets changed, route table "
+            "shared)", (unsigned long long)k->pub.generation_id, changed);
+    return 1;
+}
+
 /* Translate the store and publish. Returns 0 or -errno (the last good generation stays). */
 static int publish(struct sv_k8s *k)
 {
+    if (publish_endpoints(k))
+        return 0;
+    uint64_t cfg = config_digest(k->store), slices = sv_store_digest(k->store,
+                                                                      SV_KIND_ENDPOINTSLICE);
     struct sv_status *status = NULL;
     char err[256];
     int rc = sv_publisher_translate(&k->pub, k->store, &k->topts, &status, err, sizeof(err));
@@ -149,6 +195,9 @@ static int publish(struct sv_k8s *k)
         sv_error("k8s", "translation failed, keeping the last good generation: %s", err);
         return rc;
     }
+    k->built = true;
+    k->built_config = cfg;
+    k->built_slices = slices;
     k->last_error[0] = 0;
     /* The status borrows from the store, which the reflectors keep changing: render it now. */
     cJSON *doc = sv_status_to_json(status);

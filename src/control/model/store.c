@@ -15,6 +15,7 @@ struct kind_table {
     size_t count;
     const struct sv_object **sorted; /* cache; valid when sorted_ok */
     bool sorted_ok;
+    uint64_t digest; /* sum of obj_digest() over the objects (sv_store_digest) */
 };
 
 struct sv_store {
@@ -32,6 +33,16 @@ static uint64_t key_hash(const char *ns, const char *name)
     for (const char *p = name; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ull;
     return h ^ (h >> 29);
+}
+
+/* One object's share of its kind's digest: key and content, well mixed (splitmix64 finaliser)
+ * so that the sum over a set of objects changes whenever one of them does. */
+static uint64_t obj_digest(const struct sv_object *o)
+{
+    uint64_t x = key_hash(o->meta.ns, o->meta.name) ^ (o->content_hash * 0x9e3779b97f4a7c15ull);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
 }
 
 static bool key_eq(const struct sv_object *o, const char *ns, const char *name)
@@ -105,8 +116,11 @@ int sv_store_upsert(struct sv_store *s, struct sv_object *obj)
         return 0;
     }
     t->slots[i] = obj;
-    if (old)
+    t->digest += obj_digest(obj);
+    if (old) {
+        t->digest -= obj_digest(old);
         sv_object_free(old);
+    }
     else
         t->count++;
     t->sorted_ok = false;
@@ -123,6 +137,7 @@ int sv_store_delete(struct sv_store *s, enum sv_kind kind, const char *ns, const
     size_t mask = t->cap - 1, i = find_slot(t, ns, name);
     if (!t->slots[i])
         return 0;
+    t->digest -= obj_digest(t->slots[i]);
     sv_object_free(t->slots[i]);
     t->slots[i] = NULL;
     t->count--;
@@ -205,4 +220,10 @@ int sv_store_list_failed(const struct sv_store *s)
 uint64_t sv_store_changes(const struct sv_store *s)
 {
     return s->changes;
+}
+
+uint64_t sv_store_digest(const struct sv_store *s, enum sv_kind kind)
+{
+    SV_ASSERT(kind < SV_KIND__COUNT);
+    return s->kinds[kind].digest;
 }

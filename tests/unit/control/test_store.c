@@ -94,3 +94,51 @@ TEST(store_many_objects_with_deletes_and_sorted_list)
     CHECK(!sv_store_list_failed(s));
     sv_store_free(s);
 }
+
+static struct sv_object *svc_port(const char *name, int port, const char *rv)
+{
+    char text[512], err[256];
+    snprintf(text, sizeof(text),
+             "apiVersion: v1\nkind: Service\nmetadata: {name: '%s', namespace: d, "
+             "resourceVersion: '%s'}\nspec: {ports: [{port: %d}]}\n",
+             name, rv, port);
+    struct sv_object *o = sv_test_decode_one(text, err, sizeof(err));
+    if (!o)
+        FAIL("decode: %s", err);
+    return o;
+}
+
+TEST(store_digest_follows_content_not_resource_version)
+{
+    struct sv_store *s = sv_store_new();
+    REQUIRE(s);
+    CHECK(sv_store_digest(s, SV_KIND_SERVICE) == 0);
+    REQUIRE(sv_store_upsert(s, svc_port("a", 80, "1")) == 1);
+    uint64_t d1 = sv_store_digest(s, SV_KIND_SERVICE);
+    CHECK(d1 != 0);
+    CHECK(sv_store_digest(s, SV_KIND_GATEWAY) == 0);
+    /* a new resourceVersion with the same content (e.g. a status write): same digest */
+    REQUIRE(sv_store_upsert(s, svc_port("a", 80, "2")) == 1);
+    CHECK(sv_store_digest(s, SV_KIND_SERVICE) == d1);
+    /* other content: another digest; back to the old content: the old digest */
+    REQUIRE(sv_store_upsert(s, svc_port("a", 81, "3")) == 1);
+    CHECK(sv_store_digest(s, SV_KIND_SERVICE) != d1);
+    REQUIRE(sv_store_upsert(s, svc_port("a", 80, "4")) == 1);
+    CHECK(sv_store_digest(s, SV_KIND_SERVICE) == d1);
+    /* same content under another name differs; order of insertion does not matter */
+    REQUIRE(sv_store_upsert(s, svc_port("b", 80, "5")) == 1);
+    uint64_t d2 = sv_store_digest(s, SV_KIND_SERVICE);
+    CHECK(d2 != d1);
+    struct sv_store *t = sv_store_new();
+    REQUIRE(t);
+    REQUIRE(sv_store_upsert(t, svc_port("b", 80, "9")) == 1);
+    REQUIRE(sv_store_upsert(t, svc_port("a", 80, "8")) == 1);
+    CHECK(sv_store_digest(t, SV_KIND_SERVICE) == d2);
+    /* delete takes its share out */
+    CHECK_EQ_INT(sv_store_delete(s, SV_KIND_SERVICE, "d", "b"), 1);
+    CHECK(sv_store_digest(s, SV_KIND_SERVICE) == d1);
+    CHECK_EQ_INT(sv_store_delete(s, SV_KIND_SERVICE, "d", "a"), 1);
+    CHECK(sv_store_digest(s, SV_KIND_SERVICE) == 0);
+    sv_store_free(t);
+    sv_store_free(s);
+}
