@@ -682,6 +682,102 @@ static int check_backend_set(struct sv_route_builder *b, uint32_t set_id, const 
     return set_id < b->n_sets ? 0 : fail(b, -EINVAL, "%s: no backend set %u", what, set_id);
 }
 
+static bool is_token(struct sv_str s)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        char ch = s.ptr[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch && strchr(extra, ch))))
+            return false;
+    }
+    return true;
+}
+
+/* Join the tokens in[n] with ", " into the arena (checked: tokens, "*" only alone when
+ * <star_ok>, in which case *star is set and nothing is joined). */
+static int cors_list(struct sv_route_builder *b, const char *what, const struct sv_str *in,
+                     uint32_t n, bool star_ok, struct sv_str *out, bool *star)
+{
+    *out = SV_STR_LIT("");
+    if (star)
+        *star = false;
+    if (n == 0)
+        return 0;
+    if (n > SV_ROUTE_CORS_MAX_ITEMS || !in)
+        return fail(b, -EINVAL, "CORS %s: too many entries (%u)", what, n);
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (star_ok && sv_str_eq(in[i], SV_STR_LIT("*"))) {
+            if (n != 1)
+                return fail(b, -EINVAL, "CORS %s: \"*\" must be the only entry", what);
+            *star = true;
+            return 0;
+        }
+        if (!is_token(in[i]))
+            return fail(b, -EINVAL, "CORS %s: \"%.*s\" is not a valid token", what, PSTR(in[i]));
+        total += in[i].len + 2;
+    }
+    char *p = sv_arena_alloc(&b->t->arena, total);
+    if (!p)
+        return fail(b, -ENOMEM, "out of memory");
+    size_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i) {
+            p[k++] = ',';
+            p[k++] = ' ';
+        }
+        memcpy(p + k, in[i].ptr, in[i].len);
+        k += in[i].len;
+    }
+    *out = sv_str_make(p, k);
+    return 0;
+}
+
+static int build_cors(struct sv_route_builder *b, const struct sv_route_cors_spec *in,
+                      const struct sv_route_cors **out)
+{
+    int rc;
+    struct sv_route_cors *c = sv_arena_zalloc(&b->t->arena, sizeof(*c));
+    if (!c)
+        return fail(b, -ENOMEM, "out of memory");
+    if (in->n_allow_origins > SV_ROUTE_CORS_MAX_ITEMS ||
+        (in->n_allow_origins && !in->allow_origins))
+        return fail(b, -EINVAL, "CORS allowOrigins: too many entries (%u)", in->n_allow_origins);
+    if (in->n_allow_origins) {
+        struct sv_str *o = sv_arena_zalloc(&b->t->arena, in->n_allow_origins * sizeof(*o));
+        if (!o)
+            return fail(b, -ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < in->n_allow_origins; i++) {
+            if (!sv_route_cors_pattern_valid(in->allow_origins[i]))
+                return fail(b, -EINVAL, "CORS allowOrigins: \"%.*s\" is not a valid origin",
+                            PSTR(in->allow_origins[i]));
+            o[i] = copy_lower(b, in->allow_origins[i]);
+            if (!o[i].ptr)
+                return fail(b, -ENOMEM, "out of memory");
+        }
+        c->origins = o;
+        c->n_origins = in->n_allow_origins;
+    }
+    if ((rc = cors_list(b, "allowMethods", in->allow_methods, in->n_allow_methods, true,
+                        &c->allow_methods, &c->any_method)) < 0 ||
+        (rc = cors_list(b, "allowHeaders", in->allow_headers, in->n_allow_headers, true,
+                        &c->allow_headers, &c->any_header)) < 0 ||
+        (rc = cors_list(b, "exposeHeaders", in->expose_headers, in->n_expose_headers, false,
+                        &c->expose_headers, NULL)) < 0)
+        return rc;
+    char num[16];
+    int nl = snprintf(num, sizeof(num), "%u", in->max_age);
+    c->max_age = copy_str(b, sv_str_make(num, (size_t)nl));
+    if (!c->max_age.ptr)
+        return fail(b, -ENOMEM, "out of memory");
+    c->allow_credentials = in->allow_credentials;
+    *out = c;
+    return 0;
+}
+
 static int build_action(struct sv_route_builder *b, uint32_t route,
                         const struct sv_route_rule_spec *s, struct sv_route_action *a)
 {
@@ -734,6 +830,8 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
             return rc;
         a->rewrite = w;
     }
+    if (s->cors && (rc = build_cors(b, s->cors, &a->cors)) < 0)
+        return rc;
     if (s->n_mirrors) {
         if (s->n_mirrors > MAX_MIRRORS || !s->mirrors)
             return fail(b, -EINVAL, "too many RequestMirror filters");

@@ -141,6 +141,24 @@ static void jaction(struct jw *w, const struct sv_route_table *t, const struct s
         jpathmod(w, &a->rewrite->path);
         jf(w, "}");
     }
+    if (a->cors) {
+        const struct sv_route_cors *c = a->cors;
+        jf(w, ",\"cors\":{\"allowOrigins\":[");
+        for (uint32_t i = 0; i < c->n_origins; i++) {
+            if (i)
+                jf(w, ",");
+            js(w, c->origins[i]);
+        }
+        jf(w, "],\"allowMethods\":");
+        js(w, c->any_method ? SV_STR_LIT("*") : c->allow_methods);
+        jf(w, ",\"allowHeaders\":");
+        js(w, c->any_header ? SV_STR_LIT("*") : c->allow_headers);
+        jf(w, ",\"exposeHeaders\":");
+        js(w, c->expose_headers);
+        jf(w, ",\"maxAge\":");
+        js(w, c->max_age);
+        jf(w, ",\"allowCredentials\":%s}", c->allow_credentials ? "true" : "false");
+    }
     jf(w, ",\"mirrors\":[");
     for (uint32_t i = 0; i < a->n_mirrors; i++) {
         const struct sv_route_mirror *m = &a->mirrors[i];

@@ -16,6 +16,7 @@
 #ifndef SERVAL_ROUTING_BUILDER_H
 #define SERVAL_ROUTING_BUILDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -95,6 +96,23 @@ struct sv_route_rewrite_spec {
     struct sv_route_path_mod path;
 };
 
+/* HTTPCORSFilter. Each list holds at most SV_ROUTE_CORS_MAX_ITEMS entries; "*" in
+ * allow_methods / allow_headers must be the only entry; origins must pass
+ * sv_route_cors_pattern_valid; methods and header names must be HTTP tokens. */
+#define SV_ROUTE_CORS_MAX_ITEMS 64
+struct sv_route_cors_spec {
+    const struct sv_str *allow_origins;
+    uint32_t n_allow_origins;
+    const struct sv_str *allow_methods;
+    uint32_t n_allow_methods;
+    const struct sv_str *allow_headers;
+    uint32_t n_allow_headers;
+    const struct sv_str *expose_headers;
+    uint32_t n_expose_headers;
+    bool allow_credentials;
+    uint32_t max_age; /* seconds; the caller applies the default 5 */
+};
+
 /* One HTTPRoute rule. n_matches == 0 means one match "PathPrefix /". */
 struct sv_route_rule_spec {
     const struct sv_route_match_spec *matches;
@@ -103,6 +121,7 @@ struct sv_route_rule_spec {
     const struct sv_route_header_mods_spec *response_mods; /* or NULL */
     const struct sv_route_redirect_spec *redirect;         /* or NULL */
     const struct sv_route_rewrite_spec *rewrite;           /* or NULL */
+    const struct sv_route_cors_spec *cors;                 /* or NULL */
     const struct sv_route_mirror_spec *mirrors;
     uint32_t n_mirrors;
     const struct sv_route_backend_spec *backends;

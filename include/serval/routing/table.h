@@ -21,6 +21,7 @@
 
 struct sv_generation;
 struct sv_http_header_mods; /* serval/http/serialize.h; NULL pointer = no modification */
+struct sv_http_header;      /* serval/http/message.h */
 
 /* ---- binds and listeners ------------------------------------------------------------------ */
 
@@ -135,8 +136,23 @@ struct sv_route_mirror {
     uint32_t denominator; /* > 0 */
 };
 
+/* CORS filter, compiled. Origin patterns are lower-cased: "*" (any origin) or
+ * "scheme://host[:port]" where host may be "*" or start with "*." (any labels on its left).
+ * The list values are ready to send ("GET, OPTIONS"; "" = none configured). */
+struct sv_route_cors {
+    const struct sv_str *origins;
+    uint32_t n_origins;
+    struct sv_str allow_methods;  /* configured list; unused when any_method */
+    struct sv_str allow_headers;  /* configured list; unused when any_header */
+    struct sv_str expose_headers; /* "" = none */
+    struct sv_str max_age;        /* seconds, decimal */
+    bool any_method;              /* allowMethods ["*"]: echo the requested method */
+    bool any_header;              /* allowHeaders ["*"]: echo the requested headers */
+    bool allow_credentials;
+};
+
 /* What to do with a request that matched one rule. Filters apply in this order: fixed_status,
- * redirect (answers), request_mods, rewrite, mirrors, then forward to a picked backend (whose own
+ * cors (answers preflights, decorates responses for allowed origins), redirect (answers), request_mods, rewrite, mirrors, then forward to a picked backend (whose own
  * request_mods apply after the rule's), response_mods on the way back. */
 struct sv_route_action {
     uint32_t id;              /* unique within the route table */
@@ -148,6 +164,7 @@ struct sv_route_action {
     const struct sv_http_header_mods *response_mods; /* or NULL */
     const struct sv_route_redirect *redirect;        /* or NULL; then no backends */
     const struct sv_route_rewrite *rewrite;          /* or NULL */
+    const struct sv_route_cors *cors;                /* or NULL */
     const struct sv_route_mirror *mirrors;
     uint32_t n_mirrors;
     const struct sv_route_backend *backends;
@@ -282,5 +299,32 @@ ssize_t sv_route_redirect_location(const struct sv_route_result *res, struct sv_
 
 /* The redirect status to answer (res->action->redirect->status, 302 by default). */
 int sv_route_redirect_status(const struct sv_route_result *res);
+
+/* ---- CORS (routing/cors.c) ----------------------------------------------------------------- */
+
+/* True when <pattern> is a valid allowOrigins entry: "*", or scheme "://" host [":" port] with
+ * host "*", "*.labels", "labels" or "[ipv6]", port 1..65535, nothing after. Any thread. */
+bool sv_route_cors_pattern_valid(struct sv_str pattern);
+
+/* True when request header Origin <origin> matches one of c's patterns: "*" matches anything;
+ * otherwise scheme and host compare ASCII case-insensitively, "*." matches one or more labels,
+ * and the ports must be equal, an absent port counting as the scheme's default (http 80,
+ * https 443). Any thread; no allocation. */
+bool sv_route_cors_origin_allowed(const struct sv_route_cors *c, struct sv_str origin);
+
+/* Most headers sv_route_cors_headers writes. */
+#define SV_ROUTE_CORS_MAX_HEADERS 6
+
+/* The CORS response headers for an allowed <origin> (the caller checked it with
+ * sv_route_cors_origin_allowed): Access-Control-Allow-Origin (the origin echoed, also for "*",
+ * so credentials work), -Allow-Credentials "true" when configured, -Expose-Headers when
+ * configured; for a preflight (<preflight>) also -Allow-Methods (the configured list, or
+ * <req_method> for "*"), -Allow-Headers when the request asked (<req_headers> ptr not NULL: the
+ * configured list, or <req_headers> echoed for "*") and -Max-Age. Vary is the caller's. Fills
+ * out[cap] (cap >= SV_ROUTE_CORS_MAX_HEADERS); values point into <c> or the arguments. Returns
+ * the number of headers. Any thread; no allocation. */
+uint32_t sv_route_cors_headers(const struct sv_route_cors *c, struct sv_str origin, bool preflight,
+                               struct sv_str req_method, struct sv_str req_headers,
+                               struct sv_http_header *out, uint32_t cap);
 
 #endif
