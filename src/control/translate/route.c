@@ -373,6 +373,54 @@ static bool valid_method(const char *m)
     return false;
 }
 
+/* The CORS filter <c> as a builder spec in the scratch arena. Returns 0, 1 with <why> set (bad
+ * value; the builder checks the rest: origin syntax, tokens, a lone "*"), or -ENOMEM. */
+static int cors_spec(struct tx *t, const struct sv_cors *c, const struct sv_route_cors_spec **out,
+                     char *why, size_t whylen)
+{
+    struct sv_route_cors_spec *cs = scratch(t, sizeof(*cs));
+    if (!cs)
+        return -ENOMEM;
+    const char **const lists[] = {c->allow_origins, c->allow_methods, c->allow_headers,
+                                  c->expose_headers};
+    const size_t counts[] = {c->n_allow_origins, c->n_allow_methods, c->n_allow_headers,
+                             c->n_expose_headers};
+    static const char *const names[] = {"allowOrigins", "allowMethods", "allowHeaders",
+                                        "exposeHeaders"};
+    struct sv_str *conv[4];
+    for (size_t k = 0; k < 4; k++) {
+        if (counts[k] > SV_ROUTE_CORS_MAX_ITEMS) {
+            snprintf(why, whylen, "CORS %s has more than %d entries", names[k],
+                     SV_ROUTE_CORS_MAX_ITEMS);
+            return 1;
+        }
+        conv[k] = scratch(t, counts[k] * sizeof(*conv[k]));
+        if (!conv[k])
+            return -ENOMEM;
+        for (size_t i = 0; i < counts[k]; i++)
+            conv[k][i] = sv_str_cstr(lists[k][i]);
+    }
+    for (size_t i = 0; i < c->n_allow_methods; i++) {
+        const char *m = c->allow_methods[i];
+        if (strcmp(m, "*") != 0 && !valid_method(m)) {
+            snprintf(why, whylen, "CORS allowMethods: %s is not a supported method", m);
+            return 1;
+        }
+    }
+    cs->allow_origins = conv[0];
+    cs->n_allow_origins = (uint32_t)c->n_allow_origins;
+    cs->allow_methods = conv[1];
+    cs->n_allow_methods = (uint32_t)c->n_allow_methods;
+    cs->allow_headers = conv[2];
+    cs->n_allow_headers = (uint32_t)c->n_allow_headers;
+    cs->expose_headers = conv[3];
+    cs->n_expose_headers = (uint32_t)c->n_expose_headers;
+    cs->allow_credentials = c->allow_credentials;
+    cs->max_age = c->max_age > 0 ? (uint32_t)c->max_age : 0;
+    *out = cs;
+    return 0;
+}
+
 static bool valid_path(const char *p)
 {
     return p[0] == '/' && !strstr(p, "//") && !strstr(p, "/./") && !strstr(p, "/../") &&
@@ -474,7 +522,7 @@ static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_i
         return -ENOMEM;
     for (size_t i = 0; i < r->n_filters; i++) {
         const struct sv_filter *f = &r->filters[i];
-        if (f->type == SV_FILTER_UNSUPPORTED || f->type == SV_FILTER_CORS) {
+        if (f->type == SV_FILTER_UNSUPPORTED) {
             snprintf(why, whylen, "filter %s is not supported", f->type_raw);
             return 1;
         }
@@ -565,6 +613,17 @@ static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_i
             } else {
                 ms2->numerator = ms2->denominator = 100;
             }
+            break;
+        }
+        case SV_FILTER_CORS: {
+            if (spec.cors) {
+                snprintf(why, whylen, "CORS given twice");
+                *incompatible = true;
+                return 1;
+            }
+            int crc = cors_spec(t, &f->u.cors, &spec.cors, why, whylen);
+            if (crc != 0)
+                return crc;
             break;
         }
         case SV_FILTER_EXTENSION_REF:

@@ -18,7 +18,7 @@
 
 static const char *const unsupported_features[] = {
     "TLSRoute", "ListenerSet", "BackendTLSPolicy", "BackendTLSPolicySANValidation",
-    "HTTPRouteCORS", "HTTPRouteRetry", "HTTPRouteRetryBackendTimeout",
+    "HTTPRouteRetry", "HTTPRouteRetryBackendTimeout",
     "HTTPRouteRetryConnectionError", "GatewayStaticAddresses", "GatewayInfrastructurePropagation",
     "GatewayFrontendClientCertificateValidation",
     "GatewayFrontendClientCertificateValidationInsecureFallback", "GatewayBackendClientCertificate",
