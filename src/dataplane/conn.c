@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dataplane/cors.h"
 #include "dataplane/dp_int.h"
 #include "dataplane/ud.h"
 #include "serval/base/assert.h"
@@ -993,6 +994,17 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         respond_error(w, c, a->fixed_status);
         return;
     }
+    if (a->cors) { /* preflights are answered here; allowed origins remembered for the response */
+        bool keep = c->req_keepalive && c->req_body == SV_HTTP_BODY_NONE && !w->draining;
+        struct sv_str ans;
+        int st = sv_dp_cors_request(c, a, keep, scratch, scap, &ans);
+        if (st < 0)
+            respond_error(w, c, 500);
+        else if (st > 0)
+            respond_local(w, c, ans, st, keep);
+        if (st != 0)
+            return;
+    }
     if (a->redirect) {
         char *loc = req_out(w, c);
         ssize_t ln = sv_route_redirect_location(&res, c->tls ? SV_STR_LIT("https") : SV_STR_LIT("http"), h->host, h->path,
@@ -1389,6 +1401,7 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
                          body != SV_HTTP_BODY_UNTIL_CLOSE;
         const struct sv_http_header_mods *rm =
             merge_mods(w, c->action->response_mods, c->backend->response_mods);
+        rm = sv_dp_cors_response_mods(w, c, rm);
         ssize_t on = sv_http_write_response_head(&c->resp, rm, (unsigned)resp_flags(c),
                                                  resp_out(w, c), out_cap(w));
         if (on < 0) {

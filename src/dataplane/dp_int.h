@@ -40,6 +40,7 @@ enum sv_op {
 #define SV_MAX_LISTENERS 32u
 #define SV_IOV_MAX 8 /* provided buffers gathered into one send */
 #define SV_MODS_MAX 64u           /* merged header modifier entries per kind */
+#define SV_CORS_ORIGIN_MAX 256u   /* longest Origin a CORS filter echoes (cors.c) */
 #define SV_MIRROR_BUFS 64u        /* mirrored requests in flight per worker (more are dropped) */
 #define SV_MIRRORS_PER_REQ 4u     /* mirrors of one request that carry its body (more are dropped) */
 #define SV_POOL_BUCKETS 256u
@@ -162,6 +163,8 @@ struct sv_conn {
     uint64_t upstream_timeout_ms;
     struct sv_route_endpoint ep;
     uint32_t up;                /* upstream slot or SV_NO_SLOT */
+    uint16_t cors_origin_len;   /* allowed Origin to echo in the response (cors.c); 0 = none */
+    char cors_origin[SV_CORS_ORIGIN_MAX];
 
     /* response */
     struct sv_http_parser resp_p;
@@ -241,6 +244,10 @@ struct sv_worker {
     struct sv_http_header mods_set[SV_MODS_MAX];
     struct sv_http_header mods_add[SV_MODS_MAX];
     struct sv_str mods_remove[SV_MODS_MAX];
+    /* scratch for adding CORS headers to a response's modifiers (cors.c; used synchronously) */
+    struct sv_http_header_mods cors_mods;
+    struct sv_http_header cors_set[SV_MODS_MAX + SV_ROUTE_CORS_MAX_HEADERS];
+    struct sv_http_header cors_add[SV_MODS_MAX + 1];
     char *tls_mem;            /* per conn slot: TLS ciphertext output | ciphertext input */
     size_t tls_mem_bytes;
     size_t tls_stride;
