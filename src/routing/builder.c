@@ -832,6 +832,15 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
     }
     if (s->cors && (rc = build_cors(b, s->cors, &a->cors)) < 0)
         return rc;
+    if (s->retry && s->retry->attempts > 0) {
+        struct sv_route_retry *rt = sv_arena_zalloc(&b->t->arena, sizeof(*rt));
+        if (!rt)
+            return fail(b, -ENOMEM, "out of memory");
+        *rt = *s->retry;
+        if (rt->attempts > SV_ROUTE_RETRY_MAX_ATTEMPTS)
+            rt->attempts = SV_ROUTE_RETRY_MAX_ATTEMPTS;
+        a->retry = rt;
+    }
     if (s->n_mirrors) {
         if (s->n_mirrors > MAX_MIRRORS || !s->mirrors)
             return fail(b, -EINVAL, "too many RequestMirror filters");

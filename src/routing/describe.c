@@ -116,6 +116,14 @@ static void jaction(struct jw *w, const struct sv_route_table *t, const struct s
         jf(w, ",\"requestTimeoutMs\":%llu", (unsigned long long)a->request_timeout_ms);
     if (a->backend_timeout_ms)
         jf(w, ",\"backendRequestTimeoutMs\":%llu", (unsigned long long)a->backend_timeout_ms);
+    if (a->retry) {
+        jf(w, ",\"retry\":{\"attempts\":%u,\"backoffMs\":%u,\"codes\":[", a->retry->attempts,
+           a->retry->backoff_ms);
+        for (int st = 400, n = 0; st <= 599; st++)
+            if (sv_route_retry_on_status(a->retry, st))
+                jf(w, "%s%d", n++ ? "," : "", st);
+        jf(w, "]}");
+    }
     jmods(w, "requestHeaders", a->request_mods);
     jmods(w, "responseHeaders", a->response_mods);
     if (a->redirect) {

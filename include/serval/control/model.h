@@ -312,6 +312,15 @@ struct sv_backend_ref {
     size_t n_filters;
 };
 
+/* HTTPRouteRetry (spec.rules[].retry). Values are kept as written; the translator checks them. */
+struct sv_retry {
+    int32_t *codes; /* HTTP status codes to retry on (may be empty) */
+    size_t n_codes;
+    int32_t attempts;   /* maximum retries (valid when has_attempts) */
+    bool has_attempts;
+    int64_t backoff_ms; /* minimum wait between tries; -1 = unset */
+};
+
 struct sv_route_rule {
     const char *name; /* NULL if absent */
     struct sv_route_match *matches; /* never empty after defaults */
@@ -322,6 +331,7 @@ struct sv_route_rule {
     size_t n_backends;
     int64_t timeout_request_ms; /* -1 = unset, 0 = disabled */
     int64_t timeout_backend_ms; /* -1 = unset, 0 = disabled */
+    struct sv_retry *retry;     /* NULL = no retry field */
 };
 
 struct sv_httproute {

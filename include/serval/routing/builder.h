@@ -128,6 +128,8 @@ struct sv_route_rule_spec {
     uint32_t n_backends;
     uint64_t request_timeout_ms; /* 0 = none */
     uint64_t backend_timeout_ms; /* 0 = none */
+    const struct sv_route_retry *retry; /* or NULL; attempts 0 means no retries (dropped),
+                                           above SV_ROUTE_RETRY_MAX_ATTEMPTS clamped */
     uint16_t fixed_status;       /* non-zero: answer it (e.g. 500, bad ExtensionRef) */
 };
 

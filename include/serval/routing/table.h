@@ -151,6 +151,25 @@ struct sv_route_cors {
     bool allow_credentials;
 };
 
+/* HTTPRouteRetry of a rule: retry a failed try (a listed status, a connection error or reset
+ * before the response head, or a backendRequest timeout) up to <attempts> more times, waiting at
+ * least <backoff_ms> before each retry. */
+#define SV_ROUTE_RETRY_MAX_ATTEMPTS 16u /* more are clamped to this (bounded work per request) */
+struct sv_route_retry {
+    uint32_t attempts;   /* retries after the first try, 1..SV_ROUTE_RETRY_MAX_ATTEMPTS */
+    uint32_t backoff_ms; /* minimum wait before each retry; 0 = retry at once */
+    uint64_t codes[4];   /* bit (status - 400): retry on that response status (400..599) */
+};
+
+/* Whether <status> is one of the retry codes of <r>. Any thread. */
+static inline bool sv_route_retry_on_status(const struct sv_route_retry *r, int status)
+{
+    if (status < 400 || status > 599)
+        return false;
+    unsigned i = (unsigned)(status - 400);
+    return (r->codes[i / 64] >> (i % 64)) & 1u;
+}
+
 /* What to do with a request that matched one rule. Filters apply in this order: fixed_status,
  * cors (answers preflights, decorates responses for allowed origins), redirect (answers), request_mods, rewrite, mirrors, then forward to a picked backend (whose own
  * request_mods apply after the rule's), response_mods on the way back. */
@@ -172,6 +191,7 @@ struct sv_route_action {
     uint64_t weight_sum;         /* sum of backends[].weight */
     uint64_t request_timeout_ms; /* 0 = none (use the gateway default) */
     uint64_t backend_timeout_ms; /* 0 = none */
+    const struct sv_route_retry *retry; /* or NULL: no retry policy */
     const uint64_t *_cum_weight; /* private: prefix sums of weights for the picker */
 };
 

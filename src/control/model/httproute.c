@@ -248,6 +248,45 @@ static int dec_default_match(struct sv_dec *d, struct sv_route_rule *r)
     return 0;
 }
 
+/* spec.rules[].retry: codes (integers), attempts, backoff (a duration). */
+static int dec_retry(struct sv_dec *d, const cJSON *o, struct sv_retry **out)
+{
+    struct sv_retry *rt = sv_dec_alloc(d, sizeof(*rt));
+    if (!rt)
+        return -1;
+    rt->backoff_ms = -1;
+    size_t mark = sv_dec_push(d, "retry");
+    const cJSON *arr;
+    size_t n;
+    int rc = sv_dec_arr(d, o, "codes", &arr, &n);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        rt->codes = sv_dec_alloc(d, n * sizeof(*rt->codes));
+        if (!rt->codes)
+            return -1;
+        size_t m2 = sv_dec_push(d, "codes");
+        const cJSON *c;
+        cJSON_ArrayForEach(c, arr)
+        {
+            double x = cJSON_IsNumber(c) ? c->valuedouble : 0.5;
+            if (!(x >= INT32_MIN && x <= INT32_MAX) || x != (double)(int32_t)x) {
+                sv_dec_push_index(d, rt->n_codes);
+                return sv_dec_fail(d, NULL, "expected an HTTP status code");
+            }
+            rt->codes[rt->n_codes++] = (int32_t)x;
+        }
+        sv_dec_pop(d, m2);
+    }
+    rc = sv_dec_i32(d, o, "attempts", INT32_MIN, INT32_MAX, &rt->attempts);
+    if (rc < 0 || sv_dec_duration(d, o, "backoff", &rt->backoff_ms) < 0)
+        return -1;
+    rt->has_attempts = rc > 0;
+    sv_dec_pop(d, mark);
+    *out = rt;
+    return 0;
+}
+
 static int dec_rule(struct sv_dec *d, const cJSON *it, void *elem)
 {
     struct sv_route_rule *r = elem;
@@ -271,6 +310,9 @@ static int dec_rule(struct sv_dec *d, const cJSON *it, void *elem)
             return -1;
         sv_dec_pop(d, mark);
     }
+    const cJSON *retry;
+    if (sv_dec_obj(d, it, "retry", &retry) < 0 || (retry && dec_retry(d, retry, &r->retry) < 0))
+        return -1;
     return 0;
 }
 

@@ -16,6 +16,7 @@ bool sv_tx_grant_allows(struct tx *t, const char *from_kind, const char *from_ns
                         const char *to_group, const char *to_kind, const char *to_ns,
                         const char *to_name);
 
+#define SV_RETRY_DEFAULT_BACKOFF_MS 25u /* retry.backoff unset (implementation-specific) */
 #define MAX_ROUTE_HOSTS 64 /* distinct intersected hostnames kept per listener */
 
 /* Outcome of translating the rules of one route (the same for every parent). */
@@ -446,6 +447,33 @@ static int path_mod(const struct sv_path_modifier *pm, struct sv_route_path_mod 
     return 0;
 }
 
+/* HTTPRouteRetry into the builder's form: codes must be 400..599 (GATEWAY_API_RULES §5 Retry),
+ * attempts >= 0 (unset: 1), backoff unset: SV_RETRY_DEFAULT_BACKOFF_MS. Returns 0, or 1 with
+ * <why> set. */
+static int retry_spec(const struct sv_retry *in, struct sv_route_retry *out, char *why,
+                      size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < in->n_codes; i++) {
+        int32_t c = in->codes[i];
+        if (c < 400 || c > 599) {
+            snprintf(why, whylen, "retry.codes: %d is not an HTTP status in 400-599", (int)c);
+            return 1;
+        }
+        out->codes[(c - 400) / 64] |= UINT64_C(1) << ((c - 400) % 64);
+    }
+    if (in->has_attempts && in->attempts < 0) {
+        snprintf(why, whylen, "retry.attempts must not be negative");
+        return 1;
+    }
+    out->attempts = in->has_attempts ? (uint32_t)in->attempts : 1u;
+    if (in->backoff_ms < 0)
+        out->backoff_ms = SV_RETRY_DEFAULT_BACKOFF_MS;
+    else
+        out->backoff_ms = in->backoff_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)in->backoff_ms;
+    return 0;
+}
+
 /* Translate one rule. Returns 0 (added), or 1 with why/incompatible set when the rule is
  * dropped. */
 static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_idx, size_t ri,
@@ -689,6 +717,13 @@ static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_i
     }
     spec.request_timeout_ms = req_ms > 0 ? (uint64_t)req_ms : 0;
     spec.backend_timeout_ms = be_ms > 0 ? (uint64_t)be_ms : 0;
+    struct sv_route_retry retry;
+    if (r->retry) {
+        int rc = retry_spec(r->retry, &retry, why, whylen);
+        if (rc != 0)
+            return rc;
+        spec.retry = &retry;
+    }
     if (t->nomem)
         return -ENOMEM;
     int rc = sv_route_builder_add_rule(t->b, route_idx, &spec);
