@@ -30,7 +30,7 @@
 #include "serval/http/serialize.h"
 #include "serval/routing/generation.h"
 
-enum { T_NONE = 0, T_IDLE, T_HEADER, T_PROGRESS, T_UPSTREAM, T_LINGER };
+enum { T_NONE = 0, T_IDLE, T_HEADER, T_PROGRESS, T_UPSTREAM, T_LINGER, T_BACKOFF };
 
 #define LINGER_MS 1000u
 
@@ -40,6 +40,15 @@ static void close_up(struct sv_worker *w, struct sv_upconn *u);
 static void head_step(struct sv_worker *w, struct sv_conn *c);
 static void exchange_end(struct sv_worker *w, struct sv_conn *c);
 static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err);
+static void deadline_clear(struct sv_worker *w, struct sv_conn *c);
+static void deadline_arm(struct sv_worker *w, struct sv_conn *c);
+static void deadline_fired(struct sv_worker *w, struct sv_conn *c);
+static void try_timed_out(struct sv_worker *w, struct sv_conn *c);
+static void retry_next_try(struct sv_worker *w, struct sv_conn *c);
+static bool retry_keep_body(struct sv_worker *w, struct sv_conn *c);
+static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, const void *p,
+                    uint32_t len);
+static bool retry_policy_start(struct sv_worker *w, struct sv_conn *c);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -724,6 +733,7 @@ static void close_conn(struct sv_worker *w, struct sv_conn *c)
     if (c->state == SV_C_CLOSING || c->state == 0)
         return;
     sv_timer_cancel(&w->wheel, &c->timer);
+    deadline_clear(w, c);
     if (c->up != SV_NO_SLOT)
         up_detach(w, c, true);
     release_route(w, c);
@@ -740,6 +750,7 @@ static void close_conn(struct sv_worker *w, struct sv_conn *c)
  * closes (or a short timer), so a client still sending does not turn our answer into a reset. */
 static void linger(struct sv_worker *w, struct sv_conn *c)
 {
+    deadline_clear(w, c);
     if (c->up != SV_NO_SLOT)
         up_detach(w, c, true);
     release_route(w, c);
@@ -763,6 +774,7 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c);
 static void respond_local(struct sv_worker *w, struct sv_conn *c, struct sv_str bytes, int status,
                           bool keep)
 {
+    deadline_clear(w, c);
     if (c->up != SV_NO_SLOT)
         up_detach(w, c, true);
     release_route(w, c);
@@ -823,6 +835,9 @@ static void reset_request(struct sv_worker *w, struct sv_conn *c)
     c->req_http10 = false;
     c->req_parsed_done = c->req_done = c->req_body_sent_any = false;
     c->upgrade = c->retried_other = c->retried_fresh = c->head_timer = false;
+    deadline_clear(w, c);
+    c->retries = 0;
+    c->backoff = false;
     c->req_out_len = c->req_out_sent = 0;
     c->up_send.kind = SV_SEND_NONE;
     c->resp_body = 0;
@@ -926,14 +941,14 @@ static int attach_upstream(struct sv_worker *w, struct sv_conn *c, bool fresh)
     return dial(w, c);
 }
 
+/* The response head wait of one try (T_UPSTREAM): the gateway's --upstream-timeout, unless the
+ * route has timeouts of its own; those replace it and run on the deadline timer (0 here: no
+ * head wait timer). */
 static uint64_t route_timeout(const struct sv_worker *w, const struct sv_route_action *a)
 {
-    uint64_t t = w->dp->cfg.upstream_timeout_ms;
-    if (a->backend_timeout_ms && a->backend_timeout_ms < t)
-        t = a->backend_timeout_ms;
-    if (a->request_timeout_ms && a->request_timeout_ms < t)
-        t = a->request_timeout_ms;
-    return t;
+    if (a->backend_timeout_ms || a->request_timeout_ms)
+        return 0;
+    return w->dp->cfg.upstream_timeout_ms;
 }
 
 static void route_request(struct sv_worker *w, struct sv_conn *c)
@@ -1096,6 +1111,9 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     c->set_id = be->set_id;
     c->ep = *ep;
     c->upstream_timeout_ms = route_timeout(w, a);
+    c->req_deadline_ms = a->request_timeout_ms ? w->now_ms + a->request_timeout_ms : 0;
+    c->try_deadline_ms = a->backend_timeout_ms ? w->now_ms + a->backend_timeout_ms : 0;
+    deadline_arm(w, c);
     sv_http_parser_reset(&c->resp_p);
     sv_http_parser_set_request_method(&c->resp_p, c->method);
     c->ibuf_len = 0; /* the request head is serialized; ibuf now collects the response head */
@@ -1156,15 +1174,187 @@ static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err)
         close_conn(w, c); /* part of the response is out: the client sees the connection end */
         return;
     }
-    if (try_retry(w, c, reused)) {
-        up_pump(w, c);
+    bool policy = c->action && c->action->retry;
+    if (policy ? retry_policy_start(w, c) : try_retry(w, c, reused)) {
+        if (!policy)
+            up_pump(w, c);
         return;
     }
     sv_log_rl(1, SV_LOG_WARN, "dataplane", "upstream failed before a response: %s",
               err ? strerror(-err) : "closed");
     c->state = SV_C_PROXY_PRE;
     c->req_keepalive = c->req_keepalive && c->req_parsed_done && !c->req_body_sent_any;
-    respond_error(w, c, 502);
+    /* retries of a route policy all failed: 503, the "unavailable after retries" of other
+     * gateways (conformance HTTPRouteRetryConnectionError accepts 500 or 503) */
+    respond_error(w, c, policy && c->retries > 0 ? 503 : 502);
+}
+
+/* ---- request deadline and retries (HTTPRoute timeouts and retry) ----------------------------
+ *
+ * timeouts.request bounds the whole exchange, from the parsed request head to the end of the
+ * response (across tries); timeouts.backendRequest bounds each try, from its start to the end of
+ * its response. Both run on the connection's deadline timer (dl_timer, armed at the earlier of
+ * the two). Expiry before the response head went to the client is a 504 (or, for a try, a retry
+ * when the route's policy allows it); after the head the response cannot be completed, so the
+ * connection is closed.
+ *
+ * A retry policy repeats a try that failed (a listed response status, a connection error or
+ * reset before the response head, a try timeout) while the request can be replayed: its bytes
+ * sent so far all come from req_out (head plus a body that fit behind it), so sending req_out
+ * again replays it, and nothing of the response reached the client. The next try waits
+ * retry.backoff on the connection timer (T_BACKOFF), then goes to another endpoint when the set
+ * has one. */
+
+static void deadline_arm(struct sv_worker *w, struct sv_conn *c)
+{
+    uint64_t d = c->req_deadline_ms;
+    if (c->try_deadline_ms && (!d || c->try_deadline_ms < d))
+        d = c->try_deadline_ms;
+    if (d)
+        sv_timer_arm(&w->wheel, &c->dl_timer, d);
+    else
+        sv_timer_cancel(&w->wheel, &c->dl_timer);
+}
+
+static void deadline_clear(struct sv_worker *w, struct sv_conn *c)
+{
+    c->req_deadline_ms = c->try_deadline_ms = 0;
+    sv_timer_cancel(&w->wheel, &c->dl_timer);
+}
+
+/* Whether the current request may be tried again under its route's retry policy. */
+static bool retry_policy_allows(const struct sv_conn *c)
+{
+    const struct sv_route_retry *rt = c->action ? c->action->retry : NULL;
+    return rt && c->state == SV_C_PROXY && c->gen && !c->resp_head_done &&
+           !c->req_body_sent_any && c->retries < rt->attempts &&
+           c->cl_send.kind == SV_SEND_NONE && c->resp_out_sent == c->resp_out_len;
+}
+
+/* Under a retry policy, request body bytes that arrive after the head are copied behind it in
+ * req_out while they fit (instead of being sent from the receive buffers), so the request stays
+ * replayable. Sends what was added; returns true when a send was submitted. */
+static bool retry_keep_body(struct sv_worker *w, struct sv_conn *c)
+{
+    if (!c->action || !c->action->retry || c->req_body_sent_any || c->req_parsed_done ||
+        c->rx.q.count == 0)
+        return false;
+    coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
+                  &c->req_parsed_done);
+    struct sv_upconn *u = up_of(w, c);
+    if (c->req_out_sent == c->req_out_len || !u)
+        return false;
+    up_send(w, c, u, req_out(w, c) + c->req_out_sent, c->req_out_len - c->req_out_sent);
+    return true;
+}
+
+/* Start the next try now: another endpoint of the set when there is one, a new connection. */
+static void retry_next_try(struct sv_worker *w, struct sv_conn *c)
+{
+    c->backoff = false;
+    uint32_t *cursor = &w->rr[c->set_id % SV_RR_CURSORS];
+    struct sv_route_endpoint failed = c->ep;
+    const struct sv_route_endpoint *ep =
+        sv_generation_pick_endpoint(c->gen, c->set_id, cursor, &failed);
+    if (!ep)
+        ep = sv_generation_pick_endpoint(c->gen, c->set_id, cursor, NULL);
+    int rc = ep ? 0 : -ENOENT;
+    if (ep) {
+        c->ep = *ep;
+        rc = attach_upstream(w, c, true);
+    }
+    if (rc < 0) {
+        sv_log_rl(1, SV_LOG_WARN, "dataplane", "retry: no upstream connection: %s", strerror(-rc));
+        c->state = SV_C_PROXY_PRE;
+        c->req_keepalive = false;
+        respond_error(w, c, rc == -ENOENT || rc == -ENOSPC ? 503 : 502);
+        return;
+    }
+    const struct sv_route_action *a = c->action;
+    c->try_deadline_ms = a->backend_timeout_ms ? w->now_ms + a->backend_timeout_ms : 0;
+    deadline_arm(w, c);
+    conn_timer(w, c, T_UPSTREAM, c->upstream_timeout_ms);
+    up_pump(w, c);
+}
+
+/* The current try failed (a retryable status, connection error or try timeout): drop its
+ * upstream connection and its response, and schedule the next try. Returns false, touching
+ * nothing, when the policy does not allow one more (no policy, attempts used, not replayable). */
+static bool retry_policy_start(struct sv_worker *w, struct sv_conn *c)
+{
+    if (!retry_policy_allows(c)) {
+        if (c->action && c->action->retry && c->retries >= c->action->retry->attempts)
+            sv_stat_add(w, SV_DP_STAT_ROUTE_RETRIES_EXHAUSTED, 1);
+        return false;
+    }
+    c->retries++;
+    sv_stat_add(w, SV_DP_STAT_ROUTE_RETRIES, 1);
+    if (c->up != SV_NO_SLOT)
+        up_detach(w, c, true); /* its response (or what came of it) is not wanted */
+    sv_http_parser_reset(&c->resp_p);
+    sv_http_parser_set_request_method(&c->resp_p, c->method);
+    c->ibuf_len = 0;
+    c->resp_started = false;
+    c->resp_out_len = c->resp_out_sent = 0;
+    c->status = 0;
+    c->req_out_sent = 0; /* replay the head (and the body bytes behind it) */
+    c->req_done = false;
+    c->try_deadline_ms = 0; /* timeouts.request keeps running through the backoff */
+    deadline_arm(w, c);
+    uint32_t backoff = c->action->retry->backoff_ms;
+    if (backoff) {
+        c->backoff = true;
+        conn_timer(w, c, T_BACKOFF, backoff);
+    } else {
+        retry_next_try(w, c);
+    }
+    return true;
+}
+
+/* The current try took too long (timeouts.backendRequest, or the response head wait). */
+static void try_timed_out(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->state != SV_C_PROXY || c->backoff)
+        return;
+    if (c->resp_head_done) {
+        close_conn(w, c); /* the response cannot be completed any more */
+        return;
+    }
+    if (retry_policy_start(w, c))
+        return;
+    sv_log_rl(1, SV_LOG_WARN, "dataplane", "upstream response timeout");
+    c->state = SV_C_PROXY_PRE;
+    c->req_keepalive = false;
+    respond_error(w, c, 504);
+}
+
+/* The deadline timer of <c> fired: the request deadline or the try deadline passed. */
+static void deadline_fired(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->state != SV_C_PROXY) {
+        deadline_clear(w, c);
+        return;
+    }
+    if (c->req_deadline_ms && w->now_ms >= c->req_deadline_ms) {
+        deadline_clear(w, c);
+        sv_stat_add(w, SV_DP_STAT_REQUEST_TIMEOUTS, 1);
+        if (c->resp_head_done) {
+            close_conn(w, c);
+            return;
+        }
+        sv_log_rl(1, SV_LOG_WARN, "dataplane", "request timeout");
+        c->state = SV_C_PROXY_PRE;
+        c->req_keepalive = false;
+        respond_error(w, c, 504);
+        return;
+    }
+    if (c->try_deadline_ms && w->now_ms >= c->try_deadline_ms) {
+        c->try_deadline_ms = 0;
+        deadline_arm(w, c);
+        try_timed_out(w, c);
+        return;
+    }
+    deadline_arm(w, c); /* fired early (wheel resolution): wait for the rest */
 }
 
 /* ---- request direction: client → upstream ------------------------------------------------- */
@@ -1218,6 +1408,8 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     if (c->req_done)
+        return;
+    if (retry_keep_body(w, c))
         return;
     if (!c->req_parsed_done && c->rx.q.count) {
         bool done = false;
@@ -1320,6 +1512,7 @@ static void cl_send_segs(struct sv_worker *w, struct sv_conn *c, int64_t len)
 
 static void exchange_end(struct sv_worker *w, struct sv_conn *c)
 {
+    deadline_clear(w, c);
     struct sv_upconn *u = up_of(w, c);
     if (u) {
         bool clean = (c->resp.flags & SV_HTTP_F_KEEP_ALIVE) &&
@@ -1393,6 +1586,9 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
             }
             continue;
         }
+        if (c->action->retry && sv_route_retry_on_status(c->action->retry, c->resp.status) &&
+            retry_policy_start(w, c))
+            return; /* this response is dropped with its connection */
         enum sv_http_body_kind body = sv_http_body_begin(&c->resp_p);
         c->resp_body = (uint8_t)body;
         c->status = c->resp.status;
@@ -1419,6 +1615,7 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
                           out_cap(w), &c->resp_parsed_done);
         if (tunnel) {
             c->state = SV_C_TUNNEL; /* idle tunnels close after --idle-timeout, like nginx */
+            deadline_clear(w, c);   /* timeouts bound the upgrade exchange, not the tunnel */
             conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
         } else {
             conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
@@ -1830,6 +2027,14 @@ void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
             close_up(w, u);
         return;
     }
+    /* a connection's deadline timer, or its main timer */
+    char *conns_lo = (char *)sv_slab_get(&w->conns, 0);
+    size_t stride = (size_t)((char *)sv_slab_get(&w->conns, 1) - conns_lo);
+    struct sv_conn *owner = conn_at(w, (uint32_t)((size_t)(p - conns_lo) / stride));
+    if (t == &owner->dl_timer) {
+        deadline_fired(w, owner);
+        return;
+    }
     struct sv_conn *c = sv_container_of(t, struct sv_conn, timer);
     uint8_t kind = c->timer_kind;
     c->timer_kind = T_NONE;
@@ -1850,14 +2055,11 @@ void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
         }
         break;
     case T_UPSTREAM:
-        if (c->state == SV_C_PROXY && !c->resp_head_done) {
-            sv_log_rl(1, SV_LOG_WARN, "dataplane", "upstream response timeout");
-            c->state = SV_C_PROXY_PRE;
-            c->req_keepalive = false;
-            respond_error(w, c, 504);
-        } else {
-            close_conn(w, c);
-        }
+        try_timed_out(w, c);
+        break;
+    case T_BACKOFF:
+        if (c->state == SV_C_PROXY && c->backoff)
+            retry_next_try(w, c);
         break;
     case T_PROGRESS:
         /* No progress: before the response head, a stalled upstream (we hold request bytes it

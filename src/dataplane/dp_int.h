@@ -166,6 +166,13 @@ struct sv_conn {
     uint16_t cors_origin_len;   /* allowed Origin to echo in the response (cors.c); 0 = none */
     char cors_origin[SV_CORS_ORIGIN_MAX];
 
+    /* HTTPRoute timeouts and retry (conn.c, "request deadline and retries") */
+    struct sv_timer dl_timer;   /* earliest of the two deadlines below */
+    uint64_t req_deadline_ms;   /* timeouts.request: whole exchange; 0 = none */
+    uint64_t try_deadline_ms;   /* timeouts.backendRequest: the current try; 0 = none */
+    uint8_t retries;            /* retries of the route's policy used for this request */
+    bool backoff;               /* waiting (timer T_BACKOFF) before the next try */
+
     /* response */
     struct sv_http_parser resp_p;
     struct sv_http_head resp;

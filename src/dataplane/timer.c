@@ -55,8 +55,9 @@ unsigned sv_wheel_advance(struct sv_wheel *w, uint64_t now_ms, sv_timer_fn fn, v
     uint64_t steps = target - w->_tick;
     if (steps > SV_WHEEL_SLOTS)
         steps = SV_WHEEL_SLOTS; /* every slot visited once covers everything due */
+    uint64_t base = w->_tick;
     for (uint64_t i = 1; i <= steps; i++) {
-        struct sv_timer *head = &w->_slots[(w->_tick + i) % SV_WHEEL_SLOTS];
+        struct sv_timer *head = &w->_slots[(base + i) % SV_WHEEL_SLOTS];
         /* Detach the due timers first: callbacks may re-arm into this very slot. */
         struct sv_timer due = {&due, &due, 0};
         struct sv_timer *t = head->_next;
@@ -72,6 +73,10 @@ unsigned sv_wheel_advance(struct sv_wheel *w, uint64_t now_ms, sv_timer_fn fn, v
             }
             t = next;
         }
+        /* This slot is processed: a callback arming a deadline due by now goes to the next
+         * slot (still visited by this advance or the next), never back into this one, which
+         * would hold it for a whole revolution. */
+        w->_tick = base + i;
         while (due._next != &due) {
             t = due._next;
             unlink_timer(w, t);

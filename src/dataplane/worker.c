@@ -51,6 +51,9 @@ const char *const sv_dp_stat_names[SV_DP_STAT_COUNT] = {
     [SV_DP_STAT_MIRRORS] = "mirrors_total",
     [SV_DP_STAT_MIRRORS_DROPPED] = "mirrors_dropped_total",
     [SV_DP_STAT_GENERATION] = "generation",
+    [SV_DP_STAT_ROUTE_RETRIES] = "route_retries_total",
+    [SV_DP_STAT_ROUTE_RETRIES_EXHAUSTED] = "route_retries_exhausted_total",
+    [SV_DP_STAT_REQUEST_TIMEOUTS] = "request_timeouts_total",
 };
 
 int sv_dp_stat_is_gauge(enum sv_dp_stat s)

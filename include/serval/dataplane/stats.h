@@ -36,6 +36,9 @@ enum sv_dp_stat {
     SV_DP_STAT_MIRRORS_DROPPED,   /* copies not started (no room) or not sent whole: slow,
                                    * dead or failing mirror backend, request ended early */
     SV_DP_STAT_GENERATION,        /* gauge: id of the generation the worker last adopted */
+    SV_DP_STAT_ROUTE_RETRIES,     /* tries repeated by an HTTPRoute retry policy */
+    SV_DP_STAT_ROUTE_RETRIES_EXHAUSTED, /* requests whose policy retries were all used */
+    SV_DP_STAT_REQUEST_TIMEOUTS,  /* timeouts.request expired (504, or abort after the head) */
     SV_DP_STAT_COUNT
 };
 

@@ -99,6 +99,38 @@ TEST(timer_wheel_fires_in_order_and_cancels)
     CHECK_EQ_INT(c.count, 1);
 }
 
+/* A callback re-arming its timer for a deadline inside the tick being processed. */
+struct rearm {
+    struct sv_wheel *w;
+    struct fired f;
+    int times;
+};
+
+static void on_fire_rearm(struct sv_timer *t, void *ctx)
+{
+    struct rearm *r = ctx;
+    r->f.count++;
+    r->f.at = g_now;
+    if (r->times-- > 0)
+        sv_timer_arm(r->w, t, g_now + 1); /* same 10 ms tick as now */
+}
+
+TEST(timer_wheel_rearm_from_callback_within_the_current_tick)
+{
+    static struct sv_wheel w;
+    sv_wheel_init(&w, 2000, 10);
+    struct rearm r = {.w = &w, .times = 1};
+    sv_timer_arm(&w, &r.f.t, 2050);
+    g_now = 2051; /* fires at 2051 and re-arms for 2052: same tick */
+    CHECK_EQ_INT(sv_wheel_advance(&w, g_now, on_fire_rearm, &r), 1);
+    CHECK_EQ_INT(r.f.count, 1);
+    CHECK(sv_timer_armed(&r.f.t));
+    g_now = 2062; /* the next tick: it must fire now, not a revolution later */
+    sv_wheel_advance(&w, g_now, on_fire_rearm, &r);
+    CHECK_EQ_INT(r.f.count, 2);
+    CHECK_EQ_INT(sv_wheel_armed(&w), 0);
+}
+
 TEST(timer_wheel_next_deadline)
 {
     static struct sv_wheel w;
