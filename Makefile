@@ -30,18 +30,22 @@ else
   LDOPT :=
 endif
 
-# wolfSSL: WOLFSSL=system (default, Debian's libwolfssl: no AES-NI) or WOLFSSL=aesni (built from
-# Debian's source package by third_party/wolfssl.sh into build/wolfssl, static; outputs go to
-# build/aesni/ so the two never mix). Numbers in README.md (TLS section).
-WOLFSSL ?= system
+# wolfSSL: WOLFSSL=aesni (default: built from Debian's source package with AES-NI, Intel asm and
+# SP math by third_party/wolfssl.sh into build/wolfssl, static, built once and reused) or
+# WOLFSSL=system (fallback: Debian's libwolfssl, no AES-NI). Both build into the same OUT; a
+# flavour file in the object folder rebuilds every object when the choice changes. Numbers and
+# the reason in README.md (TLS section).
+WOLFSSL ?= aesni
 ifeq ($(WOLFSSL),aesni)
   WOLFSSL_DIR := build/wolfssl
   WOLFSSL_LIB := $(WOLFSSL_DIR)/lib/libwolfssl.a
   BASE_CFLAGS := -I$(WOLFSSL_DIR)/include $(BASE_CFLAGS)
   LIBS := $(subst -lwolfssl,$(WOLFSSL_LIB),$(LIBS))
-  OUT := $(subst build,build/aesni,$(OUT))
+else ifneq ($(WOLFSSL),system)
+  $(error WOLFSSL must be aesni or system)
 endif
 OBJ := $(OUT)/obj
+WOLFSSL_FLAVOUR := $(OBJ)/.wolfssl-flavour
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/main.c' ! -path 'src/echo/*'))
 ECHO_SRC := $(sort $(wildcard src/echo/*.c))
@@ -55,22 +59,30 @@ LLHTTP_OBJ := $(OBJ)/third_party/llhttp/llhttp.o $(OBJ)/third_party/llhttp/api.o
 
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all test unit integration asan run bench conformance clean check-layers deps format-check lint
+.PHONY: FORCE all test unit integration asan run bench conformance clean check-layers deps format-check lint
 all: $(OUT)/serval-gateway $(OUT)/serval-echo
 
 $(DEPS_STAMP): third_party/deps.sh $(WOLFSSL_LIB)
-	@third_party/deps.sh --check
+	@WOLFSSL=$(WOLFSSL) third_party/deps.sh --check
 	@mkdir -p build && touch $@
 
 ifeq ($(WOLFSSL),aesni)
 $(WOLFSSL_LIB): third_party/wolfssl.sh
-	third_party/wolfssl.sh $(WOLFSSL_DIR)
+	@WOLFSSL=$(WOLFSSL) third_party/deps.sh --check
+	@third_party/wolfssl.sh $(WOLFSSL_DIR)
 endif
 
-deps:
-	third_party/deps.sh --all
+# Rewritten only when the wolfSSL choice differs from the one the objects were built with (make
+# re-reads its time after the recipe, so an unchanged file rebuilds nothing).
+$(WOLFSSL_FLAVOUR): FORCE
+	@mkdir -p $(dir $@)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(WOLFSSL) $(WOLFSSL_LIB)" ] || echo "$(WOLFSSL) $(WOLFSSL_LIB)" > $@
+FORCE:
 
-$(OBJ)/%.o: %.c | $(DEPS_STAMP)
+deps:
+	WOLFSSL=$(WOLFSSL) third_party/deps.sh --all
+
+$(OBJ)/%.o: %.c $(WOLFSSL_FLAVOUR) $(WOLFSSL_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(OPT) $(WARN) -c $< -o $@
 
@@ -97,7 +109,7 @@ asan:
 	@$(MAKE) --no-print-directory VARIANT=asan build/asan/serval-gateway build/asan/serval-echo build/asan/unit-tests
 
 test:
-	@third_party/deps.sh --all
+	@WOLFSSL=$(WOLFSSL) third_party/deps.sh --all
 	@$(MAKE) --no-print-directory -j2 asan
 	@$(MAKE) --no-print-directory -j2 all
 	@tests/run.sh
@@ -113,7 +125,7 @@ run: all
 	@deploy/run-example.sh
 
 bench: all
-	@third_party/deps.sh --all
+	@WOLFSSL=$(WOLFSSL) third_party/deps.sh --all
 	@perf/bench.sh
 
 conformance: all

@@ -2,51 +2,70 @@
 # Builds wolfSSL from Debian's source package (the installed libwolfssl version, with Debian's
 # patches) with AES-NI and the Intel assembly enabled, as a static library in $1 (default
 # build/wolfssl): $1/lib/libwolfssl.a and $1/include/wolfssl/*.h (options.h included).
-# Used by `make WOLFSSL=aesni`; see the TLS section of README.md for why and the numbers.
-# Needs deb-src lines for the Debian archive (apt-get source) and autoconf/automake/libtool
-# (installed when run as root). Nothing is copied into the tree: sources live under build/.
+# Used by `make` (WOLFSSL=aesni is the default; WOLFSSL=system links Debian's libwolfssl instead);
+# see the TLS section of README.md for why and the numbers. Needs deb-src lines for the Debian
+# archive (apt-get source) and autoconf/automake/libtool/dpkg-dev: `third_party/deps.sh
+# --wolfssl-src` provides them and is run here when root. Built once: a stamp names the Debian
+# version; about 2 minutes on 2 cores. Nothing is copied into the tree: sources live under build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-build/wolfssl}"
 ver=$(dpkg-query -W -f '${Version}' libwolfssl-dev 2>/dev/null || true)
 [ -n "$ver" ] || { echo "wolfssl.sh: libwolfssl-dev is not installed" >&2; exit 1; }
-stamp="$out/.built-$ver"
+# --enable-distro is Debian's own feature set; the features src/tls and the Kubernetes client
+# rely on are named again so that a change there cannot drop them silently (checked below).
+FLAGS=(--enable-distro --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
+       --enable-tls13 --enable-sni --enable-alpn --enable-session-ticket --enable-ecc
+       --enable-aesgcm --enable-chacha --enable-poly1305 --enable-curve25519 --enable-supportedcurves
+       --enable-static --disable-shared --disable-examples --disable-crypttests)
+NEED_DEFS="WOLFSSL_TLS13 HAVE_SNI HAVE_ALPN HAVE_SESSION_TICKET HAVE_ECC HAVE_AESGCM HAVE_CHACHA
+           HAVE_POLY1305 HAVE_SUPPORTED_CURVES OPENSSL_EXTRA WOLFSSL_AESNI WOLFSSL_SP_X86_64_ASM"
+key=$(printf '%s ' "$ver" "${FLAGS[@]}" | sha256sum | cut -c1-12)
+stamp="$out/.built-$key"
 [ -f "$stamp" ] && [ -f "$out/lib/libwolfssl.a" ] && [ -f "$out/include/wolfssl/options.h" ] && exit 0
 
-FLAGS=(--enable-distro --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
-       --enable-static --disable-shared --disable-examples --disable-crypttests)
-
+echo "wolfssl.sh: building wolfSSL $ver from Debian's source package into $out (once, ~2 min)" >&2
 need=()
 for t in autoreconf automake libtoolize dpkg-source; do
     command -v "$t" >/dev/null 2>&1 || need+=("$t")
 done
-if [ ${#need[@]} -gt 0 ]; then
+if [ ${#need[@]} -gt 0 ] || ! apt-cache showsrc wolfssl 2>/dev/null | grep -q '^Package: wolfssl'; then
     if [ "$(id -u)" = 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            autoconf automake libtool dpkg-dev >&2
+        third_party/deps.sh --wolfssl-src
     else
-        echo "wolfssl.sh: missing ${need[*]}; run: sudo apt-get install -y autoconf automake libtool dpkg-dev" >&2
+        echo "wolfssl.sh: missing ${need[*]:-} (or deb-src entries); as root run: third_party/deps.sh --wolfssl-src" >&2
+        echo "wolfssl.sh: or build with: make WOLFSSL=system" >&2
         exit 1
     fi
 fi
 
 src="$out/src"
 mkdir -p "$src"
-if ! ls "$src"/wolfssl_*.dsc >/dev/null 2>&1; then
+dsc="$src/wolfssl_${ver#*:}.dsc"
+if [ ! -f "$dsc" ]; then
     (cd "$src" && apt-get source --download-only "wolfssl=$ver" >&2) || {
         echo "wolfssl.sh: apt-get source failed; add deb-src lines for deb.debian.org (Types: deb deb-src)" >&2
         exit 1
     }
 fi
 tree="$src/tree"
-if [ ! -f "$tree/configure" ]; then
+if [ ! -f "$tree/configure" ] || [ ! -f "$src/.tree-$ver" ]; then
     rm -rf "$tree"
-    dpkg-source -x "$(ls "$src"/wolfssl_*.dsc | head -1)" "$tree" >&2
+    dpkg-source -x "$dsc" "$tree" >&2
     (cd "$tree" && ./autogen.sh >&2)
+    touch "$src/.tree-$ver"
 fi
 abs_out=$(cd "$out" && pwd)
 (cd "$tree" && ./configure --prefix="$abs_out" "${FLAGS[@]}" CFLAGS="-O2 -g" >&2 &&
-    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -j2 >&2 && make install >&2)
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -j2 >&2 &&
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make install >&2)
 # Debian's packaging leaves options.h out of the installed headers; the build needs it.
 cp "$tree/wolfssl/options.h" "$out/include/wolfssl/options.h"
+for d in $NEED_DEFS; do
+    grep -q "^#define $d\$" "$out/include/wolfssl/options.h" || {
+        echo "wolfssl.sh: the rebuilt wolfSSL lacks $d (configure ${FLAGS[*]})" >&2
+        exit 1
+    }
+done
+rm -f "$out"/.built-*
 touch "$stamp"
