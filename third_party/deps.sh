@@ -41,7 +41,7 @@ missing_build() {
 # deb-src entries mirroring the deb ones (deb822 .sources files and one-line sources.list), so
 # that `apt-get source wolfssl` works on a stock Debian image (which ships only Types: deb).
 ensure_deb_src() {
-    apt-cache showsrc wolfssl 2>/dev/null | grep -q '^Package: wolfssl' && return 0
+    [[ "$(apt-cache showsrc wolfssl 2>/dev/null || true)" == *"Package: wolfssl"* ]] && return 0
     if [ "$(id -u)" != 0 ]; then
         echo "deps: apt has no source entries; as root add deb-src lines mirroring the deb ones" >&2
         exit 1

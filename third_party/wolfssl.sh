@@ -29,7 +29,7 @@ need=()
 for t in autoreconf automake libtoolize dpkg-source; do
     command -v "$t" >/dev/null 2>&1 || need+=("$t")
 done
-if [ ${#need[@]} -gt 0 ] || ! apt-cache showsrc wolfssl 2>/dev/null | grep -q '^Package: wolfssl'; then
+if [ ${#need[@]} -gt 0 ] || ! [[ "$(apt-cache showsrc wolfssl 2>/dev/null || true)" == *"Package: wolfssl"* ]]; then
     if [ "$(id -u)" = 0 ]; then
         third_party/deps.sh --wolfssl-src
     else
