@@ -51,6 +51,7 @@ CLAIMED = [
     "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
     "HTTPRouteCORS", "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteParentRefPort", "HTTPRouteNamedRouteRule", "HTTPRouteDestinationPortMatching",
+    "HTTPRouteRetry", "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout",
     "GatewayAddressEmpty", "GatewayStaticAddresses",
 ]
 CORE = {"Gateway", "HTTPRoute", "ReferenceGrant"}
