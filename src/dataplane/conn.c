@@ -1239,8 +1239,14 @@ static bool retry_keep_body(struct sv_worker *w, struct sv_conn *c)
     if (!c->action || !c->action->retry || c->req_body_sent_any || c->req_parsed_done ||
         c->rx.q.count == 0)
         return false;
+    uint32_t before = c->req_out_len;
     coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
                   &c->req_parsed_done);
+    if (c->n_mirror && (c->req_out_len > before || c->req_parsed_done)) {
+        /* mirrors get these body bytes as if they had been forwarded from the receive buffers */
+        struct iovec iov = {req_out(w, c) + before, c->req_out_len - before};
+        sv_mirror_feed(w, c, &iov, iov.iov_len ? 1 : 0, c->req_parsed_done);
+    }
     struct sv_upconn *u = up_of(w, c);
     if (c->req_out_sent == c->req_out_len || !u)
         return false;

@@ -45,6 +45,12 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /req-timeout}}, {path: {type: Exact, value: /slow}}]
     timeouts: {request: 500ms}
     backendRefs: [{name: svc-a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /mirrored-retry}}]
+    retry: {codes: [500], attempts: 1}
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: svc-m, port: 80}}
+    backendRefs: [{name: svc-a, port: 80}]
   - matches: [{path: {type: PathPrefix, value: /}}]
     backendRefs: [{name: svc-a, port: 80}]
 """
@@ -58,11 +64,12 @@ def always_503(sock, _peer):
                      b"Connection: close\r\n\r\n")
 
 
-def manifests(port, e, bad):
-    """svc-a -> the echo; svc-b -> the echo and the always-503 server (two slices)."""
+def manifests(port, e, bad, em):
+    """svc-a -> the echo; svc-b -> the echo and the always-503 server (two slices); svc-m -> the
+    mirror echo."""
     slice2 = endpoint_slice("svc-b", bad.addr, bad.port).replace("name: svc-b-1", "name: svc-b-2")
     return docs(gateway_class(), gateway(port), backend("svc-a", e.addr, e.port),
-                service("svc-b"), endpoint_slice("svc-b", e.addr, e.port), slice2, ROUTE)
+                backend("svc-m", em.addr, em.port), service("svc-b"), endpoint_slice("svc-b", e.addr, e.port), slice2, ROUTE)
 
 
 def metric(gw, name):
@@ -74,11 +81,12 @@ def metric(gw, name):
 def main():
     e = t.start_echo(pod="pod-a")
     bad = t.TcpServer(always_503)
+    em = t.start_echo(pod="pod-m")
     host = t.unique_addr()
     port = t.free_port(host)
     d = tempfile.mkdtemp(prefix="sv-retry-")
     with open(os.path.join(d, "all.yaml"), "w") as f:
-        f.write(manifests(port, e, bad))
+        f.write(manifests(port, e, bad, em))
     gw = t.start_gateway(["--config-dir", d, "--bind", host, "--workers", "2"], wait=(host, port))
     H = {"Host": "demo.test"}
 
@@ -124,6 +132,11 @@ def main():
     check("retry codes: a small POST body is replayed on the next try",
           r.status == 200 and r.json()["method"] == "POST" and
           r.json()["headers"].get("Content-Length") == ["9"], r)
+
+    r = get("/mirrored-retry/x", method="POST", body=b"for the mirror too")
+    check("retry + mirror: a POST whose body is kept for replay is answered", r.status == 200, r)
+    check("retry + mirror: the mirror got the whole body too (its echo saw the request end)",
+          t.wait_log(em, r"request made to /mirrored-retry/x", 3) is not None)
 
     u = uuid.uuid4().hex
     r = get(f"/retry/conn/a?succeedAfter=2&uuid={u}")
