@@ -10,6 +10,34 @@
 #define REC_PT 16384u  /* max plaintext per record */
 #define REC_OVERHEAD 64u /* header + explicit nonce + tag + inner type, rounded up */
 
+/* Follow the record framing of the bytes handed to wolfSSL, to tell a peer's alert (content type
+ * 21; before its handshake keys are in use a client sends it in the clear) from other failures. */
+static void track_records(struct sv_tls_conn *c, const uint8_t *p, size_t n)
+{
+    size_t bound = 2 * n + 2; /* each round takes a byte, or completes a header */
+    for (size_t i = 0; n > 0 && i < bound; i++) {
+        if (c->_rec_left > 0) {
+            size_t k = n < c->_rec_left ? n : c->_rec_left;
+            p += k;
+            n -= k;
+            c->_rec_left -= (uint32_t)k;
+            continue;
+        }
+        size_t k = sizeof(c->_hdr) - c->_hdr_len;
+        if (k > n)
+            k = n;
+        memcpy(c->_hdr + c->_hdr_len, p, k);
+        c->_hdr_len = (uint8_t)(c->_hdr_len + k);
+        p += k;
+        n -= k;
+        if (c->_hdr_len == sizeof(c->_hdr)) {
+            c->_rec_type = c->_hdr[0];
+            c->_rec_left = (uint32_t)c->_hdr[3] << 8 | c->_hdr[4];
+            c->_hdr_len = 0;
+        }
+    }
+}
+
 int sv_tls_io_recv_(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
     (void)ssl;
@@ -20,6 +48,7 @@ int sv_tls_io_recv_(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     if (n > (size_t)sz)
         n = (size_t)sz;
     memcpy(buf, c->_in + c->_in_off, n);
+    track_records(c, c->_in + c->_in_off, n);
     c->_in_off += n;
     return (int)n;
 }
@@ -48,8 +77,10 @@ int sv_tls_sni_cb_(WOLFSSL *ssl, int *alert, void *arg)
     int li = sv_tls_server_select(s, sni);
     if (li < 0) {
         *alert = unrecognized_name;
-        if (c)
+        if (c) {
             c->_listener = -1;
+            c->_sni_unknown = true;
+        }
         return fatal_return;
     }
     const struct sv_tls_cert *cert = sv_tls_pick_cert_(&s->listeners[li], sni);
@@ -125,6 +156,7 @@ ssize_t sv_tls_conn_recv(struct sv_tls_conn *c, const void *in, size_t in_len, s
         int rc = wolfSSL_accept(ssl);
         if (rc == WOLFSSL_SUCCESS) {
             if (c->_listener < 0) {
+                c->_sni_unknown = true;
                 r = fail(c, SNI_ABSENT_ERROR);
                 goto out;
             }
@@ -194,16 +226,18 @@ ssize_t sv_tls_conn_send(struct sv_tls_conn *c, const void *plain, size_t len)
 
 int sv_tls_conn_shutdown(struct sv_tls_conn *c)
 {
-    if (!c->_ssl)
-        return -EINVAL;
     if (c->_state == SV_TLS_FAILED)
         return -EPROTO;
+    bool can = c->_state == SV_TLS_OPEN || (c->_state == SV_TLS_CLOSED && c->_peer_closed);
+    if (!c->_ssl || !can || c->_shut_sent)
+        return 0;
+    c->_shut_sent = true;
     int rc = wolfSSL_shutdown(c->_ssl);
     c->_state = SV_TLS_CLOSED;
     if (rc == WOLFSSL_SUCCESS || rc == WOLFSSL_SHUTDOWN_NOT_DONE)
-        return 0;
+        return 1;
     int e = wolfSSL_get_error(c->_ssl, rc);
-    return e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ ? 0 : -EPROTO;
+    return e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ ? 1 : -EPROTO;
 }
 
 size_t sv_tls_conn_out(const struct sv_tls_conn *c, const uint8_t **p)
@@ -274,6 +308,19 @@ const char *sv_tls_conn_error(const struct sv_tls_conn *c, char *buf, size_t len
     }
     wolfSSL_ERR_error_string_n((unsigned long)(c->_err < 0 ? -c->_err : c->_err), buf, len);
     return buf;
+}
+
+enum sv_tls_failure sv_tls_conn_failure(const struct sv_tls_conn *c)
+{
+    if (c->_state != SV_TLS_FAILED)
+        return SV_TLS_FAIL_NONE;
+    if (c->_sni_unknown)
+        return SV_TLS_FAIL_UNKNOWN_SNI;
+    /* wolfSSL reports a fatal alert it read as FATAL_ERROR; an alert it could not take in (a
+     * TLS 1.3 client's plaintext alert after the server's flight) shows in the framing */
+    if (c->_err == FATAL_ERROR || c->_rec_type == 21)
+        return SV_TLS_FAIL_PEER_ALERT;
+    return SV_TLS_FAIL_PROTOCOL;
 }
 
 struct sv_tls_server *sv_tls_conn_server(const struct sv_tls_conn *c)

@@ -176,6 +176,16 @@ enum sv_tls_state {
     SV_TLS_FAILED = 4,      /* fatal error; send what sv_tls_conn_out holds (alert), then close */
 };
 
+/* Why a connection failed (sv_tls_conn_failure), for /metrics. */
+enum sv_tls_failure {
+    SV_TLS_FAIL_NONE = 0,
+    SV_TLS_FAIL_UNKNOWN_SNI = 1, /* no listener (so no certificate) for the SNI, or no SNI and no
+                                    hostname-less listener: we sent unrecognized_name */
+    SV_TLS_FAIL_PEER_ALERT = 2,  /* the peer sent a fatal alert */
+    SV_TLS_FAIL_PROTOCOL = 3,    /* anything else (garbage, no common version or suite, bad
+                                    record): we sent an alert */
+};
+
 /* One server connection. Embedded in the caller's connection object; fields are private. */
 struct sv_tls_conn {
     void *_ssl;                     /* WOLFSSL * */
@@ -188,6 +198,12 @@ struct sv_tls_conn {
     int _listener;                  /* selected listener index, -1 before SNI/none */
     int _err;                       /* wolfSSL error code of the failure, 0 */
     bool _peer_closed;
+    bool _sni_unknown;              /* the SNI callback found no listener */
+    bool _shut_sent;                /* our close_notify was queued */
+    uint8_t _hdr[5];                /* record framing of the input (failure reasons only): */
+    uint8_t _hdr_len;               /*   partial record header, */
+    uint8_t _rec_type;              /*   content type of the last record header seen, */
+    uint32_t _rec_left;             /*   bytes of that record not handed to wolfSSL yet */
 };
 
 /* Open a server connection on <srv> (takes a reference) writing ciphertext into
@@ -219,7 +235,11 @@ ssize_t sv_tls_conn_recv(struct sv_tls_conn *c, const void *in, size_t in_len, s
  * and call again), -EPROTO on a fatal error, -EINVAL when not OPEN. Worker thread owning <c>. */
 ssize_t sv_tls_conn_send(struct sv_tls_conn *c, const void *plain, size_t len);
 
-/* Queue a close_notify alert in the output (state CLOSED). Returns 0 or -EPROTO. */
+/* Queue a close_notify alert in the output (state CLOSED; later sends fail with -EINVAL), once:
+ * in state OPEN, or CLOSED by the peer's close_notify (answered with ours). In any other state
+ * (handshake not complete, failed, already sent) nothing is queued. Send what sv_tls_conn_out
+ * then holds before shutting the socket. Worker thread owning <c>. Returns 1 (queued), 0
+ * (nothing to do), -EPROTO (failed connection, or wolfSSL failed). */
 int sv_tls_conn_shutdown(struct sv_tls_conn *c);
 
 /* Ciphertext waiting to be sent: pointer and length (0 = nothing). Valid until the next call on
@@ -239,6 +259,10 @@ struct sv_str sv_tls_conn_alpn(const struct sv_tls_conn *c);
 const char *sv_tls_conn_version(const struct sv_tls_conn *c);
 bool sv_tls_conn_resumed(const struct sv_tls_conn *c);
 const char *sv_tls_conn_error(const struct sv_tls_conn *c, char *buf, size_t len);
+
+/* Why the connection is in state FAILED (SV_TLS_FAIL_NONE when it is not). Worker thread owning
+ * <c>; no allocation. */
+enum sv_tls_failure sv_tls_conn_failure(const struct sv_tls_conn *c);
 
 /* The server a connection was opened on (for tests). */
 struct sv_tls_server *sv_tls_conn_server(const struct sv_tls_conn *c);

@@ -423,6 +423,7 @@ TEST(tls_unknown_sni_without_default_fails)
     int cerr;
     CHECK_EQ_INT(handshake(&c, &s, &cerr), -EPROTO);
     CHECK_EQ_INT(sv_tls_conn_state(&s), SV_TLS_FAILED);
+    CHECK_EQ_INT(sv_tls_conn_failure(&s), SV_TLS_FAIL_UNKNOWN_SNI);
     CHECK(cerr != 0);
     /* the client saw a fatal unrecognized_name alert */
     WOLFSSL_ALERT_HISTORY h;
@@ -555,11 +556,100 @@ TEST(tls_garbage_fails_cleanly)
     const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     size_t used;
     uint8_t tmp[16];
+    CHECK_EQ_INT(sv_tls_conn_failure(&s), SV_TLS_FAIL_NONE);
     CHECK_EQ_INT(sv_tls_conn_recv(&s, junk, sizeof(junk) - 1, &used, tmp, sizeof(tmp)), -EPROTO);
     CHECK_EQ_INT(sv_tls_conn_state(&s), SV_TLS_FAILED);
+    CHECK_EQ_INT(sv_tls_conn_failure(&s), SV_TLS_FAIL_PROTOCOL);
     CHECK(sv_tls_conn_send(&s, "x", 1) < 0);
+    CHECK_EQ_INT(sv_tls_conn_shutdown(&s), -EPROTO);
     sv_tls_conn_close(&s);
     CHECK_EQ_INT(sv_tls_conn_open(&s, f.srv, f.out, 100), -EINVAL);
+    fixture_free(&f);
+}
+
+/* The client gives up in the middle of the handshake with a fatal alert (it does not trust our
+ * certificate): the server fails with reason "peer alert". */
+static void peer_alert_case(int version)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    struct client c;
+    struct sv_tls_conn s;
+    struct client_opts o = {.version = version, .sni = "a.example.com", .verify = "a.example.com"};
+    REQUIRE(client_new(&c, &o) == 0);
+    /* verify against a store that does not hold our CA: the client sends a fatal alert */
+    WOLFSSL_CTX *bare = wolfSSL_CTX_new(version == 12 ? wolfTLSv1_2_client_method()
+                                                      : wolfTLSv1_3_client_method());
+    REQUIRE(bare);
+    wolfSSL_CTX_set_verify(bare, WOLFSSL_VERIFY_PEER, NULL);
+    REQUIRE(wolfSSL_set_SSL_CTX(c.ssl, bare) != NULL);
+    REQUIRE(sv_tls_conn_open(&s, f.srv, f.out, sizeof(f.out)) == 0);
+    int cerr;
+    CHECK(handshake(&c, &s, &cerr) != 0);
+    /* deliver the client's alert to the server */
+    uint8_t tmp[16];
+    size_t tl = 0;
+    (void)pump_server(&c, &s, tmp, sizeof(tmp), &tl);
+    CHECK_EQ_INT(sv_tls_conn_state(&s), SV_TLS_FAILED);
+    CHECK_EQ_INT(sv_tls_conn_failure(&s), SV_TLS_FAIL_PEER_ALERT);
+    char eb[96];
+    fprintf(stderr, "# TLS %d: %s\n", version, sv_tls_conn_error(&s, eb, sizeof(eb)));
+    sv_tls_conn_close(&s);
+    client_free(&c);
+    wolfSSL_CTX_free(bare);
+    fixture_free(&f);
+}
+
+TEST(tls_peer_alert_is_reported)
+{
+    peer_alert_case(12);
+    peer_alert_case(13);
+}
+
+/* Our close_notify: queued once after the handshake, read by the client as a clean close
+ * (ZERO_RETURN); nothing is queued before the handshake; a close_notify from the client is
+ * answered with ours. */
+TEST(tls_close_notify_sent)
+{
+    struct fixture f;
+    REQUIRE(fixture_new(&f, true, false) == 0);
+    for (int version = 12; version <= 13; version++) {
+        for (int client_first = 0; client_first < 2; client_first++) {
+            struct client c;
+            struct sv_tls_conn s;
+            struct client_opts o = {.version = version, .sni = "a.example.com"};
+            REQUIRE(client_new(&c, &o) == 0);
+            REQUIRE(sv_tls_conn_open(&s, f.srv, f.out, sizeof(f.out)) == 0);
+            CHECK_EQ_INT(sv_tls_conn_shutdown(&s), 0); /* handshake not done: nothing */
+            const uint8_t *p;
+            CHECK_EQ_INT(sv_tls_conn_out(&s, &p), 0);
+            int cerr;
+            REQUIRE(handshake(&c, &s, &cerr) == 0);
+            CHECK_EQ_INT(exchange(&c, &s, "ping", "pong"), 0);
+            uint8_t tmp[16];
+            size_t tl = 0;
+            if (client_first) {
+                wolfSSL_shutdown(c.ssl);
+                CHECK_EQ_INT(pump_server(&c, &s, tmp, sizeof(tmp), &tl), -EPIPE);
+            }
+            CHECK_EQ_INT(sv_tls_conn_shutdown(&s), 1);
+            CHECK_EQ_INT(sv_tls_conn_shutdown(&s), 0); /* once */
+            CHECK_EQ_INT(sv_tls_conn_state(&s), SV_TLS_CLOSED);
+            CHECK(sv_tls_conn_send(&s, "x", 1) < 0);
+            size_t on = sv_tls_conn_out(&s, &p);
+            CHECK(on > 0);
+            memcpy(c.s2c->b + c.s2c->len, p, on);
+            c.s2c->len += on;
+            sv_tls_conn_out_consume(&s, on);
+            char buf[16];
+            int n = wolfSSL_read(c.ssl, buf, sizeof(buf));
+            CHECK(n <= 0);
+            CHECK_EQ_INT(wolfSSL_get_error(c.ssl, n), WOLFSSL_ERROR_ZERO_RETURN);
+            CHECK_EQ_INT(sv_tls_conn_failure(&s), SV_TLS_FAIL_NONE);
+            sv_tls_conn_close(&s);
+            client_free(&c);
+        }
+    }
     fixture_free(&f);
 }
 
