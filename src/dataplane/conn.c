@@ -49,6 +49,7 @@ static bool retry_keep_body(struct sv_worker *w, struct sv_conn *c);
 static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, const void *p,
                     uint32_t len);
 static bool retry_policy_start(struct sv_worker *w, struct sv_conn *c);
+static void cl_consume(struct sv_worker *w, struct sv_conn *c, uint32_t n);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -203,7 +204,8 @@ static inline char *seg_data(struct sv_worker *w, const struct sv_seg *s)
  * <q>; *<parsed_done> is set when the body ended. A parser error stops the copy (errors are
  * sticky: the regular body path reports it). */
 static void coalesce_body(struct sv_worker *w, struct sv_http_parser *p, struct sv_segq *q,
-                          char *out, uint32_t *out_len, size_t cap, bool *parsed_done)
+                          char *out, uint32_t *out_len, size_t cap, bool *parsed_done,
+                          struct sv_conn *owner)
 {
     for (unsigned i = 0; i < SV_SEGQ_CAP && !*parsed_done && q->count; i++) {
         struct sv_seg *sg = segq_front(q);
@@ -217,7 +219,9 @@ static void coalesce_body(struct sv_worker *w, struct sv_http_parser *p, struct 
         bool rest = n < sg->len;
         memcpy(out + *out_len, seg_data(w, sg), n);
         *out_len += n;
-        if (n)
+        if (n && owner)
+            cl_consume(w, owner, n); /* <q> is owner->rx.q */
+        else if (n)
             seg_consume(w, q, n);
         if (done)
             *parsed_done = true;
@@ -426,6 +430,45 @@ static void tls_spare_put(struct sv_worker *w, struct sv_conn *c, uint16_t bid)
         sv_io_buf_recycle(w->io, bid);
 }
 
+/* Consume <n> bytes from the front of the client's plaintext queue. A TLS connection keeps
+ * an emptied buffer as a spare instead of recycling it, so that plaintext always has somewhere
+ * to go once the queue drained (see tls_in on why this matters). */
+static void cl_consume(struct sv_worker *w, struct sv_conn *c, uint32_t n)
+{
+    if (!c->tls) {
+        seg_consume(w, &c->rx.q, n);
+        return;
+    }
+    struct sv_seg *s = segq_front(&c->rx.q);
+    SV_ASSERT(n <= s->len);
+    s->off += n;
+    s->len -= n;
+    if (s->len == 0)
+        tls_spare_put(w, c, segq_pop_keep(&c->rx.q));
+}
+
+/* cl_consume across segments (q_consume for the client's plaintext queue). */
+static void cl_q_consume(struct sv_worker *w, struct sv_conn *c, uint32_t n)
+{
+    for (unsigned i = 0; n > 0 && i < SV_IOV_MAX + 1; i++) {
+        uint32_t m = SV_MIN(n, segq_front(&c->rx.q)->len);
+        cl_consume(w, c, m);
+        n -= m;
+    }
+    SV_ASSERT(n == 0);
+}
+
+/* Is there room for plaintext now: behind the last plaintext segment, or a spare? */
+static bool tls_room(struct sv_worker *w, const struct sv_conn *c)
+{
+    if (c->tls_nspare)
+        return true;
+    if (!c->rx.q.count)
+        return false;
+    const struct sv_seg *t = &t_segs[c->rx.q.tail];
+    return (size_t)t->off + t->len < w->dp->cfg.buf_size;
+}
+
 /* Send what the TLS output buffer holds when no client send is in flight. Returns true when a
  * send was submitted (or the connection was closed). */
 static bool tls_flush(struct sv_worker *w, struct sv_conn *c)
@@ -451,12 +494,64 @@ static bool tls_flush(struct sv_worker *w, struct sv_conn *c)
     return true;
 }
 
+/* Count a fatal TLS error by reason (handshake failures) or as a record error. */
+static void tls_count_failure(struct sv_worker *w, const struct sv_conn *c, bool in_handshake)
+{
+    enum sv_dp_stat st = SV_DP_STAT_TLS_RECORD_ERRORS;
+    if (in_handshake) {
+        switch (sv_tls_conn_failure(&c->tls_c)) {
+        case SV_TLS_FAIL_UNKNOWN_SNI:
+            st = SV_DP_STAT_TLS_FAIL_SNI;
+            break;
+        case SV_TLS_FAIL_PEER_ALERT:
+            st = SV_DP_STAT_TLS_FAIL_ALERT;
+            break;
+        default:
+            st = SV_DP_STAT_TLS_FAIL_PROTOCOL;
+            break;
+        }
+    }
+    sv_stat_add(w, st, 1);
+}
+
+/* Graceful end of a TLS connection: queue close_notify (once; only after a completed handshake)
+ * and submit it. Returns true when a send is in flight (the caller shuts the write side after
+ * it completes: see on_client_send), false when there is nothing to wait for. */
+static bool tls_close_notify(struct sv_worker *w, struct sv_conn *c)
+{
+    if (!c->tls || c->tls_fatal)
+        return false;
+    if (sv_tls_conn_shutdown(&c->tls_c) != 1)
+        return false;
+    sv_stat_add(w, SV_DP_STAT_TLS_CLOSE_NOTIFY, 1);
+    return tls_flush(w, c) && c->state != SV_C_CLOSING;
+}
+
 /* Decrypt: copy ciphertext from the raw queue into the input area (each buffer emptied that way
  * becomes a spare), drive the handshake and records, and put plaintext into spares (or behind
  * the last plaintext segment when it has room) queued on c->rx.q. A close_notify counts as end
- * of input; a fatal error marks the connection to close after its alert is out. */
+ * of input; a fatal error marks the connection to close after its alert is out.
+ *
+ * No stall with ciphertext waiting for plaintext room ("no room" = the last plaintext segment
+ * is full and there is no spare; sets c->tls_noroom):
+ *  - room is missing only while c->rx.q is not empty: every buffer that ever held plaintext came
+ *    from the spares, and cl_consume() puts it back there when the queue is consumed (the first
+ *    spare is the buffer of the ClientHello, which always fits the input area); so once the
+ *    queue drained there is a spare. The one exception is hold_up_send: an upstream that fails
+ *    in the middle of a body send keeps those buffers until its send completes. If that left no
+ *    spare while ciphertext of the same request waits in the input area, progress waits for the
+ *    client's next bytes (a new spare) or the timeout; that exchange is ending with an error
+ *    answer anyway (a body that was partly sent is not retried).
+ *  - whoever consumes c->rx.q then runs tls_in again: head parsing and body coalescing run inside
+ *    conn_pump, which loops back to tls_in while c->tls_noroom and tls_room(); the upstream send
+ *    completion (the other consumer) ends in conn_pump, which starts with tls_in.
+ *  - plaintext wolfSSL decrypted but could not hand over stays inside wolfSSL and comes out on
+ *    that next call (sv_tls_conn_recv with no new input).
+ * tests/integration/test_tls_ops.py (pipelined requests in records of 1 byte to 16 KiB with
+ * --recv-buffers 32) exercises exactly this. */
 static void tls_in(struct sv_worker *w, struct sv_conn *c)
 {
+    c->tls_noroom = false;
     if (!c->tls || c->tls_fatal || c->state == SV_C_CLOSING || c->state == SV_C_LINGER)
         return;
     char *cin = tls_cin(w, c);
@@ -493,7 +588,13 @@ static void tls_in(struct sv_worker *w, struct sv_conn *c)
             pcap = bsz;
         }
         size_t used = 0;
+        bool hs = sv_tls_conn_state(&c->tls_c) == SV_TLS_HANDSHAKE;
         ssize_t r = sv_tls_conn_recv(&c->tls_c, cin, c->tls_cin_len, &used, plain, pcap);
+        if (hs && sv_tls_conn_state(&c->tls_c) != SV_TLS_HANDSHAKE && r != -EPROTO) {
+            sv_stat_add(w, SV_DP_STAT_TLS_HANDSHAKES, 1);
+            if (sv_tls_conn_resumed(&c->tls_c))
+                sv_stat_add(w, SV_DP_STAT_TLS_RESUMED, 1);
+        }
         if (used) {
             memmove(cin, cin + used, c->tls_cin_len - used);
             c->tls_cin_len -= (uint32_t)used;
@@ -513,12 +614,16 @@ static void tls_in(struct sv_worker *w, struct sv_conn *c)
             char eb[96];
             sv_log_rl(1, SV_LOG_INFO, "dataplane", "TLS failure: %s",
                       sv_tls_conn_error(&c->tls_c, eb, sizeof(eb)));
+            tls_count_failure(w, c, hs);
             c->tls_fatal = true;
             return;
         }
-        if (used == 0 && (c->tls_rawq.count == 0 || c->tls_cin_len == cap || pcap == 0))
+        if (used == 0 && (c->tls_rawq.count == 0 || c->tls_cin_len == cap || pcap == 0)) {
+            c->tls_noroom = pcap == 0;
             return;
+        }
     }
+    c->tls_noroom = true; /* bound reached: let conn_pump come back */
 }
 
 /* ---- upstream pool ------------------------------------------------------------------------ */
@@ -757,14 +862,22 @@ static void linger(struct sv_worker *w, struct sv_conn *c)
     segq_clear(w, &c->rx.q);
     if (c->tls)
         tls_drop_bufs(w, c);
-    if (c->rx.eof) {
+    if (c->rx.eof && !c->tls) {
         close_conn(w, c);
         return;
     }
-    (void)shutdown(c->fd, SHUT_WR);
     c->state = SV_C_LINGER;
     conn_timer(w, c, T_LINGER, LINGER_MS);
-    sync_conn_rx(w, c);
+    if (tls_close_notify(w, c)) {
+        c->tls_shut_wr = true; /* on_client_send shuts the write side once it is out */
+    } else if (c->state == SV_C_LINGER && c->rx.eof) {
+        close_conn(w, c);
+        return;
+    } else if (c->state == SV_C_LINGER) {
+        (void)shutdown(c->fd, SHUT_WR);
+    }
+    if (c->state == SV_C_LINGER)
+        sync_conn_rx(w, c);
 }
 
 static void cl_pump(struct sv_worker *w, struct sv_conn *c);
@@ -1093,7 +1206,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     c->req_out_sent = 0;
     if (!c->req_parsed_done) /* body bytes behind the head go in the same send (and a retry) */
         coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
-                      &c->req_parsed_done);
+                      &c->req_parsed_done, c);
     /* mirrors get the head, the body bytes behind it, then the rest as it is forwarded */
     for (uint32_t i = 0; i < a->n_mirrors; i++) {
         if (!sv_route_mirror_pick(&a->mirrors[i], rng_next(w)))
@@ -1241,7 +1354,7 @@ static bool retry_keep_body(struct sv_worker *w, struct sv_conn *c)
         return false;
     uint32_t before = c->req_out_len;
     coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
-                  &c->req_parsed_done);
+                  &c->req_parsed_done, c);
     if (c->n_mirror && (c->req_out_len > before || c->req_parsed_done)) {
         /* mirrors get these body bytes as if they had been forwarded from the receive buffers */
         struct iovec iov = {req_out(w, c) + before, c->req_out_len - before};
@@ -1618,7 +1731,7 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
             c->resp_parsed_done = true;
         else if (!tunnel)
             coalesce_body(w, &c->resp_p, &u->rx.q, resp_out(w, c), &c->resp_out_len,
-                          out_cap(w), &c->resp_parsed_done);
+                          out_cap(w), &c->resp_parsed_done, NULL);
         if (tunnel) {
             c->state = SV_C_TUNNEL; /* idle tunnels close after --idle-timeout, like nginx */
             deadline_clear(w, c);   /* timeouts bound the upgrade exchange, not the tunnel */
@@ -1720,18 +1833,18 @@ static void head_step(struct sv_worker *w, struct sv_conn *c)
         size_t hl = 0;
         int rc = sv_http_parse_head(&c->req_p, ibuf(w, c), c->ibuf_len, &c->req, &hl);
         if (rc == SV_HTTP_AGAIN) {
-            seg_consume(w, &c->rx.q, n);
+            cl_consume(w, c, n);
             continue;
         }
         if (rc < 0) {
             sv_log_rl(1, SV_LOG_INFO, "dataplane", "bad request: %s", sv_http_error_name(rc));
-            seg_consume(w, &c->rx.q, n);
+            cl_consume(w, c, n);
             c->state = SV_C_PROXY_PRE;
             c->req_keepalive = false;
             respond_error(w, c, sv_http_error_status(rc, SV_HTTP_REQUEST));
             return;
         }
-        seg_consume(w, &c->rx.q, n - (c->ibuf_len - (uint32_t)hl));
+        cl_consume(w, c, n - (c->ibuf_len - (uint32_t)hl));
         route_request(w, c);
         return;
     }
@@ -1742,7 +1855,10 @@ static void head_step(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     if (c->rx.eof) {
-        close_conn(w, c);
+        if (c->tls && c->ibuf_len == 0)
+            linger(w, c); /* between requests: answer with close_notify */
+        else
+            close_conn(w, c);
         return;
     }
     if (c->ibuf_len > 0 && !c->head_timer) {
@@ -1755,6 +1871,8 @@ static void head_step(struct sv_worker *w, struct sv_conn *c)
 
 static void conn_pump(struct sv_worker *w, struct sv_conn *c)
 {
+    unsigned tls_rounds = 0;
+again:
     if (c->tls)
         tls_in(w, c); /* also after sends: ciphertext may wait for plaintext room */
     switch (c->state) {
@@ -1788,6 +1906,10 @@ static void conn_pump(struct sv_worker *w, struct sv_conn *c)
     default:
         break;
     }
+    /* the steps above consumed plaintext that tls_in had no room behind: decrypt the rest */
+    if (c->tls && c->tls_noroom && ++tls_rounds < 64 && tls_room(w, c) &&
+        (c->state == SV_C_HEAD || c->state == SV_C_PROXY || c->state == SV_C_TUNNEL))
+        goto again;
     if (c->tls)
         (void)tls_flush(w, c);
     if (c->state != SV_C_CLOSING && c->state != 0) {
@@ -1843,6 +1965,10 @@ static void on_client_send(struct sv_worker *w, struct sv_conn *c, const struct 
         sv_tls_conn_out_consume(&c->tls_c, len);
         if (tls_flush(w, c))
             return;
+        if (c->tls_shut_wr && c->state == SV_C_LINGER) {
+            c->tls_shut_wr = false; /* close_notify is out: now the FIN */
+            (void)shutdown(c->fd, SHUT_WR);
+        }
     } else if (kind == SV_SEND_BYTES) {
         if (c->canned.ptr)
             c->canned_sent += (uint32_t)e->res;
@@ -1897,7 +2023,7 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
     if (kind == SV_SEND_BYTES)
         c->req_out_sent += (uint32_t)e->res;
     else if (kind == SV_SEND_SEG)
-        q_consume(w, &c->rx.q, len);
+        cl_q_consume(w, c, len);
     if ((c->state == SV_C_PROXY && !c->req_done) || c->state == SV_C_TUNNEL)
         conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
     conn_pump(w, c);
@@ -2047,10 +2173,15 @@ void sv_conn_timer_fired(struct sv_timer *t, void *ctx)
     switch (kind) {
     case T_IDLE:
         sv_stat_add(w, SV_DP_STAT_IDLE_TIMEOUTS, 1);
-        close_conn(w, c);
+        if (c->tls && c->state == SV_C_HEAD && c->ibuf_len == 0 && c->rx.q.count == 0)
+            linger(w, c); /* idle keep-alive TLS connection: close_notify, then FIN */
+        else
+            close_conn(w, c);
         break;
     case T_HEADER:
         sv_stat_add(w, SV_DP_STAT_HEADER_TIMEOUTS, 1);
+        if (c->tls && sv_tls_conn_state(&c->tls_c) == SV_TLS_HANDSHAKE)
+            sv_stat_add(w, SV_DP_STAT_TLS_FAIL_TIMEOUT, 1);
         if (c->state == SV_C_HEAD && c->ibuf_len > 0) {
             c->state = SV_C_PROXY_PRE;
             c->req_keepalive = false;

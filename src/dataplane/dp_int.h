@@ -196,6 +196,8 @@ struct sv_conn {
      * in are reused for plaintext (plaintext never exceeds ciphertext). */
     bool tls;
     bool tls_fatal;             /* handshake/record failure: send the alert, then close */
+    bool tls_shut_wr;           /* lingering: shut the write side once close_notify is sent */
+    bool tls_noroom;            /* tls_in stopped: no room for plaintext (conn_pump retries) */
     struct sv_tls_conn tls_c;
     struct sv_segq tls_rawq;
     uint32_t tls_cin_len;

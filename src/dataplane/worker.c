@@ -54,6 +54,14 @@ const char *const sv_dp_stat_names[SV_DP_STAT_COUNT] = {
     [SV_DP_STAT_ROUTE_RETRIES] = "route_retries_total",
     [SV_DP_STAT_ROUTE_RETRIES_EXHAUSTED] = "route_retries_exhausted_total",
     [SV_DP_STAT_REQUEST_TIMEOUTS] = "request_timeouts_total",
+    [SV_DP_STAT_TLS_HANDSHAKES] = "tls_handshakes_total",
+    [SV_DP_STAT_TLS_RESUMED] = "tls_resumptions_total",
+    [SV_DP_STAT_TLS_FAIL_TIMEOUT] = "tls_handshake_failures_timeout_total",
+    [SV_DP_STAT_TLS_FAIL_SNI] = "tls_handshake_failures_unknown_sni_total",
+    [SV_DP_STAT_TLS_FAIL_ALERT] = "tls_handshake_failures_alert_total",
+    [SV_DP_STAT_TLS_FAIL_PROTOCOL] = "tls_handshake_failures_protocol_total",
+    [SV_DP_STAT_TLS_RECORD_ERRORS] = "tls_record_errors_total",
+    [SV_DP_STAT_TLS_CLOSE_NOTIFY] = "tls_close_notify_sent_total",
 };
 
 int sv_dp_stat_is_gauge(enum sv_dp_stat s)

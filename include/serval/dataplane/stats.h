@@ -39,6 +39,14 @@ enum sv_dp_stat {
     SV_DP_STAT_ROUTE_RETRIES,     /* tries repeated by an HTTPRoute retry policy */
     SV_DP_STAT_ROUTE_RETRIES_EXHAUSTED, /* requests whose policy retries were all used */
     SV_DP_STAT_REQUEST_TIMEOUTS,  /* timeouts.request expired (504, or abort after the head) */
+    SV_DP_STAT_TLS_HANDSHAKES,    /* TLS handshakes completed (full or resumed) */
+    SV_DP_STAT_TLS_RESUMED,       /* ... of which resumed with a session ticket */
+    SV_DP_STAT_TLS_FAIL_TIMEOUT,  /* TLS handshakes cut off by the header timeout */
+    SV_DP_STAT_TLS_FAIL_SNI,      /* ... failed: no listener/certificate for the SNI */
+    SV_DP_STAT_TLS_FAIL_ALERT,    /* ... failed: the client sent a fatal alert */
+    SV_DP_STAT_TLS_FAIL_PROTOCOL, /* ... failed otherwise (garbage, no common version/suite) */
+    SV_DP_STAT_TLS_RECORD_ERRORS, /* fatal TLS errors after the handshake */
+    SV_DP_STAT_TLS_CLOSE_NOTIFY,  /* close_notify alerts sent when we closed */
     SV_DP_STAT_COUNT
 };
 
