@@ -14,7 +14,7 @@ LLHTTP_INC   ?= /usr/share/include/llhttp
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wundef -Wvla -fno-common
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -pthread -Iinclude -Isrc -I$(LLHTTP_INC) -MMD -MP
-LIBS := -luring -lwolfssl -lcjson -lyaml -lpcre2-8 -lpthread -lm
+LIBS := -luring -lwolfssl -lcjson -lyaml -lpcre2-8 -lnghttp2 -lpthread -lm
 
 ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -13,7 +13,7 @@
 # (/usr/share/llhttp/*.c, header in /usr/share/include/llhttp/), the rest are shared libraries.
 set -euo pipefail
 
-BUILD_PKGS="build-essential liburing-dev libwolfssl-dev libcjson-dev node-llhttp libyaml-dev libpcre2-dev"
+BUILD_PKGS="build-essential liburing-dev libwolfssl-dev libcjson-dev node-llhttp libyaml-dev libpcre2-dev libnghttp2-dev"
 TEST_PKGS="curl python3 openssl wrk iproute2 procps"
 BENCH_PKGS="nginx-light haproxy nghttp2-client"
 WOLFSSL_SRC_PKGS="autoconf automake libtool dpkg-dev"
@@ -28,6 +28,7 @@ missing_build() {
     [ -f /usr/share/llhttp/llhttp.c ] || miss+=(node-llhttp)
     [ -f /usr/include/yaml.h ] || miss+=(libyaml-dev)
     [ -f /usr/include/pcre2.h ] || miss+=(libpcre2-dev)
+    [ -f /usr/include/nghttp2/nghttp2.h ] || miss+=(libnghttp2-dev)
     command -v cc >/dev/null 2>&1 || miss+=(build-essential)
     if [ "$WOLFSSL" != system ]; then
         command -v autoreconf >/dev/null 2>&1 || miss+=(autoconf)

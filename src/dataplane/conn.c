@@ -23,6 +23,7 @@
 
 #include "dataplane/cors.h"
 #include "dataplane/dp_int.h"
+#include "dataplane/h2.h"
 #include "dataplane/ud.h"
 #include "serval/base/assert.h"
 #include "serval/base/log.h"
@@ -313,7 +314,7 @@ static void sync_rx(struct sv_worker *w, struct sv_rx *rx, uint32_t extra, int f
 
 static void sync_conn_rx(struct sv_worker *w, struct sv_conn *c)
 {
-    if (c->state == SV_C_CLOSING)
+    if (c->state == SV_C_CLOSING || c->h2s)
         return;
     /* TLS: unprocessed ciphertext counts; the few spares (SV_TLS_SPARES) do not, or a small B
      * could pause a connection whose only way forward is more ciphertext */
@@ -552,7 +553,8 @@ static bool tls_close_notify(struct sv_worker *w, struct sv_conn *c)
 static void tls_in(struct sv_worker *w, struct sv_conn *c)
 {
     c->tls_noroom = false;
-    if (!c->tls || c->tls_fatal || c->state == SV_C_CLOSING || c->state == SV_C_LINGER)
+    if (!c->tls || c->tls_fatal || c->state == SV_C_CLOSING || c->state == SV_C_LINGER ||
+        c->state == SV_C_H2)
         return;
     char *cin = tls_cin(w, c);
     size_t cap = tls_cin_cap(w);
@@ -822,14 +824,17 @@ static void maybe_free_conn(struct sv_worker *w, struct sv_conn *c)
 {
     if (c->state != SV_C_CLOSING || c->inflight != 0)
         return;
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     c->fd = -1;
     c->state = 0;
     if (c->tls) {
         sv_tls_conn_close(&c->tls_c);
         c->tls = false;
     }
-    sv_stat_add(w, SV_DP_STAT_CONNS_ACTIVE, (uint64_t)-1);
+    if (!c->h2s)
+        sv_stat_add(w, SV_DP_STAT_CONNS_ACTIVE, (uint64_t)-1);
+    c->h2s = false;
     sv_slab_free(&w->conns, c->slot);
 }
 
@@ -842,6 +847,10 @@ static void close_conn(struct sv_worker *w, struct sv_conn *c)
     if (c->up != SV_NO_SLOT)
         up_detach(w, c, true);
     release_route(w, c);
+    if (c->h2s)
+        sv_h2_stream_closed(w, c);
+    if (c->h2)
+        sv_h2_conn_closed(w, c); /* closes its stream connections */
     c->state = SV_C_CLOSING;
     segq_clear(w, &c->rx.q);
     if (c->tls)
@@ -859,6 +868,13 @@ static void linger(struct sv_worker *w, struct sv_conn *c)
     if (c->up != SV_NO_SLOT)
         up_detach(w, c, true);
     release_route(w, c);
+    if (c->h2s) {
+        /* HTTP/2 stream: END_STREAM once the buffered response is out; h2.c closes it */
+        c->state = SV_C_LINGER;
+        conn_timer(w, c, T_LINGER, w->dp->cfg.idle_timeout_ms);
+        sv_h2_stream_end(w, c);
+        return;
+    }
     segq_clear(w, &c->rx.q);
     if (c->tls)
         tls_drop_bufs(w, c);
@@ -1064,12 +1080,24 @@ static uint64_t route_timeout(const struct sv_worker *w, const struct sv_route_a
     return w->dp->cfg.upstream_timeout_ms;
 }
 
+/* The TLS connection a request arrived on: its own, or its h2 connection's (NULL: cleartext). */
+static const struct sv_tls_conn *req_tls(struct sv_worker *w, const struct sv_conn *c)
+{
+    if (c->tls)
+        return &c->tls_c;
+    if (c->h2s)
+        return &conn_at(w, c->h2_parent)->tls_c;
+    return NULL;
+}
+
 static void route_request(struct sv_worker *w, struct sv_conn *c)
 {
     const struct sv_http_head *h = &c->req;
+    const struct sv_tls_conn *tc = req_tls(w, c);
     sv_stat_add(w, SV_DP_STAT_REQUESTS, 1);
     c->method = h->method;
-    c->req_keepalive = (h->flags & SV_HTTP_F_KEEP_ALIVE) != 0;
+    /* an HTTP/2 stream carries one exchange */
+    c->req_keepalive = (h->flags & SV_HTTP_F_KEEP_ALIVE) != 0 && !c->h2s;
     c->req_http10 = h->version_minor == 0;
     c->upgrade = (h->flags & SV_HTTP_F_UPGRADE) != 0;
     enum sv_http_body_kind body = sv_http_body_begin(&c->req_p);
@@ -1088,14 +1116,14 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         respond_error(w, c, 503);
         return;
     }
-    if (c->tls) {
+    if (tc) {
         /* GATEWAY_API_RULES §7: the Host must select the listener the SNI selected */
         int sel = sv_generation_select_listener(gen, &c->local.sa, h->host);
         if (sel >= 0) {
             size_t nl = 0;
             const struct sv_route_listener *ls = sv_generation_listeners(gen, &nl);
             if ((size_t)sel < nl &&
-                !sv_str_eq_nocase(ls[sel].hostname, sv_tls_conn_listener_hostname(&c->tls_c))) {
+                !sv_str_eq_nocase(ls[sel].hostname, sv_tls_conn_listener_hostname(tc))) {
                 respond_error(w, c, 421);
                 return;
             }
@@ -1135,7 +1163,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     }
     if (a->redirect) {
         char *loc = req_out(w, c);
-        ssize_t ln = sv_route_redirect_location(&res, c->tls ? SV_STR_LIT("https") : SV_STR_LIT("http"), h->host, h->path,
+        ssize_t ln = sv_route_redirect_location(&res, tc ? SV_STR_LIT("https") : SV_STR_LIT("http"), h->host, h->path,
                                                 h->query, loc, scap / 2);
         int st = sv_route_redirect_status(&res);
         bool keep = c->req_keepalive && c->req_body == SV_HTTP_BODY_NONE && !w->draining;
@@ -1172,7 +1200,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     struct sv_http_rewrite rw = {
         .mods = merge_mods(w, a->request_mods, be->request_mods),
         .xff = sv_str_make(c->xff, c->xff_len),
-        .xf_proto = c->tls ? SV_STR_LIT("https") : SV_STR_LIT("http"),
+        .xf_proto = tc ? SV_STR_LIT("https") : SV_STR_LIT("http"),
         .xf_port = c->local_port,
         .upgrade = c->upgrade,
         .http10 = c->req_http10, /* so a 1.0 client never gets a chunked body */
@@ -1530,7 +1558,20 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
         return;
     if (retry_keep_body(w, c))
         return;
-    if (!c->req_parsed_done && c->rx.q.count) {
+    if (!c->req_parsed_done && c->h2s) {
+        /* HTTP/2 stream: the body comes from its DATA frames (h2.c) */
+        bool done = false;
+        int64_t n = sv_h2_body_gather(w, c, &c->up_send, &done);
+        if (done)
+            c->req_parsed_done = true;
+        if (n > 0) {
+            c->req_body_sent_any = true;
+            up_send_segs(w, c, u, n);
+            if (c->up_send.kind == SV_SEND_SEG)
+                c->up_send.kind = SV_SEND_H2;
+            return;
+        }
+    } else if (!c->req_parsed_done && c->rx.q.count) {
         bool done = false;
         int64_t n = gather(w, &c->req_p, &c->rx.q, &c->up_send, &done);
         if (n < 0) {
@@ -1572,6 +1613,21 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
 
 static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint32_t len)
 {
+    if (c->h2s) {
+        /* HTTP/2 stream: h2.c converts the bytes into frames; accounted at once */
+        ssize_t t = sv_h2_stream_out(w, c, p, len);
+        if (t < 0) {
+            close_conn(w, c);
+            return;
+        }
+        if (c->canned.ptr)
+            c->canned_sent += (uint32_t)t;
+        else
+            c->resp_out_sent += (uint32_t)t;
+        if (t > 0 && c->state == SV_C_PROXY && c->resp_head_done)
+            conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+        return;
+    }
     if (c->tls) {
         /* encrypt what fits now and account it at once; the ciphertext goes out from the
          * connection's output buffer */
@@ -1600,6 +1656,20 @@ static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint3
 static void cl_send_segs(struct sv_worker *w, struct sv_conn *c, int64_t len)
 {
     struct sv_sendst *st = &c->cl_send;
+    if (c->h2s) {
+        /* all of the gathered (parsed) bytes must be taken: cl_pump checked the room */
+        struct sv_upconn *u = up_of(w, c);
+        SV_ASSERT(u);
+        for (unsigned i = 0; i < st->nseg; i++)
+            if (sv_h2_stream_out(w, c, st->iov[i].iov_base, st->iov[i].iov_len) !=
+                (ssize_t)st->iov[i].iov_len) {
+                close_conn(w, c);
+                return;
+            }
+        q_consume(w, &u->rx.q, (uint32_t)len);
+        conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+        return;
+    }
     if (c->tls) {
         /* the gathered bytes were parsed already: all of them must be encrypted (the output
          * buffer is sized for SV_IOV_MAX buffers); then their buffers go back at once */
@@ -1754,7 +1824,7 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c)
             cl_send(w, c, c->canned.ptr + c->canned_sent, (uint32_t)(c->canned.len - c->canned_sent));
             return;
         }
-        if (c->close_after) {
+        if (c->close_after || c->h2s) {
             linger(w, c);
         } else {
             reset_request(w, c);
@@ -1778,6 +1848,8 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c)
     }
     if (!c->resp_head_done)
         return;
+    if (c->h2s && !sv_h2_stream_can_take(w, c))
+        return; /* pumped again when the stream's response area drained */
     if (u && !c->resp_parsed_done && u->rx.q.count) {
         bool done = false;
         int64_t n = gather(w, &c->resp_p, &u->rx.q, &c->cl_send, &done);
@@ -1869,13 +1941,86 @@ static void head_step(struct sv_worker *w, struct sv_conn *c)
 
 /* ---- the per-connection pump -------------------------------------------------------------- */
 
+/* HTTP/2 connection: hand the plaintext to the session (h2.c does the rest in sv_h2_run).
+ * Plaintext queued before the session started goes first; after that records are decrypted
+ * straight into the connection's head buffer (unused by an h2 connection) and given to the
+ * session, which always takes all of it, so no receive buffer is held for plaintext and
+ * wolfSSL never keeps decrypted bytes waiting for room. */
+static void h2_input(struct sv_worker *w, struct sv_conn *c)
+{
+    for (unsigned i = 0; i < SV_SEGQ_CAP && c->rx.q.count; i++) {
+        struct sv_seg *s = segq_front(&c->rx.q);
+        ssize_t n = sv_h2_recv(w, c, seg_data(w, s), s->len);
+        if (n < 0) {
+            close_conn(w, c);
+            return;
+        }
+        seg_consume(w, &c->rx.q, (uint32_t)n);
+        if ((uint32_t)n == 0)
+            break;
+    }
+    for (unsigned i = 0; i < c->tls_nspare; i++)
+        sv_io_buf_recycle(w->io, c->tls_spare[i]);
+    c->tls_nspare = 0;
+    char *cin = tls_cin(w, c);
+    size_t cap = tls_cin_cap(w);
+    for (unsigned it = 0; it < 4 * SV_SEGQ_CAP && !c->tls_fatal && !c->rx.eof; it++) {
+        for (unsigned k = 0; k < SV_SEGQ_CAP && c->tls_rawq.count && c->tls_cin_len < cap; k++) {
+            struct sv_seg *sg = segq_front(&c->tls_rawq);
+            uint32_t n = (uint32_t)SV_MIN((size_t)sg->len, cap - c->tls_cin_len);
+            memcpy(cin + c->tls_cin_len, seg_data(w, sg), n);
+            c->tls_cin_len += n;
+            seg_consume(w, &c->tls_rawq, n);
+        }
+        size_t used = 0;
+        ssize_t r = sv_tls_conn_recv(&c->tls_c, cin, c->tls_cin_len, &used, ibuf(w, c),
+                                     ibuf_cap(w));
+        if (used) {
+            memmove(cin, cin + used, c->tls_cin_len - used);
+            c->tls_cin_len -= (uint32_t)used;
+        }
+        if (r > 0) {
+            if (sv_h2_recv(w, c, ibuf(w, c), (size_t)r) != r) {
+                close_conn(w, c);
+                return;
+            }
+            continue;
+        }
+        if (r == -EPIPE) {
+            c->rx.eof = true;
+            break;
+        }
+        if (r < 0) {
+            char eb[96];
+            sv_log_rl(1, SV_LOG_INFO, "dataplane", "TLS failure: %s",
+                      sv_tls_conn_error(&c->tls_c, eb, sizeof(eb)));
+            c->tls_fatal = true;
+            break;
+        }
+        if (used == 0 && (c->tls_rawq.count == 0 || c->tls_cin_len == cap))
+            break;
+    }
+    if (c->rx.eof && c->rx.q.count == 0) {
+        close_conn(w, c);
+        return;
+    }
+    sv_h2_kick(w, c);
+}
+
 static void conn_pump(struct sv_worker *w, struct sv_conn *c)
 {
     unsigned tls_rounds = 0;
 again:
     if (c->tls)
         tls_in(w, c); /* also after sends: ciphertext may wait for plaintext room */
+    if (c->h2 && c->state == SV_C_HEAD && sv_tls_conn_state(&c->tls_c) == SV_TLS_OPEN &&
+        sv_h2_start(w, c) && c->state == SV_C_H2)
+        conn_timer(w, c, T_IDLE, w->dp->cfg.idle_timeout_ms);
     switch (c->state) {
+    case SV_C_H2:
+        if (c->h2)
+            h2_input(w, c);
+        break;
     case SV_C_HEAD:
         head_step(w, c);
         break;
@@ -2024,6 +2169,8 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
         c->req_out_sent += (uint32_t)e->res;
     else if (kind == SV_SEND_SEG)
         cl_q_consume(w, c, len);
+    else if (kind == SV_SEND_H2)
+        sv_h2_body_sent(w, c);
     if ((c->state == SV_C_PROXY && !c->req_done) || c->state == SV_C_TUNNEL)
         conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
     conn_pump(w, c);
@@ -2259,7 +2406,10 @@ void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
     c->fd = fd;
     c->up = SV_NO_SLOT;
     if (srv) {
-        if (sv_tls_conn_open(&c->tls_c, srv, tls_out(w, c), tls_out_cap(w)) < 0) {
+        bool h2 = sv_h2_reserve(w, c); /* offer h2 only with a session free for it */
+        if (sv_tls_conn_open_alpn(&c->tls_c, srv, tls_out(w, c), tls_out_cap(w), h2) < 0) {
+            if (h2)
+                sv_h2_conn_closed(w, c);
             close(fd);
             sv_slab_free(&w->conns, c->slot);
             sv_stat_add(w, SV_DP_STAT_CONNS_REFUSED, 1);
@@ -2302,6 +2452,8 @@ void sv_conn_drain(struct sv_worker *w)
         struct sv_conn *c = conn_at(w, i);
         if (c->state == SV_C_HEAD && c->ibuf_len == 0 && c->rx.q.count == 0)
             close_conn(w, c);
+        else if (c->state == SV_C_H2 && c->h2)
+            sv_h2_drain(w, c);
     }
 }
 
@@ -2373,7 +2525,7 @@ int sv_conn_init_worker(struct sv_worker *w)
     t_segs = w->segs;
     for (unsigned i = 0; i < SV_POOL_BUCKETS; i++)
         w->pool_head[i] = SV_NO_SLOT;
-    return 0;
+    return sv_h2_init_worker(w);
 }
 
 void sv_conn_fini_worker(struct sv_worker *w)
@@ -2385,6 +2537,8 @@ void sv_conn_fini_worker(struct sv_worker *w)
         struct sv_conn *c = conn_at(w, i);
         if (c->state && c->fd >= 0)
             close(c->fd);
+        if (c->h2 && w->h2)
+            sv_h2_conn_closed(w, c); /* (the ring is gone: only frees the sessions) */
         if (c->tls)
             sv_tls_conn_close(&c->tls_c);
         if (c->gen)
@@ -2404,5 +2558,100 @@ void sv_conn_fini_worker(struct sv_worker *w)
     free(w->segs);
     mmap_free(w->mirror_mem, (size_t)SV_MIRROR_BUFS * w->mirror_cap);
     mmap_free(w->tls_mem, w->tls_mem_bytes);
+    sv_h2_fini_worker(w);
     t_segs = NULL;
+}
+
+/* ---- services for the HTTP/2 frontend (h2.h) ---------------------------------------------- */
+
+struct sv_conn *sv_conn_h2_stream_open(struct sv_worker *w, struct sv_conn *parent)
+{
+    int64_t slot = sv_slab_alloc(&w->conns);
+    if (slot < 0)
+        return NULL;
+    struct sv_conn *c = conn_at(w, (uint32_t)slot);
+    c->slot = (uint32_t)slot;
+    c->fd = -1;
+    c->up = SV_NO_SLOT;
+    c->h2s = true;
+    c->h2_parent = parent->slot;
+    c->local = parent->local;
+    c->local_port = parent->local_port;
+    memcpy(c->xff, parent->xff, sizeof(c->xff));
+    c->xff_len = parent->xff_len;
+    struct sv_http_limits lim = {w->dp->cfg.max_header_size, SV_MAX_HEADERS};
+    sv_http_parser_init(&c->req_p, SV_HTTP_REQUEST, &lim);
+    sv_http_parser_init(&c->resp_p, SV_HTTP_RESPONSE, &lim);
+    struct sv_http_header *hs = w->hdrs + (size_t)c->slot * 2 * SV_MAX_HEADERS;
+    sv_http_head_init(&c->req, hs, SV_MAX_HEADERS);
+    sv_http_head_init(&c->resp, hs + SV_MAX_HEADERS, SV_MAX_HEADERS);
+    reset_request(w, c);
+    c->state = SV_C_H2;
+    c->head_timer = true;
+    conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
+    return c;
+}
+
+void sv_conn_h2_request(struct sv_worker *w, struct sv_conn *sc, uint32_t head_len)
+{
+    sc->state = SV_C_PROXY_PRE;
+    sc->req_keepalive = false;
+    if (head_len == 0) {
+        respond_error(w, sc, 431);
+        return;
+    }
+    sc->ibuf_len = head_len;
+    size_t hl = 0;
+    int rc = sv_http_parse_head(&sc->req_p, ibuf(w, sc), head_len, &sc->req, &hl);
+    if (rc != SV_HTTP_OK || hl != head_len) {
+        if (rc == SV_HTTP_OK || rc == SV_HTTP_AGAIN)
+            rc = SV_HTTP_E_SYNTAX;
+        sv_log_rl(1, SV_LOG_INFO, "dataplane", "bad HTTP/2 request: %s", sv_http_error_name(rc));
+        respond_error(w, sc, sv_http_error_status(rc, SV_HTTP_REQUEST));
+        return;
+    }
+    route_request(w, sc);
+}
+
+void sv_conn_h2_pump(struct sv_worker *w, struct sv_conn *c)
+{
+    conn_pump(w, c);
+}
+
+void sv_conn_h2_close(struct sv_worker *w, struct sv_conn *c)
+{
+    close_conn(w, c);
+}
+
+bool sv_conn_h2_flush(struct sv_worker *w, struct sv_conn *c)
+{
+    return tls_flush(w, c);
+}
+
+void sv_conn_h2_timer(struct sv_worker *w, struct sv_conn *c, bool idle)
+{
+    if (c->state != SV_C_H2)
+        return;
+    if (idle && c->timer_kind != T_IDLE)
+        conn_timer(w, c, T_IDLE, w->dp->cfg.idle_timeout_ms);
+    else if (!idle && c->timer_kind == T_IDLE)
+        conn_timer(w, c, T_NONE, 0);
+}
+
+void sv_conn_h2_ibuf(struct sv_worker *w, struct sv_conn *sc, char **p, size_t *cap)
+{
+    *p = ibuf(w, sc);
+    *cap = ibuf_cap(w);
+}
+
+void sv_conn_h2_stage(struct sv_worker *w, struct sv_conn *sc, char **p, size_t *cap)
+{
+    *p = req_out(w, sc);
+    *cap = out_cap(w);
+}
+
+void sv_conn_h2_resp(struct sv_worker *w, struct sv_conn *sc, char **p, size_t *cap)
+{
+    *p = tls_out(w, sc);
+    *cap = tls_out_cap(w);
 }

@@ -107,12 +107,14 @@ enum sv_conn_state {
     SV_C_LOCAL,     /* sending a response made here (error, redirect) */
     SV_C_LINGER,    /* final bytes sent, write side shut: discard input until EOF or timer */
     SV_C_CLOSING,   /* cancelling; freed when inflight reaches 0 */
+    SV_C_H2,        /* HTTP/2 connection (h2.c), or a stream connection before its request */
 };
 
 /* What a send in flight carries (one send in flight per direction). */
 /* SV_SEND_TLS: ciphertext from the connection's TLS output buffer; the plaintext it carries was
  * accounted (and its buffers recycled) when it was encrypted. */
-enum sv_send_kind { SV_SEND_NONE = 0, SV_SEND_BYTES, SV_SEND_SEG, SV_SEND_TLS };
+/* SV_SEND_H2: request body of an HTTP/2 stream from its body area (h2.c). */
+enum sv_send_kind { SV_SEND_NONE = 0, SV_SEND_BYTES, SV_SEND_SEG, SV_SEND_TLS, SV_SEND_H2 };
 
 #define SV_TLS_SPARES 4u /* fully decrypted receive buffers kept per connection for plaintext */
 
@@ -208,6 +210,14 @@ struct sv_conn {
      * {slot, gen} of upstream connections */
     uint64_t mirror_h[SV_MIRRORS_PER_REQ];
     uint8_t n_mirror;
+
+    /* HTTP/2 (h2.h): <h2> = this TLS connection holds HTTP/2 session <h2_sess> (reserved at
+     * accept, live once ALPN chose h2); <h2s> = this is a stream connection of the h2
+     * connection in slot <h2_parent> (no socket: fd -1). */
+    bool h2;
+    bool h2s;
+    uint32_t h2_sess;
+    uint32_t h2_parent;
 };
 
 struct sv_worker;
@@ -222,6 +232,8 @@ struct sv_listener {
     uint16_t port;
     enum sv_route_proto proto; /* HTTPS: TLS terminated on the bind's server object (conn.c) */
 };
+
+struct sv_h2w;
 
 struct sv_worker {
     unsigned idx;
@@ -264,6 +276,7 @@ struct sv_worker {
     size_t mirror_cap;
     uint16_t mirror_free[SV_MIRROR_BUFS];
     uint32_t mirror_nfree;
+    struct sv_h2w *h2;        /* HTTP/2 sessions and stream table (h2.c) */
     uint64_t *starved;        /* handles of conns/upstreams waiting for buffers */
     uint32_t starved_n;
     _Atomic bool ready;

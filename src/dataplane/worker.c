@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dataplane/dp_int.h"
+#include "dataplane/h2.h"
 #include "dataplane/ud.h"
 #include "serval/base/assert.h"
 #include "serval/base/limits.h"
@@ -307,6 +308,7 @@ static void *worker_main(void *arg)
             stop_deadline = w->now_ms + 2000;
             sv_conn_close_all(w);
         }
+        sv_h2_run(w); /* HTTP/2 work queued by this iteration, while w->gen is held */
         w->gen = NULL;
         sv_generation_quiescent(dp->cfg.domain, w->idx);
         if (stopping && (sv_conn_pending(w) == 0 || w->now_ms > stop_deadline))
@@ -317,7 +319,7 @@ static void *worker_main(void *arg)
         sv_generation_offline(dp->cfg.domain, w->idx);
         uint64_t wait_ms = stopping ? TICK_MS : sv_wheel_next_ms(&w->wheel, sv_now_ms(), 1000);
         uint64_t wait_ns = (wait_ms ? wait_ms : 1) * 1000000ull;
-        rc = sv_io_submit(w->io, true, wait_ns);
+        rc = sv_io_submit(w->io, !sv_h2_pending(w), wait_ns); /* h2 work left: no wait */
         sv_generation_online(dp->cfg.domain, w->idx);
         if (rc < 0)
             sv_log_rl(1, SV_LOG_ERROR, "dataplane", "io_uring_enter: %s", strerror(-rc));

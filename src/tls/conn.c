@@ -95,6 +95,12 @@ int sv_tls_sni_cb_(WOLFSSL *ssl, int *alert, void *arg)
 
 int sv_tls_conn_open(struct sv_tls_conn *c, struct sv_tls_server *srv, void *out, size_t out_cap)
 {
+    return sv_tls_conn_open_alpn(c, srv, out, out_cap, false);
+}
+
+int sv_tls_conn_open_alpn(struct sv_tls_conn *c, struct sv_tls_server *srv, void *out,
+                          size_t out_cap, bool offer_h2)
+{
     memset(c, 0, sizeof(*c));
     c->_listener = -1;
     if (!srv || !out || out_cap < SV_TLS_MIN_OUT)
@@ -107,8 +113,10 @@ int sv_tls_conn_open(struct sv_tls_conn *c, struct sv_tls_server *srv, void *out
     wolfSSL_SSLSetIOSend(ssl, sv_tls_io_send_);
     wolfSSL_SetIOReadCtx(ssl, c);
     wolfSSL_SetIOWriteCtx(ssl, c);
-    char alpn[] = "http/1.1";
-    if (wolfSSL_UseALPN(ssl, alpn, (unsigned)(sizeof(alpn) - 1),
+    char alpn11[] = "http/1.1";
+    char alpn2[] = "h2,http/1.1";
+    char *alpn = offer_h2 ? alpn2 : alpn11;
+    if (wolfSSL_UseALPN(ssl, alpn, (unsigned)strlen(alpn),
                         WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS) {
         wolfSSL_free(ssl);
         return -ENOMEM;

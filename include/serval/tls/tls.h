@@ -14,7 +14,8 @@
  *    callback selects the listener (exact hostname, then the wildcard with the most labels, then
  *    the hostname-less listener; none → fatal alert unrecognized_name) and, inside it, the
  *    certificate (first whose names match the SNI exactly, then by wildcard, else the first).
- *    TLS 1.2 and 1.3 only, ECDHE + AEAD suites only, ALPN http/1.1.
+ *    TLS 1.2 and 1.3 only, ECDHE + AEAD suites only, ALPN http/1.1 (and h2 when the data plane
+ *    asks for it per connection: sv_tls_conn_open_alpn).
  *
  *  - struct sv_tls_conn: one server-side TLS connection over connection-owned byte buffers. No
  *    socket is ever touched here: the data plane hands ciphertext in (borrowed, with a consumed
@@ -213,6 +214,13 @@ struct sv_tls_conn {
 int sv_tls_conn_open(struct sv_tls_conn *c, struct sv_tls_server *srv, void *out, size_t out_cap);
 
 #define SV_TLS_MIN_OUT 4096u
+
+/* Like sv_tls_conn_open; with <offer_h2> the ALPN list is "h2,http/1.1" (the client's choice
+ * among them wins; see sv_tls_conn_alpn after the handshake), else "http/1.1" only. The data
+ * plane offers h2 only when it has an HTTP/2 session free for the connection. Worker thread.
+ * Same return contract. */
+int sv_tls_conn_open_alpn(struct sv_tls_conn *c, struct sv_tls_server *srv, void *out,
+                          size_t out_cap, bool offer_h2);
 
 /* Free the wolfSSL state and drop the server reference. Safe on a zeroed or already closed
  * struct. Worker thread owning <c>. */
