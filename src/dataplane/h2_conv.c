@@ -26,7 +26,27 @@ ssize_t sv_h2_request_head(const struct sv_h2_req *r, char *out, size_t cap)
     bool ok = PUTV(r->method) && PUTS(" ") && PUTV(r->path) && PUTS(" HTTP/1.1\r\n");
     if (ok && host.len)
         ok = PUTS("Host: ") && PUTV(host) && PUTS("\r\n");
-    ok = ok && PUTV(r->lines);
+    /* the fields, with cookie crumbs joined into one field (RFC 9113 §8.2.3) */
+    bool cookie = false;
+    for (int pass = 0; pass < 2 && ok; pass++) {
+        size_t pos = 0;
+        for (size_t i = 0; i < r->lines.len && pos < r->lines.len && ok; i++) {
+            const char *ln = r->lines.ptr + pos;
+            const char *end = memmem(ln, r->lines.len - pos, "\r\n", 2);
+            size_t len = end ? (size_t)(end - ln) + 2 : r->lines.len - pos;
+            pos += len;
+            bool is_cookie = len >= 10 && memcmp(ln, "cookie: ", 8) == 0;
+            if (pass == 0 && !is_cookie) {
+                ok = put(out, cap, &n, ln, len);
+            } else if (pass == 1 && is_cookie) {
+                ok = (cookie ? PUTS("; ") : PUTS("cookie: ")) &&
+                     put(out, cap, &n, ln + 8, len - 10);
+                cookie = true;
+            }
+        }
+    }
+    if (ok && cookie)
+        ok = PUTS("\r\n");
     if (ok && r->body && !r->has_cl)
         ok = PUTS("Transfer-Encoding: chunked\r\n");
     if (ok && !r->body && !r->has_cl &&

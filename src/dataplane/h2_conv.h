@@ -4,7 +4,8 @@
  * Requests: the stream's pseudo-headers and fields become an HTTP/1.1 request head, which the
  * data plane then parses and routes exactly like one read from an HTTP/1.1 client (same checks,
  * limits, filters). :authority becomes Host (a "host" field is used only without :authority,
- * RFC 9113 §8.3.1); a body without content-length is sent upstream chunked.
+ * RFC 9113 §8.3.1); cookie crumbs are joined into one Cookie field with "; " (§8.2.3); a body
+ * without content-length is sent upstream chunked.
  *
  * Responses: an HTTP/1.1 response head (as the proxy writes it for an HTTP/1.1 client) becomes
  * the nghttp2 header list: ":status", then the fields with lower-case names, without the
@@ -26,7 +27,8 @@ struct sv_h2_req {
     struct sv_str path;      /* :path */
     struct sv_str authority; /* :authority (may be empty) */
     struct sv_str host;      /* value of a "host" field (used when :authority is empty) */
-    struct sv_str lines;     /* every other field as "name: value\r\n", in arrival order */
+    struct sv_str lines;     /* every other field as "name: value\r\n" (lower-case names, as
+                                HTTP/2 requires), in arrival order */
     bool body;               /* DATA frames follow (the HEADERS did not end the stream) */
     bool has_cl;             /* <lines> carries a content-length field */
 };

@@ -118,6 +118,22 @@ TEST(h2_request_head_conversion)
     CHECK_EQ_INT(sv_h2_request_head(&r, out, 10), -ENOSPC);
 }
 
+TEST(h2_request_head_joins_cookie_crumbs)
+{
+    char out[512];
+    struct sv_h2_req r = {
+        .method = S("GET"), .path = S("/"), .authority = S("a.test"),
+        .lines = S("cookie: a=1\r\nx-b: 2\r\ncookie: c=3\r\ncookie: d=4\r\n"),
+    };
+    ssize_t n = sv_h2_request_head(&r, out, sizeof(out));
+    REQUIRE(n > 0);
+    CHECK_EQ_MEM(out, (size_t)n,
+                 "GET / HTTP/1.1\r\nHost: a.test\r\nx-b: 2\r\ncookie: a=1; c=3; d=4\r\n\r\n");
+    r.lines = S("x-b: 2\r\n");
+    n = sv_h2_request_head(&r, out, sizeof(out));
+    CHECK(n > 0 && memmem(out, (size_t)n, "cookie", 6) == NULL);
+}
+
 TEST(h2_response_nv_drops_connection_headers)
 {
     static const char resp[] = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
