@@ -2537,8 +2537,6 @@ void sv_conn_fini_worker(struct sv_worker *w)
         struct sv_conn *c = conn_at(w, i);
         if (c->state && c->fd >= 0)
             close(c->fd);
-        if (c->h2 && w->h2)
-            sv_h2_conn_closed(w, c); /* (the ring is gone: only frees the sessions) */
         if (c->tls)
             sv_tls_conn_close(&c->tls_c);
         if (c->gen)
