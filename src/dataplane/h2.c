@@ -197,7 +197,7 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     if (!s->dead && !s->goaway)
         sc = sv_conn_h2_stream_open(w, conn_of(w, s->conn));
     if (!sc) {
-        sv_stat_add(w, SV_DP_STAT_CONNS_REFUSED, 1);
+        sv_stat_add(w, SV_DP_STAT_H2_STREAMS_REFUSED, 1);
         sv_log_rl(1, SV_LOG_WARN, "dataplane", "HTTP/2 stream refused: %s",
                   s->goaway ? "draining" : "connection limit reached");
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, sid, NGHTTP2_REFUSED_STREAM);
@@ -216,6 +216,19 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     sv_http_parser_init(&t->rp, SV_HTTP_RESPONSE, &lim);
     list_add(hw, s, sc->slot);
     nghttp2_session_set_stream_user_data(ng, sid, t);
+    sv_stat_add(w, SV_DP_STAT_H2_STREAMS, 1);
+    return 0;
+}
+
+static int cb_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    (void)ng;
+    struct h2_sess *s = ud;
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+        sv_stat_add(s->hw->w, SV_DP_STAT_H2_CONN_ERRORS, 1);
+        sv_log_rl(1, SV_LOG_INFO, "dataplane", "HTTP/2 connection ended: GOAWAY %s",
+                  nghttp2_http2_strerror(frame->goaway.error_code));
+    }
     return 0;
 }
 
@@ -410,6 +423,7 @@ int sv_h2_init_worker(struct sv_worker *w)
     nghttp2_session_callbacks_set_on_frame_recv_callback(hw->cbs, cb_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(hw->cbs, cb_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(hw->cbs, cb_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(hw->cbs, cb_frame_send);
     /* flow control follows what the upstream took (sv_h2_body_sent) */
     nghttp2_option_set_no_auto_window_update(hw->opt, 1);
     nghttp2_option_set_no_closed_streams(hw->opt, 1);
@@ -507,6 +521,7 @@ bool sv_h2_start(struct sv_worker *w, struct sv_conn *c)
     }
     s->live = true;
     c->state = SV_C_H2;
+    sv_stat_add(w, SV_DP_STAT_H2_CONNS, 1);
     sess_dirty(hw, s);
     return true;
 }
@@ -519,6 +534,7 @@ ssize_t sv_h2_recv(struct sv_worker *w, struct sv_conn *c, const void *p, size_t
     sess_dirty(w->h2, s);
     ssize_t rv = nghttp2_session_mem_recv(s->ng, p, n);
     if (rv < 0) {
+        sv_stat_add(w, SV_DP_STAT_H2_CONN_ERRORS, 1);
         sv_log_rl(1, SV_LOG_INFO, "dataplane", "HTTP/2 connection error: %s",
                   nghttp2_strerror((int)rv));
         return -1;

@@ -63,6 +63,10 @@ const char *const sv_dp_stat_names[SV_DP_STAT_COUNT] = {
     [SV_DP_STAT_TLS_FAIL_PROTOCOL] = "tls_handshake_failures_protocol_total",
     [SV_DP_STAT_TLS_RECORD_ERRORS] = "tls_record_errors_total",
     [SV_DP_STAT_TLS_CLOSE_NOTIFY] = "tls_close_notify_sent_total",
+    [SV_DP_STAT_H2_CONNS] = "h2_connections_total",
+    [SV_DP_STAT_H2_STREAMS] = "h2_streams_total",
+    [SV_DP_STAT_H2_STREAMS_REFUSED] = "h2_streams_refused_total",
+    [SV_DP_STAT_H2_CONN_ERRORS] = "h2_connection_errors_total",
 };
 
 int sv_dp_stat_is_gauge(enum sv_dp_stat s)

@@ -5,6 +5,7 @@ a CONTINUATION flood and a PING flood end the connection, more streams than conn
 refused with RST_STREAM REFUSED_STREAM while the others are answered, and after each abuse a
 normal request on a new connection is answered (the worker is healthy)."""
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -15,8 +16,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svtest import check, finish, free_port, start_echo, start_gateway, stop, unique_addr, \
-    wait_port  # noqa: E402
+from svtest import check, finish, free_port, http_request, start_echo, start_gateway, stop, \
+    unique_addr, wait_port  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, CONT = 0, 1, 3, 4, 6, 7, 9
@@ -91,6 +92,12 @@ class H2:
             self.s.close()
         except OSError:
             pass
+
+
+def metric(gw, name):
+    text = http_request(gw.admin[0], gw.admin[1], "GET", "/metrics").body.decode()
+    return sum(int(m.group(1)) for m in
+               re.finditer(r"^serval_" + name + r"\{[^}]*\} (\d+)", text, re.M))
 
 
 def healthy(host, port):
@@ -226,6 +233,9 @@ def main():
         check("h2 abuse: PING flood ends the connection", r in ("stop", "closed"), r)
         c.close()
         check("h2 abuse: healthy after PING flood", healthy(host, port))
+        errs = metric(gws[0], "h2_connection_errors_total")
+        check("h2 abuse: the three abusive connections show in serval_h2_connection_errors_total",
+              errs >= 3, errs)
 
         # More streams than connection slots: --max-conns 8 leaves 7 slots for streams.
         port2 = free_port(host)
@@ -250,6 +260,9 @@ def main():
               refused + answered == len(sids), (r, status))
         c.close()
         check("h2 abuse: healthy after refused streams", healthy(host, port2))
+        check("h2 abuse: refused streams counted (serval_h2_streams_refused_total)",
+              metric(gws[1], "h2_streams_refused_total") == refused,
+              (metric(gws[1], "h2_streams_refused_total"), refused))
         for g in gws:
             check("h2 abuse: gateway still running", g.poll() is None)
     finally:

@@ -6,6 +6,7 @@ intact, several concurrent streams on one connection (nghttp / h2load), HTTP/1.1
 by clients that do not offer h2, and a client that resets streams or drops the connection in the
 middle of a response leaves the worker healthy."""
 import json
+import re
 import os
 import shutil
 import socket
@@ -15,8 +16,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svtest import (check, finish, free_port, pattern_bytes, start_echo,  # noqa: E402
-                    start_gateway, stop, unique_addr, wait_port)
+from svtest import (check, finish, free_port, http_request, pattern_bytes,  # noqa: E402
+                    start_echo, start_gateway, stop, unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -270,6 +271,14 @@ def main():
         rc, st, hd, body, ver, err = curl2(host, port, "a.example.com", "/after")
         check("h2 tls: after dropped/reset clients the next request is answered",
               rc == 0 and st == 200 and ver == "2", (rc, st, err[-400:]))
+        text = http_request(gw.admin[0], gw.admin[1], "GET", "/metrics").body.decode()
+
+        def metric(name):
+            return sum(int(m.group(1)) for m in
+                       re.finditer(r"^serval_" + name + r"\{[^}]*\} (\d+)", text, re.M))
+        check("h2 tls: /metrics counts HTTP/2 connections and streams",
+              metric("h2_connections_total") >= 10 and metric("h2_streams_total") >= 200,
+              (metric("h2_connections_total"), metric("h2_streams_total")))
         check("h2 tls: gateway still running", gw.poll() is None)
     finally:
         if gw:

@@ -47,6 +47,11 @@ enum sv_dp_stat {
     SV_DP_STAT_TLS_FAIL_PROTOCOL, /* ... failed otherwise (garbage, no common version/suite) */
     SV_DP_STAT_TLS_RECORD_ERRORS, /* fatal TLS errors after the handshake */
     SV_DP_STAT_TLS_CLOSE_NOTIFY,  /* close_notify alerts sent when we closed */
+    SV_DP_STAT_H2_CONNS,          /* connections that negotiated HTTP/2 (ALPN h2) */
+    SV_DP_STAT_H2_STREAMS,        /* HTTP/2 request streams opened */
+    SV_DP_STAT_H2_STREAMS_REFUSED, /* streams refused (no connection slot, draining) */
+    SV_DP_STAT_H2_CONN_ERRORS,    /* HTTP/2 connections ended by a protocol error or an abuse
+                                   * limit (GOAWAY with an error, flood, bad preface) */
     SV_DP_STAT_COUNT
 };
 
