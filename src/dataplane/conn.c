@@ -2621,6 +2621,12 @@ void sv_conn_h2_close(struct sv_worker *w, struct sv_conn *c)
     close_conn(w, c);
 }
 
+void sv_conn_h2_end(struct sv_worker *w, struct sv_conn *c)
+{
+    sv_h2_conn_closed(w, c);
+    linger(w, c); /* close_notify, then the FIN */
+}
+
 bool sv_conn_h2_flush(struct sv_worker *w, struct sv_conn *c)
 {
     return tls_flush(w, c);

@@ -614,6 +614,8 @@ static void sess_flush(struct sv_h2w *hw, struct h2_sess *s)
     s->busy = false;
     if (s->dead)
         sess_free(hw, s);
+    else if (kill && rv == 0)
+        sv_conn_h2_end(w, c);
     else if (kill)
         sv_conn_h2_close(w, c);
 }

@@ -125,6 +125,9 @@ void sv_conn_h2_request(struct sv_worker *w, struct sv_conn *sc, uint32_t head_l
  * the connection closed); idle timer on (no stream in progress) or off. */
 void sv_conn_h2_pump(struct sv_worker *w, struct sv_conn *c);
 void sv_conn_h2_close(struct sv_worker *w, struct sv_conn *c);
+/* The h2 connection <c> is over (its session ended cleanly): free the session, then end the
+ * connection like an HTTP/1.1 one (close_notify, FIN, linger). */
+void sv_conn_h2_end(struct sv_worker *w, struct sv_conn *c);
 bool sv_conn_h2_flush(struct sv_worker *w, struct sv_conn *c);
 void sv_conn_h2_timer(struct sv_worker *w, struct sv_conn *c, bool idle);
 
