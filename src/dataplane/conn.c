@@ -1161,7 +1161,16 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         if (st != 0)
             return;
     }
-    if (a->redirect) {
+    /* a backendRef's filters apply only when that backend is picked: its RequestRedirect answers
+     * like a rule's, its URLRewrite replaces the rule's (routing/table.h) */
+    const struct sv_route_backend *be = a->redirect ? NULL : sv_route_pick_backend(a, rng_next(w));
+    struct sv_route_action be_redirect;
+    if (be && be->redirect) {
+        be_redirect = *a;
+        be_redirect.redirect = be->redirect;
+        res.action = &be_redirect;
+    }
+    if (res.action->redirect) {
         char *loc = req_out(w, c);
         ssize_t ln = sv_route_redirect_location(&res, tc ? SV_STR_LIT("https") : SV_STR_LIT("http"), h->host, h->path,
                                                 h->query, loc, scap / 2);
@@ -1186,7 +1195,6 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         respond_local(w, c, sv_str_make(scratch, (size_t)n), st, keep);
         return;
     }
-    const struct sv_route_backend *be = sv_route_pick_backend(a, rng_next(w));
     if (!be || be->kind == SV_ROUTE_BACKEND_INVALID) {
         respond_error(w, c, 500);
         return;
@@ -1207,11 +1215,12 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     };
     if (c->xff_len == 0)
         rw.xff = SV_STR_NULL;
-    if (a->rewrite) {
-        if (a->rewrite->hostname.len)
-            rw.host = a->rewrite->hostname;
-        if (a->rewrite->path.type != SV_ROUTE_PATH_MOD_NONE) {
-            ssize_t pn = sv_route_apply_path_mod(&a->rewrite->path, &res, h->path, scratch, scap);
+    const struct sv_route_rewrite *urw = be->rewrite ? be->rewrite : a->rewrite;
+    if (urw) {
+        if (urw->hostname.len)
+            rw.host = urw->hostname;
+        if (urw->path.type != SV_ROUTE_PATH_MOD_NONE) {
+            ssize_t pn = sv_route_apply_path_mod(&urw->path, &res, h->path, scratch, scap);
             if (pn < 0 || (size_t)pn + 1 + h->query.len > scap) {
                 respond_error(w, c, 500);
                 return;

@@ -673,8 +673,16 @@ static int merge_mods(struct sv_route_builder *b, const struct sv_http_header_mo
 
 static bool uses_prefix_mod(const struct sv_route_rule_spec *s)
 {
-    return (s->redirect && s->redirect->path.type == SV_ROUTE_PATH_MOD_PREFIX) ||
-           (s->rewrite && s->rewrite->path.type == SV_ROUTE_PATH_MOD_PREFIX);
+    if ((s->redirect && s->redirect->path.type == SV_ROUTE_PATH_MOD_PREFIX) ||
+        (s->rewrite && s->rewrite->path.type == SV_ROUTE_PATH_MOD_PREFIX))
+        return true;
+    for (uint32_t i = 0; s->backends && i < s->n_backends && i < MAX_BACKENDS; i++) {
+        const struct sv_route_backend_spec *be = &s->backends[i];
+        if ((be->redirect && be->redirect->path.type == SV_ROUTE_PATH_MOD_PREFIX) ||
+            (be->rewrite && be->rewrite->path.type == SV_ROUTE_PATH_MOD_PREFIX))
+            return true;
+    }
+    return false;
 }
 
 static int check_backend_set(struct sv_route_builder *b, uint32_t set_id, const char *what)
@@ -778,6 +786,53 @@ static int build_cors(struct sv_route_builder *b, const struct sv_route_cors_spe
     return 0;
 }
 
+static int build_redirect(struct sv_route_builder *b, const struct sv_route_redirect_spec *in,
+                          const struct sv_route_redirect **out)
+{
+    int rc;
+    struct sv_route_redirect *r = sv_arena_zalloc(&b->t->arena, sizeof(*r));
+    if (!r)
+        return fail(b, -ENOMEM, "out of memory");
+    if (in->scheme.len && !sv_str_eq(in->scheme, SV_STR_LIT("http")) &&
+        !sv_str_eq(in->scheme, SV_STR_LIT("https")))
+        return fail(b, -EINVAL, "RequestRedirect: unsupported scheme \"%.*s\"", PSTR(in->scheme));
+    uint16_t st = in->status ? in->status : 302;
+    if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
+        return fail(b, -EINVAL, "RequestRedirect: unsupported status %u", (unsigned)st);
+    r->scheme = copy_str(b, in->scheme);
+    r->hostname = copy_str(b, in->hostname);
+    r->port = in->port;
+    r->status = st;
+    if (!r->scheme.ptr || !r->hostname.ptr)
+        return fail(b, -ENOMEM, "out of memory");
+    if ((rc = copy_path_mod(b, &in->path, &r->path, "RequestRedirect")) < 0)
+        return rc;
+    *out = r;
+    return 0;
+}
+
+/* URLRewrite <in>; with <base> (the rule's, for a backendRef's), the fields <in> leaves unset
+ * come from <base>. */
+static int build_rewrite(struct sv_route_builder *b, const struct sv_route_rewrite_spec *in,
+                         const struct sv_route_rewrite *base, const struct sv_route_rewrite **out)
+{
+    int rc;
+    struct sv_route_rewrite *w = sv_arena_zalloc(&b->t->arena, sizeof(*w));
+    if (!w)
+        return fail(b, -ENOMEM, "out of memory");
+    w->hostname = copy_str(b, in->hostname);
+    if (!w->hostname.ptr)
+        return fail(b, -ENOMEM, "out of memory");
+    if ((rc = copy_path_mod(b, &in->path, &w->path, "URLRewrite")) < 0)
+        return rc;
+    if (base && !w->hostname.len)
+        w->hostname = base->hostname;
+    if (base && w->path.type == SV_ROUTE_PATH_MOD_NONE)
+        w->path = base->path;
+    *out = w;
+    return 0;
+}
+
 static int build_action(struct sv_route_builder *b, uint32_t route,
                         const struct sv_route_rule_spec *s, struct sv_route_action *a)
 {
@@ -798,38 +853,11 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
             return fail(b, -EINVAL, "RequestRedirect cannot be combined with URLRewrite");
         if (s->n_backends)
             return fail(b, -EINVAL, "RequestRedirect cannot be combined with backendRefs");
-        const struct sv_route_redirect_spec *in = s->redirect;
-        struct sv_route_redirect *r = sv_arena_zalloc(&b->t->arena, sizeof(*r));
-        if (!r)
-            return fail(b, -ENOMEM, "out of memory");
-        if (in->scheme.len && !sv_str_eq(in->scheme, SV_STR_LIT("http")) &&
-            !sv_str_eq(in->scheme, SV_STR_LIT("https")))
-            return fail(b, -EINVAL, "RequestRedirect: unsupported scheme \"%.*s\"",
-                        PSTR(in->scheme));
-        uint16_t st = in->status ? in->status : 302;
-        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
-            return fail(b, -EINVAL, "RequestRedirect: unsupported status %u", (unsigned)st);
-        r->scheme = copy_str(b, in->scheme);
-        r->hostname = copy_str(b, in->hostname);
-        r->port = in->port;
-        r->status = st;
-        if (!r->scheme.ptr || !r->hostname.ptr)
-            return fail(b, -ENOMEM, "out of memory");
-        if ((rc = copy_path_mod(b, &in->path, &r->path, "RequestRedirect")) < 0)
+        if ((rc = build_redirect(b, s->redirect, &a->redirect)) < 0)
             return rc;
-        a->redirect = r;
     }
-    if (s->rewrite) {
-        struct sv_route_rewrite *w = sv_arena_zalloc(&b->t->arena, sizeof(*w));
-        if (!w)
-            return fail(b, -ENOMEM, "out of memory");
-        w->hostname = copy_str(b, s->rewrite->hostname);
-        if (!w->hostname.ptr)
-            return fail(b, -ENOMEM, "out of memory");
-        if ((rc = copy_path_mod(b, &s->rewrite->path, &w->path, "URLRewrite")) < 0)
-            return rc;
-        a->rewrite = w;
-    }
+    if (s->rewrite && (rc = build_rewrite(b, s->rewrite, NULL, &a->rewrite)) < 0)
+        return rc;
     if (s->cors && (rc = build_cors(b, s->cors, &a->cors)) < 0)
         return rc;
     if (s->retry && s->retry->attempts > 0) {
@@ -890,6 +918,13 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
                                  &be[i].combined_request_mods)) < 0 ||
                 (rc = merge_mods(b, a->response_mods, be[i].response_mods,
                                  &be[i].combined_response_mods)) < 0)
+                return rc;
+            if (in->redirect && in->rewrite)
+                return fail(b, -EINVAL, "backendRef: RequestRedirect cannot be combined with "
+                                        "URLRewrite");
+            if (in->redirect && (rc = build_redirect(b, in->redirect, &be[i].redirect)) < 0)
+                return rc;
+            if (in->rewrite && (rc = build_rewrite(b, in->rewrite, a->rewrite, &be[i].rewrite)) < 0)
                 return rc;
             sum += in->weight;
             cum[i] = sum;

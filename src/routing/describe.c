@@ -105,6 +105,36 @@ static void jpathmod(struct jw *w, const struct sv_route_path_mod *p)
     jf(w, "}");
 }
 
+static void jredirect(struct jw *w, const struct sv_route_redirect *r)
+{
+    if (!r)
+        return;
+    jf(w, ",\"redirect\":{\"status\":%u", (unsigned)r->status);
+    if (r->scheme.len) {
+        jf(w, ",\"scheme\":");
+        js(w, r->scheme);
+    }
+    if (r->hostname.len) {
+        jf(w, ",\"hostname\":");
+        js(w, r->hostname);
+    }
+    if (r->port)
+        jf(w, ",\"port\":%u", (unsigned)r->port);
+    jpathmod(w, &r->path);
+    jf(w, "}");
+}
+
+static void jrewrite(struct jw *w, const struct sv_route_rewrite *rw)
+{
+    if (!rw)
+        return;
+    jf(w, ",\"rewrite\":{");
+    jf(w, "\"hostname\":");
+    js(w, rw->hostname);
+    jpathmod(w, &rw->path);
+    jf(w, "}");
+}
+
 static void jaction(struct jw *w, const struct sv_route_table *t, const struct sv_route_action *a)
 {
     jf(w, "{\"id\":%u,\"route\":", a->id);
@@ -126,29 +156,8 @@ static void jaction(struct jw *w, const struct sv_route_table *t, const struct s
     }
     jmods(w, "requestHeaders", a->request_mods);
     jmods(w, "responseHeaders", a->response_mods);
-    if (a->redirect) {
-        const struct sv_route_redirect *r = a->redirect;
-        jf(w, ",\"redirect\":{\"status\":%u", (unsigned)r->status);
-        if (r->scheme.len) {
-            jf(w, ",\"scheme\":");
-            js(w, r->scheme);
-        }
-        if (r->hostname.len) {
-            jf(w, ",\"hostname\":");
-            js(w, r->hostname);
-        }
-        if (r->port)
-            jf(w, ",\"port\":%u", (unsigned)r->port);
-        jpathmod(w, &r->path);
-        jf(w, "}");
-    }
-    if (a->rewrite) {
-        jf(w, ",\"rewrite\":{");
-        jf(w, "\"hostname\":");
-        js(w, a->rewrite->hostname);
-        jpathmod(w, &a->rewrite->path);
-        jf(w, "}");
-    }
+    jredirect(w, a->redirect);
+    jrewrite(w, a->rewrite);
     if (a->cors) {
         const struct sv_route_cors *c = a->cors;
         jf(w, ",\"cors\":{\"allowOrigins\":[");
@@ -189,6 +198,8 @@ static void jaction(struct jw *w, const struct sv_route_table *t, const struct s
            (unsigned)b->app_proto < SV_ARRAY_SIZE(protos) ? protos[b->app_proto] : "?");
         jmods(w, "requestHeaders", b->request_mods);
         jmods(w, "responseHeaders", b->response_mods);
+        jredirect(w, b->redirect);
+        jrewrite(w, b->rewrite);
         jf(w, "}");
     }
     jf(w, "]}");

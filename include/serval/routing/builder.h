@@ -75,6 +75,8 @@ struct sv_route_backend_spec {
     enum sv_route_app_proto app_proto;
     const struct sv_route_header_mods_spec *request_mods;  /* or NULL */
     const struct sv_route_header_mods_spec *response_mods; /* or NULL */
+    const struct sv_route_redirect_spec *redirect;         /* backendRef filter, or NULL */
+    const struct sv_route_rewrite_spec *rewrite;           /* backendRef filter, or NULL */
 };
 
 struct sv_route_mirror_spec {

@@ -100,6 +100,13 @@ struct sv_route_backend {
      * the two in turn (one of them when the other is absent; NULL when both are). */
     const struct sv_http_header_mods *combined_request_mods;
     const struct sv_http_header_mods *combined_response_mods;
+    /* backendRef-level RequestRedirect: when this backend is picked, answer the redirect
+     * instead of forwarding (NULL = none; never together with <rewrite>). */
+    const struct sv_route_redirect *redirect;
+    /* URLRewrite to apply when this backend is picked, or NULL to use the rule's: the
+     * backendRef's own URLRewrite with the fields it leaves unset (hostname, path) taken from
+     * the rule's, merged at build time. */
+    const struct sv_route_rewrite *rewrite;
 };
 
 enum sv_route_path_mod_type {

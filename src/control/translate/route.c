@@ -447,6 +447,53 @@ static int path_mod(const struct sv_path_modifier *pm, struct sv_route_path_mod 
     return 0;
 }
 
+/* A RequestRedirect filter into the builder's form (scratch memory) in *out. Returns 0, 1 (rule
+ * unsupported; message in why) or -ENOMEM. */
+static int redirect_spec(struct tx *t, const struct sv_redirect *rd,
+                         struct sv_route_redirect_spec **out, char *why, size_t whylen)
+{
+    if (rd->scheme && strcmp(rd->scheme, "http") != 0 && strcmp(rd->scheme, "https") != 0) {
+        snprintf(why, whylen, "redirect scheme %s is not supported", rd->scheme);
+        return 1;
+    }
+    int sc = rd->status_code;
+    if (sc != 301 && sc != 302 && sc != 303 && sc != 307 && sc != 308) {
+        snprintf(why, whylen, "redirect statusCode %d is not supported", sc);
+        return 1;
+    }
+    struct sv_route_redirect_spec *redirect = scratch(t, sizeof(*redirect));
+    if (!redirect)
+        return -ENOMEM;
+    redirect->scheme = sv_str_cstr(rd->scheme ? rd->scheme : "");
+    redirect->hostname = sv_str_cstr(rd->hostname ? rd->hostname : "");
+    redirect->port = (uint16_t)rd->port;
+    redirect->status = (uint16_t)sc;
+    if (path_mod(&rd->path, &redirect->path) != 0) {
+        snprintf(why, whylen, "redirect path type %s is not supported", rd->path.type_raw);
+        return 1;
+    }
+    *out = redirect;
+    return 0;
+}
+
+/* A URLRewrite filter into the builder's form (scratch memory) in *out. Returns 0, 1 (rule
+ * unsupported; message in why) or -ENOMEM. */
+static int rewrite_spec(struct tx *t, const struct sv_url_rewrite *rwf,
+                        struct sv_route_rewrite_spec **out,
+                        char *why, size_t whylen)
+{
+    struct sv_route_rewrite_spec *rewrite = scratch(t, sizeof(*rewrite));
+    if (!rewrite)
+        return -ENOMEM;
+    rewrite->hostname = sv_str_cstr(rwf->hostname ? rwf->hostname : "");
+    if (path_mod(&rwf->path, &rewrite->path) != 0) {
+        snprintf(why, whylen, "URLRewrite path type %s is not supported", rwf->path.type_raw);
+        return 1;
+    }
+    *out = rewrite;
+    return 0;
+}
+
 /* HTTPRouteRetry into the builder's form: codes must be 400..599 (GATEWAY_API_RULES §5 Retry),
  * attempts >= 0 (unset: 1), backoff unset: SV_RETRY_DEFAULT_BACKOFF_MS. Returns 0, or 1 with
  * <why> set. */
@@ -576,53 +623,22 @@ static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_i
                 spec.response_mods = m;
             break;
         }
-        case SV_FILTER_REQUEST_REDIRECT: {
-            const struct sv_redirect *rd = &f->u.redirect;
-            if (redirect) {
-                snprintf(why, whylen, "RequestRedirect given twice");
+        case SV_FILTER_REQUEST_REDIRECT:
+        case SV_FILTER_URL_REWRITE: {
+            bool redir = f->type == SV_FILTER_REQUEST_REDIRECT;
+            if (redir ? redirect != NULL : rewrite != NULL) {
+                snprintf(why, whylen, "%s given twice", f->type_raw);
                 *incompatible = true;
                 return 1;
             }
-            if (rd->scheme && strcmp(rd->scheme, "http") != 0 && strcmp(rd->scheme, "https") != 0) {
-                snprintf(why, whylen, "redirect scheme %s is not supported", rd->scheme);
-                return 1;
-            }
-            int sc = rd->status_code;
-            if (sc != 301 && sc != 302 && sc != 303 && sc != 307 && sc != 308) {
-                snprintf(why, whylen, "redirect statusCode %d is not supported", sc);
-                return 1;
-            }
-            redirect = scratch(t, sizeof(*redirect));
-            if (!redirect)
-                return -ENOMEM;
-            redirect->scheme = sv_str_cstr(rd->scheme ? rd->scheme : "");
-            redirect->hostname = sv_str_cstr(rd->hostname ? rd->hostname : "");
-            redirect->port = (uint16_t)rd->port;
-            redirect->status = (uint16_t)sc;
-            if (path_mod(&rd->path, &redirect->path) != 0) {
-                snprintf(why, whylen, "redirect path type %s is not supported", rd->path.type_raw);
-                return 1;
-            }
+            int frc = redir ? redirect_spec(t, &f->u.redirect, &redirect, why, whylen)
+                            : rewrite_spec(t, &f->u.rewrite, &rewrite, why, whylen);
+            if (frc != 0)
+                return frc;
             spec.redirect = redirect;
-            break;
-        }
-        case SV_FILTER_URL_REWRITE:
-            if (rewrite) {
-                snprintf(why, whylen, "URLRewrite given twice");
-                *incompatible = true;
-                return 1;
-            }
-            rewrite = scratch(t, sizeof(*rewrite));
-            if (!rewrite)
-                return -ENOMEM;
-            rewrite->hostname = sv_str_cstr(f->u.rewrite.hostname ? f->u.rewrite.hostname : "");
-            if (path_mod(&f->u.rewrite.path, &rewrite->path) != 0) {
-                snprintf(why, whylen, "URLRewrite path type %s is not supported",
-                         f->u.rewrite.path.type_raw);
-                return 1;
-            }
             spec.rewrite = rewrite;
             break;
+        }
         case SV_FILTER_REQUEST_MIRROR: {
             const struct sv_mirror *m = &f->u.mirror;
             struct sv_route_backend_spec be;
@@ -684,6 +700,32 @@ static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_i
         for (size_t k = 0; k < br->n_filters; k++) {
             const struct sv_filter *f = &br->filters[k];
             bool req = f->type == SV_FILTER_REQUEST_HEADER_MODIFIER;
+            if (f->has_config &&
+                (f->type == SV_FILTER_REQUEST_REDIRECT || f->type == SV_FILTER_URL_REWRITE)) {
+                bool redir = f->type == SV_FILTER_REQUEST_REDIRECT;
+                if (redir ? bs[i].redirect != NULL : bs[i].rewrite != NULL) {
+                    snprintf(why, whylen, "backendRef filter %s given twice", f->type_raw);
+                    *incompatible = true;
+                    return 1;
+                }
+                struct sv_route_redirect_spec *brd = NULL;
+                struct sv_route_rewrite_spec *brw = NULL;
+                int frc = redir ? redirect_spec(t, &f->u.redirect, &brd, why, whylen)
+                                : rewrite_spec(t, &f->u.rewrite, &brw, why, whylen);
+                if (frc != 0)
+                    return frc;
+                if (redir)
+                    bs[i].redirect = brd;
+                else
+                    bs[i].rewrite = brw;
+                if (bs[i].redirect && bs[i].rewrite) {
+                    snprintf(why, whylen, "backendRef RequestRedirect and URLRewrite cannot be "
+                                          "combined");
+                    *incompatible = true;
+                    return 1;
+                }
+                continue;
+            }
             if ((!req && f->type != SV_FILTER_RESPONSE_HEADER_MODIFIER) || !f->has_config) {
                 snprintf(why, whylen, "backendRef filter %s is not supported", f->type_raw);
                 return 1;

@@ -506,6 +506,75 @@ TEST(routing_combined_header_mods)
     sv_generation_free_unpublished(g);
 }
 
+TEST(routing_backend_redirect_rewrite)
+{
+    /* rule rewrite sets the host; backend 0 rewrites the path only (host kept from the rule),
+     * backend 1 redirects, backend 2 has no filters of its own */
+    struct sv_route_rewrite_spec rule_rw = {.hostname = S("rule.test")};
+    struct sv_route_rewrite_spec be_rw = {.path = {SV_ROUTE_PATH_MOD_PREFIX, S("/new")}};
+    struct sv_route_redirect_spec be_rd = {.hostname = S("elsewhere.test"), .status = 0,
+                                           .path = {SV_ROUTE_PATH_MOD_FULL, S("/moved")}};
+    struct sv_route_backend_spec be[] = {
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1, .rewrite = &be_rw},
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1, .redirect = &be_rd},
+        {.kind = SV_ROUTE_BACKEND_SET, .set_id = 0, .weight = 1},
+    };
+    struct sv_route_rule_spec rule = {.rewrite = &rule_rw, .backends = be, .n_backends = 3};
+    struct sv_generation *g = one_rule(80, &rule, 1, 1);
+    REQUIRE(g);
+    struct sv_route_result res;
+    REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p/x", NULL, 0, &res) == 0);
+    const struct sv_route_action *a = res.action;
+    REQUIRE(a && a->n_backends == 3 && a->rewrite && !a->redirect);
+    const struct sv_route_rewrite *rw = a->backends[0].rewrite;
+    REQUIRE(rw && !a->backends[0].redirect);
+    CHECK_EQ_MEM(rw->hostname.ptr, rw->hostname.len, "rule.test");
+    CHECK_EQ_INT(rw->path.type, SV_ROUTE_PATH_MOD_PREFIX);
+    char out[64];
+    ssize_t n = sv_route_apply_path_mod(&rw->path, &res, S("/p/x"), out, sizeof(out));
+    REQUIRE(n > 0);
+    CHECK_EQ_MEM(out, (size_t)n, "/new/x");
+    const struct sv_route_redirect *rd = a->backends[1].redirect;
+    REQUIRE(rd && !a->backends[1].rewrite);
+    CHECK_EQ_INT(rd->status, 302);
+    CHECK_EQ_MEM(rd->hostname.ptr, rd->hostname.len, "elsewhere.test");
+    CHECK(a->backends[2].redirect == NULL && a->backends[2].rewrite == NULL);
+    /* the backend's redirect in place of the rule's gives the Location the data plane sends */
+    struct sv_route_action ba = *a;
+    ba.redirect = rd;
+    struct sv_route_result br = res;
+    br.action = &ba;
+    n = sv_route_redirect_location(&br, S("http"), S("h:80"), S("/p/x"), S(""), out, sizeof(out));
+    REQUIRE(n > 0);
+    CHECK_EQ_MEM(out, (size_t)n, "http://elsewhere.test/moved");
+    sv_generation_free_unpublished(g);
+
+    /* refused: ReplacePrefixMatch on a backendRef under an Exact match; redirect + rewrite on
+     * one backendRef */
+    struct sv_route_builder *b = sv_route_builder_new();
+    REQUIRE(b);
+    union sv_route_sockaddr sa = rt_sa("127.0.0.1", 80);
+    int bind = sv_route_builder_add_bind(b, &sa.sa, rt_salen(&sa), SV_ROUTE_PROTO_HTTP);
+    REQUIRE(bind >= 0);
+    REQUIRE(sv_route_builder_add_backend_set(b, S("set0")) == 0);
+    struct sv_route_route_spec rs = {S("ns"), S("r"), 1};
+    int r = sv_route_builder_add_route(b, &rs);
+    REQUIRE(r >= 0);
+    struct sv_route_match_spec exact = {.path_type = SV_ROUTE_PATH_EXACT, .path = S("/e")};
+    struct sv_route_backend_spec one = {.kind = SV_ROUTE_BACKEND_SET, .weight = 1,
+                                        .rewrite = &be_rw};
+    struct sv_route_rule_spec bad = {.matches = &exact, .n_matches = 1, .backends = &one,
+                                     .n_backends = 1};
+    CHECK_EQ_INT(sv_route_builder_add_rule(b, (uint32_t)r, &bad), -EINVAL);
+    CHECK(strstr(sv_route_builder_error(b), "ReplacePrefixMatch") != NULL);
+    one.redirect = &be_rd;
+    bad.matches = NULL;
+    bad.n_matches = 0;
+    CHECK_EQ_INT(sv_route_builder_add_rule(b, (uint32_t)r, &bad), -EINVAL);
+    CHECK(strstr(sv_route_builder_error(b), "URLRewrite") != NULL);
+    sv_route_builder_free(b);
+}
+
 TEST(routing_write_json)
 {
     struct sv_route_header_kv set[] = {{S("X-\"Q\""), S("v\n")}};
