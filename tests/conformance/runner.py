@@ -52,6 +52,7 @@ CLAIMED = [
     "HTTPRouteCORS", "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteParentRefPort", "HTTPRouteNamedRouteRule", "HTTPRouteDestinationPortMatching",
     "HTTPRouteRetry", "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout",
+    "HTTPRouteBackendURLRewrite", "HTTPRouteBackendRequestRedirect",
     "GatewayAddressEmpty", "GatewayStaticAddresses",
 ]
 CORE = {"Gateway", "HTTPRoute", "ReferenceGrant"}
