@@ -991,3 +991,131 @@ TEST(tls_translate_puts_certificates_in_generation)
     pair_free(&rsa_b);
     pair_free(&ec_b);
 }
+
+/* ---- ClientHello SNI peek (serval/tls/clienthello.h) ------------------------------------- */
+
+#include "serval/base/compiler.h"
+#include "serval/tls/clienthello.h"
+
+/* The first flight of a real wolfSSL client (SNI <sni> or none) into out[cap]; its length. */
+static size_t real_client_hello(const char *sni, int version, uint8_t *out, size_t cap)
+{
+    struct client c;
+    struct client_opts o = {.version = version, .sni = sni};
+    size_t n = 0;
+    if (client_new(&c, &o) == 0 && wolfSSL_connect(c.ssl) != WOLFSSL_SUCCESS &&
+        c.c2s->len <= cap) {
+        memcpy(out, c.c2s->b, c.c2s->len);
+        n = c.c2s->len;
+    }
+    client_free(&c);
+    return n;
+}
+
+/* Re-frame the handshake bytes of the single record in[n] into records of <chunk> bytes. */
+static size_t reframe(const uint8_t *in, size_t n, size_t chunk, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t off = 5; off < n; off += chunk) {
+        size_t k = n - off < chunk ? n - off : chunk;
+        if (o + 5 + k > cap)
+            return 0;
+        memcpy(out + o, in, 3);
+        out[o + 3] = (uint8_t)(k >> 8);
+        out[o + 4] = (uint8_t)k;
+        memcpy(out + o + 5, in + off, k);
+        o += 5 + k;
+    }
+    return o;
+}
+
+TEST(tls_clienthello_sni_real_hellos)
+{
+    static uint8_t hello[8192], split[16384];
+    char name[SV_TLS_SNI_MAX + 1];
+    int versions[] = {12, 13, 0};
+    for (size_t vi = 0; vi < SV_ARRAY_SIZE(versions); vi++) {
+        size_t n = real_client_hello("Pass.Example.COM", versions[vi], hello, sizeof(hello));
+        REQUIRE(n > 5 && hello[0] == 22);
+        REQUIRE(n == 5 + (((size_t)hello[3] << 8) | hello[4])); /* one record */
+        size_t need = 0;
+        CHECK_EQ_INT(sv_tls_clienthello_sni(hello, n, name, sizeof(name), &need), 16);
+        CHECK_EQ_STR(name, "pass.example.com");
+        CHECK_EQ_INT(need, 0);
+        /* every strict prefix asks for more, with a lower bound it does not yet have */
+        for (size_t k = 0; k < n; k++) {
+            int rc = sv_tls_clienthello_sni(hello, k, name, sizeof(name), &need);
+            if (rc != -EAGAIN || need <= k || need > n) {
+                FAIL("prefix %zu of %zu: rc %d need %zu", k, n, rc, need);
+                break;
+            }
+        }
+        /* the same ClientHello over several records of 64 bytes, then of 7 (too many) */
+        size_t sn = reframe(hello, n, 64, split, sizeof(split));
+        REQUIRE(sn > n);
+        CHECK_EQ_INT(sv_tls_clienthello_sni(split, sn, name, sizeof(name), NULL), 16);
+        CHECK_EQ_STR(name, "pass.example.com");
+        sn = reframe(hello, n, 7, split, sizeof(split)); /* too many records */
+        REQUIRE(sn > n);
+        CHECK_EQ_INT(sv_tls_clienthello_sni(split, sn, name, sizeof(name), NULL), -EPROTO);
+        /* the name does not fit */
+        CHECK_EQ_INT(sv_tls_clienthello_sni(hello, n, name, 16, NULL), -ENOSPC);
+        /* no SNI */
+        n = real_client_hello(NULL, versions[vi], hello, sizeof(hello));
+        REQUIRE(n > 5);
+        CHECK_EQ_INT(sv_tls_clienthello_sni(hello, n, name, sizeof(name), NULL), 0);
+        CHECK_EQ_STR(name, "");
+    }
+}
+
+TEST(tls_clienthello_sni_rejects)
+{
+    char name[SV_TLS_SNI_MAX + 1];
+    size_t need = 1;
+    static const char http[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    CHECK_EQ_INT(sv_tls_clienthello_sni((const uint8_t *)http, strlen(http), name, sizeof(name),
+                                        &need),
+                 -EPROTO);
+    CHECK_EQ_INT(sv_tls_clienthello_sni((const uint8_t *)"G", 1, name, sizeof(name), NULL),
+                 -EPROTO);
+    CHECK_EQ_INT(sv_tls_clienthello_sni((const uint8_t *)"", 0, name, sizeof(name), &need),
+                 -EAGAIN);
+    CHECK_EQ_INT(need, 9);
+    /* hand-made ClientHello: TLS 1.2, no session id, one suite, null compression, SNI */
+    uint8_t h[128] = {22, 3, 1, 0, 0, 1, 0, 0, 0, 3, 3};
+    size_t o = 11 + 32;
+    h[o++] = 0;                     /* session id */
+    h[o++] = 0, h[o++] = 2;         /* suites */
+    h[o++] = 0xc0, h[o++] = 0x2f;
+    h[o++] = 1, h[o++] = 0;         /* compression */
+    size_t ext_at = o;
+    o += 2;
+    h[o++] = 0, h[o++] = 0;         /* server_name */
+    h[o++] = 0, h[o++] = 8;         /* extension length */
+    h[o++] = 0, h[o++] = 6;         /* list length */
+    h[o++] = 0, h[o++] = 0, h[o++] = 3;
+    memcpy(h + o, "a.b", 3);
+    o += 3;
+    h[ext_at] = 0, h[ext_at + 1] = (uint8_t)(o - ext_at - 2);
+    size_t body = o - 9;
+    h[3] = (uint8_t)((o - 5) >> 8), h[4] = (uint8_t)(o - 5);
+    h[6] = (uint8_t)(body >> 16), h[7] = (uint8_t)(body >> 8), h[8] = (uint8_t)body;
+    CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), 3);
+    CHECK_EQ_STR(name, "a.b");
+    h[o - 2] = '/'; /* not a host name character */
+    CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), -EPROTO);
+    h[o - 2] = '.';
+    h[o - 4] = 9; /* entry longer than the list */
+    CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), -EPROTO);
+    h[o - 4] = 3;
+    h[5] = 2; /* ServerHello, not a ClientHello */
+    CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), -EPROTO);
+    h[5] = 1;
+    h[0] = 23; /* application data record */
+    CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), -EPROTO);
+    h[0] = 22;
+    h[8] = (uint8_t)(body + 1); /* message longer than its extensions say */
+    CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), -EAGAIN);
+    h[8] = (uint8_t)body;
+    CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), 3);
+}
