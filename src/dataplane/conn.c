@@ -1073,6 +1073,12 @@ static int attach_upstream(struct sv_worker *w, struct sv_conn *c, bool fresh)
 /* The response head wait of one try (T_UPSTREAM): the gateway's --upstream-timeout, unless the
  * route has timeouts of its own; those replace it and run on the deadline timer (0 here: no
  * head wait timer). */
+/* The absolute deadline of a route timeout, or 0 (none) when it is not set or set to "0s". */
+static uint64_t route_deadline(const struct sv_worker *w, uint64_t timeout_ms)
+{
+    return timeout_ms && timeout_ms != SV_ROUTE_TIMEOUT_OFF ? w->now_ms + timeout_ms : 0;
+}
+
 static uint64_t route_timeout(const struct sv_worker *w, const struct sv_route_action *a)
 {
     if (a->backend_timeout_ms || a->request_timeout_ms)
@@ -1261,8 +1267,8 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     c->set_id = be->set_id;
     c->ep = *ep;
     c->upstream_timeout_ms = route_timeout(w, a);
-    c->req_deadline_ms = a->request_timeout_ms ? w->now_ms + a->request_timeout_ms : 0;
-    c->try_deadline_ms = a->backend_timeout_ms ? w->now_ms + a->backend_timeout_ms : 0;
+    c->req_deadline_ms = route_deadline(w, a->request_timeout_ms);
+    c->try_deadline_ms = route_deadline(w, a->backend_timeout_ms);
     deadline_arm(w, c);
     sv_http_parser_reset(&c->resp_p);
     sv_http_parser_set_request_method(&c->resp_p, c->method);
@@ -1427,7 +1433,7 @@ static void retry_next_try(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     const struct sv_route_action *a = c->action;
-    c->try_deadline_ms = a->backend_timeout_ms ? w->now_ms + a->backend_timeout_ms : 0;
+    c->try_deadline_ms = route_deadline(w, a->backend_timeout_ms);
     deadline_arm(w, c);
     conn_timer(w, c, T_UPSTREAM, c->upstream_timeout_ms);
     up_pump(w, c);

@@ -142,10 +142,13 @@ static void jaction(struct jw *w, const struct sv_route_table *t, const struct s
     jf(w, ",\"rule\":%u", a->rule_index);
     if (a->fixed_status)
         jf(w, ",\"status\":%u", (unsigned)a->fixed_status);
+    /* "0s" (disabled) shows as 0 */
     if (a->request_timeout_ms)
-        jf(w, ",\"requestTimeoutMs\":%llu", (unsigned long long)a->request_timeout_ms);
+        jf(w, ",\"requestTimeoutMs\":%llu", a->request_timeout_ms == SV_ROUTE_TIMEOUT_OFF ? 0ull
+                                            : (unsigned long long)a->request_timeout_ms);
     if (a->backend_timeout_ms)
-        jf(w, ",\"backendRequestTimeoutMs\":%llu", (unsigned long long)a->backend_timeout_ms);
+        jf(w, ",\"backendRequestTimeoutMs\":%llu", a->backend_timeout_ms == SV_ROUTE_TIMEOUT_OFF
+                                                      ? 0ull : (unsigned long long)a->backend_timeout_ms);
     if (a->retry) {
         jf(w, ",\"retry\":{\"attempts\":%u,\"backoffMs\":%u,\"codes\":[", a->retry->attempts,
            a->retry->backoff_ms);

@@ -128,8 +128,8 @@ struct sv_route_rule_spec {
     uint32_t n_mirrors;
     const struct sv_route_backend_spec *backends;
     uint32_t n_backends;
-    uint64_t request_timeout_ms; /* 0 = none */
-    uint64_t backend_timeout_ms; /* 0 = none */
+    uint64_t request_timeout_ms; /* 0 = not set, SV_ROUTE_TIMEOUT_OFF = disabled ("0s") */
+    uint64_t backend_timeout_ms; /* 0 = not set, SV_ROUTE_TIMEOUT_OFF = disabled ("0s") */
     const struct sv_route_retry *retry; /* or NULL; attempts 0 means no retries (dropped),
                                            above SV_ROUTE_RETRY_MAX_ATTEMPTS clamped */
     uint16_t fixed_status;       /* non-zero: answer it (e.g. 500, bad ExtensionRef) */

@@ -180,6 +180,9 @@ static inline bool sv_route_retry_on_status(const struct sv_route_retry *r, int 
 /* What to do with a request that matched one rule. Filters apply in this order: fixed_status,
  * cors (answers preflights, decorates responses for allowed origins), redirect (answers), request_mods, rewrite, mirrors, then forward to a picked backend (whose own
  * request_mods apply after the rule's), response_mods on the way back. */
+/* A route timeout given as zero ("0s"): the Gateway API says it disables the timeout. */
+#define SV_ROUTE_TIMEOUT_OFF UINT64_MAX
+
 struct sv_route_action {
     uint32_t id;              /* unique within the route table */
     struct sv_str route_name; /* "namespace/name" of the HTTPRoute (or "quick") */
@@ -196,8 +199,10 @@ struct sv_route_action {
     const struct sv_route_backend *backends;
     uint32_t n_backends;
     uint64_t weight_sum;         /* sum of backends[].weight */
-    uint64_t request_timeout_ms; /* 0 = none (use the gateway default) */
-    uint64_t backend_timeout_ms; /* 0 = none */
+    /* 0 = not set; SV_ROUTE_TIMEOUT_OFF = set to "0s" (disabled). When neither is set the
+     * gateway's --upstream-timeout applies; when either is set, the route's own replace it. */
+    uint64_t request_timeout_ms;
+    uint64_t backend_timeout_ms;
     const struct sv_route_retry *retry; /* or NULL: no retry policy */
     const uint64_t *_cum_weight; /* private: prefix sums of weights for the picker */
 };

@@ -757,8 +757,9 @@ static int tx_rule(struct tx *t, const struct sv_object *route, uint32_t route_i
         snprintf(why, whylen, "timeouts must be at least 1ms");
         return 1;
     }
-    spec.request_timeout_ms = req_ms > 0 ? (uint64_t)req_ms : 0;
-    spec.backend_timeout_ms = be_ms > 0 ? (uint64_t)be_ms : 0;
+    /* model: -1 = unset, 0 = "0s", which the spec says disables the timeout */
+    spec.request_timeout_ms = req_ms > 0 ? (uint64_t)req_ms : req_ms == 0 ? SV_ROUTE_TIMEOUT_OFF : 0;
+    spec.backend_timeout_ms = be_ms > 0 ? (uint64_t)be_ms : be_ms == 0 ? SV_ROUTE_TIMEOUT_OFF : 0;
     struct sv_route_retry retry;
     if (r->retry) {
         int rc = retry_spec(r->retry, &retry, why, whylen);
