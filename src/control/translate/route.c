@@ -72,6 +72,47 @@ static bool set_filled(struct tx *t, uint32_t id)
     return was;
 }
 
+/* The memo slot of (svc, port): the entry holding it or the empty slot where it goes. */
+static struct tx_set_memo *memo_slot(struct tx *t, const struct sv_object *svc, int port)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)svc ^ ((uint64_t)(uint32_t)port << 48)) *
+                 0x9e3779b97f4a7c15ull;
+    for (size_t i = (size_t)(h >> 20);; i++) { /* at most half full: ends at an empty slot */
+        struct tx_set_memo *m = &t->memo[i & t->memo_mask];
+        if (!m->svc || (m->svc == svc && m->port == port))
+            return m;
+    }
+}
+
+static const struct tx_set_memo *memo_find(struct tx *t, const struct sv_object *svc, int port)
+{
+    if (!t->memo)
+        return NULL;
+    const struct tx_set_memo *m = memo_slot(t, svc, port);
+    return m->svc ? m : NULL;
+}
+
+/* Remember a resolved (svc, port). Out of memory only costs the shortcut. */
+static void memo_put(struct tx *t, const struct sv_object *svc, int port, uint32_t set_id,
+                     enum sv_route_app_proto ap)
+{
+    if ((t->memo_n + 1) * 2 > (t->memo ? t->memo_mask + 1 : 0)) {
+        size_t cap = t->memo ? (t->memo_mask + 1) * 2 : 256;
+        struct tx_set_memo *old = t->memo, *nv = calloc(cap, sizeof(*nv));
+        if (!nv)
+            return;
+        size_t old_cap = old ? t->memo_mask + 1 : 0;
+        t->memo = nv;
+        t->memo_mask = cap - 1;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].svc)
+                *memo_slot(t, old[i].svc, old[i].port) = old[i];
+        free(old);
+    }
+    *memo_slot(t, svc, port) = (struct tx_set_memo){svc, port, set_id, (uint8_t)ap};
+    t->memo_n++;
+}
+
 /* The slice port for Service port <sp>: by name (Kubernetes names slice ports after Service
  * ports), else the tolerance of GATEWAY_API_RULES.md §5. -1 if none. */
 static int slice_port(const struct sv_object *slice, const struct sv_service_port *sp)
@@ -94,6 +135,29 @@ static int slice_port(const struct sv_object *slice, const struct sv_service_por
         }
     }
     return -1;
+}
+
+/* Dotted-quad IPv4 as inet_pton(AF_INET) accepts it (four decimal octets <= 255, no leading
+ * zeros), without its generality: this runs for every endpoint of every referenced Service. */
+static bool parse_ipv4(const char *s, struct in_addr *out)
+{
+    uint32_t v = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part && *s++ != '.')
+            return false;
+        if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+            return false;
+        uint32_t o = 0;
+        for (int d = 0; d < 3 && *s >= '0' && *s <= '9'; d++)
+            o = o * 10 + (uint32_t)(*s++ - '0');
+        if (o > 255 || (*s >= '0' && *s <= '9'))
+            return false;
+        v = v << 8 | o;
+    }
+    if (*s)
+        return false;
+    out->s_addr = htonl(v);
+    return true;
 }
 
 typedef void (*endpoint_fn)(void *arg, const union sv_route_sockaddr *sa, socklen_t len);
@@ -133,7 +197,7 @@ static void for_each_endpoint(struct tx *t, const struct sv_object *svc,
                 socklen_t len;
                 memset(&sa, 0, sizeof(sa));
                 const char *addr = es->endpoints[e].addresses[k];
-                if (inet_pton(AF_INET, addr, &sa.in.sin_addr) == 1) {
+                if (parse_ipv4(addr, &sa.in.sin_addr)) {
                     sa.in.sin_family = AF_INET;
                     sa.in.sin_port = htons((uint16_t)port);
                     len = sizeof(sa.in);
@@ -295,6 +359,13 @@ static void resolve_backend(struct tx *t, const struct sv_object *route,
         refs_problem(rr, "BackendNotFound", "backendRef %s/%s: port is required", ns, br->name);
         return;
     }
+    const struct tx_set_memo *memo = memo_find(t, svc, br->port);
+    if (memo) { /* resolved before: same set, endpoints already added */
+        out->kind = SV_ROUTE_BACKEND_SET;
+        out->set_id = memo->set_id;
+        out->app_proto = (enum sv_route_app_proto)memo->app_proto;
+        return;
+    }
     if (strcmp(svc->u.service.type, "ExternalName") == 0) {
         refs_problem(rr, "BackendNotFound", "Service %s/%s: ExternalName is not supported", ns,
                      br->name);
@@ -333,6 +404,7 @@ static void resolve_backend(struct tx *t, const struct sv_object *route,
         add_endpoints(t, (uint32_t)id, svc, sp);
     out->kind = SV_ROUTE_BACKEND_SET;
     out->set_id = (uint32_t)id;
+    memo_put(t, svc, br->port, (uint32_t)id, out->app_proto);
 }
 
 /* ---- rules ------------------------------------------------------------------------------------ */
@@ -422,10 +494,24 @@ static int cors_spec(struct tx *t, const struct sv_cors *c, const struct sv_rout
     return 0;
 }
 
+/* A path match value: starts with '/', no "//", "/./", "/../", "%2f" (any case) or '#'. One
+ * pass (this runs for every match of every route). */
 static bool valid_path(const char *p)
 {
-    return p[0] == '/' && !strstr(p, "//") && !strstr(p, "/./") && !strstr(p, "/../") &&
-           !strcasestr(p, "%2f") && !strchr(p, '#');
+    if (p[0] != '/')
+        return false;
+    for (const char *c = p; *c; c++) {
+        if (*c == '#')
+            return false;
+        if (*c == '%' && c[1] == '2' && (c[2] == 'f' || c[2] == 'F'))
+            return false;
+        if (*c != '/')
+            continue;
+        if (c[1] == '/' || (c[1] == '.' && c[2] == '/') ||
+            (c[1] == '.' && c[2] == '.' && c[3] == '/'))
+            return false;
+    }
+    return true;
 }
 
 static int path_mod(const struct sv_path_modifier *pm, struct sv_route_path_mod *out)

@@ -845,6 +845,7 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
         goto fail;
     }
     free(t.set_filled);
+    free(t.memo);
     sv_arena_destroy(&t.scratch);
     *gen_out = gen;
     *status_out = t.st;
@@ -854,6 +855,7 @@ fail:
     sv_arena_destroy(&t.scratch);
 fail_status:
     free(t.set_filled);
+    free(t.memo);
     if (err && errlen && !err[0])
         snprintf(err, errlen, "translation failed: %s", strerror(-rc));
     sv_status_free(t.st);

@@ -31,6 +31,13 @@ struct tx_gateway {
     const char *addr_text;        /* the same as text (status arena) */
 };
 
+struct tx_set_memo {
+    const struct sv_object *svc; /* NULL = empty slot */
+    int32_t port;
+    uint32_t set_id;
+    uint8_t app_proto; /* enum sv_route_app_proto */
+};
+
 struct tx {
     struct sv_store *store;
     const char *controller;
@@ -50,6 +57,10 @@ struct tx {
     size_t n_slices;
     uint8_t *set_filled; /* per backend set id: endpoints added */
     size_t set_cap;
+    /* backendRefs resolved so far: (Service object, port) -> backend set (route.c), so that
+     * the set name is formatted and looked up once per set, not once per backendRef */
+    struct tx_set_memo *memo;
+    size_t memo_n, memo_mask;
     size_t cap_certs; /* entries allocated in st->certs */
     bool nomem;
 };

@@ -837,3 +837,82 @@ TEST(model_content_hash_ignores_status_and_resource_version)
     sv_object_free(b);
     sv_object_free(c);
 }
+
+/* Path match values the translator refuses (a dropped rule), and endpoint addresses it takes
+ * (dotted-quad IPv4 exactly as inet_pton reads it, IPv6; anything else is skipped). */
+TEST(translate_path_validation_and_endpoint_addresses)
+{
+    static const struct {
+        const char *path;
+        bool ok;
+    } paths[] = {
+        {"/a/b", true},   {"/", true},       {"/a.b/c..d", true}, {"/%2e", true},
+        {"/a//b", false}, {"/a/./b", false}, {"/a/../b", false},  {"/a%2Fb", false},
+        {"/a%2fb", false}, {"/a#b", false},  {"a", false},        {"/a/.", true},
+    };
+    for (size_t i = 0; i < SV_ARRAY_SIZE(paths); i++) {
+        char text[2048], err[256];
+        snprintf(text, sizeof(text),
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c}\n"
+                 "spec: {controllerName: serval.dev/gateway-controller}\n---\n"
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
+                 "spec:\n  gatewayClassName: c\n  listeners:\n"
+                 "  - {name: l, port: 8080, protocol: HTTP}\n---\n"
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                 "spec:\n  parentRefs: [{name: g}]\n"
+                 "  rules: [{matches: [{path: {type: PathPrefix, value: '%s'}}]}]\n",
+                 paths[i].path);
+        struct sv_object *objs[4];
+        int n = sv_test_decode_yaml(text, objs, 4, err, sizeof(err));
+        REQUIRE(n == 3);
+        struct fixture f = {.store = sv_store_new()};
+        for (int k = 0; k < n; k++)
+            sv_store_upsert(f.store, objs[k]);
+        REQUIRE(sv_translate(f.store, NULL, &f.gen, &f.st, err, sizeof(err)) == 0);
+        const struct sv_status_route *r = sv_status_route(f.st, "default", "r");
+        const char *acc = r ? sv_condition_find(&r->parents[0].conds, "Accepted")->status : "?";
+        if (strcmp(acc, paths[i].ok ? "True" : "False") != 0)
+            FAIL("path %s: Accepted=%s", paths[i].path, acc);
+        fixture_free(&f);
+    }
+
+    const char *text =
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c}\n"
+        "spec: {controllerName: serval.dev/gateway-controller}\n---\n"
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
+        "spec:\n  gatewayClassName: c\n  listeners:\n  - {name: l, port: 8080, protocol: HTTP}\n"
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+        "spec:\n  parentRefs: [{name: g}]\n  rules: [{backendRefs: [{name: s, port: 80}]}]\n---\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"
+        "spec: {ports: [{name: http, port: 80}]}\n---\n"
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+        "metadata: {name: s-1, labels: {kubernetes.io/service-name: s}}\naddressType: IPv4\n"
+        "ports: [{name: http, port: 9000}]\nendpoints:\n"
+        "- addresses: ['10.0.0.1', '0.0.0.0', '255.255.255.255', '::1']\n"
+        "- addresses: ['010.0.0.2', '10.0.0.256', '10.0.0', '10.0.0.3.4', '10.0.0.4 ', "
+        "'1.2.3.1000', '', 'host.example', '.1.2.3', '1..2.3']\n";
+    char err[256];
+    struct sv_object *objs[8];
+    int n = sv_test_decode_yaml(text, objs, 8, err, sizeof(err));
+    REQUIRE(n == 5);
+    struct fixture f = {.store = sv_store_new()};
+    for (int k = 0; k < n; k++)
+        sv_store_upsert(f.store, objs[k]);
+    REQUIRE(sv_translate(f.store, NULL, &f.gen, &f.st, err, sizeof(err)) == 0);
+    int64_t set = sv_generation_find_backend_set(f.gen, SV_STR_LIT("default/s:80"));
+    REQUIRE(set >= 0);
+    size_t ne = 0;
+    const struct sv_route_endpoint *eps = sv_generation_endpoints(f.gen, (uint32_t)set, &ne);
+    CHECK_EQ_INT(ne, 4);
+    const char *want[] = {"10.0.0.1", "0.0.0.0", "255.255.255.255", "::1"};
+    for (size_t i = 0; eps && i < ne && i < 4; i++) {
+        char a[64] = "";
+        if (eps[i].addr.sa.sa_family == AF_INET)
+            inet_ntop(AF_INET, &eps[i].addr.in.sin_addr, a, sizeof(a));
+        else
+            inet_ntop(AF_INET6, &eps[i].addr.in6.sin6_addr, a, sizeof(a));
+        CHECK_EQ_STR(a, want[i]);
+        CHECK_EQ_INT(ntohs(eps[i].addr.in.sin_port), 9000);
+    }
+    fixture_free(&f);
+}
