@@ -55,6 +55,14 @@ struct b_entry {
     uint32_t route_idx, rule_idx, match_idx;
 };
 
+/* An interned backend array (see sv_route_builder.bsets). */
+struct b_bset {
+    const struct sv_route_backend *be;
+    const uint64_t *cum;
+    uint64_t hash;
+    uint32_t n;
+};
+
 struct b_attach {
     uint32_t route, listener, bucket;
     uint32_t kind; /* SV_HK_BUCKET_EXACT / _WILD, or 0 = no hostname */
@@ -89,6 +97,12 @@ struct sv_route_builder {
     uint32_t n_entries, cap_entries, cap_entry_action;
     struct sv_regex **regexes;
     uint32_t n_regexes, cap_regexes;
+    /* identical weighted-backend arrays are stored once (interned by content): a rule's array
+     * is assembled in be_tmp/cum_tmp (MAX_BACKENDS each, malloc'd on first use) and looked up */
+    struct sv_route_backend *be_tmp;
+    uint64_t *cum_tmp;
+    struct b_bset *bsets; /* open addressing, at most half full; be == NULL = empty */
+    uint32_t n_bsets, bset_mask;
 };
 
 static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
@@ -170,6 +184,9 @@ static void builder_release(struct sv_route_builder *b, bool free_table)
     free(b->actions);
     free(b->entries);
     free(b->entry_action);
+    free(b->be_tmp);
+    free(b->cum_tmp);
+    free(b->bsets);
     if (free_table) {
         for (uint32_t i = 0; i < b->n_regexes; i++)
             sv_regex_free_(b->regexes[i]);
@@ -833,6 +850,53 @@ static int build_rewrite(struct sv_route_builder *b, const struct sv_route_rewri
     return 0;
 }
 
+/* The interned copy of backend array be[n] with prefix sums cum[n]: an existing identical one
+ * (same sets, weights, protocols and modifier pointers — arrays of rules without backendRef
+ * filters are shared between every rule sending to the same backends), else a new copy in the
+ * table's arena. NULL when out of memory. */
+static const struct b_bset *intern_backends(struct sv_route_builder *b,
+                                            const struct sv_route_backend *be,
+                                            const uint64_t *cum, uint32_t n)
+{
+    if ((b->n_bsets + 1) * 2 > (b->bsets ? b->bset_mask + 1 : 0)) {
+        uint32_t cap = b->bsets ? (b->bset_mask + 1) * 2 : 256;
+        struct b_bset *nv = calloc(cap, sizeof(*nv));
+        if (!nv)
+            return NULL;
+        for (uint32_t i = 0; b->bsets && i <= b->bset_mask; i++) {
+            if (!b->bsets[i].be)
+                continue;
+            for (uint64_t k = b->bsets[i].hash;; k++) { /* half full: ends at an empty slot */
+                if (!nv[k & (cap - 1)].be) {
+                    nv[k & (cap - 1)] = b->bsets[i];
+                    break;
+                }
+            }
+        }
+        free(b->bsets);
+        b->bsets = nv;
+        b->bset_mask = cap - 1;
+    }
+    uint64_t h = sv_route_hash_(n, (const char *)be, n * sizeof(*be));
+    for (uint64_t k = h;; k++) { /* half full: ends at an empty slot */
+        struct b_bset *slot = &b->bsets[k & b->bset_mask];
+        if (slot->be && slot->hash == h && slot->n == n &&
+            memcmp(slot->be, be, n * sizeof(*be)) == 0)
+            return slot;
+        if (slot->be)
+            continue;
+        struct sv_route_backend *c = sv_arena_alloc(&b->t->arena, n * sizeof(*c));
+        uint64_t *cc = sv_arena_alloc(&b->t->arena, n * sizeof(*cc));
+        if (!c || !cc)
+            return NULL;
+        memcpy(c, be, n * sizeof(*c));
+        memcpy(cc, cum, n * sizeof(*cc));
+        *slot = (struct b_bset){c, cc, h, n};
+        b->n_bsets++;
+        return slot;
+    }
+}
+
 static int build_action(struct sv_route_builder *b, uint32_t route,
                         const struct sv_route_rule_spec *s, struct sv_route_action *a)
 {
@@ -892,10 +956,15 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
     if (s->n_backends) {
         if (s->n_backends > MAX_BACKENDS || !s->backends)
             return fail(b, -EINVAL, "too many backendRefs (%u)", s->n_backends);
-        struct sv_route_backend *be = sv_arena_zalloc(&b->t->arena, s->n_backends * sizeof(*be));
-        uint64_t *cum = sv_arena_zalloc(&b->t->arena, s->n_backends * sizeof(*cum));
-        if (!be || !cum)
-            return fail(b, -ENOMEM, "out of memory");
+        if (!b->be_tmp) {
+            b->be_tmp = malloc(MAX_BACKENDS * sizeof(*b->be_tmp));
+            b->cum_tmp = malloc(MAX_BACKENDS * sizeof(*b->cum_tmp));
+            if (!b->be_tmp || !b->cum_tmp)
+                return fail(b, -ENOMEM, "out of memory");
+        }
+        struct sv_route_backend *be = b->be_tmp;
+        uint64_t *cum = b->cum_tmp;
+        memset(be, 0, s->n_backends * sizeof(*be));
         uint64_t sum = 0;
         for (uint32_t i = 0; i < s->n_backends; i++) {
             const struct sv_route_backend_spec *in = &s->backends[i];
@@ -929,10 +998,13 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
             sum += in->weight;
             cum[i] = sum;
         }
-        a->backends = be;
+        const struct b_bset *bs = intern_backends(b, be, cum, s->n_backends);
+        if (!bs)
+            return fail(b, -ENOMEM, "out of memory");
+        a->backends = bs->be;
         a->n_backends = s->n_backends;
         a->weight_sum = sum;
-        a->_cum_weight = cum;
+        a->_cum_weight = bs->cum;
     }
     return 0;
 }

@@ -650,3 +650,71 @@ TEST(routing_write_json)
     free(buf);
     sv_generation_free_unpublished(g);
 }
+
+/* Identical weighted-backend arrays are stored once; any difference (set, weight, protocol,
+ * backendRef filter) keeps its own array; picking is unchanged. */
+TEST(routing_identical_backend_arrays_are_shared)
+{
+    struct sv_route_builder *b = sv_route_builder_new();
+    REQUIRE(b);
+    union sv_route_sockaddr sa = rt_sa("127.0.0.1", 8080);
+    int bind = sv_route_builder_add_bind(b, &sa.sa, rt_salen(&sa), SV_ROUTE_PROTO_HTTP);
+    int l = sv_route_builder_add_listener(b, (uint32_t)bind, S("L"), S(""));
+    int s0 = sv_route_builder_add_backend_set(b, S("s0")), s1 = sv_route_builder_add_backend_set(b, S("s1"));
+    REQUIRE(l >= 0 && s0 >= 0 && s1 >= 0);
+    struct sv_route_route_spec rs = {S("ns"), S("r"), 1};
+    int r = sv_route_builder_add_route(b, &rs);
+    REQUIRE(sv_route_builder_attach(b, (uint32_t)r, (uint32_t)l, S("")) == 0);
+    struct sv_route_header_kv kv = {S("x-b"), S("1")};
+    struct sv_route_header_mods_spec mods = {.set = &kv, .n_set = 1};
+#define BE(set, w, proto, req_mods)                                                                 \
+    {.kind = SV_ROUTE_BACKEND_SET, .set_id = (uint32_t)(set), .weight = (w), .app_proto = (proto), \
+     .request_mods = (req_mods)}
+    const struct sv_route_backend_spec two[2] = {BE(s0, 3, SV_ROUTE_APP_HTTP1, NULL),
+                                                 BE(s1, 1, SV_ROUTE_APP_HTTP1, NULL)};
+    const struct sv_route_backend_spec other_weight[2] = {BE(s0, 3, SV_ROUTE_APP_HTTP1, NULL),
+                                                          BE(s1, 2, SV_ROUTE_APP_HTTP1, NULL)};
+    const struct sv_route_backend_spec h2c[1] = {BE(s0, 3, SV_ROUTE_APP_H2C, NULL)};
+    const struct sv_route_backend_spec plain[1] = {BE(s0, 3, SV_ROUTE_APP_HTTP1, NULL)};
+    const struct sv_route_backend_spec filtered[1] = {BE(s0, 3, SV_ROUTE_APP_HTTP1, &mods)};
+#undef BE
+    static const char *const paths[] = {"/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h"};
+    const struct {
+        const struct sv_route_backend_spec *be;
+        uint32_t n;
+    } rules[] = {{two, 2}, {two, 2}, {other_weight, 2}, {h2c, 1},
+                 {plain, 1}, {plain, 1}, {filtered, 1}, {filtered, 1}};
+    for (size_t i = 0; i < SV_ARRAY_SIZE(rules); i++) {
+        struct sv_route_match_spec m = {.path_type = SV_ROUTE_PATH_PREFIX, .path = S(paths[i])};
+        struct sv_route_rule_spec rule = {.matches = &m, .n_matches = 1,
+                                          .backends = rules[i].be, .n_backends = rules[i].n};
+        REQUIRE(sv_route_builder_add_rule(b, (uint32_t)r, &rule) == (int)i);
+    }
+    char err[256];
+    struct sv_generation *g = sv_route_builder_finish(b, err, sizeof(err));
+    REQUIRE(g);
+    const struct sv_route_action *a[SV_ARRAY_SIZE(paths)];
+    for (size_t i = 0; i < SV_ARRAY_SIZE(paths); i++) {
+        struct sv_route_result res;
+        REQUIRE(rt_lookup(g, "127.0.0.1", 8080, "GET", "x", paths[i], NULL, 0, &res) == 0);
+        a[i] = res.action;
+        CHECK_EQ_INT(a[i]->rule_index, i);
+    }
+    CHECK(a[0]->backends == a[1]->backends);     /* same content: shared */
+    CHECK(a[0]->_cum_weight == a[1]->_cum_weight);
+    CHECK(a[0]->backends != a[2]->backends);     /* another weight */
+    CHECK(a[3]->backends != a[4]->backends);     /* another protocol */
+    CHECK(a[4]->backends == a[5]->backends);
+    CHECK(a[6]->backends != a[7]->backends);     /* backendRef filters: copied per rule */
+    CHECK(a[6]->backends != a[4]->backends);
+    CHECK_EQ_INT(a[2]->backends[1].weight, 2);
+    CHECK_EQ_INT(a[2]->weight_sum, 5);
+    CHECK_EQ_INT(a[3]->backends[0].app_proto, SV_ROUTE_APP_H2C);
+    CHECK(a[6]->backends[0].request_mods != NULL);
+    /* picking through a shared array: 3/4 to s0, 1/4 to s1 */
+    int to_s0 = 0;
+    for (uint64_t rnd = 0; rnd < 4; rnd++)
+        to_s0 += sv_route_pick_backend(a[1], rnd)->set_id == (uint32_t)s0;
+    CHECK_EQ_INT(to_s0, 3);
+    sv_generation_free_unpublished(g);
+}
