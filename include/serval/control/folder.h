@@ -45,6 +45,16 @@ int sv_folder_timeout_ms(const struct sv_folder *f);
  * the reload failed (the last good generation keeps serving). */
 int sv_folder_process(struct sv_folder *f);
 
+/* Where the time of the last reload went (for perf/control_bench.c and logs), nanoseconds:
+ * the load (stat every file, read and decode the changed ones), the comparison with the previous
+ * load, and the translation (or endpoint-only update) with its publication. */
+struct sv_folder_timings {
+    uint64_t load_ns, classify_ns, translate_ns;
+};
+
+/* The timings of the last sv_folder_process call that loaded the folder. Control thread. */
+void sv_folder_last_timings(const struct sv_folder *f, struct sv_folder_timings *out);
+
 /* Generations published by this controller so far. Control thread. */
 uint64_t sv_folder_published(const struct sv_folder *f);
 

@@ -9,6 +9,7 @@
 
 #include "control/publish.h"
 #include "serval/base/log.h"
+#include "serval/base/time.h"
 #include "serval/control/store.h"
 #include "serval/routing/generation.h"
 #include "serval/routing/table.h"
@@ -23,6 +24,7 @@ struct sv_folder {
     struct sv_store *status_store; /* what <status> points into (== store after a full build) */
     struct sv_status *status;
     uint64_t endpoint_updates;
+    struct sv_folder_timings timings;
     bool dirty; /* /config document out of date (rendered on the next quiet call) */
 };
 
@@ -117,7 +119,11 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     struct sv_generation *gen = NULL;
     struct sv_status *status = NULL;
     char err[256];
+    uint64_t t0 = sv_now_ns();
     enum change ch = classify(f->store, store);
+    uint64_t t1 = sv_now_ns();
+    f->timings.classify_ns = t1 - t0;
+    f->timings.translate_ns = 0;
     const struct sv_generation *base = sv_generation_current(f->pub.dom);
     if (ch == CHANGE_NONE) {
         replace_store(f, store);
@@ -127,6 +133,7 @@ static int publish(struct sv_folder *f, struct sv_store *store)
         size_t changed = 0;
         if (sv_translate_endpoints(store, base, &gen, &changed, err, sizeof(err)) == 0) {
             sv_publisher_publish(&f->pub, gen);
+            f->timings.translate_ns = sv_now_ns() - t1;
             f->endpoint_updates++;
             replace_store(f, store); /* the status keeps pointing into status_store */
             sv_info("folder", "%s: endpoint-only update: generation %llu (%zu backend sets "
@@ -137,6 +144,7 @@ static int publish(struct sv_folder *f, struct sv_store *store)
         sv_warn("folder", "%s: endpoint-only update failed (%s); rebuilding", f->dir, err);
     }
     int rc = sv_publisher_translate(&f->pub, store, &f->topts, &status, err, sizeof(err));
+    f->timings.translate_ns = sv_now_ns() - t1;
     if (rc != 0) {
         sv_error("folder", "%s: translation failed, keeping the last good generation: %s", f->dir,
                  err);
@@ -238,10 +246,18 @@ uint64_t sv_folder_published(const struct sv_folder *f)
     return f->pub.published;
 }
 
+void sv_folder_last_timings(const struct sv_folder *f, struct sv_folder_timings *out)
+{
+    *out = f->timings;
+}
+
 int sv_folder_process(struct sv_folder *f)
 {
     struct sv_store *store = NULL;
+    uint64_t t0 = sv_now_ns();
     int rc = sv_file_provider_process(f->fp, &store);
+    if (rc != 0)
+        f->timings.load_ns = sv_now_ns() - t0;
     if (rc == 0) {
         /* Render /config off the publish path: the next call without news does it. */
         if (f->dirty) {
