@@ -470,6 +470,16 @@ static uint32_t host_rank(struct sv_str h)
     return (wild ? 0 : len << 16) | len;
 }
 
+int sv_route_builder_reserve(struct sv_route_builder *b, uint32_t routes, uint32_t rules,
+                             uint32_t matches)
+{
+    if (GROW(b->routes, b->cap_routes, routes) || GROW(b->attach, b->cap_attach, routes) ||
+        GROW(b->actions, b->cap_actions, rules) || GROW(b->entries, b->cap_entries, matches) ||
+        GROW(b->entry_action, b->cap_entry_action, matches))
+        return fail(b, -ENOMEM, "out of memory");
+    return 0;
+}
+
 int sv_route_builder_attach_original(struct sv_route_builder *b, uint32_t route, uint32_t listener,
                                      struct sv_str hostname, struct sv_str original)
 {

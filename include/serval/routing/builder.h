@@ -184,6 +184,13 @@ int sv_route_builder_add_backend_set(struct sv_route_builder *b, struct sv_str n
 int sv_route_builder_add_endpoint(struct sv_route_builder *b, uint32_t set_id,
                                   const struct sockaddr *sa, socklen_t salen);
 
+/* Optional: make room for about <routes> routes (and as many attachments), <rules> rules and
+ * <matches> matches before adding them, so that a large build does not grow (copy) its arrays
+ * step by step. Counts may be estimates; more still works. Control thread. Returns 0 or
+ * -ENOMEM (nothing is lost: the builder stays usable). */
+int sv_route_builder_reserve(struct sv_route_builder *b, uint32_t routes, uint32_t rules,
+                             uint32_t matches);
+
 /* Declare an HTTPRoute. Returns the route index or -ENOMEM. */
 int sv_route_builder_add_route(struct sv_route_builder *b, const struct sv_route_route_spec *spec);
 

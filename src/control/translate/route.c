@@ -1111,6 +1111,16 @@ int sv_tx_routes(struct tx *t)
     const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_HTTPROUTE, &n);
     if (!v && sv_store_list_failed(t->store))
         return -ENOMEM;
+    /* room for every route's rules and matches at once (a hint: a failure only costs growth) */
+    uint64_t rules = 0, matches = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sv_httproute *hr = &v[i]->u.httproute;
+        rules += hr->n_rules;
+        for (size_t r = 0; r < hr->n_rules; r++)
+            matches += hr->rules[r].n_matches ? hr->rules[r].n_matches : 1;
+    }
+    if (n && matches < UINT32_MAX)
+        sv_route_builder_reserve(t->b, (uint32_t)n, (uint32_t)rules, (uint32_t)matches);
     t->st->routes = sv_arena_zalloc(t->a, (n ? n : 1) * sizeof(*t->st->routes));
     if (!t->st->routes)
         return -ENOMEM;
