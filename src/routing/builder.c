@@ -1147,6 +1147,8 @@ struct tnode {
     uint32_t parent; /* UINT32_MAX for roots */
 };
 
+#define TRIE_DEAD (UINT32_MAX - 1) /* tnode.parent of a node merged into its child */
+
 struct trie {
     struct tnode *nodes;
     uint32_t n, cap;
@@ -1318,7 +1320,10 @@ static int compile(struct sv_route_builder *b)
     struct sv_arena *ar = &t->arena;
     int rc = -ENOMEM;
     uint32_t *route_off = NULL, *route_ents = NULL, *order = NULL, *counts = NULL;
-    uint32_t *group_first = NULL;
+    uint32_t *group_first = NULL, *n_child = NULL;
+    uint8_t *has_ent = NULL;
+    struct sv_arena cat; /* concatenated edges of compressed trie nodes */
+    bool cat_ok = false;
     uint32_t *cstart = NULL, *clist = NULL, *cpos = NULL, *bfs = NULL, *newid = NULL;
     struct tuple *tuples = NULL;
     struct trie tr = {0};
@@ -1536,6 +1541,43 @@ static int compile(struct sv_route_builder *b)
     }
     uint32_t nn = tr.n;
 
+    /* path compression: a node (not a bucket root) with one child and no entries of its own is
+     * merged into that child, whose edge becomes "seg/childseg" (hash still of the first
+     * segment: the key children are searched by); a lookup steps over the chain at once. A
+     * parent is always created before its children, so one pass in index order collapses whole
+     * chains. Merged nodes get parent TRIE_DEAD. */
+    n_child = calloc((size_t)nn + 1, sizeof(uint32_t));
+    has_ent = calloc((size_t)nn + 1, 1);
+    if (!n_child || !has_ent || sv_arena_init(&cat, 16 * 1024, false) != 0)
+        goto out;
+    cat_ok = true;
+    for (uint32_t k = 0; k < nt; k++)
+        has_ent[tuples[k].node] = 1;
+    for (uint32_t i = 0; i < nn; i++)
+        if (tr.nodes[i].parent != UINT32_MAX)
+            n_child[tr.nodes[i].parent]++;
+    uint32_t live = nn;
+    for (uint32_t i = 0; i < nn; i++) {
+        struct tnode *c = &tr.nodes[i];
+        uint32_t x = c->parent;
+        if (x == UINT32_MAX || tr.nodes[x].parent == UINT32_MAX || n_child[x] != 1 || has_ent[x])
+            continue;
+        struct tnode *xn = &tr.nodes[x];
+        SV_ASSERT(x < i && xn->parent != TRIE_DEAD);
+        char *cs = sv_arena_alloc(&cat, (size_t)xn->seg_len + 1 + c->seg_len);
+        if (!cs)
+            goto out;
+        memcpy(cs, xn->seg, xn->seg_len);
+        cs[xn->seg_len] = '/';
+        memcpy(cs + xn->seg_len + 1, c->seg, c->seg_len);
+        c->seg = cs;
+        c->seg_len += xn->seg_len + 1;
+        c->hash = xn->hash;
+        c->parent = xn->parent;
+        xn->parent = TRIE_DEAD;
+        live--;
+    }
+
     /* children of each node (grouped by parent), sorted by segment hash */
     cstart = calloc((size_t)nn + 1, sizeof(uint32_t));
     cpos = malloc(((size_t)nn + 1) * sizeof(uint32_t));
@@ -1545,17 +1587,18 @@ static int compile(struct sv_route_builder *b)
     if (!cstart || !cpos || !clist || !bfs || !newid)
         goto out;
     for (uint32_t i = 0; i < nn; i++)
-        if (tr.nodes[i].parent != UINT32_MAX)
+        if (tr.nodes[i].parent < TRIE_DEAD)
             cstart[tr.nodes[i].parent + 1]++;
     for (uint32_t i = 0; i < nn; i++)
         cstart[i + 1] += cstart[i];
     memcpy(cpos, cstart, (size_t)nn * sizeof(uint32_t));
     for (uint32_t i = 0; i < nn; i++)
-        if (tr.nodes[i].parent != UINT32_MAX)
+        if (tr.nodes[i].parent < TRIE_DEAD)
             clist[cpos[tr.nodes[i].parent]++] = i;
     size_t seg_bytes = 0;
     for (uint32_t i = 0; i < nn; i++) {
-        seg_bytes += tr.nodes[i].seg_len;
+        if (tr.nodes[i].parent != TRIE_DEAD)
+            seg_bytes += tr.nodes[i].seg_len;
         sort_idx(clist + cstart[i], cstart[i + 1] - cstart[i], cmp_child, tr.nodes);
     }
 
@@ -1571,7 +1614,8 @@ static int compile(struct sv_route_builder *b)
                 bfs[next++] = clist[j];
         }
     }
-    SV_ASSERT(next == nn);
+    SV_ASSERT(next == live);
+    nn = live; /* from here on: new (breadth-first) node ids */
     for (uint32_t i = 0; i < nn; i++)
         newid[bfs[i]] = i;
     t->n_nodes = nn;
@@ -1632,6 +1676,10 @@ out:
     free(route_ents);
     free(order);
     free(group_first);
+    free(n_child);
+    free(has_ent);
+    if (cat_ok)
+        sv_arena_destroy(&cat);
     free(counts);
     free(tuples);
     free(cstart);

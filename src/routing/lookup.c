@@ -87,8 +87,10 @@ static int64_t child_find(const struct sv_route_table *t, const struct sv_route_
         SV_ROUTE_WORK(1);
         if (c->hash > h)
             break;
-        if (c->hash == h && c->seg_len == seg.len &&
-            memcmp(t->segs + c->seg_off, seg.ptr, seg.len) == 0)
+        /* the node's edge is <seg>, or <seg> followed by "/..." (a compressed chain) */
+        if (c->hash == h && c->seg_len >= seg.len &&
+            memcmp(t->segs + c->seg_off, seg.ptr, seg.len) == 0 &&
+            (c->seg_len == seg.len || t->segs[c->seg_off + seg.len] == '/'))
             return lo;
     }
     return -1;
@@ -330,7 +332,23 @@ static bool bucket_lookup(const struct sv_route_table *t, const struct sv_route_
                 break;
             }
             node = (uint32_t)child;
-            if (t->nodes[node].prefix_n) {
+            const struct sv_route_node *nd = &t->nodes[node];
+            if (nd->seg_len > seg.len) {
+                /* a compressed edge "seg/more/..." (its inner nodes had no entries): the path
+                 * must go on with exactly "/more/..." up to a segment end, else no deeper node
+                 * matches */
+                const char *rest = t->segs + nd->seg_off + seg.len; /* starts with '/' */
+                size_t rl = nd->seg_len - seg.len;
+                SV_ROUTE_WORK(1);
+                if ((size_t)(end - se) < rl || memcmp(se, rest, rl) != 0 ||
+                    (se + rl < end && se[rl] != '/')) {
+                    full = false;
+                    break;
+                }
+                se += rl;
+                slash = se < end ? se : NULL;
+            }
+            if (nd->prefix_n) {
                 SV_ASSERT(depth < SV_ARRAY_SIZE(stack));
                 stack[depth++] = node;
             }

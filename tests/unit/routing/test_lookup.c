@@ -501,3 +501,48 @@ TEST(routing_builder_rejects_bad_rules)
     CHECK_EQ_STR(WHO(g, "h", "/"), "404");
     sv_generation_free_unpublished(g);
 }
+
+/* Chains of path segments without entries of their own are stored as one compressed trie edge;
+ * lookups through, into and beside such edges give what the segment-by-segment walk gave. */
+TEST(routing_compressed_path_chains)
+{
+    struct fx f;
+    fx_init(&f);
+    int b = fx_bind(&f, "127.0.0.1", 80);
+    int l = fx_listener(&f, b, "L", "");
+    int r = fx_route(&f, "ns", "r", 1);
+    REQUIRE(sv_route_builder_attach(f.b, (uint32_t)r, (uint32_t)l, S("")) == 0);
+    REQUIRE(fx_prefix(&f, r, "/a/b/c/d") == 0);                                       /* #0 */
+    REQUIRE(fx_rule(&f, r, SV_ROUTE_PATH_EXACT, "/a/b/c/d/e/f", NULL, NULL, 0, NULL, 0) == 1);
+    REQUIRE(fx_prefix(&f, r, "/a/x") == 2);                                           /* #2 */
+    REQUIRE(fx_prefix(&f, r, "/p/q/r/") == 3);                                        /* #3 */
+    REQUIRE(fx_rule(&f, r, SV_ROUTE_PATH_EXACT, "/long/chain/of/segments", NULL, NULL, 0,
+                    NULL, 0) == 4);
+    REQUIRE(fx_prefix(&f, r, "/a/b/cc") == 5);                                        /* #5 */
+    struct sv_generation *g = fx_finish(&f);
+    REQUIRE(g);
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/a/b/c/d", "ns/r#0"},         {"/a/b/c/d/", "ns/r#0"},
+        {"/a/b/c/d/zz", "ns/r#0"},      {"/a/b/c/d/e", "ns/r#0"},
+        {"/a/b/c/d/e/f", "ns/r#1"},     {"/a/b/c/d/e/f/", "ns/r#0"},
+        {"/a/b/c/d/e/fg", "ns/r#0"},    {"/a/b/c/dd", "404"},
+        {"/a/b/c", "404"},              {"/a/b", "404"},
+        {"/a", "404"},                  {"/a/b/cc", "ns/r#5"},
+        {"/a/b/cc/d", "ns/r#5"},        {"/a/b/c/d2", "404"},
+        {"/a/x", "ns/r#2"},             {"/a/x/b/c/d", "ns/r#2"},
+        {"/a//b/c/d", "404"},           {"/a/b//c/d", "404"},
+        {"/p/q/r", "ns/r#3"},           {"/p/q/r/s", "ns/r#3"},
+        {"/p/q", "404"},                {"/p/q/rr", "404"},
+        {"/long/chain/of/segments", "ns/r#4"}, {"/long/chain/of/segments/", "404"},
+        {"/long/chain/of", "404"},      {"/long/chain/of/segment", "404"},
+        {"/long/chain/of/segmentsx", "404"}, {"/long", "404"},
+    };
+    for (size_t i = 0; i < SV_ARRAY_SIZE(cases); i++) {
+        const char *got = WHO(g, "h", cases[i].path);
+        if (strcmp(got, cases[i].want) != 0)
+            FAIL("%s: got %s, want %s", cases[i].path, got, cases[i].want);
+    }
+    sv_generation_free_unpublished(g);
+}
