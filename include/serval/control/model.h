@@ -35,6 +35,7 @@ enum sv_kind {
     SV_KIND_SERVICE,
     SV_KIND_ENDPOINTSLICE,
     SV_KIND_SECRET,
+    SV_KIND_LISTENERSET,
     SV_KIND__COUNT
 };
 
@@ -173,14 +174,38 @@ struct sv_gateway_address {
     const char *value;
 };
 
+/* spec.allowedListeners.namespaces.from: which ListenerSets may attach (default None). */
+enum sv_ls_from {
+    SV_LSFROM_NONE = 0,
+    SV_LSFROM_SAME,
+    SV_LSFROM_ALL,
+    SV_LSFROM_SELECTOR,
+    SV_LSFROM_UNSUPPORTED
+};
+
 struct sv_gateway {
     const char *class_name;
+    enum sv_ls_from ls_from; /* allowedListeners.namespaces.from, default None */
+    const char *ls_from_raw;
+    bool has_ls_selector;
+    struct sv_label_selector ls_selector; /* allowedListeners.namespaces.selector */
     bool has_parameters_ref; /* spec.infrastructure.parametersRef (we support none) */
     struct sv_object_ref parameters_ref;
     struct sv_listener *listeners;
     size_t n_listeners;
     struct sv_gateway_address *addresses;
     size_t n_addresses;
+};
+
+/* ---- ListenerSet ------------------------------------------------------------------------- */
+
+/* gateway.networking.k8s.io/v1 ListenerSet: listeners merged into a parent Gateway. Listener
+ * defaults are those of Gateway listeners (allowedRoutes from Same, tls.mode Terminate). */
+struct sv_listenerset {
+    struct sv_parent_ref parent; /* spec.parentRef: group/kind defaulted to Gateway; ns NULL =
+                                  * the ListenerSet's namespace; section_name/port unused */
+    struct sv_listener *listeners;
+    size_t n_listeners;
 };
 
 /* ---- HTTPRoute --------------------------------------------------------------------------- */
@@ -440,6 +465,7 @@ struct sv_object {
         struct sv_service service;
         struct sv_endpointslice endpointslice;
         struct sv_secret secret;
+        struct sv_listenerset listenerset;
     } u;
     const char *source; /* where it came from ("file.yaml#2"), NULL if not set */
     uint64_t content_hash; /* of the decoded JSON without status, resourceVersion and

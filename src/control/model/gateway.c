@@ -140,6 +140,45 @@ static int dec_address(struct sv_dec *d, const cJSON *it, void *elem)
     return 0;
 }
 
+/* spec.allowedListeners of a Gateway (default: namespaces.from None). */
+static int dec_allowed_listeners(struct sv_dec *d, const cJSON *spec, struct sv_gateway *gw)
+{
+    static const char *const froms[] = {"None", "Same", "All", "Selector", NULL};
+    const cJSON *al, *ns, *sel;
+    gw->ls_from = SV_LSFROM_NONE;
+    gw->ls_from_raw = "None";
+    if (sv_dec_obj(d, spec, "allowedListeners", &al) < 0)
+        return -1;
+    if (!al)
+        return 0;
+    size_t mark = sv_dec_push(d, "allowedListeners");
+    if (sv_dec_obj(d, al, "namespaces", &ns) < 0)
+        return -1;
+    if (ns) {
+        size_t m2 = sv_dec_push(d, "namespaces");
+        const char *from = NULL;
+        if (sv_dec_str(d, ns, "from", &from) < 0)
+            return -1;
+        if (from) {
+            gw->ls_from_raw = from;
+            gw->ls_from = (enum sv_ls_from)sv_dec_enum(from, froms, SV_LSFROM_UNSUPPORTED);
+        }
+        int rc = sv_dec_obj(d, ns, "selector", &sel);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            size_t m3 = sv_dec_push(d, "selector");
+            gw->has_ls_selector = true;
+            if (sv_dec_label_selector(d, sel, &gw->ls_selector) < 0)
+                return -1;
+            sv_dec_pop(d, m3);
+        }
+        sv_dec_pop(d, m2);
+    }
+    sv_dec_pop(d, mark);
+    return 0;
+}
+
 int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_gateway *gw = &obj->u.gateway;
@@ -170,8 +209,34 @@ int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
         }
         sv_dec_pop(d, m2);
     }
-    if (SV_DEC_EACH_OBJ(d, spec, "listeners", &gw->listeners, &gw->n_listeners, dec_listener) < 0 ||
+    if (dec_allowed_listeners(d, spec, gw) < 0 ||
+        SV_DEC_EACH_OBJ(d, spec, "listeners", &gw->listeners, &gw->n_listeners, dec_listener) < 0 ||
         SV_DEC_EACH_OBJ(d, spec, "addresses", &gw->addresses, &gw->n_addresses, dec_address) < 0)
+        return -1;
+    sv_dec_pop(d, mark);
+    return 0;
+}
+
+int sv_dec_listenerset(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
+{
+    struct sv_listenerset *ls = &obj->u.listenerset;
+    const cJSON *spec, *pr;
+    if (sv_dec_req_obj(d, j, "spec", &spec) < 0)
+        return -1;
+    size_t mark = sv_dec_push(d, "spec");
+    if (sv_dec_req_obj(d, spec, "parentRef", &pr) < 0)
+        return -1;
+    size_t m2 = sv_dec_push(d, "parentRef");
+    struct sv_parent_ref *p = &ls->parent;
+    if (sv_dec_str(d, pr, "group", &p->group) < 0 || sv_dec_str(d, pr, "kind", &p->kind) < 0 ||
+        sv_dec_str(d, pr, "namespace", &p->ns) < 0 || sv_dec_req_str(d, pr, "name", &p->name) < 0)
+        return -1;
+    if (!p->group)
+        p->group = SV_GATEWAY_API_GROUP;
+    if (!p->kind)
+        p->kind = "Gateway";
+    sv_dec_pop(d, m2);
+    if (SV_DEC_EACH_OBJ(d, spec, "listeners", &ls->listeners, &ls->n_listeners, dec_listener) < 0)
         return -1;
     sv_dec_pop(d, mark);
     return 0;

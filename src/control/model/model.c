@@ -21,6 +21,7 @@ static const char *const kind_names[SV_KIND__COUNT] = {
     [SV_KIND_SERVICE] = "Service",
     [SV_KIND_ENDPOINTSLICE] = "EndpointSlice",
     [SV_KIND_SECRET] = "Secret",
+    [SV_KIND_LISTENERSET] = "ListenerSet",
 };
 
 const char *sv_kind_name(enum sv_kind kind)
@@ -695,6 +696,7 @@ static const struct kind_entry kinds[] = {
     {"Service", {"v1", NULL, NULL}, SV_KIND_SERVICE},
     {"EndpointSlice", {"discovery.k8s.io/v1", NULL, NULL}, SV_KIND_ENDPOINTSLICE},
     {"Secret", {"v1", NULL, NULL}, SV_KIND_SECRET},
+    {"ListenerSet", {SV_GATEWAY_API_GROUP "/v1", NULL, NULL}, SV_KIND_LISTENERSET},
 };
 
 int sv_model_decode(const cJSON *json, const char *source, struct sv_object **out, char *err,
@@ -773,6 +775,9 @@ int sv_model_decode(const cJSON *json, const char *source, struct sv_object **ou
             break;
         case SV_KIND_SECRET:
             rc = sv_dec_secret(&d, json, obj);
+            break;
+        case SV_KIND_LISTENERSET:
+            rc = sv_dec_listenerset(&d, json, obj);
             break;
         default:
             SV_ASSERT(!"unreachable kind");

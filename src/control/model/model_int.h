@@ -111,6 +111,7 @@ int sv_dec_httproute(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_service(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_endpointslice(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_secret(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
+int sv_dec_listenerset(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_label_selector(struct sv_dec *d, const cJSON *o, struct sv_label_selector *out);
 
 #endif

@@ -51,9 +51,28 @@ static struct sv_object *find(enum sv_kind k)
 TEST(model_all_kinds_decode_and_unknown_kinds_are_ignored)
 {
     REQUIRE(load_all_kinds() == 0);
-    CHECK_EQ_INT(n_objs, 8); /* the ConfigMap is ignored */
+    CHECK_EQ_INT(n_objs, 9); /* the ConfigMap is ignored */
     for (int k = 0; k < SV_KIND__COUNT; k++)
         CHECK(find((enum sv_kind)k) != NULL);
+    free_all();
+}
+
+TEST(model_listenerset_defaults)
+{
+    REQUIRE(load_all_kinds() == 0);
+    struct sv_object *o = find(SV_KIND_LISTENERSET);
+    REQUIRE(o);
+    const struct sv_listenerset *ls = &o->u.listenerset;
+    CHECK_EQ_STR(ls->parent.group, SV_GATEWAY_API_GROUP);
+    CHECK_EQ_STR(ls->parent.kind, "Gateway");
+    CHECK_EQ_STR(ls->parent.ns, "infra");
+    CHECK_EQ_STR(ls->parent.name, "shop-gw");
+    REQUIRE(ls->n_listeners == 1);
+    CHECK_EQ_INT(ls->listeners[0].protocol, SV_PROTO_HTTPS);
+    CHECK_EQ_INT(ls->listeners[0].tls.mode, SV_TLS_TERMINATE);
+    REQUIRE(ls->listeners[0].tls.n_cert_refs == 1);
+    CHECK_EQ_STR(ls->listeners[0].tls.cert_refs[0].kind, "Secret");
+    CHECK_EQ_INT(ls->listeners[0].from, SV_FROM_SAME);
     free_all();
 }
 
