@@ -47,6 +47,15 @@ struct sv_status_gateway {
     struct sv_condition_set conds;
     struct sv_status_listener *listeners; /* one per spec listener, same order */
     size_t n_listeners;
+    int32_t attached_listener_sets; /* ListenerSets allowed here and Accepted */
+};
+
+/* A ListenerSet whose parentRef names one of our Gateways. */
+struct sv_status_listenerset {
+    const struct sv_object *obj;
+    struct sv_condition_set conds;
+    struct sv_status_listener *listeners; /* one per spec listener when attached, else none */
+    size_t n_listeners;
 };
 
 struct sv_status_gatewayclass {
@@ -87,6 +96,8 @@ struct sv_status {
     size_t n_routes;
     struct sv_status_tls_cert *certs;
     size_t n_certs;
+    struct sv_status_listenerset *listenersets;
+    size_t n_listenersets;
     struct sv_arena _arena;
 };
 
@@ -100,10 +111,14 @@ const struct sv_status_route *sv_status_route(const struct sv_status *st, const 
                                               const char *name);
 const struct sv_status_listener *sv_status_listener(const struct sv_status_gateway *gw,
                                                     const char *name);
+const struct sv_status_listenerset *sv_status_listenerset(const struct sv_status *st,
+                                                          const char *ns, const char *name);
 
 /* {"gatewayClasses":[{"name":..,"status":{"conditions":[..]}}], "gateways":[{"namespace":..,
- * "name":..,"status":{"addresses":[..],"conditions":[..],"listeners":[..]}}], "httpRoutes":
- * [{"namespace":..,"name":..,"status":{"parents":[..]}}]} with Kubernetes field names.
+ * "name":..,"status":{"addresses":[..],"conditions":[..],"listeners":[..],
+ * "attachedListenerSets":N}}], "httpRoutes": [{"namespace":..,"name":..,"status":{"parents":
+ * [..]}}], "listenerSets":[{"namespace":..,"name":..,"status":{"conditions":[..],"listeners":
+ * [..]}}]} with Kubernetes field names.
  * lastTransitionTime is not included (the status writer owns it). Returns a new tree (caller
  * frees with cJSON_Delete) or NULL when out of memory. */
 struct cJSON *sv_status_to_json(const struct sv_status *st);

@@ -899,8 +899,8 @@ static bool ns_allowed(struct tx *t, const struct tx_gateway *g, const struct tx
                        const char *route_ns)
 {
     switch (tl->l->from) {
-    case SV_FROM_SAME:
-        return strcmp(route_ns, g->obj->meta.ns) == 0;
+    case SV_FROM_SAME: /* a ListenerSet's listener: the ListenerSet's namespace */
+        return strcmp(route_ns, tl->owner ? tl->owner->obj->meta.ns : g->obj->meta.ns) == 0;
     case SV_FROM_ALL:
         return true;
     case SV_FROM_SELECTOR: {
@@ -971,11 +971,8 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
     int64_t gen = route->meta.generation;
     bool ours = false;
     for (size_t pi = 0; pi < hr->n_parents && !ours; pi++) {
-        const struct sv_parent_ref *p = &hr->parents[pi];
-        const char *gns = p->ns ? p->ns : route->meta.ns;
-        for (size_t gi = 0; gi < t->n_gws && !ours; gi++)
-            ours = strcmp(t->gws[gi].obj->meta.ns, gns) == 0 &&
-                   strcmp(t->gws[gi].obj->meta.name, p->name) == 0;
+        const struct tx_listenerset *owner;
+        ours = sv_tx_parent(t, &hr->parents[pi], route->meta.ns, &owner) != NULL;
     }
     sr->obj = route;
     if (!ours)
@@ -1014,15 +1011,10 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
 
     for (size_t pi = 0; pi < hr->n_parents; pi++) {
         const struct sv_parent_ref *p = &hr->parents[pi];
-        if (strcmp(p->group, SV_GATEWAY_API_GROUP) != 0 || strcmp(p->kind, "Gateway") != 0)
-            continue;
         const char *gns = p->ns ? p->ns : route->meta.ns;
-        struct tx_gateway *g = NULL;
-        for (size_t gi = 0; gi < t->n_gws && !g; gi++) {
-            if (strcmp(t->gws[gi].obj->meta.ns, gns) == 0 &&
-                strcmp(t->gws[gi].obj->meta.name, p->name) == 0)
-                g = &t->gws[gi];
-        }
+        /* a Gateway (its own listeners) or a ListenerSet attached to one (its listeners) */
+        const struct tx_listenerset *owner;
+        struct tx_gateway *g = sv_tx_parent(t, p, route->meta.ns, &owner);
         if (!g)
             continue; /* not our Gateway: no status entry from us */
         struct sv_status_route_parent *sp = &sr->parents[sr->n_parents++];
@@ -1032,6 +1024,8 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
         size_t selected = 0, allowed = 0, hosted = 0;
         for (size_t j = 0; j < g->n_ls; j++) {
             struct tx_listener *tl = &g->ls[j];
+            if (tl->owner != owner)
+                continue;
             if (p->section_name && strcmp(p->section_name, tl->l->name) != 0)
                 continue;
             if (p->port && p->port != tl->l->port)

@@ -90,6 +90,17 @@ const struct sv_status_listener *sv_status_listener(const struct sv_status_gatew
     return NULL;
 }
 
+const struct sv_status_listenerset *sv_status_listenerset(const struct sv_status *st,
+                                                          const char *ns, const char *name)
+{
+    for (size_t i = 0; i < st->n_listenersets; i++) {
+        const struct sv_object *o = st->listenersets[i].obj;
+        if (strcmp(o->meta.ns, ns) == 0 && strcmp(o->meta.name, name) == 0)
+            return &st->listenersets[i];
+    }
+    return NULL;
+}
+
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
 static cJSON *conds_json(const struct sv_condition_set *set)
@@ -126,6 +137,34 @@ static cJSON *named(cJSON *arr, const struct sv_object *o)
     return cJSON_AddObjectToObject(j, "status");
 }
 
+/* "listeners" array of a Gateway or ListenerSet status object <s>; false when out of memory. */
+static bool listeners_json(cJSON *s, const struct sv_status_listener *v, size_t n)
+{
+    cJSON *ls = cJSON_AddArrayToObject(s, "listeners");
+    for (size_t k = 0; ls && k < n; k++) {
+        const struct sv_status_listener *l = &v[k];
+        cJSON *lj = cJSON_CreateObject();
+        if (!lj)
+            return false;
+        cJSON_AddStringToObject(lj, "name", l->name);
+        cJSON *kinds = cJSON_AddArrayToObject(lj, "supportedKinds");
+        for (size_t q = 0; kinds && q < l->n_supported_kinds; q++) {
+            cJSON *kj = cJSON_CreateObject();
+            if (!kj) {
+                cJSON_Delete(lj);
+                return false;
+            }
+            cJSON_AddStringToObject(kj, "group", l->supported_kinds[q].group);
+            cJSON_AddStringToObject(kj, "kind", l->supported_kinds[q].kind);
+            cJSON_AddItemToArray(kinds, kj);
+        }
+        cJSON_AddNumberToObject(lj, "attachedRoutes", l->attached_routes);
+        cJSON_AddItemToObject(lj, "conditions", conds_json(&l->conds));
+        cJSON_AddItemToArray(ls, lj);
+    }
+    return ls != NULL;
+}
+
 cJSON *sv_status_to_json(const struct sv_status *st)
 {
     cJSON *root = cJSON_CreateObject();
@@ -134,7 +173,8 @@ cJSON *sv_status_to_json(const struct sv_status *st)
     cJSON *classes = cJSON_AddArrayToObject(root, "gatewayClasses");
     cJSON *gws = cJSON_AddArrayToObject(root, "gateways");
     cJSON *routes = cJSON_AddArrayToObject(root, "httpRoutes");
-    if (!classes || !gws || !routes)
+    cJSON *lsets = cJSON_AddArrayToObject(root, "listenerSets");
+    if (!classes || !gws || !routes || !lsets)
         goto fail;
     for (size_t i = 0; i < st->n_classes; i++) {
         cJSON *s = named(classes, st->classes[i].obj);
@@ -156,26 +196,9 @@ cJSON *sv_status_to_json(const struct sv_status *st)
             cJSON_AddItemToArray(addrs, a);
         }
         cJSON_AddItemToObject(s, "conditions", conds_json(&g->conds));
-        cJSON *ls = cJSON_AddArrayToObject(s, "listeners");
-        for (size_t k = 0; ls && k < g->n_listeners; k++) {
-            const struct sv_status_listener *l = &g->listeners[k];
-            cJSON *lj = cJSON_CreateObject();
-            if (!lj)
-                goto fail;
-            cJSON_AddStringToObject(lj, "name", l->name);
-            cJSON *kinds = cJSON_AddArrayToObject(lj, "supportedKinds");
-            for (size_t q = 0; kinds && q < l->n_supported_kinds; q++) {
-                cJSON *kj = cJSON_CreateObject();
-                if (!kj)
-                    goto fail;
-                cJSON_AddStringToObject(kj, "group", l->supported_kinds[q].group);
-                cJSON_AddStringToObject(kj, "kind", l->supported_kinds[q].kind);
-                cJSON_AddItemToArray(kinds, kj);
-            }
-            cJSON_AddNumberToObject(lj, "attachedRoutes", l->attached_routes);
-            cJSON_AddItemToObject(lj, "conditions", conds_json(&l->conds));
-            cJSON_AddItemToArray(ls, lj);
-        }
+        if (!listeners_json(s, g->listeners, g->n_listeners))
+            goto fail;
+        cJSON_AddNumberToObject(s, "attachedListenerSets", g->attached_listener_sets);
     }
     for (size_t i = 0; i < st->n_routes; i++) {
         const struct sv_status_route *r = &st->routes[i];
@@ -204,6 +227,13 @@ cJSON *sv_status_to_json(const struct sv_status *st)
             cJSON_AddItemToObject(pj, "conditions", conds_json(&p->conds));
             cJSON_AddItemToArray(parents, pj);
         }
+    }
+    for (size_t i = 0; i < st->n_listenersets; i++) {
+        const struct sv_status_listenerset *l = &st->listenersets[i];
+        cJSON *s = named(lsets, l->obj);
+        if (!s || !cJSON_AddItemToObject(s, "conditions", conds_json(&l->conds)) ||
+            !listeners_json(s, l->listeners, l->n_listeners))
+            goto fail;
     }
     return root;
 fail:

@@ -145,7 +145,9 @@ static bool pem_like(const struct sv_bytes_kv *kv)
 static size_t listener_certs(struct tx *t, struct tx_gateway *g, struct tx_listener *tl,
                              const struct sv_object **out, size_t max)
 {
-    const struct sv_object *gw = g->obj;
+    /* a ListenerSet's listener refers from the ListenerSet (namespace, ReferenceGrant kind) */
+    const struct sv_object *gw = tl->owner ? tl->owner->obj : g->obj;
+    const char *from_kind = tl->owner ? "ListenerSet" : "Gateway";
     int64_t gen = gw->meta.generation;
     const struct sv_listener_tls *tls = &tl->l->tls;
     struct sv_condition_set *cs = &tl->status->conds;
@@ -169,7 +171,7 @@ static size_t listener_certs(struct tx *t, struct tx_gateway *g, struct tx_liste
             return 0;
         }
         if (strcmp(ns, gw->meta.ns) != 0 &&
-            !grant_allows(t, "Gateway", gw->meta.ns, "", "Secret", ns, r->name)) {
+            !grant_allows(t, from_kind, gw->meta.ns, "", "Secret", ns, r->name)) {
             sv_tx_cond(t, cs, "ResolvedRefs", false, "RefNotPermitted", gen,
                        "Secret %s/%s: no ReferenceGrant allows it", ns, r->name);
             return 0;
@@ -212,22 +214,36 @@ static bool same_addr(const struct tx_gateway *a, const struct tx_gateway *b)
     return memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
+/* Within one Gateway, may listener b (index j) make listener a (index i) conflicted? Between the
+ * Gateway's own listeners nobody wins; a ListenerSet's listener loses to every valid listener
+ * before it (the Gateway's own, then older ListenerSets: g->ls is in precedence order) and never
+ * beats one. */
+static bool conflict_applies(const struct tx_listener *a, size_t i, const struct tx_listener *b,
+                             size_t j)
+{
+    if (!a->owner)
+        return !b->owner;
+    return j < i && b->accepted;
+}
+
 /* Mark listeners that cannot share a port. Within one Gateway nobody wins (same port with another
- * protocol, or the same port and hostname). Every Gateway shares --bind, so across Gateways the
- * same port and hostname are merged into one listener (their routes are served together), and
- * only a protocol clash refuses the younger Gateway's listener. */
+ * protocol, or the same port and hostname), except for ListenerSet listeners (conflict_applies).
+ * Every Gateway shares --bind, so across Gateways the same port and hostname are merged into one
+ * listener (their routes are served together), and only a protocol clash refuses the younger
+ * Gateway's listener. */
 static void tx_conflicts(struct tx *t)
 {
     for (size_t gi = 0; gi < t->n_gws; gi++) {
         struct tx_gateway *g = &t->gws[gi];
         for (size_t i = 0; i < g->n_ls; i++) {
             struct tx_listener *a = &g->ls[i];
-            if (!a->accepted)
+            /* a ListenerSet listener is reported as conflicted even when invalid otherwise */
+            if (!a->accepted && !(a->owner && g->accepted))
                 continue;
             const char *why = NULL;
             for (size_t j = 0; j < g->n_ls && !why; j++) {
                 struct tx_listener *b = &g->ls[j];
-                if (j == i || b->l->port != a->l->port)
+                if (j == i || b->l->port != a->l->port || !conflict_applies(a, i, b, j))
                     continue;
                 if (b->l->protocol != a->l->protocol)
                     why = "ProtocolConflict";
@@ -245,11 +261,18 @@ static void tx_conflicts(struct tx *t)
                         why = "ProtocolConflict";
                 }
             }
-            if (why)
-                sv_tx_cond(t, &a->status->conds, "Conflicted", true, why, g->obj->meta.generation,
+            if (why) {
+                int64_t gen = sv_tx_listener_gen(g, a);
+                sv_tx_cond(t, &a->status->conds, "Conflicted", true, why, gen,
                            "another listener uses port %d %s", a->l->port,
                            strcmp(why, "ProtocolConflict") == 0 ? "with another protocol"
                                                                  : "with the same hostname");
+                if (a->owner) { /* it loses now, so that it does not beat later listeners */
+                    a->accepted = false;
+                    sv_tx_cond(t, &a->status->conds, "Accepted", false, why, gen,
+                               "a listener with precedence uses port %d", a->l->port);
+                }
+            }
         }
     }
     /* Apply after the scan so that within a Gateway both sides of a conflict are refused. */
@@ -288,7 +311,7 @@ static int tx_listener_status(struct tx *t, struct tx_gateway *g, size_t i)
     struct tx_listener *tl = &g->ls[i];
     const struct sv_listener *l = tl->l;
     struct sv_status_listener *ls = tl->status;
-    int64_t gen = g->obj->meta.generation;
+    int64_t gen = sv_tx_listener_gen(g, tl);
     tl->builder_index = -1;
     tl->host = l->hostname ? l->hostname : "";
     ls->name = l->name;
@@ -341,10 +364,10 @@ static int tx_listener_status(struct tx *t, struct tx_gateway *g, size_t i)
 /* Fill binds/listeners of the builder for accepted, unconflicted listeners. */
 static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
 {
-    int64_t gen = g->obj->meta.generation;
     for (size_t i = 0; i < g->n_ls; i++) {
         struct tx_listener *tl = &g->ls[i];
         struct sv_status_listener *ls = tl->status;
+        int64_t gen = sv_tx_listener_gen(g, tl);
         if (!sv_condition_find(&ls->conds, "Conflicted"))
             sv_tx_cond(t, &ls->conds, "Conflicted", false, "NoConflicts", gen, "No conflicts");
         const struct sv_object *secrets[SV_TLS_MAX_CERTS_PER_LISTENER];
@@ -357,8 +380,9 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
         }
         const char *why = NULL;
         const struct tx_listener *shared = NULL;
+        const struct sv_condition *cf = sv_condition_find(&ls->conds, "Conflicted");
         if (!tl->accepted || !tl->http_routes) {
-            why = "Invalid";
+            why = tl->owner && strcmp(cf->status, "True") == 0 ? cf->reason : "Invalid";
         } else if ((shared = merged_with(t, g, tl)) != NULL) {
             tl->builder_index = shared->builder_index;
             tl->programmed = true;
@@ -375,9 +399,14 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
             bind = sv_route_builder_add_bind(t->b, &sa.sa, salen, proto);
             if (bind == -ENOMEM)
                 return -ENOMEM;
-            char name[600];
-            snprintf(name, sizeof(name), "%s/%s/%s", g->obj->meta.ns, g->obj->meta.name,
-                     tl->l->name);
+            char name[900];
+            if (tl->owner)
+                snprintf(name, sizeof(name), "%s/%s/%s/%s/%s", g->obj->meta.ns,
+                         g->obj->meta.name, tl->owner->obj->meta.ns, tl->owner->obj->meta.name,
+                         tl->l->name);
+            else
+                snprintf(name, sizeof(name), "%s/%s/%s", g->obj->meta.ns, g->obj->meta.name,
+                         tl->l->name);
             int li = bind < 0 ? bind
                               : sv_route_builder_add_listener(t->b, (uint32_t)bind,
                                                               sv_str_cstr(name),
@@ -550,32 +579,42 @@ static int tx_gateways(struct tx *t)
             }
         }
     }
-    t->cap_certs = n_listeners;
     qsort(ours, k, sizeof(*ours), cmp_gateway_age);
     t->gws = sv_arena_zalloc(t->a, (k ? k : 1) * sizeof(*t->gws));
     t->st->gateways = sv_arena_zalloc(t->a, (k ? k : 1) * sizeof(*t->st->gateways));
-    t->st->certs = sv_arena_zalloc(t->a, (n_listeners ? n_listeners : 1) * sizeof(*t->st->certs));
-    if (!t->gws || !t->st->gateways || !t->st->certs)
+    if (!t->gws || !t->st->gateways)
         return -ENOMEM;
     t->n_gws = k;
     t->st->n_gateways = k;
+    for (size_t i = 0; i < k; i++)
+        t->gws[i].obj = ours[i];
+    if (sv_tx_lsets_collect(t, &n_listeners) != 0)
+        return -ENOMEM;
+    t->cap_certs = n_listeners;
+    t->st->certs = sv_arena_zalloc(t->a, (n_listeners ? n_listeners : 1) * sizeof(*t->st->certs));
+    if (!t->st->certs)
+        return -ENOMEM;
     for (size_t i = 0; i < k; i++) {
         struct tx_gateway *g = &t->gws[i];
         const struct sv_gateway *gw = &ours[i]->u.gateway;
-        g->obj = ours[i];
         g->status = &t->st->gateways[i];
         g->status->obj = ours[i];
-        g->n_ls = gw->n_listeners;
+        g->n_own = gw->n_listeners;
+        g->n_ls = g->n_own + g->n_lset;
         g->ls = sv_arena_zalloc(t->a, (g->n_ls ? g->n_ls : 1) * sizeof(*g->ls));
         g->status->listeners =
-            sv_arena_zalloc(t->a, (g->n_ls ? g->n_ls : 1) * sizeof(*g->status->listeners));
+            sv_arena_zalloc(t->a, (g->n_own ? g->n_own : 1) * sizeof(*g->status->listeners));
         if (!g->ls || !g->status->listeners)
             return -ENOMEM;
-        g->status->n_listeners = g->n_ls;
+        g->status->n_listeners = g->n_own;
         g->accepted = class_accepted(t, gw->class_name);
-        for (size_t j = 0; j < g->n_ls; j++) {
+        for (size_t j = 0; j < g->n_own; j++) {
             g->ls[j].l = &gw->listeners[j];
             g->ls[j].status = &g->status->listeners[j];
+        }
+        if (sv_tx_lsets_fill(t, g) != 0)
+            return -ENOMEM;
+        for (size_t j = 0; j < g->n_ls; j++) {
             if (tx_listener_status(t, g, j) != 0)
                 return -ENOMEM;
             if (!g->accepted)
@@ -600,7 +639,7 @@ static int tx_gateways(struct tx *t)
             return -ENOMEM;
         /* A listener is valid when Accepted, not Conflicted and its references resolve. */
         size_t valid = 0;
-        for (size_t j = 0; j < g->n_ls; j++) {
+        for (size_t j = 0; j < g->n_own; j++) {
             const struct sv_condition_set *lc = &g->ls[j].status->conds;
             const struct sv_condition *cf = sv_condition_find(lc, "Conflicted");
             valid += strcmp(sv_condition_find(lc, "Accepted")->status, "True") == 0 &&
@@ -622,13 +661,13 @@ static int tx_gateways(struct tx *t)
                        "only IPAddress addresses are supported");
         else if (valid == 0)
             sv_tx_cond(t, cs, "Accepted", false, "ListenersNotValid", gen, "no valid listener");
-        else if (valid < g->n_ls)
+        else if (valid < g->n_own)
             sv_tx_cond(t, cs, "Accepted", true, "ListenersNotValid", gen,
-                       "%zu of %zu listeners are not valid", g->n_ls - valid, g->n_ls);
+                       "%zu of %zu listeners are not valid", g->n_own - valid, g->n_own);
         else
             sv_tx_cond(t, cs, "Accepted", true, "Accepted", gen, "Gateway accepted");
         bool programmed = false;
-        for (size_t j = 0; j < g->n_ls; j++)
+        for (size_t j = 0; j < g->n_own; j++)
             programmed = programmed || g->ls[j].programmed;
         if (unusable)
             sv_tx_cond(t, cs, "Programmed", false, "AddressNotUsable", gen,
@@ -640,6 +679,8 @@ static int tx_gateways(struct tx *t)
         else
             sv_tx_cond(t, cs, "Programmed", true, "Programmed", gen, "Gateway programmed");
     }
+    for (size_t i = 0; i < k; i++)
+        sv_tx_lsets_status(t, &t->gws[i]);
     return 0;
 }
 

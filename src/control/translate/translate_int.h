@@ -11,8 +11,11 @@
 #include "serval/control/translate.h"
 #include "serval/routing/builder.h"
 
+struct tx_listenerset;
+
 struct tx_listener {
     const struct sv_listener *l;
+    const struct tx_listenerset *owner; /* NULL = the Gateway's own listener */
     struct sv_status_listener *status;
     bool accepted;      /* Accepted=True and not conflicted */
     bool http_routes;   /* HTTPRoute is among the supported kinds */
@@ -24,8 +27,10 @@ struct tx_listener {
 struct tx_gateway {
     const struct sv_object *obj;
     struct sv_status_gateway *status;
-    struct tx_listener *ls;
+    struct tx_listener *ls; /* own listeners first, then those of attached ListenerSets */
     size_t n_ls;
+    size_t n_own;  /* the Gateway's own listeners: ls[0..n_own) */
+    size_t n_lset; /* listeners of attached ListenerSets (counted before ls is allocated) */
     bool accepted;
     union sv_route_sockaddr addr; /* what its listeners bind (port set per listener) */
     const char *addr_text;        /* the same as text (status arena) */
@@ -53,6 +58,8 @@ struct tx {
     struct sv_arena scratch;  /* reset per rule */
     struct tx_gateway *gws;
     size_t n_gws;
+    struct tx_listenerset *lsets; /* ListenerSets whose parent is one of gws, precedence order */
+    size_t n_lsets;
     const struct sv_object **slices; /* EndpointSlices sorted by namespace, service name */
     size_t n_slices;
     uint8_t *set_filled; /* per backend set id: endpoints added */
@@ -74,6 +81,32 @@ char *sv_tx_strdup(struct tx *t, const char *s);
 /* Hostname intersection (host.c): the hostname a route serves under on a listener, or NULL when
  * they do not intersect. <lh> NULL = listener without hostname; <rh> a route hostname. */
 const char *sv_tx_host_intersect(const char *lh, const char *rh);
+
+/* A ListenerSet whose parentRef names one of our Gateways (listenerset.c). */
+struct tx_listenerset {
+    const struct sv_object *obj;
+    struct sv_status_listenerset *status;
+    struct tx_gateway *g;
+    bool allowed; /* selected by the Gateway's allowedListeners: its listeners are merged */
+};
+
+/* ListenerSets (listenerset.c). Called by tx_gateways once t->gws[].obj are set: finds the
+ * ListenerSets of our Gateways, decides which are allowed, sets g->n_lset and adds the number of
+ * certificate slots their listeners need to *n_certs. 0 or -ENOMEM. */
+int sv_tx_lsets_collect(struct tx *t, size_t *n_certs);
+/* Fill g->ls[g->n_own..g->n_ls) with the listeners of g's allowed ListenerSets (l, owner,
+ * status; the caller computes their status). 0 or -ENOMEM. */
+int sv_tx_lsets_fill(struct tx *t, struct tx_gateway *g);
+/* ListenerSet conditions and the Gateway's attachedListenerSets, after g's listeners are
+ * programmed. */
+void sv_tx_lsets_status(struct tx *t, struct tx_gateway *g);
+/* The Gateway a parentRef (kind Gateway or ListenerSet) of a route in <route_ns> names, or NULL
+ * when not ours (or a ListenerSet that is not attached); *owner = the ListenerSet (NULL for a
+ * Gateway). A route on a parent only uses listeners with tl->owner == *owner. */
+struct tx_gateway *sv_tx_parent(struct tx *t, const struct sv_parent_ref *p,
+                                const char *route_ns, const struct tx_listenerset **owner);
+/* The generation listener conditions of <tl> carry. */
+int64_t sv_tx_listener_gen(const struct tx_gateway *g, const struct tx_listener *tl);
 
 /* Routes (route.c). */
 int sv_tx_routes(struct tx *t);
