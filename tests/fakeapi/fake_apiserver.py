@@ -30,8 +30,8 @@ Kinds: v1 namespaces, services, secrets, configmaps, endpoints, serviceaccounts;
 deployments; policy/v1 poddisruptionbudgets; discovery.k8s.io/v1 endpointslices;
 coordination.k8s.io/v1 leases; rbac.authorization.k8s.io/v1 (cluster)roles and
 (cluster)rolebindings; gateway.networking.k8s.io v1 gatewayclasses, gateways, httproutes,
-grpcroutes, referencegrants (v1beta1: gatewayclasses, gateways, httproutes, referencegrants, one
-storage shared by both versions) and v1alpha2 tlsroutes. Nothing runs behind them (no
+grpcroutes, referencegrants, listenersets (v1beta1: gatewayclasses, gateways, httproutes,
+referencegrants, one storage shared by both versions) and v1alpha2 tlsroutes. Nothing runs behind them (no
 controllers, no pods); `kubectl apply -k deploy/` stores what it is given.
 
 Semantics (what a client can rely on)
@@ -258,6 +258,8 @@ KINDS = [
          crd=True, short=["refgrant"], categories=["gateway-api"]),
     Kind(GW, ["v1alpha2"], "tlsroutes", "TLSRoute", True, status=True, generation=True, crd=True,
          categories=["gateway-api"]),
+    Kind(GW, ["v1"], "listenersets", "ListenerSet", True, status=True, generation=True, crd=True,
+         short=["lset"], categories=["gateway-api"]),
 ]
 BY_GVR = {}
 BY_KEY = {}
@@ -698,7 +700,7 @@ def apply_defaults(kd, obj):
         for rule in spec.get("rules") or []:
             if isinstance(rule, dict):
                 _default_backend_refs(rule)
-    elif kd.plural == "gateways":
+    elif kd.plural in ("gateways", "listenersets"):
         if isinstance(spec, dict):
             for ln in spec.get("listeners") or []:
                 if not isinstance(ln, dict):
@@ -712,6 +714,10 @@ def apply_defaults(kd, obj):
                     ln["tls"].setdefault("mode", "Terminate")
         if "status" not in obj:
             obj["status"] = _pending(["Accepted", "Programmed"])
+        if kd.plural == "listenersets" and isinstance(spec, dict) and \
+                isinstance(spec.get("parentRef"), dict):
+            spec["parentRef"].setdefault("group", GW)
+            spec["parentRef"].setdefault("kind", "Gateway")
     elif kd.plural == "gatewayclasses":
         if "status" not in obj:
             obj["status"] = _pending(["Accepted"])

@@ -13,6 +13,17 @@ from k8stest import (ROOT, ROUTE, FakeAPI, apply, backend, base, conditions, get
                      kget, our_parents, pod_of, ready, start_k8s_gateway, wait_for)
 
 
+LSET = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: ls, namespace: demo}
+spec:
+  parentRef: {name: gw}
+  listeners:
+  - {name: extra, port: 8081, protocol: HTTP}
+"""
+
+
 def cluster_role_rules(path):
     """The rules of the ClusterRole in a multi-document YAML file written with flow sequences
     (apiGroups: ["a", "b"]); enough YAML for our own deploy/ file."""
@@ -75,6 +86,13 @@ def main():
         unrestricted(lambda: apply(api, ROUTE.format(name="app2", prefix="/b", svc="svc-a")))
         wait_for(lambda: our_parents(unrestricted(lambda: kget(api, "httproute", "app2"))), 15,
                  0.3)
+        # a ListenerSet of demo/gw (not allowed: the Gateway has no allowedListeners): its
+        # status is still ours to write (get + listenersets/status update)
+        unrestricted(lambda: apply(api, LSET))
+        check("rbac: ListenerSet status written under the role",
+              wait_for(lambda: conditions((unrestricted(lambda: kget(api, "listenerset", "ls"))
+                                            or {}).get("status")).get("Accepted") == "False",
+                       15, 0.3))
     finally:
         if gw:
             rc = stop(gw)  # releases the Lease (an update)

@@ -33,6 +33,7 @@ static const struct {
     {SV_KIND_ENDPOINTSLICE, "/apis/discovery.k8s.io/v1/endpointslices",
      "labelSelector=kubernetes.io%2Fservice-name"},
     {SV_KIND_SECRET, "/api/v1/secrets", "fieldSelector=type%3Dkubernetes.io%2Ftls"},
+    {SV_KIND_LISTENERSET, G "/v1/listenersets", NULL},
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 

@@ -199,12 +199,21 @@ cJSON *sv_k8s_status_merge(enum sv_kind kind, const cJSON *current, const cJSON 
         if (!c)
             goto fail;
         set_item(out, "conditions", c);
-        if (kind == SV_KIND_GATEWAY) {
+        if (kind == SV_KIND_GATEWAY || kind == SV_KIND_LISTENERSET) {
             cJSON *l = merge_listeners(cJSON_GetObjectItemCaseSensitive(cur_of, "listeners"),
                                        cJSON_GetObjectItemCaseSensitive(desired, "listeners"), now);
             if (!l)
                 goto fail;
             set_item(out, "listeners", l);
+        }
+        const cJSON *als = cJSON_GetObjectItemCaseSensitive(desired, "attachedListenerSets");
+        if (kind == SV_KIND_GATEWAY && cJSON_IsNumber(als)) {
+            cJSON *n = cJSON_CreateNumber(als->valuedouble);
+            if (!n)
+                goto fail;
+            set_item(out, "attachedListenerSets", n);
+        }
+        if (kind == SV_KIND_GATEWAY) {
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(desired, "addresses");
             if (cJSON_GetArraySize(a) > 0) {
                 cJSON *ac = cJSON_Duplicate(a, 1);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "k8s_int.h"
+#include "serval/base/compiler.h"
 #include "serval/base/log.h"
 #include "serval/control/k8s_status.h"
 
@@ -121,16 +122,17 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
         enum sv_kind kind;
     } groups[] = {{"gatewayClasses", SV_KIND_GATEWAYCLASS},
                   {"gateways", SV_KIND_GATEWAY},
-                  {"httpRoutes", SV_KIND_HTTPROUTE}};
+                  {"httpRoutes", SV_KIND_HTTPROUTE},
+                  {"listenerSets", SV_KIND_LISTENERSET}};
     size_t total = w->n;
-    for (size_t g = 0; g < 3; g++)
+    for (size_t g = 0; g < SV_ARRAY_SIZE(groups); g++)
         total += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, groups[g].field));
     struct wentry *ne = calloc(total + 1, sizeof(*ne));
     if (!ne)
         return -ENOMEM;
     size_t n = 0;
     int rc = 0;
-    for (size_t g = 0; g < 3 && rc == 0; g++) {
+    for (size_t g = 0; g < SV_ARRAY_SIZE(groups) && rc == 0; g++) {
         const cJSON *it;
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, groups[g].field))
         {
@@ -212,7 +214,8 @@ static void object_path(const struct wentry *e, bool status, char *out, size_t o
 {
     const char *res = e->kind == SV_KIND_GATEWAYCLASS ? "gatewayclasses"
                       : e->kind == SV_KIND_GATEWAY    ? "gateways"
-                                                      : "httproutes";
+                      : e->kind == SV_KIND_LISTENERSET ? "listenersets"
+                                                       : "httproutes";
     if (e->kind == SV_KIND_GATEWAYCLASS)
         snprintf(out, outlen, "/apis/" SV_GATEWAY_API_GROUP "/v1/%s/%s%s", res, e->name,
                  status ? "/status" : "");
