@@ -54,6 +54,7 @@ CLAIMED = [
     "HTTPRouteRetry", "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout",
     "HTTPRouteBackendURLRewrite", "HTTPRouteBackendRequestRedirect",
     "GatewayAddressEmpty", "GatewayStaticAddresses",
+    "ListenerSet",
 ]
 CORE = {"Gateway", "HTTPRoute", "ReferenceGrant"}
 GATEWAY_TLS_FEATURES = {"TLSRoute"}
@@ -353,8 +354,11 @@ class Runner:
                                    f"{o['metadata'].get('generation')})"
             return o, cs, None
 
-        def gateway_listeners_conditions(one=None):
-            g, err = gw_common()
+        def gateway_listeners_conditions(one=None, k="Gateway"):
+            if k == "Gateway":
+                g, err = gw_common()
+            else:  # a ListenerSet: its own conditions must be current
+                g, _, err = current(k)
             if err:
                 return False, err
             ls = (g.get("status") or {}).get("listeners") or []
@@ -375,8 +379,8 @@ class Runner:
                         return False, f"listener {x.get('name')}: {fmt_conds(x.get('conditions'))}"
             return True, "ok"
 
-        def gateway_listeners_status():
-            g, _, err = current("Gateway")
+        def gateway_listeners_status(k="Gateway"):
+            g, _, err = current(k)
             if err:
                 return False, err
             ls = (g.get("status") or {}).get("listeners") or []
@@ -404,13 +408,22 @@ class Runner:
                                       f"want {c}"
             return True, "ok"
 
-        def gateway_condition():
-            _, cs, err = current("Gateway")
+        def gateway_condition(k="Gateway"):
+            _, cs, err = current(k)
             if err:
                 return False, err
             for c in chk["conditions"]:
                 if not cond_match(cs, c):
                     return False, f"have {fmt_conds(cs)}, want {c}"
+            return True, "ok"
+
+        def gateway_attached_listener_sets():
+            g, _, err = current("Gateway")
+            if err:
+                return False, err
+            have = (g.get("status") or {}).get("attachedListenerSets")
+            if have != chk["count"]:
+                return False, f"status.attachedListenerSets {have}, want {chk['count']}"
             return True, "ok"
 
         def gateway_latest():
@@ -468,6 +481,11 @@ class Runner:
             "gatewayclass_accepted": gatewayclass_accepted,
             "gatewayclass_latest_observed_generation": gatewayclass_latest,
             "gateway_status_addresses": gateway_status_addresses,
+            "gateway_attached_listener_sets": gateway_attached_listener_sets,
+            "listenerset_condition": lambda: gateway_condition("ListenerSet"),
+            "listenerset_listeners_conditions":
+                lambda: gateway_listeners_conditions(k="ListenerSet"),
+            "listenerset_listeners_status": lambda: gateway_listeners_status("ListenerSet"),
         }
         if t == "generation_changed":
             before = state.get("generation_before", {}).get((kind, ns, name))
