@@ -24,7 +24,8 @@ file is re-read on every request (so tests can rotate it); a request without the
 --kubeconfig-token-file) and a context "fake" whose namespace is "default" (default path
 DIR/kubeconfig). Other options: --persist (objects and history survive a restart with the same
 DIR, saved on SIGTERM, as etcd would keep them), --response-encoding, --namespace-finalize-delay,
---no-default-namespaces (otherwise default, kube-system, kube-public, kube-node-lease exist).
+--no-default-namespaces (otherwise default, kube-system, kube-public, kube-node-lease exist),
+--without-kind PLURAL (repeatable: that resource is not installed, as without its CRD).
 
 Kinds: v1 namespaces, services, secrets, configmaps, endpoints, serviceaccounts; apps/v1
 deployments; policy/v1 poddisruptionbudgets; discovery.k8s.io/v1 endpointslices;
@@ -275,6 +276,22 @@ for _k in KINDS:
             vs.append(_v)
 
 NS_KIND = BY_KEY[("", "namespaces")]
+
+
+def drop_kinds(plurals):
+    """--without-kind: serve a cluster where these resources (plural names) are not installed
+    (a CRD missing): their paths answer 404 and discovery leaves them out."""
+    for kd in [k for k in KINDS if k.plural in plurals]:
+        KINDS.remove(kd)
+        BY_KEY.pop(kd.key, None)
+        for v in kd.versions:
+            BY_GVR.pop((kd.group, v, kd.plural), None)
+    for g in list(GROUP_VERSIONS):
+        vs = [v for v in GROUP_VERSIONS[g] if any(k.group == g and v in k.versions for k in KINDS)]
+        if vs:
+            GROUP_VERSIONS[g] = vs
+        else:
+            del GROUP_VERSIONS[g]
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 # --------------------------------------------------------------------------------------------
@@ -2297,7 +2314,10 @@ def main(argv=None):
     ap.add_argument("--persist", action="store_true",
                     help="load DIR/store.json at start if present, save it on SIGTERM/SIGINT "
                          "(an apiserver restart keeps its etcd)")
+    ap.add_argument("--without-kind", action="append", default=[], metavar="PLURAL",
+                    help="leave this resource out (as if its CRD were not installed); repeatable")
     args = ap.parse_args(argv)
+    drop_kinds(set(args.without_kind))
 
     d = os.path.abspath(args.state_dir)
     os.makedirs(d, exist_ok=True)

@@ -339,6 +339,19 @@ static void list_done(struct k8s_reflector *r, uint64_t now)
         backoff(r, now, -1, "LIST continue token expired (410)");
         return;
     }
+    if (status == 404 && r->kind == SV_KIND_LISTENERSET && !r->cont) {
+        /* ListenerSet is newer than the rest of the Gateway API: a cluster without its CRD has
+         * none, which must not keep the gateway from becoming ready. Empty, asked again later. */
+        uint32_t again = r->bo.cap_ms ? r->bo.cap_ms : 30000;
+        if (!r->synced)
+            sv_info("k8s", "%s: not installed (404); no ListenerSets, asking again every %u ms",
+                    r->path, again);
+        clear_seen(r);
+        reconcile(r);
+        r->synced = true;
+        schedule(r, now, again);
+        return;
+    }
     if (status != 200) {
         char why[160];
         snprintf(why, sizeof(why), "LIST answered HTTP %d%s", status,
