@@ -965,6 +965,23 @@ struct attached {
     const char *host;
 };
 
+/* Make *buf hold at least <n> elements of <size> bytes (contents not kept). 0 or -ENOMEM. */
+static int grow_scratch(void **buf, size_t *cap, size_t n, size_t size)
+{
+    if (n <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < n)
+        c *= 2;
+    void *p = malloc(c * size);
+    if (!p)
+        return -ENOMEM;
+    free(*buf);
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
 static int tx_route(struct tx *t, const struct sv_object *route, struct sv_status_route *sr)
 {
     const struct sv_httproute *hr = &route->u.httproute;
@@ -1000,13 +1017,14 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
     size_t cap = 0;
     for (size_t gi = 0; gi < t->n_gws; gi++)
         cap += t->gws[gi].n_ls;
-    struct attached *att = calloc(cap * MAX_ROUTE_HOSTS + 1, sizeof(*att));
-    const struct tx_listener **counted = calloc(cap + 1, sizeof(*counted));
-    if (!att || !counted) {
-        free(att);
-        free(counted);
+    /* scratch kept in <t> across routes (only the first n_att / n_counted entries are read) */
+    if (grow_scratch(&t->route_att, &t->route_att_cap, cap * MAX_ROUTE_HOSTS + 1,
+                     sizeof(struct attached)) < 0 ||
+        grow_scratch(&t->route_counted, &t->route_counted_cap, cap + 1,
+                     sizeof(const struct tx_listener *)) < 0)
         return -ENOMEM;
-    }
+    struct attached *att = t->route_att;
+    const struct tx_listener **counted = t->route_counted;
     size_t n_att = 0, n_counted = 0;
 
     for (size_t pi = 0; pi < hr->n_parents; pi++) {
@@ -1059,11 +1077,8 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
                                                       (uint32_t)tl->builder_index,
                                                       sv_str_cstr(hosts[h]),
                                                       sv_str_cstr(origs[h]));
-                if (rc == -ENOMEM) {
-                    free(att);
-                    free(counted);
+                if (rc == -ENOMEM)
                     return -ENOMEM;
-                }
                 if (rc < 0)
                     sv_warn("translate", "HTTPRoute %s/%s: attach %s: %s", route->meta.ns,
                             route->meta.name, hosts[h], sv_route_builder_error(t->b));
@@ -1094,8 +1109,6 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
             sv_tx_cond(t, cs, "PartiallyInvalid", true, "UnsupportedValue", gen, "%s",
                        rr.drop_msg);
     }
-    free(att);
-    free(counted);
     return t->nomem ? -ENOMEM : 0;
 }
 

@@ -887,6 +887,8 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
     }
     free(t.set_filled);
     free(t.memo);
+    free(t.route_att);
+    free(t.route_counted);
     sv_arena_destroy(&t.scratch);
     *gen_out = gen;
     *status_out = t.st;
@@ -897,6 +899,8 @@ fail:
 fail_status:
     free(t.set_filled);
     free(t.memo);
+    free(t.route_att);
+    free(t.route_counted);
     if (err && errlen && !err[0])
         snprintf(err, errlen, "translation failed: %s", strerror(-rc));
     sv_status_free(t.st);

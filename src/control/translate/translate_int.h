@@ -68,6 +68,11 @@ struct tx {
      * the set name is formatted and looked up once per set, not once per backendRef */
     struct tx_set_memo *memo;
     size_t memo_n, memo_mask;
+    /* tx_route's per-route lists (attachments, listeners counted), kept across routes */
+    void *route_att;
+    size_t route_att_cap;
+    void *route_counted;
+    size_t route_counted_cap;
     size_t cap_certs; /* entries allocated in st->certs */
     bool nomem;
 };
