@@ -70,6 +70,7 @@ static const char usage_text[] =
     "                      [--idle-timeout DURATION] [--upstream-timeout DURATION]\n"
     "                      [--insecure-skip-tls-verify]\n"
     "  --listen/--route are quick mode (repeatable; longest prefix wins; round robin).\n"
+    "  --listen tls-passthrough:ADDR:PORT relays TLS untouched, routed by SNI as HOST.\n"
     "  DURATION is a number with an optional unit ms, s or m (bare number = seconds).\n"
     "  --max-conns is per worker. SIGHUP in quick mode republishes the routes.\n"
     "  --recv-buffers: provided receive buffers per worker (power of two, 16..32768, default\n"

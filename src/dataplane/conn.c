@@ -30,6 +30,7 @@
 #include "serval/http/response.h"
 #include "serval/http/serialize.h"
 #include "serval/routing/generation.h"
+#include "serval/tls/clienthello.h"
 
 enum { T_NONE = 0, T_IDLE, T_HEADER, T_PROGRESS, T_UPSTREAM, T_LINGER, T_BACKOFF };
 
@@ -828,6 +829,7 @@ static void maybe_free_conn(struct sv_worker *w, struct sv_conn *c)
         close(c->fd);
     c->fd = -1;
     c->state = 0;
+    c->passthrough = false;
     if (c->tls) {
         sv_tls_conn_close(&c->tls_c);
         c->tls = false;
@@ -1324,6 +1326,10 @@ static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err)
     if (owner == SV_NO_SLOT)
         return;
     struct sv_conn *c = conn_at(w, owner);
+    if (c->passthrough && c->state == SV_C_TUNNEL) {
+        close_conn(w, c); /* TLS passthrough: the client sees its connection end */
+        return;
+    }
     if (c->state != SV_C_PROXY)
         return;
     if (c->resp_head_done) {
@@ -1901,10 +1907,81 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c)
 
 /* ---- request heads ------------------------------------------------------------------------ */
 
+/* ---- TLS passthrough ---------------------------------------------------------------------
+ *
+ * A connection on a TLS passthrough bind (TLSRoute) is never decrypted: its first bytes are
+ * copied (not consumed) into the head buffer until the ClientHello is complete, its SNI is routed
+ * like a Host with path "/", and the connection becomes a tunnel to a fresh connection to the
+ * picked endpoint; the queued bytes, ClientHello first, go upstream as they arrived. Anything
+ * else (not a ClientHello, no route, no endpoint, a ClientHello larger than the head buffer, the
+ * header timeout) closes the connection. */
+static void passthrough_step(struct sv_worker *w, struct sv_conn *c)
+{
+    size_t n = 0, cap = ibuf_cap(w);
+    char *b = ibuf(w, c);
+    uint16_t bid = c->rx.q.count ? c->rx.q.head : 0;
+    for (uint32_t i = 0; i < c->rx.q.count && i < SV_SEGQ_CAP && n < cap; i++) {
+        const struct sv_seg *s = &t_segs[bid];
+        size_t k = SV_MIN((size_t)s->len, cap - n);
+        memcpy(b + n, seg_data(w, s), k);
+        n += k;
+        bid = s->next;
+    }
+    char sni[SV_TLS_SNI_MAX + 1];
+    int rc = sv_tls_clienthello_sni((const uint8_t *)b, n, sni, sizeof(sni), NULL);
+    c->ibuf_len = 0; /* nothing of it is an HTTP head (the header timeout closes silently) */
+    if (rc == -EAGAIN && n < cap && !c->rx.eof && !w->draining) {
+        if (!c->head_timer) {
+            c->head_timer = true;
+            conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
+        }
+        return;
+    }
+    const struct sv_generation *gen = w->gen;
+    struct sv_route_request rq = {.local = &c->local.sa,
+                                  .host = sv_str_make(sni, rc > 0 ? (size_t)rc : 0),
+                                  .path = SV_STR_LIT("/"),
+                                  .method = SV_STR_LIT("GET")};
+    struct sv_route_result res;
+    const struct sv_route_backend *be = NULL;
+    const struct sv_route_endpoint *ep = NULL;
+    if (rc >= 0 && gen && sv_route_lookup(gen, &rq, &res) == 0 && res.action &&
+        !res.action->fixed_status)
+        be = sv_route_pick_backend(res.action, rng_next(w));
+    if (be && be->kind == SV_ROUTE_BACKEND_SET)
+        ep = sv_generation_pick_endpoint(gen, be->set_id, &w->rr[be->set_id % SV_RR_CURSORS],
+                                         NULL);
+    if (!ep) {
+        sv_log_rl(1, SV_LOG_INFO, "dataplane", "TLS passthrough: %s%s closed",
+                  rc < 0 ? "not a ClientHello" : "no route or endpoint for SNI ",
+                  rc < 0 ? "," : sni);
+        close_conn(w, c);
+        return;
+    }
+    sv_generation_ref(gen, w->idx);
+    c->gen = gen;
+    c->action = res.action;
+    c->backend = be;
+    c->set_id = be->set_id;
+    c->ep = *ep;
+    c->req_out_len = c->req_out_sent = 0;
+    if (attach_upstream(w, c, true) < 0) {
+        close_conn(w, c);
+        return;
+    }
+    c->state = SV_C_TUNNEL;
+    conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
+    up_pump(w, c);
+}
+
 static void head_step(struct sv_worker *w, struct sv_conn *c)
 {
     if (c->state != SV_C_HEAD)
         return;
+    if (c->passthrough) {
+        passthrough_step(w, c);
+        return;
+    }
     if (w->draining && c->ibuf_len == 0 && c->rx.q.count == 0) {
         close_conn(w, c);
         return;
@@ -2433,6 +2510,7 @@ void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
         }
         c->tls = true;
     }
+    c->passthrough = w->lst[li].proto == SV_ROUTE_PROTO_TLS_PASSTHROUGH;
     c->local = w->lst[li].addr;
     c->local_port = w->lst[li].port;
     union sv_route_sockaddr peer;
@@ -2452,8 +2530,8 @@ void sv_conn_accepted(struct sv_worker *w, int fd, unsigned li)
     sv_stat_add(w, SV_DP_STAT_CONNS_ACCEPTED, 1);
     sv_stat_add(w, SV_DP_STAT_CONNS_ACTIVE, 1);
     reset_request(w, c);
-    if (c->tls) {
-        /* the handshake and the first request head share the header timeout */
+    if (c->tls || c->passthrough) {
+        /* the handshake (or ClientHello) and the first request head share the header timeout */
         c->head_timer = true;
         conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
     }

@@ -197,6 +197,7 @@ struct sv_conn {
      * the connection's ciphertext input area (worker TLS pool), and the receive buffers it came
      * in are reused for plaintext (plaintext never exceeds ciphertext). */
     bool tls;
+    bool passthrough;           /* TLS passthrough bind: route by SNI, relay untouched */
     bool tls_fatal;             /* handshake/record failure: send the alert, then close */
     bool tls_shut_wr;           /* lingering: shut the write side once close_notify is sent */
     bool tls_noroom;            /* tls_in stopped: no room for plaintext (conn_pump retries) */

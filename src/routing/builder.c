@@ -283,7 +283,8 @@ int sv_route_builder_add_bind(struct sv_route_builder *b, const struct sockaddr 
     int rc = sockaddr_copy(&nb.addr, &nb.addrlen, sa, salen, &nb.port);
     if (rc < 0)
         return fail(b, rc, "bind address must be IPv4 or IPv6");
-    if (proto != SV_ROUTE_PROTO_HTTP && proto != SV_ROUTE_PROTO_HTTPS)
+    if (proto != SV_ROUTE_PROTO_HTTP && proto != SV_ROUTE_PROTO_HTTPS &&
+        proto != SV_ROUTE_PROTO_TLS_PASSTHROUGH)
         return fail(b, -EINVAL, "bad bind protocol %d", (int)proto);
     nb.proto = proto;
     for (uint32_t i = 0; i < b->n_binds; i++) {

@@ -220,7 +220,9 @@ size_t sv_generation_write_json(const struct sv_generation *gen, char *out, size
         jf(&w, "%s{\"address\":", i ? "," : "");
         jaddr(&w, &t->binds[i].addr);
         jf(&w, ",\"protocol\":\"%s\"}",
-           t->binds[i].proto == SV_ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
+           t->binds[i].proto == SV_ROUTE_PROTO_HTTPS             ? "HTTPS"
+           : t->binds[i].proto == SV_ROUTE_PROTO_TLS_PASSTHROUGH ? "TLSPassthrough"
+                                                                 : "HTTP");
     }
     jf(&w, "],\"listeners\":[");
     for (uint32_t l = 0; l < t->n_listeners; l++) {

@@ -1,5 +1,6 @@
 /* Quick mode: --listen / --route flag values -> one generation through the builder.
- * Each --listen is an HTTP bind with one hostname-less listener; each --route is an HTTPRoute
+ * Each --listen is an HTTP bind with one hostname-less listener ("tls-passthrough:ADDR:PORT": a
+ * TLS passthrough bind, routed by the ClientHello SNI as HOST with path "/"); each --route is an HTTPRoute
  * "quick/route-N" (created N: the earlier flag wins a tie) attached to every listener under its
  * HOST with one rule: PathPrefix PREFIX -> backend set "route-N" (its endpoints, round robin). */
 #include <arpa/inet.h>
@@ -185,12 +186,16 @@ struct sv_generation *sv_quick_build(const char *const *listens, size_t n_listen
     for (size_t i = 0; i < n_listens; i++) {
         union sv_route_sockaddr sa;
         socklen_t sl;
-        const char *why = parse_hostport(listens[i], strlen(listens[i]), &sa, &sl);
+        static const char pt[] = "tls-passthrough:";
+        bool passthrough = strncmp(listens[i], pt, sizeof(pt) - 1) == 0;
+        const char *hp = listens[i] + (passthrough ? sizeof(pt) - 1 : 0);
+        const char *why = parse_hostport(hp, strlen(hp), &sa, &sl);
         if (why) {
             qerr(err, errlen, "--listen \"%s\": %s", listens[i], why);
             goto fail;
         }
-        int bind = sv_route_builder_add_bind(b, &sa.sa, sl, SV_ROUTE_PROTO_HTTP);
+        int bind = sv_route_builder_add_bind(
+            b, &sa.sa, sl, passthrough ? SV_ROUTE_PROTO_TLS_PASSTHROUGH : SV_ROUTE_PROTO_HTTP);
         if (bind < 0) {
             qerr(err, errlen, "--listen \"%s\": %s", listens[i], sv_route_builder_error(b));
             goto fail;

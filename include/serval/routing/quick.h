@@ -1,6 +1,9 @@
 /* Quick mode: a generation from command-line flags, no manifests.
  *
  *   --listen ADDR:PORT                          (repeatable; IPv6 as [ADDR]:PORT)
+ *   --listen tls-passthrough:ADDR:PORT          (TLS passthrough: HOST is the ClientHello SNI,
+ *                                                the connection is relayed untouched; PREFIX
+ *                                                must be "/")
  *   --route [HOST]/PREFIX=IP:PORT[,IP:PORT...]  (repeatable; longest prefix wins; round robin;
  *                                                HOST empty = any host; applies to every --listen)
  *

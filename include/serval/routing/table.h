@@ -28,6 +28,9 @@ struct sv_http_header;      /* serval/http/message.h */
 enum sv_route_proto {
     SV_ROUTE_PROTO_HTTP = 0,
     SV_ROUTE_PROTO_HTTPS = 1,
+    /* TLS passthrough (TLSRoute): the ClientHello's SNI is the host routed on (path "/"), the
+     * connection is relayed to the picked backend untouched; no TLS context, no HTTP */
+    SV_ROUTE_PROTO_TLS_PASSTHROUGH = 2,
 };
 
 /* An IPv4 or IPv6 socket address. */

@@ -78,6 +78,38 @@ TEST(routing_quick_good)
     sv_generation_free_unpublished(g);
 }
 
+TEST(routing_quick_tls_passthrough)
+{
+    /* a passthrough bind next to an HTTP one; the SNI is routed as the host with path "/" */
+    const char *listens[] = {"tls-passthrough:127.0.0.1:8443", "127.0.0.1:8080"};
+    const char *routes[] = {"a.test/=127.0.0.2:9443", "*.w.test/=127.0.0.3:9443"};
+    char err[256];
+    struct sv_generation *g = qb(listens, 2, routes, 2, err, sizeof(err));
+    if (!g)
+        FAIL("quick: %s", err);
+    REQUIRE(g);
+    size_t n;
+    const struct sv_route_bind *b = sv_generation_binds(g, &n);
+    REQUIRE(n == 2);
+    CHECK_EQ_INT(b[0].proto, SV_ROUTE_PROTO_TLS_PASSTHROUGH);
+    CHECK_EQ_INT(b[0].port, 8443);
+    CHECK_EQ_INT(b[1].proto, SV_ROUTE_PROTO_HTTP);
+    CHECK_EQ_STR(rt_who(g, "127.0.0.1", 8443, "GET", "a.test", "/", NULL, 0), "quick/route-0#0");
+    CHECK_EQ_STR(rt_who(g, "127.0.0.1", 8443, "GET", "x.w.test", "/", NULL, 0),
+                 "quick/route-1#0");
+    CHECK_EQ_STR(rt_who(g, "127.0.0.1", 8443, "GET", "b.test", "/", NULL, 0), "404");
+    char json[4096];
+    size_t jl = sv_generation_write_json(g, json, sizeof(json));
+    REQUIRE(jl < sizeof(json));
+    CHECK(strstr(json, "\"protocol\":\"TLSPassthrough\"") != NULL);
+    sv_generation_free_unpublished(g);
+    /* the same address cannot be both */
+    const char *clash[] = {"tls-passthrough:127.0.0.1:8443", "127.0.0.1:8443"};
+    g = qb(clash, 2, routes, 1, err, sizeof(err));
+    CHECK(g == NULL && strstr(err, "another protocol") != NULL);
+    sv_generation_free_unpublished(g);
+}
+
 TEST(routing_quick_bad_flags)
 {
     static const struct {
