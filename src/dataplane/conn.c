@@ -1910,26 +1910,27 @@ static void cl_pump(struct sv_worker *w, struct sv_conn *c)
 /* ---- TLS passthrough ---------------------------------------------------------------------
  *
  * A connection on a TLS passthrough bind (TLSRoute) is never decrypted: its first bytes are
- * copied (not consumed) into the head buffer until the ClientHello is complete, its SNI is routed
- * like a Host with path "/", and the connection becomes a tunnel to a fresh connection to the
- * picked endpoint; the queued bytes, ClientHello first, go upstream as they arrived. Anything
- * else (not a ClientHello, no route, no endpoint, a ClientHello larger than the head buffer, the
- * header timeout) closes the connection. */
+ * moved into its request output area (receive buffers recycled at once, so a client sending a
+ * byte at a time holds no buffers) until the ClientHello is complete, its SNI is routed like a
+ * Host with path "/", and the connection becomes a tunnel to a fresh connection to the picked
+ * endpoint: the kept bytes go first (as a request head would), then everything else as it
+ * arrives, untouched. Anything else (not a ClientHello, no route, no endpoint, a ClientHello
+ * larger than the area, the header timeout, an upstream failure) closes the connection. */
 static void passthrough_step(struct sv_worker *w, struct sv_conn *c)
 {
-    size_t n = 0, cap = ibuf_cap(w);
-    char *b = ibuf(w, c);
-    uint16_t bid = c->rx.q.count ? c->rx.q.head : 0;
-    for (uint32_t i = 0; i < c->rx.q.count && i < SV_SEGQ_CAP && n < cap; i++) {
-        const struct sv_seg *s = &t_segs[bid];
-        size_t k = SV_MIN((size_t)s->len, cap - n);
-        memcpy(b + n, seg_data(w, s), k);
-        n += k;
-        bid = s->next;
+    size_t cap = out_cap(w);
+    char *b = req_out(w, c);
+    for (uint32_t i = 0; i < sv_io_buf_count(w->io) && c->rx.q.count && c->req_out_len < cap;
+         i++) {
+        const struct sv_seg *s = segq_front(&c->rx.q);
+        uint32_t k = (uint32_t)SV_MIN((size_t)s->len, cap - c->req_out_len);
+        memcpy(b + c->req_out_len, seg_data(w, s), k);
+        c->req_out_len += k;
+        cl_consume(w, c, k);
     }
+    size_t n = c->req_out_len;
     char sni[SV_TLS_SNI_MAX + 1];
     int rc = sv_tls_clienthello_sni((const uint8_t *)b, n, sni, sizeof(sni), NULL);
-    c->ibuf_len = 0; /* nothing of it is an HTTP head (the header timeout closes silently) */
     if (rc == -EAGAIN && n < cap && !c->rx.eof && !w->draining) {
         if (!c->head_timer) {
             c->head_timer = true;
@@ -1964,7 +1965,7 @@ static void passthrough_step(struct sv_worker *w, struct sv_conn *c)
     c->backend = be;
     c->set_id = be->set_id;
     c->ep = *ep;
-    c->req_out_len = c->req_out_sent = 0;
+    c->req_out_sent = 0; /* the ClientHello (and whatever followed it) goes first */
     if (attach_upstream(w, c, true) < 0) {
         close_conn(w, c);
         return;
