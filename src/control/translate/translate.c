@@ -316,21 +316,25 @@ static int tx_listener_status(struct tx *t, struct tx_gateway *g, size_t i)
     tl->host = l->hostname ? l->hostname : "";
     ls->name = l->name;
     bool http = l->protocol == SV_PROTO_HTTP || l->protocol == SV_PROTO_HTTPS;
+    /* TLS passthrough: the data plane routes by SNI and relays untouched (TLSRoute) */
+    bool passthrough =
+        l->protocol == SV_PROTO_TLS && l->has_tls && l->tls.mode == SV_TLS_PASSTHROUGH;
+    const char *kind = passthrough ? "TLSRoute" : "HTTPRoute";
     ls->supported_kinds =
         sv_arena_zalloc(t->a, (l->n_kinds ? l->n_kinds : 1) * sizeof(*ls->supported_kinds));
     if (!ls->supported_kinds)
         return -ENOMEM;
     bool bad_kind = false;
     if (l->n_kinds == 0) {
-        if (http) {
+        if (http || passthrough) {
             ls->supported_kinds[0].group = SV_GATEWAY_API_GROUP;
-            ls->supported_kinds[0].kind = "HTTPRoute";
+            ls->supported_kinds[0].kind = kind;
             ls->n_supported_kinds = 1;
         }
     } else {
         for (size_t k = 0; k < l->n_kinds; k++) {
-            if (http && strcmp(l->kinds[k].group, SV_GATEWAY_API_GROUP) == 0 &&
-                strcmp(l->kinds[k].kind, "HTTPRoute") == 0) {
+            if ((http || passthrough) && strcmp(l->kinds[k].group, SV_GATEWAY_API_GROUP) == 0 &&
+                strcmp(l->kinds[k].kind, kind) == 0) {
                 if (ls->n_supported_kinds == 0) /* listed twice: report once */
                     ls->supported_kinds[ls->n_supported_kinds++] = l->kinds[k];
             } else {
@@ -338,11 +342,13 @@ static int tx_listener_status(struct tx *t, struct tx_gateway *g, size_t i)
             }
         }
     }
-    tl->http_routes = ls->n_supported_kinds > 0;
+    tl->http_routes = http && ls->n_supported_kinds > 0;
+    tl->passthrough = passthrough;
 
-    if (!http) {
+    if (!http && !passthrough) {
         sv_tx_cond(t, &ls->conds, "Accepted", false, "UnsupportedProtocol", gen,
-                   "protocol %s is not supported", l->protocol_raw);
+                   "protocol %s is not supported%s", l->protocol_raw,
+                   l->protocol == SV_PROTO_TLS ? " (only with tls.mode Passthrough)" : "");
     } else if (l->from == SV_FROM_UNSUPPORTED) {
         sv_tx_cond(t, &ls->conds, "Accepted", false, "UnsupportedValue", gen,
                    "allowedRoutes.namespaces.from %s is not supported", l->from_raw);
@@ -355,7 +361,7 @@ static int tx_listener_status(struct tx *t, struct tx_gateway *g, size_t i)
     }
     if (bad_kind)
         sv_tx_cond(t, &ls->conds, "ResolvedRefs", false, "InvalidRouteKinds", gen,
-                   "only gateway.networking.k8s.io/HTTPRoute is supported");
+                   "only gateway.networking.k8s.io/%s is supported", kind);
     else
         sv_tx_cond(t, &ls->conds, "ResolvedRefs", true, "ResolvedRefs", gen, "References resolved");
     return 0;
@@ -381,7 +387,7 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
         const char *why = NULL;
         const struct tx_listener *shared = NULL;
         const struct sv_condition *cf = sv_condition_find(&ls->conds, "Conflicted");
-        if (!tl->accepted || !tl->http_routes) {
+        if (!tl->accepted || (!tl->http_routes && !(tl->passthrough && ls->n_supported_kinds))) {
             why = tl->owner && strcmp(cf->status, "True") == 0 ? cf->reason : "Invalid";
         } else if ((shared = merged_with(t, g, tl)) != NULL) {
             tl->builder_index = shared->builder_index;
@@ -393,8 +399,9 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
                 sa.in.sin_port = htons((uint16_t)tl->l->port);
             else
                 sa.in6.sin6_port = htons((uint16_t)tl->l->port);
-            enum sv_route_proto proto =
-                tl->l->protocol == SV_PROTO_HTTPS ? SV_ROUTE_PROTO_HTTPS : SV_ROUTE_PROTO_HTTP;
+            enum sv_route_proto proto = tl->passthrough ? SV_ROUTE_PROTO_TLS_PASSTHROUGH
+                                        : tl->l->protocol == SV_PROTO_HTTPS ? SV_ROUTE_PROTO_HTTPS
+                                                                            : SV_ROUTE_PROTO_HTTP;
             socklen_t salen = sa.sa.sa_family == AF_INET ? sizeof(sa.in) : sizeof(sa.in6);
             bind = sv_route_builder_add_bind(t->b, &sa.sa, salen, proto);
             if (bind == -ENOMEM)

@@ -19,6 +19,7 @@ struct tx_listener {
     struct sv_status_listener *status;
     bool accepted;      /* Accepted=True and not conflicted */
     bool http_routes;   /* HTTPRoute is among the supported kinds */
+    bool passthrough;   /* protocol TLS, tls.mode Passthrough (TLSRoute; no HTTPRoute) */
     bool programmed;    /* present in the generation */
     int builder_index;  /* listener index in the builder, -1 if none */
     const char *host;   /* "" = any */

@@ -267,6 +267,53 @@ static const struct cond_case attach_status[] = {
     {ROUTE, "infra", "on-kinds", "0", "Accepted", "True", "Accepted"},
 };
 
+static const struct cond_case passthrough_status[] = {
+    {LISTENER, "infra", "gw", "pass", "Accepted", "True", "Accepted"},
+    {LISTENER, "infra", "gw", "pass", "Programmed", "True", "Programmed"},
+    {LISTENER, "infra", "gw", "pass", "ResolvedRefs", "True", "ResolvedRefs"},
+    {LISTENER, "infra", "gw", "pass-kinds", "ResolvedRefs", "False", "InvalidRouteKinds"},
+    {LISTENER, "infra", "gw", "pass-kinds", "Programmed", "False", "Invalid"},
+    {LISTENER, "infra", "gw", "terminate", "Accepted", "False", "UnsupportedProtocol"},
+    {LISTENER, "infra", "gw", "terminate", "Programmed", "False", "Invalid"},
+    {LISTENER, "infra", "gw", "http", "Programmed", "True", "Programmed"},
+    {ROUTE, "infra", "on-pass", "0", "Accepted", "False", "NotAllowedByListeners"},
+    {ROUTE, "infra", "on-pass", "0", "ResolvedRefs", "True", "ResolvedRefs"},
+    {ROUTE, "infra", "on-gw", "0", "Accepted", "True", "Accepted"},
+};
+
+TEST(translate_tls_passthrough_listener)
+{
+    struct fixture f;
+    REQUIRE(fixture_load(&f, "passthrough.yaml") == 0);
+    check_conditions(&f, passthrough_status, SV_ARRAY_SIZE(passthrough_status));
+    CHECK_EQ_INT(attached(&f, "infra", "gw", "pass"), 0);
+    CHECK_EQ_INT(attached(&f, "infra", "gw", "http"), 1);
+    const struct sv_status_gateway *g = sv_status_gateway(f.st, "infra", "gw");
+    REQUIRE(g);
+    const struct sv_status_listener *l = sv_status_listener(g, "pass");
+    REQUIRE(l && l->n_supported_kinds == 1);
+    CHECK_EQ_STR(l->supported_kinds[0].kind, "TLSRoute");
+    CHECK_EQ_STR(l->supported_kinds[0].group, SV_GATEWAY_API_GROUP);
+    CHECK_EQ_INT(sv_status_listener(g, "pass-kinds")->n_supported_kinds, 0);
+    /* the passthrough port is bound as such; the invalid TLS listeners are not bound */
+    size_t nb = 0;
+    const struct sv_route_bind *binds = sv_generation_binds(f.gen, &nb);
+    int pass = 0, other = 0;
+    for (size_t i = 0; i < nb; i++) {
+        pass += binds[i].port == 8443 && binds[i].proto == SV_ROUTE_PROTO_TLS_PASSTHROUGH;
+        other += binds[i].port == 8444 || binds[i].port == 8445;
+    }
+    CHECK_EQ_INT(pass, 1);
+    CHECK_EQ_INT(other, 0);
+    /* no TLSRoute attaches yet (the kind is not watched): every SNI on it has no route */
+    struct sv_route_result res;
+    union sv_route_sockaddr sa = {.in = {.sin_family = AF_INET, .sin_port = htons(8443)}};
+    struct sv_route_request rq = {.local = &sa.sa, .host = SV_STR_LIT("a.pass.test"),
+                                  .path = SV_STR_LIT("/"), .method = SV_STR_LIT("GET")};
+    CHECK_EQ_INT(sv_route_lookup(f.gen, &rq, &res), -ENOENT);
+    fixture_free(&f);
+}
+
 TEST(translate_attachment_listeners_and_hostnames)
 {
     struct fixture f;
