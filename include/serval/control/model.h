@@ -36,6 +36,8 @@ enum sv_kind {
     SV_KIND_ENDPOINTSLICE,
     SV_KIND_SECRET,
     SV_KIND_LISTENERSET,
+    SV_KIND_TLSROUTE, /* decoded into u.httproute: parents, hostnames, rules with backendRefs only
+                         (each rule gets the default PathPrefix "/" match, no filters) */
     SV_KIND__COUNT
 };
 

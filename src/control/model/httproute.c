@@ -359,3 +359,37 @@ int sv_dec_httproute(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
     sv_dec_pop(d, mark);
     return 0;
 }
+
+/* TLSRoute (v1alpha2/v1alpha3): parentRefs, hostnames, rules[].backendRefs (and name). Each rule
+ * gets the default match so the HTTPRoute translation serves it: the SNI is routed as the host
+ * with path "/". */
+static int dec_tls_backend(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    return dec_backend_ref(d, it, elem, false);
+}
+
+static int dec_tls_rule(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_route_rule *r = elem;
+    r->timeout_request_ms = -1;
+    r->timeout_backend_ms = -1;
+    if (sv_dec_str(d, it, "name", &r->name) < 0 ||
+        SV_DEC_EACH_OBJ(d, it, "backendRefs", &r->backends, &r->n_backends, dec_tls_backend) < 0)
+        return -1;
+    return dec_default_match(d, r);
+}
+
+int sv_dec_tlsroute(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
+{
+    struct sv_httproute *hr = &obj->u.httproute;
+    const cJSON *spec;
+    if (sv_dec_obj(d, j, "spec", &spec) < 0)
+        return -1;
+    size_t mark = sv_dec_push(d, "spec");
+    if (SV_DEC_EACH_OBJ(d, spec, "parentRefs", &hr->parents, &hr->n_parents, dec_parent_ref) < 0 ||
+        sv_dec_strs(d, spec, "hostnames", &hr->hostnames, &hr->n_hostnames) < 0 ||
+        SV_DEC_EACH_OBJ(d, spec, "rules", &hr->rules, &hr->n_rules, dec_tls_rule) < 0)
+        return -1;
+    sv_dec_pop(d, mark);
+    return 0;
+}

@@ -22,6 +22,7 @@ static const char *const kind_names[SV_KIND__COUNT] = {
     [SV_KIND_ENDPOINTSLICE] = "EndpointSlice",
     [SV_KIND_SECRET] = "Secret",
     [SV_KIND_LISTENERSET] = "ListenerSet",
+    [SV_KIND_TLSROUTE] = "TLSRoute",
 };
 
 const char *sv_kind_name(enum sv_kind kind)
@@ -697,6 +698,9 @@ static const struct kind_entry kinds[] = {
     {"EndpointSlice", {"discovery.k8s.io/v1", NULL, NULL}, SV_KIND_ENDPOINTSLICE},
     {"Secret", {"v1", NULL, NULL}, SV_KIND_SECRET},
     {"ListenerSet", {SV_GATEWAY_API_GROUP "/v1", NULL, NULL}, SV_KIND_LISTENERSET},
+    {"TLSRoute",
+     {SV_GATEWAY_API_GROUP "/v1alpha2", SV_GATEWAY_API_GROUP "/v1alpha3", SV_GATEWAY_API_GROUP "/v1"},
+     SV_KIND_TLSROUTE},
 };
 
 int sv_model_decode(const cJSON *json, const char *source, struct sv_object **out, char *err,
@@ -760,6 +764,9 @@ int sv_model_decode(const cJSON *json, const char *source, struct sv_object **ou
             break;
         case SV_KIND_HTTPROUTE:
             rc = sv_dec_httproute(&d, json, obj);
+            break;
+        case SV_KIND_TLSROUTE:
+            rc = sv_dec_tlsroute(&d, json, obj);
             break;
         case SV_KIND_REFERENCEGRANT:
             rc = sv_dec_referencegrant(&d, json, obj);

@@ -108,6 +108,7 @@ int sv_dec_gatewayclass(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_referencegrant(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_httproute(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
+int sv_dec_tlsroute(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_service(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_endpointslice(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_secret(struct sv_dec *d, const cJSON *j, struct sv_object *obj);

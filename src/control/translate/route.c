@@ -345,7 +345,8 @@ static void resolve_backend(struct tx *t, const struct sv_object *route,
         return;
     }
     if (strcmp(ns, route->meta.ns) != 0 &&
-        !sv_tx_grant_allows(t, "HTTPRoute", route->meta.ns, "", "Service", ns, br->name)) {
+        !sv_tx_grant_allows(t, sv_kind_name(route->kind), route->meta.ns, "", "Service", ns,
+                            br->name)) {
         refs_problem(rr, "RefNotPermitted",
                      "backendRef %s/%s: no ReferenceGrant in %s allows it", ns, br->name, ns);
         return;
@@ -1049,7 +1050,10 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
             if (p->port && p->port != tl->l->port)
                 continue;
             selected++;
-            if (!tl->http_routes || !ns_allowed(t, g, tl, route->meta.ns))
+            bool kind_ok = route->kind == SV_KIND_TLSROUTE
+                               ? tl->passthrough && tl->status->n_supported_kinds > 0
+                               : tl->http_routes;
+            if (!kind_ok || !ns_allowed(t, g, tl, route->meta.ns))
                 continue;
             allowed++;
             const char *hosts[MAX_ROUTE_HOSTS], *origs[MAX_ROUTE_HOSTS];
@@ -1114,26 +1118,30 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
 
 int sv_tx_routes(struct tx *t)
 {
-    size_t n;
+    /* HTTPRoutes, then TLSRoutes (same shape: see SV_KIND_TLSROUTE) */
+    size_t n, nt;
     const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_HTTPROUTE, &n);
     if (!v && sv_store_list_failed(t->store))
         return -ENOMEM;
+    const struct sv_object *const *vt = sv_store_list(t->store, SV_KIND_TLSROUTE, &nt);
+    if (!vt && sv_store_list_failed(t->store))
+        return -ENOMEM;
     /* room for every route's rules and matches at once (a hint: a failure only costs growth) */
     uint64_t rules = 0, matches = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct sv_httproute *hr = &v[i]->u.httproute;
+    for (size_t i = 0; i < n + nt; i++) {
+        const struct sv_httproute *hr = &(i < n ? v[i] : vt[i - n])->u.httproute;
         rules += hr->n_rules;
         for (size_t r = 0; r < hr->n_rules; r++)
             matches += hr->rules[r].n_matches ? hr->rules[r].n_matches : 1;
     }
-    if (n && matches < UINT32_MAX)
-        sv_route_builder_reserve(t->b, (uint32_t)n, (uint32_t)rules, (uint32_t)matches);
-    t->st->routes = sv_arena_zalloc(t->a, (n ? n : 1) * sizeof(*t->st->routes));
+    if (n + nt && matches < UINT32_MAX)
+        sv_route_builder_reserve(t->b, (uint32_t)(n + nt), (uint32_t)rules, (uint32_t)matches);
+    t->st->routes = sv_arena_zalloc(t->a, (n + nt ? n + nt : 1) * sizeof(*t->st->routes));
     if (!t->st->routes)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n + nt; i++) {
         struct sv_status_route *sr = &t->st->routes[t->st->n_routes];
-        int rc = tx_route(t, v[i], sr);
+        int rc = tx_route(t, i < n ? v[i] : vt[i - n], sr);
         if (rc < 0)
             return rc;
         if (sr->n_parents)

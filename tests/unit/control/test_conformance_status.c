@@ -17,14 +17,12 @@
 #include "support.h"
 
 static const char *const unsupported_features[] = {
-    "TLSRoute", "ListenerSet", "BackendTLSPolicy", "BackendTLSPolicySANValidation",
+    "ListenerSet", "BackendTLSPolicy", "BackendTLSPolicySANValidation",
     "HTTPRouteRetry", "HTTPRouteRetryBackendTimeout",
     "HTTPRouteRetryConnectionError", "GatewayStaticAddresses", "GatewayInfrastructurePropagation",
     "GatewayFrontendClientCertificateValidation",
     "GatewayFrontendClientCertificateValidationInsecureFallback", "GatewayBackendClientCertificate",
-    "GatewayAddressEmpty",
-    /* backendRef-level RequestRedirect / URLRewrite: the routing builder has no such action. */
-    "HTTPRouteBackendRequestRedirect", "HTTPRouteBackendURLRewrite", NULL};
+    "GatewayAddressEmpty", NULL};
 
 static char *replace_all(const char *s, const char *from, const char *to)
 {

@@ -51,7 +51,7 @@ static struct sv_object *find(enum sv_kind k)
 TEST(model_all_kinds_decode_and_unknown_kinds_are_ignored)
 {
     REQUIRE(load_all_kinds() == 0);
-    CHECK_EQ_INT(n_objs, 9); /* the ConfigMap is ignored */
+    CHECK_EQ_INT(n_objs, 10); /* the ConfigMap is ignored */
     for (int k = 0; k < SV_KIND__COUNT; k++)
         CHECK(find((enum sv_kind)k) != NULL);
     free_all();
@@ -73,6 +73,31 @@ TEST(model_listenerset_defaults)
     REQUIRE(ls->listeners[0].tls.n_cert_refs == 1);
     CHECK_EQ_STR(ls->listeners[0].tls.cert_refs[0].kind, "Secret");
     CHECK_EQ_INT(ls->listeners[0].from, SV_FROM_SAME);
+    free_all();
+}
+
+TEST(model_tlsroute_decodes_like_a_route)
+{
+    REQUIRE(load_all_kinds() == 0);
+    struct sv_object *o = find(SV_KIND_TLSROUTE);
+    REQUIRE(o);
+    CHECK_EQ_STR(sv_kind_name(o->kind), "TLSRoute");
+    const struct sv_httproute *r = &o->u.httproute;
+    REQUIRE(r->n_parents == 1 && r->n_hostnames == 2 && r->n_rules == 1);
+    CHECK_EQ_STR(r->parents[0].kind, "Gateway");
+    CHECK_EQ_STR(r->parents[0].section_name, "tls");
+    CHECK_EQ_STR(r->hostnames[1], "*.wild.test");
+    const struct sv_route_rule *rule = &r->rules[0];
+    CHECK_EQ_STR(rule->name, "only");
+    REQUIRE(rule->n_matches == 1); /* the default PathPrefix "/" */
+    CHECK_EQ_INT(rule->matches[0].path_type, SV_PATH_PREFIX);
+    CHECK_EQ_STR(rule->matches[0].path, "/");
+    CHECK_EQ_INT(rule->n_filters, 0);
+    REQUIRE(rule->n_backends == 2);
+    CHECK_EQ_INT(rule->backends[0].weight, 3);
+    CHECK_EQ_INT(rule->backends[0].port, 443);
+    CHECK_EQ_STR(rule->backends[1].ns, "b");
+    CHECK_EQ_STR(rule->backends[1].kind, "Service");
     free_all();
 }
 

@@ -279,6 +279,9 @@ static const struct cond_case passthrough_status[] = {
     {ROUTE, "infra", "on-pass", "0", "Accepted", "False", "NotAllowedByListeners"},
     {ROUTE, "infra", "on-pass", "0", "ResolvedRefs", "True", "ResolvedRefs"},
     {ROUTE, "infra", "on-gw", "0", "Accepted", "True", "Accepted"},
+    {ROUTE, "infra", "tls-a", "0", "Accepted", "True", "Accepted"},
+    {ROUTE, "infra", "tls-a", "0", "ResolvedRefs", "True", "ResolvedRefs"},
+    {ROUTE, "infra", "tls-on-http", "0", "Accepted", "False", "NotAllowedByListeners"},
 };
 
 TEST(translate_tls_passthrough_listener)
@@ -286,7 +289,7 @@ TEST(translate_tls_passthrough_listener)
     struct fixture f;
     REQUIRE(fixture_load(&f, "passthrough.yaml") == 0);
     check_conditions(&f, passthrough_status, SV_ARRAY_SIZE(passthrough_status));
-    CHECK_EQ_INT(attached(&f, "infra", "gw", "pass"), 0);
+    CHECK_EQ_INT(attached(&f, "infra", "gw", "pass"), 1); /* tls-a */
     CHECK_EQ_INT(attached(&f, "infra", "gw", "http"), 1);
     const struct sv_status_gateway *g = sv_status_gateway(f.st, "infra", "gw");
     REQUIRE(g);
@@ -305,12 +308,21 @@ TEST(translate_tls_passthrough_listener)
     }
     CHECK_EQ_INT(pass, 1);
     CHECK_EQ_INT(other, 0);
-    /* no TLSRoute attaches yet (the kind is not watched): every SNI on it has no route */
+    /* the TLSRoute serves its hostname (the SNI, path "/") on the passthrough port only */
     struct sv_route_result res;
     union sv_route_sockaddr sa = {.in = {.sin_family = AF_INET, .sin_port = htons(8443)}};
     struct sv_route_request rq = {.local = &sa.sa, .host = SV_STR_LIT("a.pass.test"),
                                   .path = SV_STR_LIT("/"), .method = SV_STR_LIT("GET")};
+    REQUIRE(sv_route_lookup(f.gen, &rq, &res) == 0 && res.action);
+    CHECK_EQ_MEM(res.action->route_name.ptr, res.action->route_name.len, "infra/tls-a");
+    REQUIRE(res.action->n_backends == 1);
+    CHECK_EQ_INT(res.action->backends[0].kind, SV_ROUTE_BACKEND_SET);
+    rq.host = SV_STR_LIT("b.pass.test");
     CHECK_EQ_INT(sv_route_lookup(f.gen, &rq, &res), -ENOENT);
+    sa.in.sin_port = htons(8080);
+    rq.host = SV_STR_LIT("a.pass.test");
+    REQUIRE(sv_route_lookup(f.gen, &rq, &res) == 0 && res.action);
+    CHECK_EQ_MEM(res.action->route_name.ptr, res.action->route_name.len, "infra/on-gw");
     fixture_free(&f);
 }
 
