@@ -257,6 +257,8 @@ KINDS = [
          categories=["gateway-api"]),
     Kind(GW, ["v1", "v1beta1"], "referencegrants", "ReferenceGrant", True, generation=True,
          crd=True, short=["refgrant"], categories=["gateway-api"]),
+    Kind(GW, ["v1"], "backendtlspolicies", "BackendTLSPolicy", True, status=True, generation=True,
+         crd=True, short=["btlspolicy"], categories=["gateway-api"]),
     Kind(GW, ["v1alpha2"], "tlsroutes", "TLSRoute", True, status=True, generation=True, crd=True,
          categories=["gateway-api"]),
     Kind(GW, ["v1"], "listenersets", "ListenerSet", True, status=True, generation=True, crd=True,

@@ -47,6 +47,16 @@ def cluster_role_rules(path):
     return rules
 
 
+POLICY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: pol, namespace: demo}
+spec:
+  targetRefs: [{group: "", kind: Service, name: svc-t}]
+  validation: {caCertificateRefs: [{group: "", kind: ConfigMap, name: no-such-ca}], hostname: t.example}
+"""
+
+
 def allowed(rules, group, resource, verb):
     return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
                for r in rules)
@@ -93,6 +103,13 @@ def main():
               wait_for(lambda: conditions((unrestricted(lambda: kget(api, "listenerset", "ls"))
                                             or {}).get("status")).get("Accepted") == "False",
                        15, 0.3))
+        # a BackendTLSPolicy on a Service a route uses: its status (ancestors) is written too
+        unrestricted(lambda: apply(api, backend("svc-t", a.addr, a.port) + "---\n" +
+                                   ROUTE.format(name="app3", prefix="/t", svc="svc-t") + "---\n" +
+                                   POLICY))
+        check("rbac: BackendTLSPolicy status written under the role",
+              wait_for(lambda: ((unrestricted(lambda: kget(api, "backendtlspolicy", "pol")) or {})
+                                .get("status") or {}).get("ancestors"), 15, 0.3))
     finally:
         if gw:
             rc = stop(gw)  # releases the Lease (an update)

@@ -3,6 +3,7 @@
  *  - GatewayClass / Gateway: we own the status; conditions, listeners and addresses are replaced.
  *  - HTTPRoute: status.parents is an atomic list shared with other controllers; only entries whose
  *    controllerName is ours are replaced, added or dropped; others stay as they are, in place.
+ *  - BackendTLSPolicy: status.ancestors, the same way (keyed by ancestorRef).
  *  - a condition keeps its lastTransitionTime when its status did not flip.
  * Control thread only (any single thread).
  */

@@ -38,6 +38,8 @@ enum sv_kind {
     SV_KIND_LISTENERSET,
     SV_KIND_TLSROUTE, /* decoded into u.httproute: parents, hostnames, rules with backendRefs only
                          (each rule gets the default PathPrefix "/" match, no filters) */
+    SV_KIND_CONFIGMAP,
+    SV_KIND_BACKENDTLSPOLICY,
     SV_KIND__COUNT
 };
 
@@ -191,6 +193,8 @@ struct sv_gateway {
     const char *ls_from_raw;
     bool has_ls_selector;
     struct sv_label_selector ls_selector; /* allowedListeners.namespaces.selector */
+    bool has_backend_client_cert; /* spec.tls.backend.clientCertificateRef present */
+    struct sv_object_ref backend_client_cert; /* group "" kind "Secret" by default */
     bool has_parameters_ref; /* spec.infrastructure.parametersRef (we support none) */
     struct sv_object_ref parameters_ref;
     struct sv_listener *listeners;
@@ -454,6 +458,42 @@ struct sv_secret {
     const struct sv_bytes_kv *tls_key;
 };
 
+/* A ConfigMap: data only (binaryData is not read). */
+struct sv_configmap {
+    struct sv_kv *data;
+    size_t n_data;
+};
+
+/* ---- BackendTLSPolicy (gateway.networking.k8s.io/v1) ------------------------------------ */
+
+/* spec.targetRefs[] (LocalPolicyTargetReferenceWithSectionName). */
+struct sv_policy_target {
+    const char *group; /* "" for core */
+    const char *kind;
+    const char *name;
+    const char *section_name; /* NULL = every port of the target */
+};
+
+enum sv_san_type { SV_SAN_HOSTNAME = 0, SV_SAN_URI, SV_SAN_UNSUPPORTED };
+
+/* spec.validation.subjectAltNames[]. */
+struct sv_san {
+    enum sv_san_type type;
+    const char *type_raw;
+    const char *value; /* hostname or uri, whichever the type names; "" if absent */
+};
+
+struct sv_backendtlspolicy {
+    struct sv_policy_target *targets;
+    size_t n_targets;
+    struct sv_object_ref *ca_refs; /* validation.caCertificateRefs; group "" when absent */
+    size_t n_ca_refs;
+    const char *well_known_ca;     /* validation.wellKnownCACertificates, NULL if absent */
+    const char *hostname;          /* validation.hostname (required by the CRD), NULL if absent */
+    struct sv_san *sans;
+    size_t n_sans;
+};
+
 /* ---- the object ------------------------------------------------------------------------- */
 
 struct sv_object {
@@ -468,6 +508,8 @@ struct sv_object {
         struct sv_endpointslice endpointslice;
         struct sv_secret secret;
         struct sv_listenerset listenerset;
+        struct sv_configmap configmap;
+        struct sv_backendtlspolicy backendtlspolicy;
     } u;
     const char *source; /* where it came from ("file.yaml#2"), NULL if not set */
     uint64_t content_hash; /* of the decoded JSON without status, resourceVersion and

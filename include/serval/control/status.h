@@ -75,6 +75,20 @@ struct sv_status_route {
     size_t n_parents;
 };
 
+/* One status.ancestors[] entry of a BackendTLSPolicy: a Gateway of ours whose routes use a
+ * Service the policy targets. */
+struct sv_status_policy_ancestor {
+    struct sv_parent_ref ref; /* the Gateway: group, kind, namespace and name set */
+    const char *controller_name;
+    struct sv_condition_set conds; /* Accepted, ResolvedRefs */
+};
+
+struct sv_status_policy {
+    const struct sv_object *obj; /* the BackendTLSPolicy (borrowed from the store) */
+    struct sv_status_policy_ancestor *ancestors;
+    size_t n_ancestors;
+};
+
 /* A certificate an HTTPS listener serves (for the TLS layer; bytes borrowed from the store). */
 struct sv_status_tls_cert {
     uint32_t listener; /* index in the generation's listener table */
@@ -98,6 +112,8 @@ struct sv_status {
     size_t n_certs;
     struct sv_status_listenerset *listenersets;
     size_t n_listenersets;
+    struct sv_status_policy *policies; /* BackendTLSPolicies with at least one ancestor */
+    size_t n_policies;
     struct sv_arena _arena;
 };
 
@@ -109,6 +125,8 @@ const struct sv_status_gateway *sv_status_gateway(const struct sv_status *st, co
                                                   const char *name);
 const struct sv_status_route *sv_status_route(const struct sv_status *st, const char *ns,
                                               const char *name);
+const struct sv_status_policy *sv_status_policy(const struct sv_status *st, const char *ns,
+                                                const char *name);
 const struct sv_status_listener *sv_status_listener(const struct sv_status_gateway *gw,
                                                     const char *name);
 const struct sv_status_listenerset *sv_status_listenerset(const struct sv_status *st,
@@ -118,7 +136,8 @@ const struct sv_status_listenerset *sv_status_listenerset(const struct sv_status
  * "name":..,"status":{"addresses":[..],"conditions":[..],"listeners":[..],
  * "attachedListenerSets":N}}], "httpRoutes": [{"namespace":..,"name":..,"status":{"parents":
  * [..]}}], "listenerSets":[{"namespace":..,"name":..,"status":{"conditions":[..],"listeners":
- * [..]}}]} with Kubernetes field names.
+ * [..]}}], "backendTLSPolicies":[{"namespace":..,"name":..,"status":{"ancestors":[{"ancestorRef":
+ * ..,"controllerName":..,"conditions":..}]}}]} with Kubernetes field names.
  * lastTransitionTime is not included (the status writer owns it). Returns a new tree (caller
  * frees with cJSON_Delete) or NULL when out of memory. */
 struct cJSON *sv_status_to_json(const struct sv_status *st);

@@ -76,6 +76,12 @@ struct sv_tls_cert_info {
 int sv_tls_cert_check(const void *cert_pem, size_t cert_len, const void *key_pem, size_t key_len,
                       struct sv_tls_cert_info *info, char *err, size_t errlen);
 
+/* Check a CA bundle for backend TLS (BackendTLSPolicy caCertificateRefs, PEM): at least one
+ * certificate, and every certificate in it parses as a trust anchor. Any thread (no shared
+ * state). Returns 0, or -EINVAL with a one-line reason in err[errlen] ("no PEM certificate",
+ * "CA certificate PEM does not parse"), -ENOMEM. */
+int sv_tls_ca_check(const void *pem, size_t len, char *err, size_t errlen);
+
 /* ---- session-ticket keys --------------------------------------------------------------------- */
 
 struct sv_tls_ticket_keys;

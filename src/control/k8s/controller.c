@@ -34,6 +34,8 @@ static const struct {
      "labelSelector=kubernetes.io%2Fservice-name"},
     {SV_KIND_SECRET, "/api/v1/secrets", "fieldSelector=type%3Dkubernetes.io%2Ftls"},
     {SV_KIND_LISTENERSET, G "/v1/listenersets", NULL},
+    {SV_KIND_CONFIGMAP, "/api/v1/configmaps", NULL},
+    {SV_KIND_BACKENDTLSPOLICY, G "/v1/backendtlspolicies", NULL},
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 

@@ -48,6 +48,7 @@ static const char *api_version_of(enum sv_kind k)
     case SV_KIND_GATEWAY:
     case SV_KIND_HTTPROUTE:
     case SV_KIND_LISTENERSET:
+    case SV_KIND_BACKENDTLSPOLICY:
         return SV_GATEWAY_API_GROUP "/v1";
     case SV_KIND_ENDPOINTSLICE:
         return "discovery.k8s.io/v1";

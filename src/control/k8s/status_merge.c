@@ -106,8 +106,10 @@ static bool same_parent_ref(const cJSON *a, const cJSON *b, const char *route_ns
     return va == vb;
 }
 
+/* HTTPRoute status.parents (keyed by parentRef) or BackendTLSPolicy status.ancestors (keyed by
+ * ancestorRef, <ref_key>): entries of other controllers stay in place, ours are replaced. */
 static cJSON *merge_parents(const cJSON *current, const cJSON *desired, const char *controller,
-                            const char *now)
+                            const char *now, const char *ref_key)
 {
     cJSON *out = cJSON_CreateArray();
     if (!out)
@@ -126,11 +128,11 @@ static cJSON *merge_parents(const cJSON *current, const cJSON *desired, const ch
             cJSON_AddItemToArray(out, keep);
             continue;
         }
-        const cJSON *cref = cJSON_GetObjectItemCaseSensitive(cur, "parentRef");
+        const cJSON *cref = cJSON_GetObjectItemCaseSensitive(cur, ref_key);
         for (size_t i = 0; i < nd; i++) {
             const cJSON *d = cJSON_GetArrayItem(desired, (int)i);
             if (used[i] ||
-                !same_parent_ref(cref, cJSON_GetObjectItemCaseSensitive(d, "parentRef"), NULL))
+                !same_parent_ref(cref, cJSON_GetObjectItemCaseSensitive(d, ref_key), NULL))
                 continue;
             used[i] = true;
             cJSON *e = merge_entry(cur, d, now);
@@ -186,13 +188,14 @@ cJSON *sv_k8s_status_merge(enum sv_kind kind, const cJSON *current, const cJSON 
     if (!out)
         return NULL;
     const cJSON *cur_of = cJSON_IsObject(current) ? current : NULL;
-    if (kind == SV_KIND_HTTPROUTE) {
-        cJSON *p = merge_parents(cJSON_GetObjectItemCaseSensitive(cur_of, "parents"),
-                                 cJSON_GetObjectItemCaseSensitive(desired, "parents"), controller,
-                                 now);
+    if (kind == SV_KIND_HTTPROUTE || kind == SV_KIND_BACKENDTLSPOLICY) {
+        const char *list = kind == SV_KIND_HTTPROUTE ? "parents" : "ancestors";
+        cJSON *p = merge_parents(cJSON_GetObjectItemCaseSensitive(cur_of, list),
+                                 cJSON_GetObjectItemCaseSensitive(desired, list), controller,
+                                 now, kind == SV_KIND_HTTPROUTE ? "parentRef" : "ancestorRef");
         if (!p)
             goto fail;
-        set_item(out, "parents", p);
+        set_item(out, list, p);
     } else {
         cJSON *c = merge_conditions(cJSON_GetObjectItemCaseSensitive(cur_of, "conditions"),
                                     cJSON_GetObjectItemCaseSensitive(desired, "conditions"), now);

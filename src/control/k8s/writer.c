@@ -16,6 +16,7 @@
 
 #define MAX_CONFLICT_RETRIES 5
 #define EMPTY_PARENTS "{\"parents\":[]}"
+#define EMPTY_ANCESTORS "{\"ancestors\":[]}"
 
 struct wentry {
     char *key;     /* "<kind>/<ns>/<name>" (sort key) */
@@ -123,7 +124,8 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
     } groups[] = {{"gatewayClasses", SV_KIND_GATEWAYCLASS},
                   {"gateways", SV_KIND_GATEWAY},
                   {"httpRoutes", SV_KIND_HTTPROUTE},
-                  {"listenerSets", SV_KIND_LISTENERSET}};
+                  {"listenerSets", SV_KIND_LISTENERSET},
+                  {"backendTLSPolicies", SV_KIND_BACKENDTLSPOLICY}};
     size_t total = w->n;
     for (size_t g = 0; g < SV_ARRAY_SIZE(groups); g++)
         total += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, groups[g].field));
@@ -168,9 +170,13 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
                 now->written = old->written;
                 old->written = NULL;
             }
-        } else if (old->kind == SV_KIND_HTTPROUTE &&
-                   !(old->written && strcmp(old->written, EMPTY_PARENTS) == 0)) {
-            rc = add_entry(ne, &n, old->kind, old->ns, old->name, strdup(EMPTY_PARENTS));
+        } else if ((old->kind == SV_KIND_HTTPROUTE || old->kind == SV_KIND_BACKENDTLSPOLICY) &&
+                   !(old->written &&
+                     strcmp(old->written, old->kind == SV_KIND_HTTPROUTE ? EMPTY_PARENTS
+                                                                         : EMPTY_ANCESTORS) == 0)) {
+            rc = add_entry(ne, &n, old->kind, old->ns, old->name,
+                           strdup(old->kind == SV_KIND_HTTPROUTE ? EMPTY_PARENTS
+                                                                 : EMPTY_ANCESTORS));
             if (rc == 0) {
                 ne[n - 1].written = old->written;
                 old->written = NULL;
@@ -212,10 +218,11 @@ size_t k8s_writer_pending(const struct k8s_writer *w)
 
 static void object_path(const struct wentry *e, bool status, char *out, size_t outlen)
 {
-    const char *res = e->kind == SV_KIND_GATEWAYCLASS ? "gatewayclasses"
-                      : e->kind == SV_KIND_GATEWAY    ? "gateways"
-                      : e->kind == SV_KIND_LISTENERSET ? "listenersets"
-                                                       : "httproutes";
+    const char *res = e->kind == SV_KIND_GATEWAYCLASS       ? "gatewayclasses"
+                      : e->kind == SV_KIND_GATEWAY          ? "gateways"
+                      : e->kind == SV_KIND_LISTENERSET      ? "listenersets"
+                      : e->kind == SV_KIND_BACKENDTLSPOLICY ? "backendtlspolicies"
+                                                            : "httproutes";
     if (e->kind == SV_KIND_GATEWAYCLASS)
         snprintf(out, outlen, "/apis/" SV_GATEWAY_API_GROUP "/v1/%s/%s%s", res, e->name,
                  status ? "/status" : "");

@@ -209,6 +209,8 @@ int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
         }
         sv_dec_pop(d, m2);
     }
+    if (sv_dec_gateway_backend_tls(d, spec, gw) < 0)
+        return -1;
     if (dec_allowed_listeners(d, spec, gw) < 0 ||
         SV_DEC_EACH_OBJ(d, spec, "listeners", &gw->listeners, &gw->n_listeners, dec_listener) < 0 ||
         SV_DEC_EACH_OBJ(d, spec, "addresses", &gw->addresses, &gw->n_addresses, dec_address) < 0)

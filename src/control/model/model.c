@@ -23,6 +23,8 @@ static const char *const kind_names[SV_KIND__COUNT] = {
     [SV_KIND_SECRET] = "Secret",
     [SV_KIND_LISTENERSET] = "ListenerSet",
     [SV_KIND_TLSROUTE] = "TLSRoute",
+    [SV_KIND_CONFIGMAP] = "ConfigMap",
+    [SV_KIND_BACKENDTLSPOLICY] = "BackendTLSPolicy",
 };
 
 const char *sv_kind_name(enum sv_kind kind)
@@ -701,6 +703,10 @@ static const struct kind_entry kinds[] = {
     {"TLSRoute",
      {SV_GATEWAY_API_GROUP "/v1alpha2", SV_GATEWAY_API_GROUP "/v1alpha3", SV_GATEWAY_API_GROUP "/v1"},
      SV_KIND_TLSROUTE},
+    {"ConfigMap", {"v1", NULL, NULL}, SV_KIND_CONFIGMAP},
+    {"BackendTLSPolicy",
+     {SV_GATEWAY_API_GROUP "/v1", SV_GATEWAY_API_GROUP "/v1alpha3", NULL},
+     SV_KIND_BACKENDTLSPOLICY},
 };
 
 int sv_model_decode(const cJSON *json, const char *source, struct sv_object **out, char *err,
@@ -785,6 +791,12 @@ int sv_model_decode(const cJSON *json, const char *source, struct sv_object **ou
             break;
         case SV_KIND_LISTENERSET:
             rc = sv_dec_listenerset(&d, json, obj);
+            break;
+        case SV_KIND_CONFIGMAP:
+            rc = sv_dec_configmap(&d, json, obj);
+            break;
+        case SV_KIND_BACKENDTLSPOLICY:
+            rc = sv_dec_backendtlspolicy(&d, json, obj);
             break;
         default:
             SV_ASSERT(!"unreachable kind");

@@ -113,6 +113,10 @@ int sv_dec_service(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_endpointslice(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_secret(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
 int sv_dec_listenerset(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
+int sv_dec_configmap(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
+int sv_dec_backendtlspolicy(struct sv_dec *d, const cJSON *j, struct sv_object *obj);
+/* Gateway spec.tls.backend (policy.c). */
+int sv_dec_gateway_backend_tls(struct sv_dec *d, const cJSON *spec, struct sv_gateway *gw);
 int sv_dec_label_selector(struct sv_dec *d, const cJSON *o, struct sv_label_selector *out);
 
 #endif

@@ -382,9 +382,14 @@ static void resolve_backend(struct tx *t, const struct sv_object *route,
                      br->port);
         return;
     }
+    const struct tx_policy *pol = sv_tx_policy_for(t, ns, br->name, sp->name);
+    if (pol && !pol->valid)
+        return; /* an invalid BackendTLSPolicy: no plaintext fallback, a 500 share */
     const char *ap = sp->app_protocol;
     if (!ap || !ap[0] || strcasecmp(ap, "http") == 0 || strcmp(ap, "kubernetes.io/http") == 0)
         out->app_proto = SV_ROUTE_APP_HTTP1;
+    else if (pol && strcasecmp(ap, "https") == 0)
+        out->app_proto = SV_ROUTE_APP_HTTP1; /* HTTP/1.1 over the policy's TLS */
     else if (strcmp(ap, "kubernetes.io/h2c") == 0)
         out->app_proto = SV_ROUTE_APP_H2C;
     else if (strcmp(ap, "kubernetes.io/ws") == 0)

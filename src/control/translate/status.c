@@ -80,6 +80,17 @@ const struct sv_status_route *sv_status_route(const struct sv_status *st, const 
     return NULL;
 }
 
+const struct sv_status_policy *sv_status_policy(const struct sv_status *st, const char *ns,
+                                                const char *name)
+{
+    for (size_t i = 0; i < st->n_policies; i++) {
+        const struct sv_object *o = st->policies[i].obj;
+        if (strcmp(o->meta.ns, ns) == 0 && strcmp(o->meta.name, name) == 0)
+            return &st->policies[i];
+    }
+    return NULL;
+}
+
 const struct sv_status_listener *sv_status_listener(const struct sv_status_gateway *gw,
                                                     const char *name)
 {
@@ -174,7 +185,8 @@ cJSON *sv_status_to_json(const struct sv_status *st)
     cJSON *gws = cJSON_AddArrayToObject(root, "gateways");
     cJSON *routes = cJSON_AddArrayToObject(root, "httpRoutes");
     cJSON *lsets = cJSON_AddArrayToObject(root, "listenerSets");
-    if (!classes || !gws || !routes || !lsets)
+    cJSON *pols = cJSON_AddArrayToObject(root, "backendTLSPolicies");
+    if (!classes || !gws || !routes || !lsets || !pols)
         goto fail;
     for (size_t i = 0; i < st->n_classes; i++) {
         cJSON *s = named(classes, st->classes[i].obj);
@@ -234,6 +246,29 @@ cJSON *sv_status_to_json(const struct sv_status *st)
         if (!s || !cJSON_AddItemToObject(s, "conditions", conds_json(&l->conds)) ||
             !listeners_json(s, l->listeners, l->n_listeners))
             goto fail;
+    }
+    for (size_t i = 0; i < st->n_policies; i++) {
+        const struct sv_status_policy *p = &st->policies[i];
+        cJSON *s = named(pols, p->obj);
+        if (!s)
+            goto fail;
+        cJSON *anc = cJSON_AddArrayToObject(s, "ancestors");
+        for (size_t k = 0; anc && k < p->n_ancestors; k++) {
+            const struct sv_status_policy_ancestor *a = &p->ancestors[k];
+            cJSON *aj = cJSON_CreateObject(), *ref;
+            if (!aj)
+                goto fail;
+            ref = cJSON_AddObjectToObject(aj, "ancestorRef");
+            if (ref) {
+                cJSON_AddStringToObject(ref, "group", a->ref.group);
+                cJSON_AddStringToObject(ref, "kind", a->ref.kind);
+                cJSON_AddStringToObject(ref, "namespace", a->ref.ns);
+                cJSON_AddStringToObject(ref, "name", a->ref.name);
+            }
+            cJSON_AddStringToObject(aj, "controllerName", a->controller_name);
+            cJSON_AddItemToObject(aj, "conditions", conds_json(&a->conds));
+            cJSON_AddItemToArray(anc, aj);
+        }
     }
     return root;
 fail:

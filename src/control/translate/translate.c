@@ -567,6 +567,43 @@ static int tx_assign_addresses(struct tx *t)
     return 0;
 }
 
+/* spec.tls.backend.clientCertificateRef: a core Secret (same namespace, or allowed by a
+ * ReferenceGrant) holding a certificate and key that match. Sets the Gateway's ResolvedRefs. */
+static void backend_client_cert(struct tx *t, struct tx_gateway *g)
+{
+    const struct sv_object *gw = g->obj;
+    const struct sv_object_ref *r = &gw->u.gateway.backend_client_cert;
+    const char *ns = r->ns ? r->ns : gw->meta.ns;
+    int64_t gen = gw->meta.generation;
+    struct sv_condition_set *cs = &g->status->conds;
+    const struct sv_object *s = NULL;
+    char why[160] = "";
+    const char *reason = "InvalidClientCertificateRef";
+    if (r->group[0] || strcmp(r->kind, "Secret") != 0)
+        snprintf(why, sizeof(why), "clientCertificateRef %s/%s: only core Secrets are supported",
+                 r->group, r->kind);
+    else if (strcmp(ns, gw->meta.ns) != 0 &&
+             !grant_allows(t, "Gateway", gw->meta.ns, "", "Secret", ns, r->name)) {
+        snprintf(why, sizeof(why), "Secret %s/%s: no ReferenceGrant allows it", ns, r->name);
+        reason = "RefNotPermitted";
+    } else if (!(s = sv_store_get(t->store, SV_KIND_SECRET, ns, r->name)))
+        snprintf(why, sizeof(why), "Secret %s/%s not found", ns, r->name);
+    else if (!pem_like(s->u.secret.tls_crt) || !pem_like(s->u.secret.tls_key))
+        snprintf(why, sizeof(why), "Secret %s/%s: tls.crt and tls.key must hold PEM data", ns,
+                 r->name);
+    else {
+        char e[120];
+        if (sv_tls_cert_check(s->u.secret.tls_crt->data, s->u.secret.tls_crt->len,
+                              s->u.secret.tls_key->data, s->u.secret.tls_key->len, NULL, e,
+                              sizeof(e)) != 0)
+            snprintf(why, sizeof(why), "Secret %s/%s: %s", ns, r->name, e);
+    }
+    if (why[0])
+        sv_tx_cond(t, cs, "ResolvedRefs", false, reason, gen, "%s", why);
+    else
+        sv_tx_cond(t, cs, "ResolvedRefs", true, "ResolvedRefs", gen, "References resolved");
+}
+
 static int tx_gateways(struct tx *t)
 {
     size_t n;
@@ -685,6 +722,8 @@ static int tx_gateways(struct tx *t)
             sv_tx_cond(t, cs, "Programmed", false, "Invalid", gen, "Gateway is not programmed");
         else
             sv_tx_cond(t, cs, "Programmed", true, "Programmed", gen, "Gateway programmed");
+        if (g->obj->u.gateway.has_backend_client_cert)
+            backend_client_cert(t, g);
     }
     for (size_t i = 0; i < k; i++)
         sv_tx_lsets_status(t, &t->gws[i]);
@@ -875,7 +914,8 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
     if (!t.b)
         goto fail;
     if ((rc = tx_classes(&t)) != 0 || (rc = tx_gateways(&t)) != 0 ||
-        (rc = tx_index_slices(&t)) != 0 || (rc = sv_tx_routes(&t)) != 0)
+        (rc = tx_index_slices(&t)) != 0 || (rc = sv_tx_policies_resolve(&t)) != 0 ||
+        (rc = sv_tx_routes(&t)) != 0 || (rc = sv_tx_policies_status(&t)) != 0)
         goto fail;
     if (t.nomem) {
         rc = -ENOMEM;

@@ -44,6 +44,17 @@ struct tx_set_memo {
     uint8_t app_proto; /* enum sv_route_app_proto */
 };
 
+/* One BackendTLSPolicy as resolved for this translation (policy.c). */
+struct tx_policy {
+    const struct sv_object *obj;
+    bool conflicted;            /* an older policy claims the same target and section */
+    bool valid;                 /* Accepted (apart from conflicts): usable for traffic */
+    const char *accepted_reason, *accepted_msg;
+    const char *refs_reason;    /* first ResolvedRefs problem, NULL if none */
+    const char *refs_msg;
+    const char *ca_pem;         /* first usable CA bundle (borrowed from the store), or NULL */
+};
+
 struct tx {
     struct sv_store *store;
     const char *controller;
@@ -75,6 +86,8 @@ struct tx {
     void *route_counted;
     size_t route_counted_cap;
     size_t cap_certs; /* entries allocated in st->certs */
+    struct tx_policy *pols; /* BackendTLSPolicies, oldest first */
+    size_t n_pols;
     bool nomem;
 };
 
@@ -113,6 +126,13 @@ struct tx_gateway *sv_tx_parent(struct tx *t, const struct sv_parent_ref *p,
                                 const char *route_ns, const struct tx_listenerset **owner);
 /* The generation listener conditions of <tl> carry. */
 int64_t sv_tx_listener_gen(const struct tx_gateway *g, const struct tx_listener *tl);
+/* BackendTLSPolicies (policy.c): resolve every policy (before the routes), the policy that
+ * applies to a Service port (NULL = none; <port_name> NULL or "" for an unnamed port), and the
+ * policies' status.ancestors (after the routes). Return 0 or -ENOMEM. */
+int sv_tx_policies_resolve(struct tx *t);
+const struct tx_policy *sv_tx_policy_for(const struct tx *t, const char *ns, const char *svc,
+                                         const char *port_name);
+int sv_tx_policies_status(struct tx *t);
 
 /* Routes (route.c). */
 int sv_tx_routes(struct tx *t);

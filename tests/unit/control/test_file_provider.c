@@ -84,7 +84,7 @@ TEST(file_provider_loads_recursively)
                "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"shop\"}}");
     write_file("nested/list.yaml", "apiVersion: v1\nkind: List\nitems:\n"
                                    "- {apiVersion: v1, kind: Service, metadata: {name: d}}\n"
-                                   "- {apiVersion: v1, kind: ConfigMap, metadata: {name: e}}\n");
+                                   "- {apiVersion: v1, kind: Pod, metadata: {name: e}}\n");
     write_file("notes.txt", "not: [yaml");
     write_file(".hidden.yaml", "broken: [");
 

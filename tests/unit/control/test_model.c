@@ -51,7 +51,7 @@ static struct sv_object *find(enum sv_kind k)
 TEST(model_all_kinds_decode_and_unknown_kinds_are_ignored)
 {
     REQUIRE(load_all_kinds() == 0);
-    CHECK_EQ_INT(n_objs, 10); /* the ConfigMap is ignored */
+    CHECK_EQ_INT(n_objs, 12); /* the Pod is ignored */
     for (int k = 0; k < SV_KIND__COUNT; k++)
         CHECK(find((enum sv_kind)k) != NULL);
     free_all();
@@ -576,4 +576,24 @@ TEST(model_mutated_manifests_never_crash)
     free(text);
     CHECK(decoded > 0);
     CHECK(failed > 0);
+}
+
+TEST(model_backendtlspolicy_and_configmap)
+{
+    REQUIRE(load_all_kinds() == 0);
+    struct sv_object *o = find(SV_KIND_BACKENDTLSPOLICY);
+    REQUIRE(o);
+    const struct sv_backendtlspolicy *p = &o->u.backendtlspolicy;
+    REQUIRE(p->n_targets == 1 && p->n_ca_refs == 1);
+    CHECK_EQ_STR(p->targets[0].group, "");
+    CHECK_EQ_STR(p->targets[0].kind, "Service");
+    CHECK_EQ_STR(p->targets[0].section_name, "https");
+    CHECK_EQ_STR(p->ca_refs[0].kind, "ConfigMap");
+    CHECK_EQ_STR(p->ca_refs[0].name, "ca");
+    CHECK_EQ_STR(p->hostname, "backend.example");
+    CHECK(p->well_known_ca == NULL && p->n_sans == 0);
+    o = find(SV_KIND_CONFIGMAP);
+    REQUIRE(o && o->u.configmap.n_data == 1);
+    CHECK_EQ_STR(o->u.configmap.data[0].key, "ca.crt");
+    free_all();
 }
