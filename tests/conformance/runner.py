@@ -55,6 +55,7 @@ CLAIMED = [
     "HTTPRouteBackendURLRewrite", "HTTPRouteBackendRequestRedirect",
     "GatewayAddressEmpty", "GatewayStaticAddresses",
     "ListenerSet",
+    "BackendTLSPolicy", "BackendTLSPolicySANValidation", "GatewayBackendClientCertificate",
 ]
 CORE = {"Gateway", "HTTPRoute", "ReferenceGrant"}
 GATEWAY_TLS_FEATURES = {"TLSRoute"}
@@ -465,7 +466,41 @@ class Runner:
                 return False, f"status.addresses {addrs}, want [{self.usable_addr}]"
             return True, "ok"
 
+        def backendtlspolicy_condition():
+            # upstream BackendTLSPolicyMustHaveCondition: every ancestor current, then the wanted
+            # condition on the ancestor naming the Gateway
+            p = self.obj(kind, ns, name)
+            if p is None:
+                return False, f"{kind} {ns}/{name} not found"
+            ancestors = (p.get("status") or {}).get("ancestors") or []
+            want = chk["ancestor"]
+            for a in ancestors:
+                if not conds_current(p, a.get("conditions") or []):
+                    return False, f"ancestor conditions not current: {fmt_conds(a.get('conditions'))}"
+                ref = a.get("ancestorRef") or {}
+                if ref.get("name") != want["name"] or ref.get("namespace") not in \
+                        (None, want.get("namespace")):
+                    continue
+                if all(cond_match(a.get("conditions"), c) for c in chk["conditions"]):
+                    return True, "ok"
+            return False, f"want {[(c['type'], c['status'], c['reason']) for c in chk['conditions']]}" \
+                          f" on ancestor {want['name']}; have " \
+                          f"{[((a.get('ancestorRef') or {}).get('name'), fmt_conds(a.get('conditions'))) for a in ancestors]}"
+
+        if t == "backendtlspolicy_latest_observed_generation":
+            # upstream BackendTLSPolicyMustHaveLatestConditions: one look, no polling
+            p = self.obj(kind, ns, name)
+            if p is None:
+                raise CaseFailed(f"{kind} {ns}/{name} not found")
+            for a in (p.get("status") or {}).get("ancestors") or []:
+                if not conds_current(p, a.get("conditions") or []):
+                    raise CaseFailed(f"{t} {ns}/{name}: ancestor conditions not current: "
+                                     f"{fmt_conds(a.get('conditions'))} generation "
+                                     f"{p['metadata'].get('generation')}")
+            return
+
         fns = {
+            "backendtlspolicy_condition": backendtlspolicy_condition,
             "gateway_address": lambda: self.gateway_address(ns, name, chk.get("listener_for_port")),
             "route_parents": route_parents,
             "route_condition": route_condition,
