@@ -2,13 +2,18 @@
  *
  *   serval-echo --listen ADDR:PORT [--listen ...] [--pod NAME] [--namespace NS] [--service NAME]
  *               [--threads N] [--max-conns N] [--idle-timeout MS] [--quiet]
+ *               [--tls-listen ADDR:PORT ... --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
  *
  * Speaks the Gateway API conformance "echo-basic" contract (any path -> 200 JSON describing the
  * request; ?delay=; /status/NNN; /health; /retry; /ws WebSocket echo; X-Echo-Set-Header; one log
  * line per request on stdout) plus endpoints for proxy tests: /echo-body (streams the request
  * body back), /bytes/N[?chunked=1] (N bytes 'a'+(i%26)), /slow?rate=B&n=N, /reset (TCP reset,
  * no response), /close (answer, then close), /stats (JSON {connections, requests, live}).
- * Environment: POD_NAME, NAMESPACE, SERVICE_NAME, INGRESS_NAME (flags win).
+ * Environment: POD_NAME, NAMESPACE, SERVICE_NAME, INGRESS_NAME, and for --tls-listen
+ * TLS_SERVER_CERT, TLS_SERVER_PRIVKEY, TLS_CLIENT_CACERTS (PEM file paths, as the conformance
+ * echo-basic server reads them; flags win). --tls-listen serves the same endpoints over TLS
+ * (wolfSSL) and adds "tls" (version, serverName, peerCertificates...) to the echo JSON; with a
+ * client CA, client certificates are asked for and verified when given (tls.c).
  *
  * --threads N: event-loop threads (epoll; default: online CPUs, at most 4), each with its own
  * SO_REUSEPORT socket per --listen address. --max-conns bounds open connections (default 4096;
@@ -37,7 +42,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: serval-echo --listen ADDR:PORT [--listen ...] [--pod NAME] "
                "[--namespace NS] [--service NAME]\n"
-               "                   [--threads N] [--max-conns N] [--idle-timeout MS] [--quiet]\n");
+               "                   [--threads N] [--max-conns N] [--idle-timeout MS] [--quiet]\n"
+               "                   [--tls-listen ADDR:PORT --tls-cert FILE --tls-key FILE "
+               "[--tls-client-ca FILE]]\n");
 }
 
 /* "ADDR:PORT" or "[V6]:PORT" -> bound listening socket; returns fd or -1 (message printed). */
@@ -108,7 +115,11 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 int main(int argc, char **argv)
 {
     const char *specs[MAX_LISTEN];
-    unsigned nspecs = 0, idle = 60000;
+    bool spec_tls[MAX_LISTEN];
+    unsigned nspecs = 0, idle = 60000, ntls = 0;
+    const char *tls_cert = env_or("TLS_SERVER_CERT", NULL);
+    const char *tls_key = env_or("TLS_SERVER_PRIVKEY", NULL);
+    const char *tls_ca = env_or("TLS_CLIENT_CACERTS", NULL);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (unsigned)ncpu;
     const char *pod = env_or("POD_NAME", "serval-echo"), *ns = env_or("NAMESPACE", "");
@@ -124,10 +135,19 @@ int main(int argc, char **argv)
             return 0;
         } else if (!v) {
             ok = false;
-        } else if (strcmp(a, "--listen") == 0) {
+        } else if (strcmp(a, "--listen") == 0 || strcmp(a, "--tls-listen") == 0) {
             ok = nspecs < MAX_LISTEN;
-            if (ok)
+            if (ok) {
+                spec_tls[nspecs] = a[2] == 't';
+                ntls += spec_tls[nspecs];
                 specs[nspecs++] = v;
+            }
+        } else if (strcmp(a, "--tls-cert") == 0) {
+            tls_cert = v;
+        } else if (strcmp(a, "--tls-key") == 0) {
+            tls_key = v;
+        } else if (strcmp(a, "--tls-client-ca") == 0) {
+            tls_ca = v;
         } else if (strcmp(a, "--pod") == 0) {
             pod = v;
         } else if (strcmp(a, "--namespace") == 0) {
@@ -154,6 +174,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (ntls && (!tls_cert || !tls_key)) {
+        fprintf(stderr, "serval-echo: --tls-listen needs --tls-cert and --tls-key "
+                        "(or TLS_SERVER_CERT and TLS_SERVER_PRIVKEY)\n");
+        return 2;
+    }
+    if (ntls && sv_echo_tls_init(tls_cert, tls_key, tls_ca) != 0)
+        return 1;
     sv_echo_idle_ms = (int)idle;
     signal(SIGPIPE, SIG_IGN);
 
@@ -182,7 +209,8 @@ int main(int argc, char **argv)
                 return 1;
             struct sv_echo_worker *w = &workers[t];
             struct sv_echo_listen *l = &w->listen[w->nlisten++];
-            *l = (struct sv_echo_listen){.tag = SV_ECHO_TAG_LISTEN, .fd = fd, .id = id};
+            *l = (struct sv_echo_listen){
+                .tag = SV_ECHO_TAG_LISTEN, .fd = fd, .tls = spec_tls[s], .id = id};
             struct epoll_event e = {.events = EPOLLIN, .data.ptr = l};
             if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
                 fprintf(stderr, "serval-echo: epoll_ctl: %s\n", strerror(errno));
@@ -190,8 +218,8 @@ int main(int argc, char **argv)
             }
         }
         snprintf(id->port, sizeof(id->port), "%u", port);
-        fprintf(stderr, "serval-echo: listening on %.*s:%u pod=%s namespace=%s\n",
-                (int)(colon - specs[s]), specs[s], port, pod, ns);
+        fprintf(stderr, "serval-echo: %slistening on %.*s:%u pod=%s namespace=%s\n",
+                spec_tls[s] ? "TLS " : "", (int)(colon - specs[s]), specs[s], port, pod, ns);
     }
     pthread_t tids[MAX_THREADS];
     for (unsigned t = 0; t < threads; t++) {

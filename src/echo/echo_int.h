@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SV_ECHO_READ_BUF (64 * 1024)        /* input buffer per connection */
 #define SV_ECHO_URL_MAX (16 * 1024)         /* request-URI limit (414 beyond) */
@@ -136,6 +137,8 @@ struct sv_echo_worker;
 struct sv_echo_conn {
     int tag; /* first: tells connections from listeners in epoll data */
     int fd;
+    void *ssl;         /* WOLFSSL * on a --tls-listen connection, else NULL (tls.c) */
+    char tls_sni[256]; /* the SNI the TLS client sent, "" if none */
     struct sv_echo_worker *w;
     const struct sv_echo_ident *id;
     char peer[72];
@@ -198,6 +201,27 @@ int sv_echo_http_continue(struct sv_echo_conn *c, uint64_t now_ns);
 /* http.c: answer a request the parser rejected (400, or error_status) and close. */
 void sv_echo_http_reject(struct sv_echo_conn *c);
 
+/* ---- tls.c: HTTPS listeners ----------------------------------------------------------------- */
+
+/* Load the server certificate chain and key (PEM files) and, when <client_ca> is set, the CA
+ * bundle client certificates are verified against (asked for, verified if given). Main thread,
+ * before the loops start. Returns 0 or -1 (message printed). */
+int sv_echo_tls_init(const char *cert, const char *key, const char *client_ca);
+/* Attach a TLS session to a freshly accepted connection (the handshake runs inside the first
+ * reads). Owning thread. Returns 0 or -1. */
+int sv_echo_tls_start(struct sv_echo_conn *c);
+/* recv/send through TLS: > 0 bytes, 0 = close_notify (recv), -1 with errno EAGAIN (waiting for
+ * the socket) or ECONNRESET. */
+ssize_t sv_echo_tls_recv(struct sv_echo_conn *c, void *buf, size_t n);
+ssize_t sv_echo_tls_send(struct sv_echo_conn *c, const void *buf, size_t n);
+/* Decrypted bytes wait inside the session (no socket event will announce them). */
+bool sv_echo_tls_pending(const struct sv_echo_conn *c);
+/* Free the session (after one close_notify try when <notify>); no-op on plain connections. */
+void sv_echo_tls_end(struct sv_echo_conn *c, bool notify);
+/* Append ,"tls":{...} (version, serverName, negotiatedProtocol, cipherSuite, peerCertificates)
+ * to an echo JSON object; nothing on plain connections. */
+void sv_echo_tls_json(const struct sv_echo_conn *c, struct sv_echo_buf *j);
+
 /* loop.c: monotonic clock in ns. */
 uint64_t sv_echo_now_ns(void);
 
@@ -205,6 +229,7 @@ uint64_t sv_echo_now_ns(void);
 struct sv_echo_listen {
     int tag;
     int fd;
+    bool tls; /* --tls-listen: connections speak TLS (tls.c) */
     const struct sv_echo_ident *id;
 };
 

@@ -305,6 +305,7 @@ static void build_echo_json(struct sv_echo_conn *c)
     json_field(j, "service", id->service, strlen(id->service), true);
     json_field(j, "pod", id->pod, strlen(id->pod), true);
     json_field(j, "httpPort", id->port, strlen(id->port), true);
+    sv_echo_tls_json(c, j);
     sv_echo_buf_puts(j, "}");
 }
 

@@ -40,6 +40,7 @@ static void conn_free(struct sv_echo_conn *c, bool reset)
         struct linger lg = {1, 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
+    sv_echo_tls_end(c, !reset);
     close(c->fd); /* also leaves the epoll set */
     if (c->timer_counted)
         w->ntimers--;
@@ -73,7 +74,9 @@ static void conn_set_events(struct sv_echo_conn *c)
 static bool conn_flush(struct sv_echo_conn *c)
 {
     while (queued(c) > 0) { /* bounded: each pass sends bytes or stops */
-        ssize_t n = send(c->fd, c->out.p + c->out_off, queued(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = c->ssl ? sv_echo_tls_send(c, c->out.p + c->out_off, queued(c))
+                           : send(c->fd, c->out.p + c->out_off, queued(c),
+                                  MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c->out_off += (size_t)n;
             continue;
@@ -230,7 +233,8 @@ static void conn_readable(struct sv_echo_conn *c)
     for (int guard = 0; guard < 16; guard++) {
         if (c->shut_wr) { /* closing: drain and drop whatever still comes */
             char sink[4096];
-            ssize_t n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+            ssize_t n = c->ssl ? sv_echo_tls_recv(c, sink, sizeof(sink))
+                               : recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
             if (n > 0)
                 continue;
             if (n < 0 && errno == EINTR)
@@ -246,11 +250,13 @@ static void conn_readable(struct sv_echo_conn *c)
         }
         if (c->in_end == sizeof(c->in))
             break;
-        ssize_t n = recv(c->fd, c->in + c->in_end, sizeof(c->in) - c->in_end, MSG_DONTWAIT);
+        ssize_t n = c->ssl ? sv_echo_tls_recv(c, c->in + c->in_end, sizeof(c->in) - c->in_end)
+                           : recv(c->fd, c->in + c->in_end, sizeof(c->in) - c->in_end,
+                                  MSG_DONTWAIT);
         if (n > 0) {
             c->in_end += (size_t)n;
             c->last_active_ms = sv_echo_now_ns() / 1000000;
-            if (c->in_end < sizeof(c->in))
+            if (c->in_end < sizeof(c->in) && !c->ssl)
                 break; /* short read: the socket is drained */
             continue;
         }
@@ -301,6 +307,11 @@ static void accept_some(struct sv_echo_worker *w, struct sv_echo_listen *l)
         c->fd = fd;
         c->w = w;
         c->id = l->id;
+        if (l->tls && sv_echo_tls_start(c) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
         format_peer(&ss, c->peer, sizeof(c->peer));
         llhttp_init(&c->parser, HTTP_REQUEST, &sv_echo_http_settings);
         c->parser.data = c;
