@@ -25,6 +25,7 @@ CONTROLLER = "serval.dev/gateway-controller"
 CLASS = "serval-conformance"
 ECHO_IMAGE = "echo-basic"
 HTTP_PORT = 3000
+HTTPS_PORT = 8443
 
 
 class UnknownKind(Exception):
@@ -196,22 +197,55 @@ class Cluster:
             if not containers or ECHO_IMAGE not in containers[0].get("image", ""):
                 continue  # not an echo server (coredns, tcp echo...): no stand-in
             env = {e.get("name"): e.get("value") for e in containers[0].get("env", []) or []}
+            args, tls_env = ["--threads", "1"], None
             if env.get("TLS_SERVER_CERT") or "HTTPS_PORT" in env:
-                notes.append(f"{key[0]}/{key[1]}: TLS echo backend not available (serval-echo "
-                             "has no TLS); no pods")
-                continue
-            replicas = spec.get("replicas", 1)
+                # serve HTTPS on 8443 like echo-basic, with the files its volumes would mount
+                tls_env, missing = {}, []
+                for var in ("TLS_SERVER_CERT", "TLS_SERVER_PRIVKEY", "TLS_CLIENT_CACERTS"):
+                    if env.get(var):
+                        f = self._mounted_file(key[0], containers[0], tmpl.get("spec", {}),
+                                               env[var])
+                        if f is None:
+                            missing.append(f"{var}={env[var]}")
+                        tls_env[var] = f or ""
+                if missing or not tls_env.get("TLS_SERVER_CERT") or \
+                        not tls_env.get("TLS_SERVER_PRIVKEY"):
+                    notes.append(f"{key[0]}/{key[1]}: TLS echo files not found ({missing}); "
+                                 "no pods")
+                    continue
             rs = rand_hash(10)
+            replicas = spec.get("replicas", 1)
             for _ in range(replicas if isinstance(replicas, int) else 1):
                 pod = f"{key[1]}-{rs}-{rand_hash(5)}"
                 addr = self.pod_addr()
-                p = svtest.start_echo(addr=addr, port=HTTP_PORT, pod=pod, ns=key[0],
-                                      args=["--threads", "1"])
+                a = args + (["--tls-listen", f"{addr}:{HTTPS_PORT}"] if tls_env else [])
+                p = svtest.start_echo(addr=addr, port=HTTP_PORT, pod=pod, ns=key[0], args=a,
+                                      env=tls_env)
                 p.labels = (tmpl.get("metadata", {}) or {}).get("labels", {}) or {}
                 p.ns = key[0]
                 self.pods[key].append(p)
         self._sync_slices()
         return notes
+
+    def _mounted_file(self, ns, container, pod_spec, path):
+        """A local file with what a pod would read at <path>: the Secret or ConfigMap volume
+        mounted over it (items key -> path, or the key itself). None when unresolved."""
+        for m in container.get("volumeMounts") or []:
+            mp = (m.get("mountPath") or "").rstrip("/")
+            if not mp or not path.startswith(mp + "/"):
+                continue
+            rel = path[len(mp) + 1:]
+            for v in pod_spec.get("volumes") or []:
+                if v.get("name") != m.get("name"):
+                    continue
+                src = v.get("secret") or v.get("configMap") or {}
+                name = src.get("secretName") or src.get("name")
+                keyname = rel
+                for it in src.get("items") or []:
+                    if it.get("path") == rel:
+                        keyname = it.get("key")
+                return self.secret_pem_file(ns, name, keyname) if name else None
+        return None
 
     def pods_matching(self, ns, selector):
         out = []

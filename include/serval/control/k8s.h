@@ -1,5 +1,5 @@
 /* The Kubernetes controller (--kubeconfig FILE | --in-cluster): reflectors (LIST + WATCH of the
- * eight kinds) fill one object store; bursts of changes are debounced into one translation and
+ * ten kinds) fill one object store; bursts of changes are debounced into one translation and
  * one published generation; the leader (Lease election) writes status back. Every replica
  * serves traffic.
  *
