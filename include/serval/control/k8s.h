@@ -1,5 +1,5 @@
 /* The Kubernetes controller (--kubeconfig FILE | --in-cluster): reflectors (LIST + WATCH of the
- * ten kinds) fill one object store; bursts of changes are debounced into one translation and
+ * eleven kinds) fill one object store; bursts of changes are debounced into one translation and
  * one published generation; the leader (Lease election) writes status back. Every replica
  * serves traffic.
  *
