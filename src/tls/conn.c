@@ -138,6 +138,8 @@ void sv_tls_conn_close(struct sv_tls_conn *c)
         wolfSSL_free(c->_ssl);
     if (c->_srv)
         sv_tls_server_unref(c->_srv);
+    if (c->_cli)
+        sv_tls_client_unref(c->_cli);
     memset(c, 0, sizeof(*c));
     c->_listener = -1;
 }
@@ -161,9 +163,9 @@ ssize_t sv_tls_conn_recv(struct sv_tls_conn *c, const void *in, size_t in_len, s
     c->_in_len = in ? in_len : 0;
     c->_in_off = 0;
     if (c->_state == SV_TLS_HANDSHAKE) {
-        int rc = wolfSSL_accept(ssl);
+        int rc = c->_cli ? wolfSSL_connect(ssl) : wolfSSL_accept(ssl);
         if (rc == WOLFSSL_SUCCESS) {
-            if (c->_listener < 0) {
+            if (!c->_cli && c->_listener < 0) {
                 c->_sni_unknown = true;
                 r = fail(c, SNI_ABSENT_ERROR);
                 goto out;

@@ -193,10 +193,14 @@ enum sv_tls_failure {
                                     record): we sent an alert */
 };
 
-/* One server connection. Embedded in the caller's connection object; fields are private. */
+struct sv_tls_client;
+
+/* One server connection (or, opened with sv_tls_conn_open_client, one client connection to a
+ * backend). Embedded in the caller's connection object; fields are private. */
 struct sv_tls_conn {
     void *_ssl;                     /* WOLFSSL * */
-    struct sv_tls_server *_srv;     /* referenced while open */
+    struct sv_tls_server *_srv;     /* referenced while open (server side) */
+    struct sv_tls_client *_cli;     /* referenced while open (client side) */
     const uint8_t *_in;             /* borrowed ciphertext during sv_tls_conn_recv */
     size_t _in_len, _in_off;
     uint8_t *_out;                  /* caller's ciphertext output buffer */
@@ -227,6 +231,43 @@ int sv_tls_conn_open(struct sv_tls_conn *c, struct sv_tls_server *srv, void *out
  * Same return contract. */
 int sv_tls_conn_open_alpn(struct sv_tls_conn *c, struct sv_tls_server *srv, void *out,
                           size_t out_cap, bool offer_h2);
+
+/* ---- client side (TLS to backends, BackendTLSPolicy) ------------------------------------------ */
+
+#define SV_TLS_CLIENT_MAX_SANS 32u
+
+/* subjectAltNames entry: a DNS name, or a URI when <uri>. */
+struct sv_tls_san {
+    struct sv_str value;
+    bool uri;
+};
+
+struct sv_tls_client_spec {
+    struct sv_str hostname;       /* SNI; also the name verified when there is no SAN list */
+    struct sv_str ca_pem;         /* trust anchors (PEM bundle); may be empty with system_cas */
+    bool system_cas;              /* wellKnownCACertificates: System */
+    const struct sv_tls_san *sans; /* when given, the leaf must carry one of them (instead of
+                                      the hostname) */
+    uint32_t n_sans;
+    struct sv_str cert_pem, key_pem; /* client certificate (chain) and key; empty = none */
+};
+
+/* Build a client context: TLS 1.2-1.3, peer verification against the trust anchors, then the
+ * hostname (or one of the SANs), SNI = hostname, ALPN http/1.1, the client certificate when
+ * given. Control thread. The caller owns the one reference (sv_tls_client_unref). Returns NULL
+ * with a one-line reason in err[errlen]. */
+struct sv_tls_client *sv_tls_client_new(const struct sv_tls_client_spec *spec, char *err,
+                                        size_t errlen);
+/* Take / drop a reference (atomic; any thread). */
+void sv_tls_client_ref(struct sv_tls_client *cl);
+void sv_tls_client_unref(struct sv_tls_client *cl);
+
+/* Open a client connection with <cl> (takes a reference), output into out[0..out_cap) as for
+ * sv_tls_conn_open. The handshake starts with the first sv_tls_conn_recv call (no input needed:
+ * it queues the ClientHello); the other connection calls work as on the server side; a peer
+ * that fails verification ends in SV_TLS_FAILED. Worker thread. Returns 0, -EINVAL, -ENOMEM. */
+int sv_tls_conn_open_client(struct sv_tls_conn *c, struct sv_tls_client *cl, void *out,
+                            size_t out_cap);
 
 /* Free the wolfSSL state and drop the server reference. Safe on a zeroed or already closed
  * struct. Worker thread owning <c>. */
