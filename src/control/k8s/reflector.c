@@ -340,13 +340,15 @@ static void list_done(struct k8s_reflector *r, uint64_t now)
         backoff(r, now, -1, "LIST continue token expired (410)");
         return;
     }
-    if (status == 404 && r->kind == SV_KIND_LISTENERSET && !r->cont) {
-        /* ListenerSet is newer than the rest of the Gateway API: a cluster without its CRD has
-         * none, which must not keep the gateway from becoming ready. Empty, asked again later. */
+    if (status == 404 && (r->kind == SV_KIND_LISTENERSET || r->kind == SV_KIND_BACKENDTLSPOLICY) &&
+        !r->cont) {
+        /* ListenerSet and BackendTLSPolicy are newer than the rest of the Gateway API: a cluster
+         * without their CRD has none, which must not keep the gateway from becoming ready.
+         * Empty, asked again later. */
         uint32_t again = r->bo.cap_ms ? r->bo.cap_ms : 30000;
         if (!r->synced)
-            sv_info("k8s", "%s: not installed (404); no ListenerSets, asking again every %u ms",
-                    r->path, again);
+            sv_info("k8s", "%s: not installed (404); no %s objects, asking again every %u ms",
+                    r->path, sv_kind_name(r->kind), again);
         clear_seen(r);
         reconcile(r);
         r->synced = true;
