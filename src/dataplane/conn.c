@@ -1585,6 +1585,8 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
         int64_t n = sv_h2_body_gather(w, c, &c->up_send, &done);
         if (done)
             c->req_parsed_done = true;
+        if (c->n_mirror && (n > 0 || done))
+            sv_mirror_feed(w, c, c->up_send.iov, c->up_send.nseg, done);
         if (n > 0) {
             c->req_body_sent_any = true;
             up_send_segs(w, c, u, n);

@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_mirror_body import Recorder  # noqa: E402  (the recording mirror backend)
 from svtest import (check, finish, free_port, http_request, pattern_bytes,  # noqa: E402
                     start_echo, start_gateway, stop, unique_addr, wait_port)
 
@@ -59,10 +60,33 @@ spec:
     - type: ResponseHeaderModifier
       responseHeaderModifier: {{add: [{{name: X-Resp-Added, value: "yes"}}]}}
     backendRefs: [{{name: svc, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /mirrored}}}}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {{backendRef: {{name: rec, port: 80}}}}
+    backendRefs: [{{name: svc, port: 80}}]
   - matches: [{{path: {{type: PathPrefix, value: /redir}}}}]
     filters:
     - type: RequestRedirect
       requestRedirect: {{hostname: elsewhere.example.com, statusCode: 302}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: rec, namespace: demo}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: rec-1
+  namespace: demo
+  labels: {{kubernetes.io/service-name: rec}}
+addressType: IPv4
+ports: [{{name: http, port: {rport}}}]
+endpoints:
+- addresses: ["{raddr}"]
+  conditions: {{ready: true}}
 ---
 apiVersion: v1
 kind: Service
@@ -132,17 +156,20 @@ def main():
     d = tempfile.mkdtemp(prefix="sv-h2-")
     gw = None
     e = None
+    rec = None
     try:
         certs = os.path.join(d, "certs")
         subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
                        timeout=60, capture_output=True)
         e = start_echo(pod="pod-h2")
+        rec = Recorder()
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         host = unique_addr()
         port = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr))
+            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, rport=rec.srv.port,
+                                     raddr=rec.srv.addr))
         with open(os.path.join(conf, "secrets.yaml"), "w") as f:
             for i, (name, leaf) in enumerate((("cert-a", "ec_a"), ("cert-wild", "ec_wild"),
                                               ("cert-def", "ec_def"))):
@@ -209,6 +236,19 @@ def main():
         j = json.loads(body) if body.startswith(b"{") else {}
         check("h2 tls: small POST seen by the backend with its method",
               st == 200 and j.get("method") == "POST", (st, body[:200]))
+
+        # RequestMirror: the copy of an h2 POST carries the body too (chunked upstream framing).
+        small = os.urandom(70000)
+        sf = os.path.join(d, "small")
+        with open(sf, "wb") as f:
+            f.write(small)
+        rc, st, hd, body, ver, err = curl2(host, port, "a.example.com", "/mirrored/p",
+                                           ["-T", sf, "-X", "POST", "-H", "Content-Length:"])
+        got = rec.wait(1, timeout=10)
+        check("h2 tls: mirrored h2 POST: client answered, mirror got method, path and body",
+              rc == 0 and st == 200 and got is not None and got[0][0] == "POST" and
+              got[0][1] == "/mirrored/p" and got[0][3] == small,
+              (rc, st, got and [(g[0], g[1], len(g[3])) for g in got]))
 
         # Large response intact.
         n = 1024 * 1024 + 7
@@ -285,6 +325,8 @@ def main():
             stop(gw)
         if e:
             stop(e)
+        if rec:
+            rec.srv.close()
         shutil.rmtree(d, ignore_errors=True)
     finish()
 
