@@ -505,7 +505,8 @@ bool sv_h2_start(struct sv_worker *w, struct sv_conn *c)
     s->first = SV_NO_SLOT;
     s->nstreams = 0;
     /* the stream window stays at the default 65535 (a client may use it before it saw our
-     * SETTINGS anyway): SV_H2_BODY_BUF holds a full window */
+     * SETTINGS anyway): SV_H2_BODY_BUF holds a full window. MAX_HEADER_LIST_SIZE is advisory:
+     * a longer list still arrives, and its rebuilt head gets 431 like over HTTP/1.1. */
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, SV_H2_MAX_STREAMS},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, w->dp->cfg.max_header_size},
@@ -781,7 +782,13 @@ ssize_t sv_h2_stream_out(struct sv_worker *w, struct sv_conn *sc, const void *p,
             if (rc < 0)
                 return -1;
             if (h.flags & SV_HTTP_F_INTERIM) {
-                /* 1xx: not forwarded; the final response follows */
+                /* 1xx (100 Continue, 103 Early Hints): a HEADERS frame without END_STREAM; the
+                 * final response follows */
+                ssize_t ni = sv_h2_response_nv(&h, hw->nv, SV_MAX_HEADERS + 1, hw->scratch,
+                                               hw->scratch_cap);
+                if (ni < 0 || nghttp2_submit_headers(s->ng, NGHTTP2_FLAG_NONE, t->sid, NULL,
+                                                     hw->nv, (size_t)ni, NULL) < 0)
+                    return -1;
                 memmove(area, area + hl, t->out_len - hl);
                 t->out_len -= (uint32_t)hl;
                 sv_http_parser_reset(&t->rp);

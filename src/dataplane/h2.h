@@ -7,7 +7,7 @@
  * the SNI listener, redirects, header modifiers, X-Forwarded-*, retries, timeouts). What the
  * stream connection would send to an HTTP/1.1 client (a response head and body, canned answers)
  * is taken by sv_h2_stream_out, parsed back and turned into HEADERS + DATA (de-chunked, hop-by-hop
- * fields dropped). Request bodies arrive as DATA into a per-stream buffer (SV_H2_BODY_BUF, one per connection
+ * fields dropped; a 1xx becomes a HEADERS frame of its own before the final one). Request bodies arrive as DATA into a per-stream buffer (SV_H2_BODY_BUF, one per connection
  * slot, mapped at start, touched only by h2 streams) and leave upstream with
  * Content-Length or chunked framing; the stream's flow-control window is only given back when the
  * bytes were sent upstream, so a slow upstream slows the client down instead of growing memory.
@@ -24,7 +24,7 @@
  * never a refused connection. Streams: at most SV_H2_MAX_STREAMS concurrent per connection
  * (SETTINGS_MAX_CONCURRENT_STREAMS), each taking one connection slot (--max-conns); with no slot
  * free the stream is refused (RST_STREAM REFUSED_STREAM). Header list size is bounded by
- * --max-header-size. Abuse limits set on every session: rapid reset (stream reset rate limit),
+ * --max-header-size (431 beyond, as over HTTP/1.1). Abuse limits set on every session: rapid reset (stream reset rate limit),
  * CONTINUATION flood (max continuations), SETTINGS flood (max settings entries), PING/SETTINGS
  * ack flood (max outbound acks). */
 #ifndef SERVAL_DATAPLANE_H2_H

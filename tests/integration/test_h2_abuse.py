@@ -185,6 +185,21 @@ def main():
         gws.append(start(d, e, host, port, []))
         check("h2 abuse: gateway answers over h2 first", healthy(host, port))
 
+        # A header list larger than --max-header-size (cheap to send: one 2000-byte field added
+        # to the HPACK dynamic table, then referenced 40 times) is answered 431, like HTTP/1.1.
+        c = H2(host, port)
+        big = b"b" * 2000
+        block = bytes([0x82, 0x87]) + lit(4, "/big") + lit(1, "h2.test")
+        block += bytes([0x40, 3]) + b"x-h" + bytes([0x7f, 0xd1, 0x0e]) + big  # 0x7f+1873 = 2000
+        block += bytes([0x80 | 62]) * 40
+        c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, block))
+        body = []
+        r = c.frames(lambda t, f, s, p: (body.append(p) or bool(f & END_STREAM))
+                     if t == DATA and s == 1 else (t in (RST, GOAWAY)), timeout=10)
+        check("h2 abuse: header list over --max-header-size -> 431 over h2",
+              r == "stop" and b"Request Header Fields Too Large" in b"".join(body), (r, body))
+        c.close()
+
         # Rapid reset: HEADERS + RST_STREAM(CANCEL) for 3000 streams.
         c = H2(host, port)
         check("h2 abuse: raw client negotiated h2", c.alpn == "h2", c.alpn)
