@@ -346,6 +346,12 @@ done
 echo
 echo "results written to $MD"
 
+# HTTPS: serval beside nginx terminating TLS with the same certificate and pinning
+# (perf/bench_tls_e2e.sh; keep-alive requests and full handshakes; build/bench/results-tls.md).
+echo
+echo "== HTTPS (perf/bench_tls_e2e.sh)"
+"$(dirname "$0")/bench_tls_e2e.sh" || echo "bench_tls_e2e failed"
+
 # Control plane (translate/build time, generation memory per route, lookups/s, file write ->
 # published latency): perf/control-bench.sh, from the Gateway API helper (additive).
 echo

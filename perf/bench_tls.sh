@@ -2,7 +2,7 @@
 # TLS micro-benchmark (not a test): perf/bench_tls.c compiled against
 #   (1) Debian's libwolfssl (no AES-NI), and
 #   (2) wolfSSL rebuilt from Debian's source package with AES-NI/Intel asm, if build/wolfssl
-#       (third_party/wolfssl.sh, `make WOLFSSL=aesni`) or build/wolfssl-aesni exists,
+#       (third_party/wolfssl.sh, built by `make`) or build/wolfssl-aesni exists,
 # each pinned to CPU 0. Prints one table per build. BENCH_TLS_SECONDS (default 3) per scenario.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ echo "### wolfSSL $(dpkg-query -W -f '${Version}' libwolfssl35 2>/dev/null || ec
 taskset -c 0 "$out/bench_tls_system" "$out/certs" "$secs"
 src_dir=$(ls -d build/wolfssl-src/wolfssl-*/ 2>/dev/null | head -1)
 inc="" lib=""
-if [ -f build/wolfssl/lib/libwolfssl.a ]; then       # third_party/wolfssl.sh (make WOLFSSL=aesni)
+if [ -f build/wolfssl/lib/libwolfssl.a ]; then       # third_party/wolfssl.sh (default make)
     inc=build/wolfssl/include lib=build/wolfssl/lib/libwolfssl.a
 elif [ -f build/wolfssl-aesni/lib/libwolfssl.a ] && [ -n "$src_dir" ]; then
     # a manual build: headers from its configured source tree (Debian does not install options.h)
@@ -30,5 +30,5 @@ if [ -n "$lib" ]; then
     echo "### wolfSSL rebuilt from the Debian source package ($lib)"
     taskset -c 0 "$out/bench_tls_aesni" "$out/certs" "$secs"
 else
-    echo "(no rebuilt wolfSSL: run make WOLFSSL=aesni first; only the system library measured)"
+    echo "(no rebuilt wolfSSL: run make first; only the system library measured)"
 fi
