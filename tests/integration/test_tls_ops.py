@@ -284,11 +284,14 @@ def rotation_under_load(gw, conf, certs, host, port):
     check("tls ops: keep-alive client: requests, zero errors, one connection, old certificate",
           kl.ok > 10 and kl.errors == 0 and len(ka_socks) == 1 and ka_fp == fps["ec_a"],
           (kl.ok, kl.errors, kl.samples))
+    r = http_request(gw.admin[0], gw.admin[1], "GET", "/metrics", timeout=3.0)
+    idle = re.findall(r"^serval_(?:idle|header)_timeouts_total\{[^}]*\} \d+$",
+                      r.body.decode(errors="replace"), re.M)
     for wout, kind in zip(wouts, ("keep-alive", "new connections")):
         m = re.search(r"(\d+) requests in", wout)
         bad = re.search(r"Socket errors|Non-2xx", wout)
         check(f"tls ops: wrk ({kind}) over HTTPS during the rotations: requests, zero errors",
-              m and int(m.group(1)) > 10 and not bad, wout[-800:])
+              m and int(m.group(1)) > 10 and not bad, (wout[-800:], idle))
     if not wrks:
         print("skip - tls ops: wrk missing")
 
@@ -299,11 +302,12 @@ def close_notify_checks(gw, host, port):
     check("tls ops: Connection: close answered", st == 200, st)
     check("tls ops: Connection: close ends with our close_notify", ends_with_close_notify(s) is True)
     s.close()
-    # idle keep-alive connection: the gateway runs with --idle-timeout 1s
+    # idle keep-alive connection: the gateway runs with --idle-timeout 4s (not shorter: on a
+    # loaded machine a keep-alive client of the rotation part can pause for a second)
     s = tls_connect(host, port, "a.example.com")
     st, _, _ = get(s, "/idle")
     check("tls ops: idle timeout ends with our close_notify",
-          st == 200 and ends_with_close_notify(s, timeout=10.0) is True)
+          st == 200 and ends_with_close_notify(s, timeout=15.0) is True)
     s.close()
     # our answer to the client's close_notify
     s = tls_connect(host, port, "a.example.com")
@@ -472,7 +476,7 @@ def main():
                                                              eaddr=e.addr))
         write_atomic(conf, "secrets.yaml", secrets_yaml(certs, ROTATION[0]))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2",
-                            "--header-timeout", "1s", "--idle-timeout", "1s",
+                            "--header-timeout", "1s", "--idle-timeout", "4s",
                             "--recv-buffers", "32"])
         up = wait_port(host, port, 10.0) and wait_port(host, port2, 10.0)
         check("tls ops: HTTPS ports listen", up)
