@@ -432,9 +432,11 @@ static void tls_spare_put(struct sv_worker *w, struct sv_conn *c, uint16_t bid)
         sv_io_buf_recycle(w->io, bid);
 }
 
-/* Consume <n> bytes from the front of the client's plaintext queue. A TLS connection keeps
- * an emptied buffer as a spare instead of recycling it, so that plaintext always has somewhere
- * to go once the queue drained (see tls_in on why this matters). */
+/* Consume <n> bytes from the front of the client's plaintext queue. A TLS connection without a
+ * spare keeps an emptied buffer as its spare instead of recycling it, so that plaintext always
+ * has somewhere to go once the queue drained (see tls_in on why this matters); only one: every
+ * buffer a connection keeps is missing from the worker's receive ring (idle keep-alive
+ * connections holding several each ran a small ring dry). */
 static void cl_consume(struct sv_worker *w, struct sv_conn *c, uint32_t n)
 {
     if (!c->tls) {
@@ -445,8 +447,13 @@ static void cl_consume(struct sv_worker *w, struct sv_conn *c, uint32_t n)
     SV_ASSERT(n <= s->len);
     s->off += n;
     s->len -= n;
-    if (s->len == 0)
-        tls_spare_put(w, c, segq_pop_keep(&c->rx.q));
+    if (s->len == 0) {
+        uint16_t bid = segq_pop_keep(&c->rx.q);
+        if (c->tls_nspare == 0)
+            c->tls_spare[c->tls_nspare++] = bid;
+        else
+            sv_io_buf_recycle(w->io, bid);
+    }
 }
 
 /* cl_consume across segments (q_consume for the client's plaintext queue). */
@@ -537,9 +544,9 @@ static bool tls_close_notify(struct sv_worker *w, struct sv_conn *c)
  * No stall with ciphertext waiting for plaintext room ("no room" = the last plaintext segment
  * is full and there is no spare; sets c->tls_noroom):
  *  - room is missing only while c->rx.q is not empty: every buffer that ever held plaintext came
- *    from the spares, and cl_consume() puts it back there when the queue is consumed (the first
- *    spare is the buffer of the ClientHello, which always fits the input area); so once the
- *    queue drained there is a spare. The one exception is hold_up_send: an upstream that fails
+ *    from the spares, and cl_consume() keeps one as a spare when there is none (the first spare
+ *    is the buffer of the ClientHello, which always fits the input area); so once the queue
+ *    drained there is a spare. The one exception is hold_up_send: an upstream that fails
  *    in the middle of a body send keeps those buffers until its send completes. If that left no
  *    spare while ciphertext of the same request waits in the input area, progress waits for the
  *    client's next bytes (a new spare) or the timeout; that exchange is ending with an error
