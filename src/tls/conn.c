@@ -113,6 +113,11 @@ int sv_tls_conn_open_alpn(struct sv_tls_conn *c, struct sv_tls_server *srv, void
     wolfSSL_SSLSetIOSend(ssl, sv_tls_io_send_);
     wolfSSL_SetIOReadCtx(ssl, c);
     wolfSSL_SetIOWriteCtx(ssl, c);
+    if (srv->client_auth) {
+        /* a resumed session skips the client's certificate: full handshakes only */
+        wolfSSL_NoTicketTLSv12(ssl);
+        wolfSSL_no_ticket_TLSv13(ssl);
+    }
     char alpn11[] = "http/1.1";
     char alpn2[] = "h2,http/1.1";
     char *alpn = offer_h2 ? alpn2 : alpn11;

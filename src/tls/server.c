@@ -210,6 +210,37 @@ int sv_tls_cert_check(const void *cert_pem, size_t cert_len, const void *key_pem
     return 0;
 }
 
+/* AllowInsecureFallback: the certificate was asked for; whatever the client sends is let in. */
+static int verify_accept_any(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+    (void)preverify;
+    (void)store;
+    return 1;
+}
+
+int sv_tls_server_set_client_ca(struct sv_tls_server *s, size_t i, const void *ca, size_t ca_len,
+                                bool optional)
+{
+    if (!s || i >= s->n_listeners || !ca || ca_len == 0 || ca_len > INT32_MAX)
+        return -EINVAL;
+    SV_ASSERT(atomic_load(&s->refs) == 1); /* not shared yet */
+    struct sv_tls_listener *l = &s->listeners[i];
+    for (uint32_t j = 0; j < l->n_certs; j++) {
+        WOLFSSL_CTX *ctx = l->certs[j].ctx;
+        if (wolfSSL_CTX_load_verify_buffer(ctx, ca, (long)ca_len, WOLFSSL_FILETYPE_PEM) !=
+            WOLFSSL_SUCCESS)
+            return -EINVAL;
+        if (optional)
+            wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, verify_accept_any);
+        else
+            wolfSSL_CTX_set_verify(ctx,
+                                   WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                                   NULL);
+    }
+    s->client_auth = true;
+    return 0;
+}
+
 /* ---- server --------------------------------------------------------------------------------- */
 
 static void free_server(struct sv_tls_server *s)

@@ -168,10 +168,12 @@ int sv_tls_ticket_cb_(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_S
                       unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
                       int enc, unsigned char *ticket, int in_len, int *out_len, void *user)
 {
-    (void)ssl;
     struct sv_tls_ticket_keys *k = user;
     if (!k || in_len < 0)
         return WOLFSSL_TICKET_RET_FATAL;
+    const struct sv_tls_conn *c = ssl ? wolfSSL_GetIOReadCtx(ssl) : NULL;
+    if (!enc && c && c->_srv && c->_srv->client_auth)
+        return WOLFSSL_TICKET_RET_REJECT; /* client certificates are checked on every handshake */
     struct ticket_key use;
     bool current = true;
     if (enc) {

@@ -34,6 +34,7 @@ struct sv_tls_server {
     struct sv_tls_listener *listeners;
     size_t n_listeners;
     int any_listener;             /* index of the hostname-less listener, -1 */
+    bool client_auth;             /* some listener validates client certificates: no tickets */
     struct sv_tls_ticket_keys *keys;
 };
 

@@ -56,6 +56,8 @@ CLAIMED = [
     "GatewayAddressEmpty", "GatewayStaticAddresses",
     "ListenerSet",
     "BackendTLSPolicy", "BackendTLSPolicySANValidation", "GatewayBackendClientCertificate",
+    "GatewayFrontendClientCertificateValidation",
+    "GatewayFrontendClientCertificateValidationInsecureFallback",
 ]
 CORE = {"Gateway", "HTTPRoute", "ReferenceGrant"}
 GATEWAY_TLS_FEATURES = {"TLSRoute"}

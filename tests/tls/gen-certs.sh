@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Generates TEST-ONLY certificates and keys into directory $1 (created if missing) with the
 # openssl CLI: a P-256 CA, ECDSA and RSA leaves signed by it (PEM, leaf + CA chain files), an
-# expired leaf, and a garbage PEM. Used by tests/unit/tls and tests/integration/test_tls*.py.
+# expired leaf, a self-signed stranger, and a garbage PEM. Used by tests/unit/tls and
+# tests/integration/test_tls*.py.
 # Never commit the output.
 set -euo pipefail
 d="$1"
@@ -55,5 +56,8 @@ leaf rsa_b rsa b.test
 leaf ec_b ec b.test
 leaf ec_def ec default.test
 leaf expired ec expired.test 20200101000000Z 20200201000000Z
+# a self-signed client certificate from no CA we trust (client certificate validation tests)
+q openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout stranger.key \
+    -out stranger.crt -subj "/CN=stranger.test" -days 825
 printf -- '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n' > garbage.pem
 touch done.stamp

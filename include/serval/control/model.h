@@ -187,6 +187,27 @@ enum sv_ls_from {
     SV_LSFROM_UNSUPPORTED
 };
 
+/* Gateway spec.tls.frontend: client certificate validation of HTTPS listeners. */
+enum sv_frontend_mode {
+    SV_FRONTEND_ALLOW_VALID_ONLY = 0, /* default */
+    SV_FRONTEND_ALLOW_INSECURE_FALLBACK,
+    SV_FRONTEND_MODE_UNSUPPORTED
+};
+
+struct sv_frontend_tls {
+    bool has_validation;                 /* validation present */
+    struct sv_object_ref *ca_refs;       /* validation.caCertificateRefs; kind "ConfigMap" and
+                                          * group "" by default */
+    size_t n_ca_refs;
+    enum sv_frontend_mode mode;          /* validation.mode */
+    const char *mode_raw;
+};
+
+struct sv_frontend_port {
+    int32_t port;
+    struct sv_frontend_tls tls;
+};
+
 struct sv_gateway {
     const char *class_name;
     enum sv_ls_from ls_from; /* allowedListeners.namespaces.from, default None */
@@ -201,6 +222,9 @@ struct sv_gateway {
     size_t n_listeners;
     struct sv_gateway_address *addresses;
     size_t n_addresses;
+    struct sv_frontend_tls frontend_default; /* spec.tls.frontend.default */
+    struct sv_frontend_port *frontend_ports; /* spec.tls.frontend.perPort */
+    size_t n_frontend_ports;
 };
 
 /* ---- ListenerSet ------------------------------------------------------------------------- */
@@ -493,6 +517,9 @@ struct sv_backendtlspolicy {
     struct sv_san *sans;
     size_t n_sans;
 };
+
+/* Value of key <key> of a ConfigMap's data (NUL-terminated), or NULL. */
+const char *sv_configmap_get(const struct sv_configmap *cm, const char *key);
 
 /* ---- the object ------------------------------------------------------------------------- */
 

@@ -99,6 +99,11 @@ struct sv_status_tls_cert {
     size_t cert_len;
     const uint8_t *key_pem;
     size_t key_len;
+    /* client certificate validation (spec.tls.frontend) of the listener: CA PEM bundle, NULL =
+     * none; optional = AllowInsecureFallback */
+    const uint8_t *client_ca_pem;
+    size_t client_ca_len;
+    bool client_ca_optional;
 };
 
 struct sv_status {

@@ -148,6 +148,18 @@ struct sv_tls_server *sv_tls_server_new(const struct sv_tls_listener_spec *liste
                                         size_t n_listeners, struct sv_tls_ticket_keys *keys,
                                         char *err, size_t errlen);
 
+/* Client certificate validation (Gateway spec.tls.frontend) for listener <i> of a server just
+ * built by sv_tls_server_new, before it is attached to a generation or any connection: the PEM
+ * bundle ca[0..ca_len) (CA certificates; check it with sv_tls_ca_check) becomes the trust anchor
+ * of the listener's certificates' contexts, and the server asks clients for a certificate. Unless
+ * <optional> (AllowInsecureFallback) the handshake fails without a certificate or with one that
+ * does not chain to the bundle; with <optional> every client is let in. A server with any
+ * validating listener neither issues nor accepts session tickets (a resumption would skip the
+ * client's certificate). Control thread. Returns 0, -EINVAL (bad index, the bundle does not
+ * load). */
+int sv_tls_server_set_client_ca(struct sv_tls_server *s, size_t i, const void *ca, size_t ca_len,
+                                bool optional);
+
 #define SV_TLS_MAX_LISTENERS 1024u
 #define SV_TLS_MAX_CERTS_PER_LISTENER 16u
 

@@ -1,4 +1,5 @@
-/* Kubernetes core objects: Service (v1), EndpointSlice (discovery.k8s.io/v1), Secret (v1). */
+/* Kubernetes core objects: Service (v1), EndpointSlice (discovery.k8s.io/v1), Secret (v1);
+ * ConfigMap lookup (its decoder is in policy.c). */
 #include <string.h>
 
 #include "control/model/model_int.h"
@@ -214,4 +215,13 @@ int sv_dec_secret(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
             s->tls_key = &s->data[i];
     }
     return 0;
+}
+
+const char *sv_configmap_get(const struct sv_configmap *cm, const char *key)
+{
+    for (size_t i = 0; i < cm->n_data; i++) {
+        if (strcmp(cm->data[i].key, key) == 0)
+            return cm->data[i].value;
+    }
+    return NULL;
 }

@@ -179,6 +179,93 @@ static int dec_allowed_listeners(struct sv_dec *d, const cJSON *spec, struct sv_
     return 0;
 }
 
+static int dec_ca_ref(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_object_ref *r = elem;
+    if (sv_dec_str(d, it, "group", &r->group) < 0 || sv_dec_str(d, it, "kind", &r->kind) < 0 ||
+        sv_dec_str(d, it, "namespace", &r->ns) < 0 || sv_dec_req_str(d, it, "name", &r->name) < 0)
+        return -1;
+    if (!r->group)
+        r->group = "";
+    if (!r->kind)
+        r->kind = "ConfigMap";
+    return 0;
+}
+
+/* A TLSConfig of spec.tls.frontend (default or perPort[].tls): its validation. */
+static int dec_frontend_tls(struct sv_dec *d, const cJSON *o, struct sv_frontend_tls *f)
+{
+    static const char *const modes[] = {"AllowValidOnly", "AllowInsecureFallback", NULL};
+    const cJSON *v;
+    f->mode = SV_FRONTEND_ALLOW_VALID_ONLY;
+    f->mode_raw = "AllowValidOnly";
+    int rc = sv_dec_obj(d, o, "validation", &v);
+    if (rc <= 0)
+        return rc;
+    size_t mark = sv_dec_push(d, "validation");
+    const char *mode = NULL;
+    f->has_validation = true;
+    if (sv_dec_str(d, v, "mode", &mode) < 0 ||
+        SV_DEC_EACH_OBJ(d, v, "caCertificateRefs", &f->ca_refs, &f->n_ca_refs, dec_ca_ref) < 0)
+        return -1;
+    if (mode) {
+        f->mode_raw = mode;
+        f->mode = (enum sv_frontend_mode)sv_dec_enum(mode, modes, SV_FRONTEND_MODE_UNSUPPORTED);
+    }
+    sv_dec_pop(d, mark);
+    return 0;
+}
+
+static int dec_frontend_port(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    struct sv_frontend_port *p = elem;
+    const cJSON *tls;
+    int rc = sv_dec_i32(d, it, "port", 1, 65535, &p->port);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return sv_dec_fail(d, "port", "required field missing");
+    if (sv_dec_req_obj(d, it, "tls", &tls) < 0)
+        return -1;
+    size_t mark = sv_dec_push(d, "tls");
+    if (dec_frontend_tls(d, tls, &p->tls) < 0)
+        return -1;
+    sv_dec_pop(d, mark);
+    return 0;
+}
+
+/* spec.tls.frontend (client certificate validation); other fields of spec.tls are left to
+ * their own decoders. */
+static int dec_gateway_frontend(struct sv_dec *d, const cJSON *spec, struct sv_gateway *gw)
+{
+    const cJSON *tls, *fe, *def;
+    gw->frontend_default.mode_raw = "AllowValidOnly";
+    if (sv_dec_obj(d, spec, "tls", &tls) < 0)
+        return -1;
+    if (!tls)
+        return 0;
+    size_t mark = sv_dec_push(d, "tls");
+    if (sv_dec_obj(d, tls, "frontend", &fe) < 0)
+        return -1;
+    if (fe) {
+        size_t m2 = sv_dec_push(d, "frontend");
+        if (sv_dec_obj(d, fe, "default", &def) < 0)
+            return -1;
+        if (def) {
+            size_t m3 = sv_dec_push(d, "default");
+            if (dec_frontend_tls(d, def, &gw->frontend_default) < 0)
+                return -1;
+            sv_dec_pop(d, m3);
+        }
+        if (SV_DEC_EACH_OBJ(d, fe, "perPort", &gw->frontend_ports, &gw->n_frontend_ports,
+                            dec_frontend_port) < 0)
+            return -1;
+        sv_dec_pop(d, m2);
+    }
+    sv_dec_pop(d, mark);
+    return 0;
+}
+
 int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
 {
     struct sv_gateway *gw = &obj->u.gateway;
@@ -213,7 +300,8 @@ int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
         return -1;
     if (dec_allowed_listeners(d, spec, gw) < 0 ||
         SV_DEC_EACH_OBJ(d, spec, "listeners", &gw->listeners, &gw->n_listeners, dec_listener) < 0 ||
-        SV_DEC_EACH_OBJ(d, spec, "addresses", &gw->addresses, &gw->n_addresses, dec_address) < 0)
+        SV_DEC_EACH_OBJ(d, spec, "addresses", &gw->addresses, &gw->n_addresses, dec_address) < 0 ||
+        dec_gateway_frontend(d, spec, gw) < 0)
         return -1;
     sv_dec_pop(d, mark);
     return 0;

@@ -200,6 +200,106 @@ static size_t listener_certs(struct tx *t, struct tx_gateway *g, struct tx_liste
     return tls->n_cert_refs;
 }
 
+/* The frontend TLS settings that apply to <port>: its perPort entry, else the default. */
+static const struct sv_frontend_tls *frontend_for(const struct sv_gateway *gw, int32_t port)
+{
+    for (size_t i = 0; i < gw->n_frontend_ports; i++) {
+        if (gw->frontend_ports[i].port == port)
+            return &gw->frontend_ports[i].tls;
+    }
+    return &gw->frontend_default;
+}
+
+/* Client certificate validation of an HTTPS listener (Gateway spec.tls.frontend): every
+ * caCertificateRef must be a core ConfigMap, permitted (ReferenceGrant across namespaces),
+ * present, with a ca.crt that parses. The valid bundles are concatenated into *pem (status
+ * arena). Returns 1 with *pem, *len and *optional set when the listener validates client
+ * certificates, 0 when it does not, -1 when no reference is usable (ResolvedRefs False with the
+ * reason of the first bad reference, Accepted False NoValidCACertificate), -ENOMEM. */
+static int listener_client_ca(struct tx *t, struct tx_gateway *g, struct tx_listener *tl,
+                              const uint8_t **pem, size_t *len, bool *optional)
+{
+    const struct sv_object *gw = g->obj;
+    int64_t gen = gw->meta.generation;
+    struct sv_condition_set *cs = &tl->status->conds;
+    const struct sv_frontend_tls *fe = frontend_for(&gw->u.gateway, tl->l->port);
+    *pem = NULL;
+    *len = 0;
+    *optional = fe->mode == SV_FRONTEND_ALLOW_INSECURE_FALLBACK;
+    if (!fe->has_validation)
+        return 0;
+    if (fe->mode == SV_FRONTEND_MODE_UNSUPPORTED) {
+        sv_tx_cond(t, cs, "Accepted", false, "UnsupportedValue", gen,
+                   "tls.frontend validation mode %s is not supported", fe->mode_raw);
+        return -1;
+    }
+    const char **ok = sv_arena_zalloc(t->a, (fe->n_ca_refs + 1) * sizeof(*ok));
+    if (!ok)
+        return -ENOMEM;
+    size_t n_ok = 0, total = 0;
+    bool bad = false;
+    for (size_t i = 0; i < fe->n_ca_refs; i++) {
+        const struct sv_object_ref *r = &fe->ca_refs[i];
+        const char *ns = r->ns ? r->ns : gw->meta.ns;
+        const char *reason = NULL;
+        char msg[400];
+        const struct sv_object *cm = NULL;
+        const char *crt = NULL;
+        if (r->group[0] || strcmp(r->kind, "ConfigMap") != 0) {
+            reason = "InvalidCACertificateKind";
+            snprintf(msg, sizeof(msg), "caCertificateRef %s/%s %s: only core ConfigMaps are "
+                     "supported", r->group[0] ? r->group : "core", r->kind, r->name);
+        } else if (strcmp(ns, gw->meta.ns) != 0 &&
+                   !grant_allows(t, "Gateway", gw->meta.ns, "", "ConfigMap", ns, r->name)) {
+            reason = "RefNotPermitted";
+            snprintf(msg, sizeof(msg), "ConfigMap %s/%s: no ReferenceGrant allows it", ns,
+                     r->name);
+        } else if (!(cm = sv_store_get(t->store, SV_KIND_CONFIGMAP, ns, r->name))) {
+            reason = "InvalidCACertificateRef";
+            snprintf(msg, sizeof(msg), "ConfigMap %s/%s not found", ns, r->name);
+        } else if (!(crt = sv_configmap_get(&cm->u.configmap, "ca.crt"))) {
+            reason = "InvalidCACertificateRef";
+            snprintf(msg, sizeof(msg), "ConfigMap %s/%s has no ca.crt", ns, r->name);
+        } else {
+            char why[160];
+            if (sv_tls_ca_check(crt, strlen(crt), why, sizeof(why)) < 0) {
+                reason = "InvalidCACertificateRef";
+                snprintf(msg, sizeof(msg), "ConfigMap %s/%s: %s", ns, r->name, why);
+            }
+        }
+        if (reason) {
+            if (!bad)
+                sv_tx_cond(t, cs, "ResolvedRefs", false, reason, gen, "%s", msg);
+            bad = true;
+            continue;
+        }
+        ok[n_ok++] = crt;
+        total += strlen(crt) + 1;
+    }
+    if (n_ok == 0) {
+        if (!bad)
+            sv_tx_cond(t, cs, "ResolvedRefs", false, "InvalidCACertificateRef", gen,
+                       "tls.frontend validation has no caCertificateRefs");
+        sv_tx_cond(t, cs, "Accepted", false, "NoValidCACertificate", gen,
+                   "no valid CA certificate for client certificate validation");
+        return -1;
+    }
+    uint8_t *buf = sv_arena_alloc(t->a, total + 1);
+    if (!buf)
+        return -ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < n_ok; i++) {
+        size_t l = strlen(ok[i]);
+        memcpy(buf + off, ok[i], l);
+        off += l;
+        buf[off++] = '\n';
+    }
+    buf[off] = '\0';
+    *pem = buf;
+    *len = off;
+    return 1;
+}
+
 static bool same_host(const char *a, const char *b)
 {
     return strcasecmp(a ? a : "", b ? b : "") == 0;
@@ -379,10 +479,21 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
         const struct sv_object *secrets[SV_TLS_MAX_CERTS_PER_LISTENER];
         size_t n_secrets = 0;
         int bind = -1;
+        const uint8_t *client_ca = NULL;
+        size_t client_ca_len = 0;
+        bool client_ca_optional = false;
         if (tl->accepted && tl->l->protocol == SV_PROTO_HTTPS) {
             n_secrets = listener_certs(t, g, tl, secrets, SV_TLS_MAX_CERTS_PER_LISTENER);
             if (!n_secrets)
                 tl->accepted = false; /* not programmed; routes still counted */
+        }
+        if (tl->accepted && tl->l->protocol == SV_PROTO_HTTPS) {
+            int crc = listener_client_ca(t, g, tl, &client_ca, &client_ca_len,
+                                         &client_ca_optional);
+            if (crc == -ENOMEM)
+                return -ENOMEM;
+            if (crc < 0)
+                tl->accepted = false; /* refuses TLS: not programmed */
         }
         const char *why = NULL;
         const struct tx_listener *shared = NULL;
@@ -446,6 +557,9 @@ static int tx_program_listeners(struct tx *t, struct tx_gateway *g)
                 c->cert_len = secret->u.secret.tls_crt->len;
                 c->key_pem = secret->u.secret.tls_key->data;
                 c->key_len = secret->u.secret.tls_key->len;
+                c->client_ca_pem = client_ca;
+                c->client_ca_len = client_ca_len;
+                c->client_ca_optional = client_ca_optional;
             }
         }
     }
@@ -604,6 +718,17 @@ static void backend_client_cert(struct tx *t, struct tx_gateway *g)
         sv_tx_cond(t, cs, "ResolvedRefs", true, "ResolvedRefs", gen, "References resolved");
 }
 
+/* Whether spec.tls.frontend lets clients without a valid certificate in anywhere. */
+static bool insecure_fallback(const struct sv_gateway *gw)
+{
+    bool any = gw->frontend_default.has_validation &&
+               gw->frontend_default.mode == SV_FRONTEND_ALLOW_INSECURE_FALLBACK;
+    for (size_t i = 0; i < gw->n_frontend_ports && !any; i++)
+        any = gw->frontend_ports[i].tls.has_validation &&
+              gw->frontend_ports[i].tls.mode == SV_FRONTEND_ALLOW_INSECURE_FALLBACK;
+    return any;
+}
+
 static int tx_gateways(struct tx *t)
 {
     size_t n;
@@ -724,6 +849,10 @@ static int tx_gateways(struct tx *t)
             sv_tx_cond(t, cs, "Programmed", true, "Programmed", gen, "Gateway programmed");
         if (g->obj->u.gateway.has_backend_client_cert)
             backend_client_cert(t, g);
+        if (insecure_fallback(&g->obj->u.gateway))
+            sv_tx_cond(t, cs, "InsecureFrontendValidationMode", true, "ConfigurationChanged", gen,
+                       "tls.frontend uses AllowInsecureFallback: clients without a valid "
+                       "certificate are let in");
     }
     for (size_t i = 0; i < k; i++)
         sv_tx_lsets_status(t, &t->gws[i]);
@@ -801,8 +930,9 @@ static int tx_tls(struct tx *t, struct sv_tls_ticket_keys *keys)
     struct sv_tls_listener_spec *specs = calloc(st->n_certs, sizeof(*specs));
     struct sv_tls_cert_pem *pems = calloc(st->n_certs, sizeof(*pems));
     bool *done = calloc(st->n_certs, sizeof(*done));
+    const struct sv_status_tls_cert **cas = calloc(st->n_certs, sizeof(*cas));
     int rc = 0;
-    if (!specs || !pems || !done)
+    if (!specs || !pems || !done || !cas)
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < st->n_certs; i++) {
         if (done[i])
@@ -822,6 +952,7 @@ static int tx_tls(struct tx *t, struct sv_tls_ticket_keys *keys)
                     .name = sv_str_cstr(c->listener_name),
                     .certs = &pems[n_pems],
                 };
+                cas[n_specs - 1] = c; /* its client CA settings */
             }
             pems[n_pems++] = (struct sv_tls_cert_pem){c->cert_pem, c->cert_len, c->key_pem,
                                                       c->key_len};
@@ -833,6 +964,19 @@ static int tx_tls(struct tx *t, struct sv_tls_ticket_keys *keys)
             sv_warn("translate", "HTTPS bind %u has no TLS context: %s", bind, why);
             continue;
         }
+        for (size_t k = 0; srv && k < n_specs; k++) {
+            const struct sv_status_tls_cert *c = cas[k];
+            if (c->client_ca_pem &&
+                sv_tls_server_set_client_ca(srv, k, c->client_ca_pem, c->client_ca_len,
+                                            c->client_ca_optional) != 0) {
+                sv_warn("translate", "HTTPS bind %u: listener %s: client CA bundle does not load",
+                        bind, c->listener_name);
+                sv_tls_server_unref(srv); /* never serve it without the validation */
+                srv = NULL;
+            }
+        }
+        if (!srv)
+            continue;
         int arc = sv_route_builder_set_bind_tls(t->b, bind, srv, release_tls_server);
         if (arc != 0) {
             sv_tls_server_unref(srv);
@@ -843,6 +987,7 @@ static int tx_tls(struct tx *t, struct sv_tls_ticket_keys *keys)
     free(specs);
     free(pems);
     free(done);
+    free(cas);
     return rc;
 }
 

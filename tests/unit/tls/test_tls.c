@@ -132,6 +132,7 @@ struct client_opts {
     const char *verify;    /* host name to verify, NULL = no verification */
     const char *alpn;      /* NULL = none */
     WOLFSSL_SESSION *session;
+    const char *client_cert; /* base name of a pair presented as client certificate, NULL = none */
 };
 
 static int client_new(struct client *c, const struct client_opts *o)
@@ -155,6 +156,20 @@ static int client_new(struct client *c, const struct client_opts *o)
         wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_PEER, NULL);
     } else {
         wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_NONE, NULL);
+    }
+    if (o->client_cert) {
+        struct pair p;
+        pair_load(&p, o->client_cert);
+        int ok = p.crt.n && p.key.n &&
+                 wolfSSL_CTX_use_certificate_chain_buffer_format(
+                     c->ctx, (unsigned char *)p.crt.p, (long)p.crt.n, WOLFSSL_FILETYPE_PEM) ==
+                     WOLFSSL_SUCCESS &&
+                 wolfSSL_CTX_use_PrivateKey_buffer(c->ctx, (unsigned char *)p.key.p,
+                                                   (long)p.key.n,
+                                                   WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS;
+        pair_free(&p);
+        if (!ok)
+            return -1;
     }
     c->ssl = wolfSSL_new(c->ctx);
     if (!c->ssl)
@@ -1118,4 +1133,144 @@ TEST(tls_clienthello_sni_rejects)
     CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), -EAGAIN);
     h[8] = (uint8_t)body;
     CHECK_EQ_INT(sv_tls_clienthello_sni(h, o, name, sizeof(name), NULL), 3);
+}
+
+/* ---- client certificates (Gateway spec.tls.frontend) ------------------------------------------ */
+
+/* One server listener (any host, ec_def) validating client certificates against ca.crt. */
+static struct sv_tls_server *client_auth_server(struct sv_tls_ticket_keys *keys, bool optional,
+                                                struct pair *def, struct blob *ca)
+{
+    pair_load(def, "ec_def");
+    *ca = slurp("ca.crt");
+    struct sv_tls_listener_spec l = {SV_STR_LIT(""), 1, SV_STR_LIT("gw/mtls"), &def->pem, 1};
+    char err[200];
+    struct sv_tls_server *s = sv_tls_server_new(&l, 1, keys, err, sizeof(err));
+    if (!s)
+        fprintf(stderr, "# sv_tls_server_new: %s\n", err);
+    if (s && sv_tls_server_set_client_ca(s, 0, ca->p, ca->n, optional) != 0) {
+        fprintf(stderr, "# sv_tls_server_set_client_ca failed\n");
+        sv_tls_server_unref(s);
+        s = NULL;
+    }
+    return s;
+}
+
+/* Handshake + one exchange on <srv>: 0 when both succeed, else a negative code. */
+static int client_auth_connect(struct sv_tls_server *srv, const struct client_opts *o,
+                               bool *resumed, WOLFSSL_SESSION **sess)
+{
+    struct fixture f;
+    memset(&f, 0, sizeof(f));
+    f.srv = srv;
+    return connect_once(&f, o, NULL, NULL, resumed, sess) >= 0 ? 0 : -1;
+}
+
+TEST(tls_ca_check)
+{
+    REQUIRE(cert_dir() != NULL);
+    struct blob ca = slurp("ca.crt"), chain = slurp("ec_a.crt"), garbage = slurp("garbage.pem");
+    char err[160];
+    CHECK_EQ_INT(sv_tls_ca_check(ca.p, ca.n, err, sizeof(err)), 0);
+    CHECK_EQ_INT(sv_tls_ca_check(chain.p, chain.n, err, sizeof(err)), 0); /* leaf + CA */
+    CHECK_EQ_INT(sv_tls_ca_check(garbage.p, garbage.n, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "does not parse") != NULL);
+    CHECK_EQ_INT(sv_tls_ca_check("hello", 5, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "no PEM certificate") != NULL);
+    CHECK_EQ_INT(sv_tls_ca_check(NULL, 0, err, sizeof(err)), -EINVAL);
+    /* a bundle that does not load, or a bad listener index, is refused */
+    struct pair def;
+    pair_load(&def, "ec_def");
+    struct sv_tls_ticket_keys *keys = sv_tls_ticket_keys_new(3600, 0);
+    struct sv_tls_listener_spec l = {SV_STR_LIT(""), 1, SV_STR_LIT("x"), &def.pem, 1};
+    struct sv_tls_server *s = sv_tls_server_new(&l, 1, keys, err, sizeof(err));
+    REQUIRE(s != NULL);
+    CHECK_EQ_INT(sv_tls_server_set_client_ca(s, 0, garbage.p, garbage.n, false), -EINVAL);
+    CHECK_EQ_INT(sv_tls_server_set_client_ca(s, 1, ca.p, ca.n, false), -EINVAL);
+    CHECK_EQ_INT(sv_tls_server_set_client_ca(s, 0, ca.p, 0, false), -EINVAL);
+    CHECK_EQ_INT(sv_tls_server_set_client_ca(s, 0, ca.p, ca.n, false), 0);
+    sv_tls_server_unref(s);
+    sv_tls_ticket_keys_free(keys);
+    pair_free(&def);
+    free(ca.p);
+    free(chain.p);
+    free(garbage.p);
+}
+
+static void client_auth_case(int version)
+{
+    REQUIRE(cert_dir() != NULL);
+    struct sv_tls_ticket_keys *keys = sv_tls_ticket_keys_new(3600, 0);
+    struct pair def;
+    struct blob ca;
+    struct sv_tls_server *strict = client_auth_server(keys, false, &def, &ca);
+    REQUIRE(strict != NULL);
+    struct client_opts o = {.version = version, .sni = "default.test"};
+    /* AllowValidOnly: a certificate signed by the CA passes; none or another CA's fails */
+    o.client_cert = "ec_b";
+    CHECK_EQ_INT(client_auth_connect(strict, &o, NULL, NULL), 0);
+    o.client_cert = "rsa_b";
+    CHECK_EQ_INT(client_auth_connect(strict, &o, NULL, NULL), 0);
+    o.client_cert = NULL;
+    CHECK(client_auth_connect(strict, &o, NULL, NULL) < 0);
+    o.client_cert = "stranger";
+    CHECK(client_auth_connect(strict, &o, NULL, NULL) < 0);
+    o.client_cert = "expired";
+    CHECK(client_auth_connect(strict, &o, NULL, NULL) < 0);
+
+    /* AllowInsecureFallback: everyone gets in */
+    struct pair def2;
+    struct blob ca2;
+    struct sv_tls_server *lax = client_auth_server(keys, true, &def2, &ca2);
+    REQUIRE(lax != NULL);
+    const char *const certs[] = {"ec_b", NULL, "stranger", "expired"};
+    for (size_t i = 0; i < 4; i++) {
+        o.client_cert = certs[i];
+        CHECK_EQ_INT(client_auth_connect(lax, &o, NULL, NULL), 0);
+    }
+
+    /* no resumption into a validating server with a ticket from a non-validating one that
+     * shares the ticket keys */
+    if (version == 13) {
+        struct pair a;
+        pair_load(&a, "ec_def");
+        struct sv_tls_listener_spec l = {SV_STR_LIT(""), 1, SV_STR_LIT("plain"), &a.pem, 1};
+        char err[160];
+        struct sv_tls_server *plain = sv_tls_server_new(&l, 1, keys, err, sizeof(err));
+        REQUIRE(plain != NULL);
+        WOLFSSL_SESSION *sess = NULL;
+        bool resumed = true;
+        o.client_cert = NULL;
+        CHECK_EQ_INT(client_auth_connect(plain, &o, &resumed, &sess), 0);
+        CHECK(!resumed);
+        REQUIRE(sess != NULL);
+        o.session = sess;
+        CHECK_EQ_INT(client_auth_connect(plain, &o, &resumed, NULL), 0);
+        CHECK(resumed); /* the ticket itself is good */
+        resumed = true;
+        CHECK_EQ_INT(client_auth_connect(lax, &o, &resumed, NULL), 0);
+        CHECK(!resumed);
+        CHECK(client_auth_connect(strict, &o, NULL, NULL) < 0);
+        o.session = NULL;
+        wolfSSL_SESSION_free(sess);
+        sv_tls_server_unref(plain);
+        pair_free(&a);
+    }
+    sv_tls_server_unref(lax);
+    pair_free(&def2);
+    free(ca2.p);
+    sv_tls_server_unref(strict);
+    pair_free(&def);
+    free(ca.p);
+    sv_tls_ticket_keys_free(keys);
+}
+
+TEST(tls_client_certificates_tls13)
+{
+    client_auth_case(13);
+}
+
+TEST(tls_client_certificates_tls12)
+{
+    client_auth_case(12);
 }
