@@ -1,6 +1,7 @@
 """Builders for the Kubernetes manifests the integration tests feed to serval-gateway (a
 --config-dir folder or the fake API server), and the atomic file write the folder tests use.
 Each builder returns one YAML document ending in a newline; docs() joins several with "---"."""
+import json
 import os
 
 CONTROLLER = "serval.dev/gateway-controller"
@@ -84,6 +85,26 @@ endpoints:
 def backend(name, addr, port, ns="demo", target_port=8080, ready=True):
     """A Service <name> and its EndpointSlice pointing at <addr>:<port>."""
     return docs(service(name, ns, target_port), endpoint_slice(name, addr, port, ns, ready))
+
+
+def pem_scalar(certs, name):
+    """The PEM file <certs>/<name> as a YAML double-quoted scalar (JSON string syntax)."""
+    with open(os.path.join(certs, name)) as f:
+        return json.dumps(f.read())
+
+
+def tls_secret(name, certs, leaf, ns="demo", key_leaf=None):
+    """A kubernetes.io/tls Secret <name> holding <certs>/<leaf>.crt and the key
+    <certs>/<key_leaf or leaf>.key (a different key_leaf makes a mismatched pair)."""
+    return f"""\
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: {ns}}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {pem_scalar(certs, leaf + ".crt")}
+  tls.key: {pem_scalar(certs, (key_leaf or leaf) + ".key")}
+"""
 
 
 def write_atomic(d, name, text):

@@ -17,6 +17,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_mirror_body import Recorder  # noqa: E402  (the recording mirror backend)
+from manifests import tls_secret  # noqa: E402
 from svtest import (check, finish, free_port, http_request, pattern_bytes,  # noqa: E402
                     start_echo, start_gateway, stop, unique_addr, wait_port)
 
@@ -107,22 +108,6 @@ endpoints:
   conditions: {{ready: true}}
 """
 
-SECRET = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: {name}, namespace: demo}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: {crt}
-  tls.key: {key}
-"""
-
-
-def pem(certs, name):
-    with open(os.path.join(certs, name)) as f:
-        return json.dumps(f.read())
-
-
 def curl2(host, port, name, path, extra=(), timeout=40):
     """curl --http2 https://<name>:<port><path> -> (rc, status, headers dict, body, http_version)."""
     with tempfile.TemporaryDirectory(prefix="sv-h2c-") as d:
@@ -175,8 +160,7 @@ def main():
                                               ("cert-def", "ec_def"))):
                 if i:
                     f.write("---\n")
-                f.write(SECRET.format(name=name, crt=pem(certs, leaf + ".crt"),
-                                      key=pem(certs, leaf + ".key")))
+                f.write(tls_secret(name, certs, leaf))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])
         check("h2 tls: HTTPS port listens", wait_port(host, port, 10.0))
 

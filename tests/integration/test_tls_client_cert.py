@@ -6,7 +6,6 @@ ConfigMap and refuses one without a certificate or with a certificate of another
 entry naming a missing ConfigMap keeps its listener closed; plain HTTP is untouched; replacing
 the ConfigMap's CA takes effect for new connections. Certificates come from
 tests/tls/gen-certs.sh; clients are curl and openssl."""
-import json
 import os
 import shutil
 import socket
@@ -16,6 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifests import pem_scalar  # noqa: E402
 from svtest import (check, finish, free_port, http_request, start_echo,  # noqa: E402
                     start_gateway, stop, unique_addr, wait_port)
 
@@ -96,11 +96,6 @@ data:
 """
 
 
-def pem(certs, name):
-    with open(os.path.join(certs, name)) as f:
-        return json.dumps(f.read())
-
-
 def curl(host, port, certs, client=None, extra=()):
     """GET https://default.test:<port>/cc with an optional client certificate (base name in
     certs); returns (rc, body bytes, stderr)."""
@@ -142,10 +137,10 @@ def main():
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
             f.write(MANIFESTS.format(sport=sport, fport=fport, bport=bport, hport=hport,
                                      eport=e.port, eaddr=e.addr,
-                                     crt=pem(certs, "ec_def.crt"), key=pem(certs, "ec_def.key")))
+                                     crt=pem_scalar(certs, "ec_def.crt"), key=pem_scalar(certs, "ec_def.key")))
         cm = os.path.join(conf, "ca.yaml")
         with open(cm, "w") as f:
-            f.write(CONFIGMAP.format(ca=pem(certs, "ca.crt")))
+            f.write(CONFIGMAP.format(ca=pem_scalar(certs, "ca.crt")))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2"])
         up = all(wait_port(host, p, 10.0) for p in (sport, fport, hport))
         check("tls client certs: HTTPS and HTTP ports listen", up)
@@ -193,7 +188,7 @@ def main():
         # New CA in the ConfigMap: the stranger's self-signed certificate becomes the trust
         # anchor; the old CA's clients are refused on new connections.
         with open(cm + ".tmp", "w") as f:
-            f.write(CONFIGMAP.format(ca=pem(certs, "stranger.crt")))
+            f.write(CONFIGMAP.format(ca=pem_scalar(certs, "stranger.crt")))
         os.rename(cm + ".tmp", cm)
         deadline = time.time() + 10.0
         ok = False

@@ -15,6 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifests import tls_secret  # noqa: E402
 from svtest import (check, finish, free_port, http_request, pattern_bytes,  # noqa: E402
                     start_echo, start_gateway, stop, unique_addr, wait_port)
 
@@ -66,22 +67,6 @@ endpoints:
   conditions: {{ready: true}}
 """
 
-SECRET = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: {name}, namespace: demo}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: {crt}
-  tls.key: {key}
-"""
-
-
-def pem(certs, name):
-    with open(os.path.join(certs, name)) as f:
-        return json.dumps(f.read())
-
-
 def curl(host, port, name, path, extra=(), timeout=60):
     """curl https://<name>:<port><path> resolved to <host>; returns (rc, stdout bytes, stderr)."""
     argv = ["curl", "-sS", "-v", "--max-time", str(timeout - 5),
@@ -120,8 +105,7 @@ def main():
                                               ("cert-def", "ec_def"))):
                 if i:
                     f.write("---\n")
-                f.write(SECRET.format(name=name, crt=pem(certs, leaf + ".crt"),
-                                      key=pem(certs, leaf + ".key")))
+                f.write(tls_secret(name, certs, leaf))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2",
                             "--header-timeout", "1s"])
         up = wait_port(host, port, 10.0) and wait_port(host, hport, 10.0)

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifests import tls_secret  # noqa: E402
 from svtest import (check, finish, free_port, http_request, start_gateway, stop,  # noqa: E402
                     unique_addr, wait_port)
 
@@ -46,22 +47,6 @@ spec:
   rules: [{{matches: [{{path: {{value: /}}}}]}}]
 """
 
-SECRET = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: {name}, namespace: demo}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: {crt}
-  tls.key: {key}
-"""
-
-
-def pem(certs, name):
-    with open(os.path.join(certs, name)) as f:
-        return json.dumps(f.read())  # a JSON string is a valid YAML double-quoted scalar
-
-
 def metric(text, name):
     m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
     return float(m.group(1)) if m else None
@@ -92,14 +77,11 @@ def main():
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
             f.write(GATEWAY.format(port=port))
         with open(os.path.join(conf, "secrets.yaml"), "w") as f:
-            f.write(SECRET.format(name="cert-a", crt=pem(certs, "ec_a.crt"),
-                                  key=pem(certs, "ec_a.key")))
+            f.write(tls_secret("cert-a", certs, "ec_a"))
             f.write("---\n")
-            f.write(SECRET.format(name="cert-expired", crt=pem(certs, "expired.crt"),
-                                  key=pem(certs, "expired.key")))
+            f.write(tls_secret("cert-expired", certs, "expired"))
             f.write("---\n")
-            f.write(SECRET.format(name="cert-broken", crt=pem(certs, "ec_a.crt"),
-                                  key=pem(certs, "ec_wild.key")))
+            f.write(tls_secret("cert-broken", certs, "ec_a", key_leaf="ec_wild"))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])
 
         text = ""

@@ -16,7 +16,6 @@
 Certificates come from tests/tls/gen-certs.sh (every leaf there is a valid pair; the listener
 serves whichever its Secret holds, clients do not verify here but compare fingerprints)."""
 import hashlib
-import json
 import os
 import random
 import re
@@ -31,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from manifests import write_atomic  # noqa: E402
+from manifests import tls_secret, write_atomic  # noqa: E402
 from svtest import (check, finish, free_port, http_request, start_echo,  # noqa: E402
                     start_gateway, stop, unique_addr, wait_port)
 
@@ -82,16 +81,6 @@ endpoints:
   conditions: {{ready: true}}
 """
 
-SECRET = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: {name}, namespace: demo}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: {crt}
-  tls.key: {key}
-"""
-
 # the certificate cert-a holds, in rotation order (ec_a first)
 ROTATION = ["ec_a", "ec_wild", "rsa_b", "ec_b", "ec_def", "ec_a"]
 
@@ -104,8 +93,7 @@ def read(certs, name):
 def secrets_yaml(certs, a_leaf, def_leaf="ec_def"):
     out = []
     for name, leaf in (("cert-a", a_leaf), ("cert-def", def_leaf)):
-        out.append(SECRET.format(name=name, crt=json.dumps(read(certs, leaf + ".crt")),
-                                 key=json.dumps(read(certs, leaf + ".key"))))
+        out.append(tls_secret(name, certs, leaf))
     return "---\n".join(out)
 
 
