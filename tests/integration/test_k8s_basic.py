@@ -27,9 +27,9 @@ def main():
         check("k8s: /readyz is 503 before the first LIST completes", not ready(gw))
         check("k8s: /readyz is 200 once every reflector synced", wait_for(lambda: ready(gw), 10))
         cfg = config(gw)
-        check("k8s: /config names the kubernetes provider and 11 synced reflectors",
+        check("k8s: /config names the kubernetes provider and 12 synced reflectors",
               cfg.get("provider") == "kubernetes" and
-              len([r for r in cfg.get("reflectors", []) if r["synced"]]) == 11, cfg)
+              len([r for r in cfg.get("reflectors", []) if r["synced"]]) == 12, cfg)
 
         apply(api, backend("svc-a", a.addr, a.port) + "---\n" +
               backend("svc-b", b.addr, b.port) + "---\n" +

@@ -57,6 +57,18 @@ spec:
 """
 
 
+TLSROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: tls, namespace: demo}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [t.example]
+  rules:
+  - backendRefs: [{name: svc-a, port: 80}]
+"""
+
+
 def allowed(rules, group, resource, verb):
     return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
                for r in rules)
@@ -110,6 +122,12 @@ def main():
         check("rbac: BackendTLSPolicy status written under the role",
               wait_for(lambda: ((unrestricted(lambda: kget(api, "backendtlspolicy", "pol")) or {})
                                 .get("status") or {}).get("ancestors"), 15, 0.3))
+        # a TLSRoute on demo/gw (no passthrough listener there: not accepted); its status is
+        # written through the v1alpha2 tlsroutes/status subresource
+        unrestricted(lambda: apply(api, TLSROUTE))
+        check("rbac: TLSRoute status written under the role",
+              wait_for(lambda: our_parents(unrestricted(lambda: kget(api, "tlsroute", "tls"))),
+                       15, 0.3))
     finally:
         if gw:
             rc = stop(gw)  # releases the Lease (an update)

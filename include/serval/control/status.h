@@ -140,9 +140,10 @@ const struct sv_status_listenerset *sv_status_listenerset(const struct sv_status
 /* {"gatewayClasses":[{"name":..,"status":{"conditions":[..]}}], "gateways":[{"namespace":..,
  * "name":..,"status":{"addresses":[..],"conditions":[..],"listeners":[..],
  * "attachedListenerSets":N}}], "httpRoutes": [{"namespace":..,"name":..,"status":{"parents":
- * [..]}}], "listenerSets":[{"namespace":..,"name":..,"status":{"conditions":[..],"listeners":
- * [..]}}], "backendTLSPolicies":[{"namespace":..,"name":..,"status":{"ancestors":[{"ancestorRef":
- * ..,"controllerName":..,"conditions":..}]}}]} with Kubernetes field names.
+ * [..]}}], "tlsRoutes": [the TLSRoutes, same shape as httpRoutes], "listenerSets":[{"namespace":
+ * ..,"name":..,"status":{"conditions":[..],"listeners":[..]}}], "backendTLSPolicies":[{
+ * "namespace":..,"name":..,"status":{"ancestors":[{"ancestorRef":..,"controllerName":..,
+ * "conditions":..}]}}]} with Kubernetes field names.
  * lastTransitionTime is not included (the status writer owns it). Returns a new tree (caller
  * frees with cJSON_Delete) or NULL when out of memory. */
 struct cJSON *sv_status_to_json(const struct sv_status *st);

@@ -36,6 +36,7 @@ static const struct {
     {SV_KIND_LISTENERSET, G "/v1/listenersets", NULL},
     {SV_KIND_CONFIGMAP, "/api/v1/configmaps", NULL},
     {SV_KIND_BACKENDTLSPOLICY, G "/v1/backendtlspolicies", NULL},
+    {SV_KIND_TLSROUTE, G "/v1alpha2/tlsroutes", NULL},
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 

@@ -44,6 +44,8 @@ static const char *api_version_of(enum sv_kind k)
     switch (k) {
     case SV_KIND_REFERENCEGRANT:
         return SV_GATEWAY_API_GROUP "/v1beta1";
+    case SV_KIND_TLSROUTE:
+        return SV_GATEWAY_API_GROUP "/v1alpha2";
     case SV_KIND_GATEWAYCLASS:
     case SV_KIND_GATEWAY:
     case SV_KIND_HTTPROUTE:
@@ -340,10 +342,12 @@ static void list_done(struct k8s_reflector *r, uint64_t now)
         backoff(r, now, -1, "LIST continue token expired (410)");
         return;
     }
-    if (status == 404 && (r->kind == SV_KIND_LISTENERSET || r->kind == SV_KIND_BACKENDTLSPOLICY) &&
+    if (status == 404 &&
+        (r->kind == SV_KIND_LISTENERSET || r->kind == SV_KIND_BACKENDTLSPOLICY ||
+         r->kind == SV_KIND_TLSROUTE) &&
         !r->cont) {
-        /* ListenerSet and BackendTLSPolicy are newer than the rest of the Gateway API: a cluster
-         * without their CRD has none, which must not keep the gateway from becoming ready.
+        /* ListenerSet, BackendTLSPolicy and TLSRoute (experimental channel) are newer than the
+         * rest of the Gateway API: a cluster without their CRD has none, which must not keep the gateway from becoming ready.
          * Empty, asked again later. */
         uint32_t again = r->bo.cap_ms ? r->bo.cap_ms : 30000;
         if (!r->synced)

@@ -188,11 +188,13 @@ cJSON *sv_k8s_status_merge(enum sv_kind kind, const cJSON *current, const cJSON 
     if (!out)
         return NULL;
     const cJSON *cur_of = cJSON_IsObject(current) ? current : NULL;
-    if (kind == SV_KIND_HTTPROUTE || kind == SV_KIND_BACKENDTLSPOLICY) {
-        const char *list = kind == SV_KIND_HTTPROUTE ? "parents" : "ancestors";
+    if (kind == SV_KIND_HTTPROUTE || kind == SV_KIND_TLSROUTE ||
+        kind == SV_KIND_BACKENDTLSPOLICY) {
+        bool policy = kind == SV_KIND_BACKENDTLSPOLICY;
+        const char *list = policy ? "ancestors" : "parents";
         cJSON *p = merge_parents(cJSON_GetObjectItemCaseSensitive(cur_of, list),
                                  cJSON_GetObjectItemCaseSensitive(desired, list), controller,
-                                 now, kind == SV_KIND_HTTPROUTE ? "parentRef" : "ancestorRef");
+                                 now, policy ? "ancestorRef" : "parentRef");
         if (!p)
             goto fail;
         set_item(out, list, p);

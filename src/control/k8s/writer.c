@@ -116,6 +116,12 @@ static int add_entry(struct wentry *arr, size_t *n, enum sv_kind kind, const cha
     return 0;
 }
 
+/* the status that removes our entries from a route's parents or a policy's ancestors */
+static const char *empty_of(enum sv_kind kind)
+{
+    return kind == SV_KIND_BACKENDTLSPOLICY ? EMPTY_ANCESTORS : EMPTY_PARENTS;
+}
+
 int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
 {
     static const struct {
@@ -124,6 +130,7 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
     } groups[] = {{"gatewayClasses", SV_KIND_GATEWAYCLASS},
                   {"gateways", SV_KIND_GATEWAY},
                   {"httpRoutes", SV_KIND_HTTPROUTE},
+                  {"tlsRoutes", SV_KIND_TLSROUTE},
                   {"listenerSets", SV_KIND_LISTENERSET},
                   {"backendTLSPolicies", SV_KIND_BACKENDTLSPOLICY}};
     size_t total = w->n;
@@ -170,13 +177,10 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
                 now->written = old->written;
                 old->written = NULL;
             }
-        } else if ((old->kind == SV_KIND_HTTPROUTE || old->kind == SV_KIND_BACKENDTLSPOLICY) &&
-                   !(old->written &&
-                     strcmp(old->written, old->kind == SV_KIND_HTTPROUTE ? EMPTY_PARENTS
-                                                                         : EMPTY_ANCESTORS) == 0)) {
-            rc = add_entry(ne, &n, old->kind, old->ns, old->name,
-                           strdup(old->kind == SV_KIND_HTTPROUTE ? EMPTY_PARENTS
-                                                                 : EMPTY_ANCESTORS));
+        } else if ((old->kind == SV_KIND_HTTPROUTE || old->kind == SV_KIND_TLSROUTE ||
+                    old->kind == SV_KIND_BACKENDTLSPOLICY) &&
+                   !(old->written && strcmp(old->written, empty_of(old->kind)) == 0)) {
+            rc = add_entry(ne, &n, old->kind, old->ns, old->name, strdup(empty_of(old->kind)));
             if (rc == 0) {
                 ne[n - 1].written = old->written;
                 old->written = NULL;
@@ -222,13 +226,16 @@ static void object_path(const struct wentry *e, bool status, char *out, size_t o
                       : e->kind == SV_KIND_GATEWAY          ? "gateways"
                       : e->kind == SV_KIND_LISTENERSET      ? "listenersets"
                       : e->kind == SV_KIND_BACKENDTLSPOLICY ? "backendtlspolicies"
+                      : e->kind == SV_KIND_TLSROUTE         ? "tlsroutes"
                                                             : "httproutes";
+    /* TLSRoute is served only as v1alpha2 (experimental channel) */
+    const char *ver = e->kind == SV_KIND_TLSROUTE ? "v1alpha2" : "v1";
     if (e->kind == SV_KIND_GATEWAYCLASS)
-        snprintf(out, outlen, "/apis/" SV_GATEWAY_API_GROUP "/v1/%s/%s%s", res, e->name,
+        snprintf(out, outlen, "/apis/" SV_GATEWAY_API_GROUP "/%s/%s/%s%s", ver, res, e->name,
                  status ? "/status" : "");
     else
-        snprintf(out, outlen, "/apis/" SV_GATEWAY_API_GROUP "/v1/namespaces/%s/%s/%s%s", e->ns,
-                 res, e->name, status ? "/status" : "");
+        snprintf(out, outlen, "/apis/" SV_GATEWAY_API_GROUP "/%s/namespaces/%s/%s/%s%s", ver,
+                 e->ns, res, e->name, status ? "/status" : "");
 }
 
 static void finish(struct k8s_writer *w)

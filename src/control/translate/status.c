@@ -184,9 +184,10 @@ cJSON *sv_status_to_json(const struct sv_status *st)
     cJSON *classes = cJSON_AddArrayToObject(root, "gatewayClasses");
     cJSON *gws = cJSON_AddArrayToObject(root, "gateways");
     cJSON *routes = cJSON_AddArrayToObject(root, "httpRoutes");
+    cJSON *tlsroutes = cJSON_AddArrayToObject(root, "tlsRoutes");
     cJSON *lsets = cJSON_AddArrayToObject(root, "listenerSets");
     cJSON *pols = cJSON_AddArrayToObject(root, "backendTLSPolicies");
-    if (!classes || !gws || !routes || !lsets || !pols)
+    if (!classes || !gws || !routes || !tlsroutes || !lsets || !pols)
         goto fail;
     for (size_t i = 0; i < st->n_classes; i++) {
         cJSON *s = named(classes, st->classes[i].obj);
@@ -214,7 +215,8 @@ cJSON *sv_status_to_json(const struct sv_status *st)
     }
     for (size_t i = 0; i < st->n_routes; i++) {
         const struct sv_status_route *r = &st->routes[i];
-        cJSON *s = named(routes, r->obj);
+        /* TLSRoutes share st->routes with HTTPRoutes; their status goes to their own list */
+        cJSON *s = named(r->obj->kind == SV_KIND_TLSROUTE ? tlsroutes : routes, r->obj);
         if (!s)
             goto fail;
         cJSON *parents = cJSON_AddArrayToObject(s, "parents");

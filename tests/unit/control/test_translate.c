@@ -323,6 +323,31 @@ TEST(translate_tls_passthrough_listener)
     rq.host = SV_STR_LIT("a.pass.test");
     REQUIRE(sv_route_lookup(f.gen, &rq, &res) == 0 && res.action);
     CHECK_EQ_MEM(res.action->route_name.ptr, res.action->route_name.len, "infra/on-gw");
+    /* the status document keeps the kind: TLSRoutes in "tlsRoutes" (their own API path in the
+     * status writer), HTTPRoutes in "httpRoutes" */
+    cJSON *j = sv_status_to_json(f.st);
+    REQUIRE(j);
+    int tls_in_tls = 0, tls_in_http = 0, http_in_http = 0, http_in_tls = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "tlsRoutes"))
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+        tls_in_tls += cJSON_IsString(nm) && strcmp(nm->valuestring, "tls-a") == 0;
+        http_in_tls += cJSON_IsString(nm) && strcmp(nm->valuestring, "on-gw") == 0;
+        CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+                  cJSON_GetObjectItemCaseSensitive(it, "status"), "parents")) > 0);
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "httpRoutes"))
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+        tls_in_http += cJSON_IsString(nm) && strcmp(nm->valuestring, "tls-a") == 0;
+        http_in_http += cJSON_IsString(nm) && strcmp(nm->valuestring, "on-gw") == 0;
+    }
+    CHECK_EQ_INT(tls_in_tls, 1);
+    CHECK_EQ_INT(tls_in_http, 0);
+    CHECK_EQ_INT(http_in_http, 1);
+    CHECK_EQ_INT(http_in_tls, 0);
+    cJSON_Delete(j);
     fixture_free(&f);
 }
 
