@@ -58,6 +58,7 @@ CLAIMED = [
     "BackendTLSPolicy", "BackendTLSPolicySANValidation", "GatewayBackendClientCertificate",
     "GatewayFrontendClientCertificateValidation",
     "GatewayFrontendClientCertificateValidationInsecureFallback",
+    "TLSRoute",
 ]
 CORE = {"Gateway", "HTTPRoute", "ReferenceGrant"}
 GATEWAY_TLS_FEATURES = {"TLSRoute"}
