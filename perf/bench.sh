@@ -29,36 +29,11 @@ CPU_LOAD=${BENCH_CPU_LOAD:-1}
 CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$OUT/tmp" "$OUT/www" "$OUT/logs"
 
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/perf/lib.sh"
+bench_traps
 
 need() { command -v "$1" >/dev/null 2>&1; }
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# wait_port PORT PID: 0 once 127.0.0.1:PORT accepts, 1 if PID died or 5 s passed.
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-proc_ticks() { # utime+stime of the whole process (all threads), in clock ticks
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null
-}
 proc_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 for tool in wrk taskset curl; do
     if ! need $tool; then
@@ -112,7 +87,7 @@ EOF
 taskset -c "$CPU_LOAD" nginx -c "$OUT/backend-nginx.conf" -p "$OUT/tmp" >"$OUT/logs/backend.out" 2>&1 &
 BACKEND_PID=$!
 PIDS+=("$BACKEND_PID")
-if ! wait_port "$BACKEND_PORT" "$BACKEND_PID"; then
+if ! wait_port 127.0.0.1 "$BACKEND_PORT" "$BACKEND_PID"; then
     echo "bench: the nginx backend did not start (log: $OUT/logs/backend-error.log)" >&2
     exit 1
 fi
@@ -223,21 +198,11 @@ start_proxy() {
     taskset -c "$CPU_PROXY" "${cmd[@]}" >>"$log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
-    if ! wait_port "$port" "$pid"; then
+    if ! wait_port 127.0.0.1 "$port" "$pid"; then
         kill "$pid" 2>/dev/null
         return 1
     fi
     echo "$pid"
-}
-
-stop_proxy() {
-    kill "$1" 2>/dev/null
-    for _ in $(seq 1 50); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
 }
 
 # measure NAME PATH REP -> appends "name rps cpu_us_per_req rss_kb" to $RAW, or "name failed".

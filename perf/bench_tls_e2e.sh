@@ -31,36 +31,13 @@ PROXIES=${BENCH_TLS_PROXIES:-"nginx serval"}
 CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$OUT/tmp" "$OUT/logs" "$OUT/tls"
 
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. perf/lib.sh
+bench_traps
 
 for tool in wrk taskset curl nginx openssl; do
     command -v $tool >/dev/null 2>&1 || { echo "bench-tls: $tool missing (third_party/deps.sh --all)" >&2; exit 1; }
 done
 [ -x build/serval-gateway ] || { echo "bench-tls: run make first" >&2; exit 1; }
-
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # HOST PORT PID
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
-        kill -0 "$3" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 CERTS=$OUT/tls/certs
 tests/tls/gen-certs.sh "$CERTS" >/dev/null
@@ -222,16 +199,6 @@ start_proxy() { # NAME PORT -> PID
         return 1
     fi
     echo "$pid"
-}
-
-stop_proxy() {
-    kill "$1" 2>/dev/null
-    for _ in $(seq 1 50); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
 }
 
 # measure NAME SCEN REP -> "name rate cpu_us" appended to $RAW
