@@ -18,8 +18,10 @@ echo "### wolfSSL $(dpkg-query -W -f '${Version}' libwolfssl35 2>/dev/null || ec
 taskset -c 0 "$out/bench_tls_system" "$out/certs" "$secs"
 src_dir=$(ls -d build/wolfssl-src/wolfssl-*/ 2>/dev/null | head -1)
 inc="" lib=""
-if [ -f build/wolfssl/lib/libwolfssl.a ]; then       # third_party/wolfssl.sh (default make)
-    inc=build/wolfssl/include lib=build/wolfssl/lib/libwolfssl.a
+# the library `make` linked (third_party/wolfssl.sh, default make): its path is in the flavour file
+read -r flavour made_lib < build/obj/.wolfssl-flavour 2>/dev/null || flavour=""
+if [ "$flavour" = aesni ] && [ -f "$made_lib" ]; then
+    inc=$(dirname "$(dirname "$made_lib")")/include lib=$made_lib
 elif [ -f build/wolfssl-aesni/lib/libwolfssl.a ] && [ -n "$src_dir" ]; then
     # a manual build: headers from its configured source tree (Debian does not install options.h)
     inc="$src_dir" lib=build/wolfssl-aesni/lib/libwolfssl.a

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds wolfSSL from Debian's source package (the installed libwolfssl version, with Debian's
 # patches) with AES-NI and the Intel assembly enabled, as a static library in $1 (default
-# build/wolfssl): $1/lib/libwolfssl.a and $1/include/wolfssl/*.h (options.h included).
+# build/wolfssl; the Makefile passes a per-machine cache): $1/lib/libwolfssl.a and $1/include/wolfssl/*.h (options.h included).
 # Used by `make` (WOLFSSL=aesni is the default; WOLFSSL=system links Debian's libwolfssl instead);
 # see the TLS section of README.md for why and the numbers. Needs deb-src lines for the Debian
 # archive (apt-get source) and autoconf/automake/libtool/dpkg-dev: `third_party/deps.sh
@@ -22,7 +22,13 @@ NEED_DEFS="WOLFSSL_TLS13 HAVE_SNI HAVE_ALPN HAVE_SESSION_TICKET HAVE_ECC HAVE_AE
            HAVE_POLY1305 HAVE_SUPPORTED_CURVES OPENSSL_EXTRA WOLFSSL_AESNI WOLFSSL_SP_X86_64_ASM"
 key=$(printf '%s ' "$ver" "${FLAGS[@]}" | sha256sum | cut -c1-12)
 stamp="$out/.built-$key"
-[ -f "$stamp" ] && [ -f "$out/lib/libwolfssl.a" ] && [ -f "$out/include/wolfssl/options.h" ] && exit 0
+built() { [ -f "$stamp" ] && [ -f "$out/lib/libwolfssl.a" ] && [ -f "$out/include/wolfssl/options.h" ]; }
+built && exit 0
+# $out may be a cache shared by several checkouts (see the Makefile): one build at a time.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+built && exit 0
 
 echo "wolfssl.sh: building wolfSSL $ver from Debian's source package into $out (once, ~2 min)" >&2
 need=()
