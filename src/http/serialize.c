@@ -188,7 +188,10 @@ ssize_t sv_http_write_request_head(const struct sv_http_head *head,
                 host = mods->set[i].value;
         }
     }
-    sv_wbuf_header(&w, SV_STR_LIT("Host"), host);
+    /* HTTP/1.1 requires Host (empty when the client had none); an HTTP/1.0 request may go
+     * without, and an empty one makes common servers (nginx) answer 400 and close */
+    if (host.len > 0 || !rw->http10)
+        sv_wbuf_header(&w, SV_STR_LIT("Host"), host);
 
     for (uint32_t i = 0; i < head->n_headers; i++) {
         struct sv_str n = head->headers[i].name;

@@ -224,7 +224,7 @@ static int normalise_host(struct sv_str host, char *buf, size_t cap)
         const char *close = memchr(host.ptr, ']', n);
         if (close)
             n = (size_t)(close - host.ptr) + 1;
-    } else {
+    } else if (n > 0) { /* no Host (HTTP/1.0): ptr may be NULL */
         const char *colon = memchr(host.ptr, ':', n);
         if (colon)
             n = (size_t)(colon - host.ptr);

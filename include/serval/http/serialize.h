@@ -60,7 +60,8 @@ bool sv_http_is_hop_by_hop(const struct sv_http_head *head, struct sv_str name);
 bool sv_http_mods_drop(const struct sv_http_header_mods *mods, struct sv_str name);
 
 /* Write the request head for the upstream into <out>[<cap>]: "<METHOD> <path?query> HTTP/1.1",
- * Host (rewritten or passed through, added from an absolute-form target when missing), the
+ * Host (rewritten or passed through, added from an absolute-form target when missing; left out
+ * when empty on an HTTP/1.0 request (<rw>->http10), where it is optional), the
  * client's end-to-end headers in order with <rw>->mods applied, X-Forwarded-For/-Proto/-Port,
  * "Content-Length" or "Transfer-Encoding: chunked" as framed by the client, Upgrade +
  * "Connection: upgrade" when <rw>->upgrade, and the final CRLF. Always HTTP/1.1; an HTTP/1.0

@@ -86,12 +86,17 @@ TEST(http_write_request_http10_and_absolute)
     ssize_t n = sv_http_write_request_head(&c.head, NULL, c.out, sizeof(c.out));
     CHECK_OUT(n, "POST /old HTTP/1.1\r\nHost: \r\nContent-Length: 3\r\n\r\n");
     check_reparses(c.out, (size_t)n, SV_HTTP_REQUEST, SV_HTTP_GET);
-    /* ... or as HTTP/1.0 with keep-alive when asked (so the upstream cannot answer chunked) */
+    /* ... or as HTTP/1.0 with keep-alive when asked (so the upstream cannot answer chunked),
+     * then without Host (nginx answers an empty one with 400 and closes) */
     struct sv_http_rewrite rw10 = {.http10 = true};
     n = sv_http_write_request_head(&c.head, &rw10, c.out, sizeof(c.out));
-    CHECK_OUT(
-        n, "POST /old HTTP/1.0\r\nHost: \r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n");
+    CHECK_OUT(n, "POST /old HTTP/1.0\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n");
     check_reparses(c.out, (size_t)n, SV_HTTP_REQUEST, SV_HTTP_GET);
+    /* a 1.0 client's Host is kept */
+    REQUIRE(parse(&c, SV_HTTP_REQUEST, SV_HTTP_GET, "GET /h HTTP/1.0\r\nHost: h10\r\n\r\n") ==
+            SV_HTTP_OK);
+    n = sv_http_write_request_head(&c.head, &rw10, c.out, sizeof(c.out));
+    CHECK_OUT(n, "GET /h HTTP/1.0\r\nHost: h10\r\nConnection: keep-alive\r\n\r\n");
     /* absolute-form goes out in origin-form with the target's authority as Host */
     REQUIRE(parse(&c, SV_HTTP_REQUEST, SV_HTTP_GET,
                   "GET http://a.example:81/p?q HTTP/1.1\r\nHost: ignored\r\n\r\n") == SV_HTTP_OK);
