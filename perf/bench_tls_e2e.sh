@@ -16,6 +16,7 @@
 #
 # Knobs: BENCH_DURATION=10 BENCH_REPS=3 BENCH_CONNS=64 BENCH_HS_PROCS=8 BENCH_WARMUP=1
 #        BENCH_CPU_PROXY=0 BENCH_CPU_LOAD=1 BENCH_TLS_PROXIES="nginx serval"
+#        BENCH_TLS_SCENARIOS="keepalive handshake"
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,6 +29,7 @@ WARMUP=${BENCH_WARMUP:-1}
 CPU_PROXY=${BENCH_CPU_PROXY:-0}
 CPU_LOAD=${BENCH_CPU_LOAD:-1}
 PROXIES=${BENCH_TLS_PROXIES:-"nginx serval"}
+SCENARIOS=${BENCH_TLS_SCENARIOS:-"keepalive handshake"}
 CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$OUT/tmp" "$OUT/logs" "$OUT/tls"
 
@@ -221,13 +223,25 @@ measure() {
         echo "  $name: wrong answer before the run ($check)"
         return
     fi
-    local resumed=""
+    # the handshake clients' own request (HTTP/1.0, no Host) must be answered by the backend too
+    local st
+    st=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$port" 2>/dev/null | head -1)
+    if [ "${st:0:12}" != "HTTP/1.1 200" ]; then
+        stop_proxy "$pid"
+        echo "$name failed" >>"$RAW"
+        echo "  $name: wrong answer to an HTTP/1.0 request without Host (${st%$'\r'})"
+        return
+    fi
+    local resumed="" upinfo=""
     if [ "$scen" = handshake ]; then
         hs_clients "$port" "$WARMUP" >/dev/null
         t0=$(proc_ticks "$pid")
         out=$(hs_clients "$port" "$DURATION")
         t1=$(proc_ticks "$pid")
-        [ "$name" = serval ] && resumed=$(metric "$SERVAL_ADMIN" tls_resumptions_total)
+        if [ "$name" = serval ]; then
+            resumed=$(metric "$SERVAL_ADMIN" tls_resumptions_total)
+            upinfo="; serval upstream connects $(metric "$SERVAL_ADMIN" upstream_connects_total), reuses $(metric "$SERVAL_ADMIN" upstream_reuses_total)"
+        fi
         reqs=$(echo "$out" | awk '/connections in .* real seconds/ { n += $1 } END { print n + 0 }')
         rps=$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN { printf "%.1f", n / d }')
         errs=$(echo "$out" | awk '/ERROR|error/ { n++ } END { print n + 0 }')
@@ -250,9 +264,9 @@ measure() {
     local cpu
     cpu=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }')
     echo "$name $rps $cpu $errs" >>"$RAW"
-    printf '  %-8s %10s %s/s %9s µs  (errors: %s%s)\n' "$name" "$rps" \
+    printf '  %-8s %10s %s/s %9s µs  (errors: %s%s%s)\n' "$name" "$rps" \
         "$([ "$scen" = handshake ] && echo handshakes || echo req)" "$cpu" "$errs" \
-        "${resumed:+; serval resumptions: $resumed}"
+        "${resumed:+; serval resumptions: $resumed}" "$upinfo"
     if [ -n "$resumed" ] && [ "$resumed" != 0 ]; then
         echo "  WARNING: serval resumed $resumed sessions: not all handshakes were full"
     fi
@@ -271,7 +285,7 @@ MD=$OUT/results-tls.md
     echo "rate (the handshake clients pay about what the server pays per handshake, on the busier CPU)."
 } >"$MD"
 
-for SCEN in keepalive handshake; do
+for SCEN in $SCENARIOS; do
     RAW=$OUT/raw-tls-$SCEN.txt
     : >"$RAW"
     case $SCEN in
