@@ -25,6 +25,7 @@
 #include "serval/control/translate.h"
 #include "serval/routing/generation.h"
 #include "serval/routing/table.h"
+#include "routing/table_int.h"
 
 #define SERVICES 1000
 #define ENDPOINTS_PER_SERVICE 100 /* 100,000 endpoints in the store */
@@ -322,11 +323,78 @@ static int callgrind_mode(int routes)
     return 0;
 }
 
+
+/* `control-bench layout N`: where the bytes of a generation of N routes go, per array of the
+ * route table (routing/table_int.h) and per arena, next to the heap growth the table reports. */
+static int layout_mode(int routes)
+{
+    struct sv_store *s = make_store(routes);
+    struct sv_generation *gen;
+    struct sv_status *st;
+    char err[256];
+    malloc_trim(0);
+    size_t before = heap_in_use();
+    if (sv_translate(s, NULL, &gen, &st, err, sizeof(err)) != 0) {
+        fprintf(stderr, "translate: %s\n", err);
+        return 1;
+    }
+    sv_status_free(st);
+    size_t heap = heap_in_use() - before;
+    const struct sv_route_table *t = gen->table;
+    size_t eps = 0;
+    for (uint32_t i = 0; i < t->n_sets; i++)
+        eps += gen->sets[i].n;
+    size_t n_hash = t->hash.slots ? (size_t)t->hash.mask + 1 : 0;
+    size_t n_regex_lists = 0, n_lists = 0;
+    for (uint32_t i = 0; i < t->n_nodes; i++)
+        n_lists += t->nodes[i].exact_n + t->nodes[i].prefix_n;
+    for (uint32_t i = 0; i < t->n_buckets; i++)
+        n_regex_lists += t->buckets[i].regex_n;
+    size_t seg_bytes = 0;
+    for (uint32_t i = 0; i < t->n_nodes; i++)
+        seg_bytes += t->nodes[i].seg_len;
+    struct {
+        const char *what;
+        size_t n, size;
+    } rows[] = {
+        {"actions", t->n_actions, sizeof(struct sv_route_action)},
+        {"entries", t->n_entries, sizeof(struct sv_route_entry)},
+        {"trie nodes", t->n_nodes, sizeof(struct sv_route_node)},
+        {"trie segment bytes", seg_bytes, 1},
+        {"entry lists", n_lists + n_regex_lists, sizeof(uint32_t)},
+        {"buckets", t->n_buckets, sizeof(struct sv_route_bucket)},
+        {"hash slots (buckets+sets)", n_hash, sizeof(struct sv_route_hslot)},
+        {"set names", t->n_sets, sizeof(struct sv_str)},
+        {"endpoints", eps, sizeof(struct sv_route_endpoint)},
+        {"endpoint sets", t->n_sets, sizeof(struct sv_route_epset)},
+    };
+    printf("| %d routes | count | bytes | bytes/route |\n|---|---|---|---|\n", routes);
+    size_t sum = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        size_t b = rows[i].n * rows[i].size;
+        sum += b;
+        printf("| %s (%zu B each) | %zu | %zu | %.0f |\n", rows[i].what, rows[i].size, rows[i].n,
+               b, (double)b / routes);
+    }
+    printf("| sum of the arrays above | | %zu | %.0f |\n", sum, (double)sum / routes);
+    printf("| table arena (malloc'd blocks) | | %zu | %.0f |\n", t->arena.total,
+           (double)t->arena.total / routes);
+    printf("| generation arena (endpoints) | | %zu | %.0f |\n", gen->arena.total,
+           (double)gen->arena.total / routes);
+    printf("| heap growth (as the main table reports) | | %zu | %.0f |\n", heap,
+           (double)heap / routes);
+    sv_generation_free_unpublished(gen);
+    sv_store_free(s);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     sv_log_set_level(SV_LOG_WARN);
     if (argc == 3 && strcmp(argv[1], "callgrind") == 0)
         return callgrind_mode(atoi(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "layout") == 0)
+        return layout_mode(atoi(argv[2]));
     static const int sizes[] = {10, 1000, 10000};
     printf("| HTTPRoutes (x%d rules) | endpoints in generation | translate+build (ms, median of 3) |"
            " same, thread CPU ms |"

@@ -1090,7 +1090,7 @@ static uint64_t route_deadline(const struct sv_worker *w, uint64_t timeout_ms)
 
 static uint64_t route_timeout(const struct sv_worker *w, const struct sv_route_action *a)
 {
-    if (a->backend_timeout_ms || a->request_timeout_ms)
+    if (a->ext->backend_timeout_ms || a->ext->request_timeout_ms)
         return 0;
     return w->dp->cfg.upstream_timeout_ms;
 }
@@ -1161,11 +1161,11 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     const struct sv_route_action *a = res.action;
     char *scratch = resp_out(w, c);
     size_t scap = out_cap(w);
-    if (a->fixed_status) {
-        respond_error(w, c, a->fixed_status);
+    if (a->ext->fixed_status) {
+        respond_error(w, c, a->ext->fixed_status);
         return;
     }
-    if (a->cors) { /* preflights are answered here; allowed origins remembered for the response */
+    if (a->ext->cors) { /* preflights are answered here; allowed origins remembered for the response */
         bool keep = c->req_keepalive && c->req_body == SV_HTTP_BODY_NONE && !w->draining;
         struct sv_str ans;
         int st = sv_dp_cors_request(c, a, keep, scratch, scap, &ans);
@@ -1178,14 +1178,17 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     }
     /* a backendRef's filters apply only when that backend is picked: its RequestRedirect answers
      * like a rule's, its URLRewrite replaces the rule's (routing/table.h) */
-    const struct sv_route_backend *be = a->redirect ? NULL : sv_route_pick_backend(a, rng_next(w));
+    const struct sv_route_backend *be = a->ext->redirect ? NULL : sv_route_pick_backend(a, rng_next(w));
     struct sv_route_action be_redirect;
+    struct sv_route_action_ext be_redirect_ext;
     if (be && be->redirect) {
         be_redirect = *a;
-        be_redirect.redirect = be->redirect;
+        be_redirect_ext = *a->ext;
+        be_redirect_ext.redirect = be->redirect;
+        be_redirect.ext = &be_redirect_ext;
         res.action = &be_redirect;
     }
-    if (res.action->redirect) {
+    if (res.action->ext->redirect) {
         char *loc = req_out(w, c);
         ssize_t ln = sv_route_redirect_location(&res, tc ? SV_STR_LIT("https") : SV_STR_LIT("http"), h->host, h->path,
                                                 h->query, loc, scap / 2);
@@ -1221,7 +1224,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     struct sv_http_rewrite rw = {
-        .mods = merge_mods(w, a->request_mods, be->request_mods),
+        .mods = merge_mods(w, a->ext->request_mods, be->request_mods),
         .xff = sv_str_make(c->xff, c->xff_len),
         .xf_proto = tc ? SV_STR_LIT("https") : SV_STR_LIT("http"),
         .xf_port = c->local_port,
@@ -1230,7 +1233,7 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     };
     if (c->xff_len == 0)
         rw.xff = SV_STR_NULL;
-    const struct sv_route_rewrite *urw = be->rewrite ? be->rewrite : a->rewrite;
+    const struct sv_route_rewrite *urw = be->rewrite ? be->rewrite : a->ext->rewrite;
     if (urw) {
         if (urw->hostname.len)
             rw.host = urw->hostname;
@@ -1260,11 +1263,11 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
         coalesce_body(w, &c->req_p, &c->rx.q, req_out(w, c), &c->req_out_len, out_cap(w),
                       &c->req_parsed_done, c);
     /* mirrors get the head, the body bytes behind it, then the rest as it is forwarded */
-    for (uint32_t i = 0; i < a->n_mirrors; i++) {
-        if (!sv_route_mirror_pick(&a->mirrors[i], rng_next(w)))
+    for (uint32_t i = 0; i < a->ext->n_mirrors; i++) {
+        if (!sv_route_mirror_pick(&a->ext->mirrors[i], rng_next(w)))
             continue;
         const struct sv_route_endpoint *mep = sv_generation_pick_endpoint(
-            gen, a->mirrors[i].set_id, &w->rr[a->mirrors[i].set_id % SV_RR_CURSORS], NULL);
+            gen, a->ext->mirrors[i].set_id, &w->rr[a->ext->mirrors[i].set_id % SV_RR_CURSORS], NULL);
         if (mep)
             sv_mirror_start(w, c, mep, req_out(w, c), (uint32_t)n, req_out(w, c) + n,
                             c->req_out_len - (uint32_t)n, c->req_parsed_done);
@@ -1276,8 +1279,8 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
     c->set_id = be->set_id;
     c->ep = *ep;
     c->upstream_timeout_ms = route_timeout(w, a);
-    c->req_deadline_ms = route_deadline(w, a->request_timeout_ms);
-    c->try_deadline_ms = route_deadline(w, a->backend_timeout_ms);
+    c->req_deadline_ms = route_deadline(w, a->ext->request_timeout_ms);
+    c->try_deadline_ms = route_deadline(w, a->ext->backend_timeout_ms);
     deadline_arm(w, c);
     sv_http_parser_reset(&c->resp_p);
     sv_http_parser_set_request_method(&c->resp_p, c->method);
@@ -1343,7 +1346,7 @@ static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err)
         close_conn(w, c); /* part of the response is out: the client sees the connection end */
         return;
     }
-    bool policy = c->action && c->action->retry;
+    bool policy = c->action && c->action->ext->retry;
     if (policy ? retry_policy_start(w, c) : try_retry(w, c, reused)) {
         if (!policy)
             up_pump(w, c);
@@ -1394,7 +1397,7 @@ static void deadline_clear(struct sv_worker *w, struct sv_conn *c)
 /* Whether the current request may be tried again under its route's retry policy. */
 static bool retry_policy_allows(const struct sv_conn *c)
 {
-    const struct sv_route_retry *rt = c->action ? c->action->retry : NULL;
+    const struct sv_route_retry *rt = c->action ? c->action->ext->retry : NULL;
     return rt && c->state == SV_C_PROXY && c->gen && !c->resp_head_done &&
            !c->req_body_sent_any && c->retries < rt->attempts &&
            c->cl_send.kind == SV_SEND_NONE && c->resp_out_sent == c->resp_out_len;
@@ -1405,7 +1408,7 @@ static bool retry_policy_allows(const struct sv_conn *c)
  * replayable. Sends what was added; returns true when a send was submitted. */
 static bool retry_keep_body(struct sv_worker *w, struct sv_conn *c)
 {
-    if (!c->action || !c->action->retry || c->req_body_sent_any || c->req_parsed_done ||
+    if (!c->action || !c->action->ext->retry || c->req_body_sent_any || c->req_parsed_done ||
         c->rx.q.count == 0)
         return false;
     uint32_t before = c->req_out_len;
@@ -1446,7 +1449,7 @@ static void retry_next_try(struct sv_worker *w, struct sv_conn *c)
         return;
     }
     const struct sv_route_action *a = c->action;
-    c->try_deadline_ms = route_deadline(w, a->backend_timeout_ms);
+    c->try_deadline_ms = route_deadline(w, a->ext->backend_timeout_ms);
     deadline_arm(w, c);
     conn_timer(w, c, T_UPSTREAM, c->upstream_timeout_ms);
     up_pump(w, c);
@@ -1458,7 +1461,7 @@ static void retry_next_try(struct sv_worker *w, struct sv_conn *c)
 static bool retry_policy_start(struct sv_worker *w, struct sv_conn *c)
 {
     if (!retry_policy_allows(c)) {
-        if (c->action && c->action->retry && c->retries >= c->action->retry->attempts)
+        if (c->action && c->action->ext->retry && c->retries >= c->action->ext->retry->attempts)
             sv_stat_add(w, SV_DP_STAT_ROUTE_RETRIES_EXHAUSTED, 1);
         return false;
     }
@@ -1476,7 +1479,7 @@ static bool retry_policy_start(struct sv_worker *w, struct sv_conn *c)
     c->req_done = false;
     c->try_deadline_ms = 0; /* timeouts.request keeps running through the backoff */
     deadline_arm(w, c);
-    uint32_t backoff = c->action->retry->backoff_ms;
+    uint32_t backoff = c->action->ext->retry->backoff_ms;
     if (backoff) {
         c->backoff = true;
         conn_timer(w, c, T_BACKOFF, backoff);
@@ -1805,7 +1808,7 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
             }
             continue;
         }
-        if (c->action->retry && sv_route_retry_on_status(c->action->retry, c->resp.status) &&
+        if (c->action->ext->retry && sv_route_retry_on_status(c->action->ext->retry, c->resp.status) &&
             retry_policy_start(w, c))
             return; /* this response is dropped with its connection */
         enum sv_http_body_kind body = sv_http_body_begin(&c->resp_p);
@@ -1815,7 +1818,7 @@ static void resp_step(struct sv_worker *w, struct sv_conn *c)
         c->client_keep = !tunnel && c->req_keepalive && !w->draining &&
                          body != SV_HTTP_BODY_UNTIL_CLOSE;
         const struct sv_http_header_mods *rm =
-            merge_mods(w, c->action->response_mods, c->backend->response_mods);
+            merge_mods(w, c->action->ext->response_mods, c->backend->response_mods);
         rm = sv_dp_cors_response_mods(w, c, rm);
         ssize_t on = sv_http_write_response_head(&c->resp, rm, (unsigned)resp_flags(c),
                                                  resp_out(w, c), out_cap(w));
@@ -1956,7 +1959,7 @@ static void passthrough_step(struct sv_worker *w, struct sv_conn *c)
     const struct sv_route_backend *be = NULL;
     const struct sv_route_endpoint *ep = NULL;
     if (rc >= 0 && gen && sv_route_lookup(gen, &rq, &res) == 0 && res.action &&
-        !res.action->fixed_status)
+        !res.action->ext->fixed_status)
         be = sv_route_pick_backend(res.action, rng_next(w));
     if (be && be->kind == SV_ROUTE_BACKEND_SET)
         ep = sv_generation_pick_endpoint(gen, be->set_id, &w->rr[be->set_id % SV_RR_CURSORS],

@@ -51,15 +51,15 @@ int sv_dp_cors_request(struct sv_conn *c, const struct sv_route_action *a, bool 
 {
     const struct sv_http_head *h = &c->req;
     c->cors_origin_len = 0;
-    if (!a->cors)
+    if (!a->ext->cors)
         return 0;
     struct sv_str origin = sv_http_head_get(h, SV_STR_LIT("Origin"));
     if (!origin.ptr)
         return 0; /* not a CORS request */
-    bool allowed = origin.len <= SV_CORS_ORIGIN_MAX && sv_route_cors_origin_allowed(a->cors, origin);
+    bool allowed = origin.len <= SV_CORS_ORIGIN_MAX && sv_route_cors_origin_allowed(a->ext->cors, origin);
     if (h->method == SV_HTTP_OPTIONS &&
         sv_http_head_get(h, SV_STR_LIT("Access-Control-Request-Method")).ptr)
-        return preflight_answer(c, a->cors, origin, allowed, keep, out, cap, answer);
+        return preflight_answer(c, a->ext->cors, origin, allowed, keep, out, cap, answer);
     if (allowed) {
         memcpy(c->cors_origin, origin.ptr, origin.len);
         c->cors_origin_len = (uint16_t)origin.len;
@@ -79,10 +79,10 @@ const struct sv_http_header_mods *sv_dp_cors_response_mods(struct sv_worker *w,
                                                            const struct sv_conn *c,
                                                            const struct sv_http_header_mods *rm)
 {
-    if (!c->cors_origin_len || !c->action || !c->action->cors)
+    if (!c->cors_origin_len || !c->action || !c->action->ext->cors)
         return rm;
     struct sv_http_header *set = w->cors_set;
-    uint32_t n = sv_route_cors_headers(c->action->cors,
+    uint32_t n = sv_route_cors_headers(c->action->ext->cors,
                                        sv_str_make(c->cors_origin, c->cors_origin_len), false,
                                        SV_STR_NULL, SV_STR_NULL, set, SV_ROUTE_CORS_MAX_HEADERS);
     uint32_t ours = n;

@@ -9,9 +9,14 @@
 
 const struct sv_route_backend *sv_route_pick_backend(const struct sv_route_action *a, uint64_t rnd)
 {
-    if (!a || a->n_backends == 0 || a->weight_sum == 0)
+    if (!a || a->n_backends == 0)
         return NULL;
-    uint64_t r = rnd % a->weight_sum;
+    if (a->n_backends == 1) /* no prefix sums stored for one backend */
+        return a->backends[0].weight ? &a->backends[0] : NULL;
+    uint64_t sum = a->_cum_weight[a->n_backends - 1];
+    if (sum == 0)
+        return NULL;
+    uint64_t r = rnd % sum;
     /* first i with cum[i] > r; zero-weight backends have cum equal to their predecessor's and
      * are never the first */
     uint32_t lo = 0, hi = a->n_backends - 1;
@@ -124,9 +129,9 @@ ssize_t sv_route_apply_path_mod(const struct sv_route_path_mod *mod,
 
 int sv_route_redirect_status(const struct sv_route_result *res)
 {
-    if (!res || !res->action || !res->action->redirect || !res->action->redirect->status)
+    if (!res || !res->action || !res->action->ext->redirect || !res->action->ext->redirect->status)
         return 302;
-    return res->action->redirect->status;
+    return res->action->ext->redirect->status;
 }
 
 static struct sv_str host_without_port(struct sv_str h)
@@ -143,9 +148,9 @@ ssize_t sv_route_redirect_location(const struct sv_route_result *res, struct sv_
                                    struct sv_str req_host, struct sv_str path, struct sv_str query,
                                    char *out, size_t cap)
 {
-    if (!res || !res->action || !res->action->redirect)
+    if (!res || !res->action || !res->action->ext->redirect)
         return -EINVAL;
-    const struct sv_route_redirect *r = res->action->redirect;
+    const struct sv_route_redirect *r = res->action->ext->redirect;
     struct outbuf o = {out, cap, 0, false};
 
     struct sv_str scheme = r->scheme.len ? r->scheme : req_scheme;

@@ -42,7 +42,8 @@ struct b_route {
 /* One (rule, match) pair with its precedence keys; compiled into a struct sv_route_entry. */
 struct b_entry {
     enum sv_route_path_type path_type;
-    struct sv_str path;     /* EXACT: the path; PREFIX: without trailing '/'; REGEX: pattern */
+    struct sv_str path;     /* EXACT: the path; PREFIX: without trailing '/'; REGEX: pattern.
+                               In the builder's scratch arena: the table keeps only the trie */
     struct sv_regex *path_re;
     struct sv_str method;   /* "" = any */
     const struct sv_route_cond *headers;
@@ -61,6 +62,12 @@ struct b_bset {
     const uint64_t *cum;
     uint64_t hash;
     uint32_t n;
+};
+
+/* An interned action extension block (see sv_route_builder.exts). */
+struct b_ext {
+    const struct sv_route_action_ext *x;
+    uint64_t hash;
 };
 
 struct b_attach {
@@ -103,6 +110,14 @@ struct sv_route_builder {
     uint64_t *cum_tmp;
     struct b_bset *bsets; /* open addressing, at most half full; be == NULL = empty */
     uint32_t n_bsets, bset_mask;
+    /* identical action extension blocks are stored once (most rules share the empty one) */
+    struct b_ext *exts; /* open addressing, at most half full; x == NULL = empty */
+    uint32_t n_exts, ext_mask;
+    /* what only the build needs (match paths): freed by sv_route_builder_finish */
+    struct sv_arena scratch;
+    /* small strings are packed into chunks of the table's arena (no 16-byte rounding) */
+    char *pack;
+    size_t pack_left;
 };
 
 static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
@@ -133,11 +148,39 @@ SV_PRINTF(3, 4) static int fail(struct sv_route_builder *b, int rc, const char *
     return rc;
 }
 
+#define PACK_CHUNK 4096
+#define PACK_MAX 256 /* longer strings get an arena allocation of their own */
+
+/* A NUL-terminated copy of <s> in the table's arena: short strings packed byte-tight into
+ * shared chunks, longer ones on their own. */
 static struct sv_str copy_str(struct sv_route_builder *b, struct sv_str s)
 {
     if (!s.len)
         return SV_STR_LIT("");
-    char *p = sv_arena_strndup(&b->t->arena, s.ptr, s.len);
+    if (s.len >= PACK_MAX) {
+        char *p = sv_arena_strndup(&b->t->arena, s.ptr, s.len);
+        return p ? sv_str_make(p, s.len) : SV_STR_NULL;
+    }
+    if (b->pack_left < s.len + 1) {
+        b->pack = sv_arena_alloc(&b->t->arena, PACK_CHUNK);
+        if (!b->pack) {
+            b->pack_left = 0;
+            return SV_STR_NULL;
+        }
+        b->pack_left = PACK_CHUNK;
+    }
+    char *p = b->pack;
+    memcpy(p, s.ptr, s.len);
+    p[s.len] = '\0';
+    b->pack += s.len + 1;
+    b->pack_left -= s.len + 1;
+    return sv_str_make(p, s.len);
+}
+
+/* A NUL-terminated copy of <s> in the builder's scratch arena (gone after the build). */
+static struct sv_str scratch_str(struct sv_route_builder *b, struct sv_str s)
+{
+    char *p = sv_arena_strndup(&b->scratch, s.ptr, s.len);
     return p ? sv_str_make(p, s.len) : SV_STR_NULL;
 }
 
@@ -165,6 +208,12 @@ struct sv_route_builder *sv_route_builder_new(void)
         free(b);
         return NULL;
     }
+    if (sv_arena_init(&b->scratch, 64 * 1024, false) != 0) {
+        sv_arena_destroy(&b->t->arena);
+        free(b->t);
+        free(b);
+        return NULL;
+    }
     atomic_init(&b->t->refs, 0);
     return b;
 }
@@ -187,6 +236,8 @@ static void builder_release(struct sv_route_builder *b, bool free_table)
     free(b->be_tmp);
     free(b->cum_tmp);
     free(b->bsets);
+    free(b->exts);
+    sv_arena_destroy(&b->scratch);
     if (free_table) {
         for (uint32_t i = 0; i < b->n_regexes; i++)
             sv_regex_free_(b->regexes[i]);
@@ -442,7 +493,7 @@ int sv_route_builder_add_route(struct sv_route_builder *b, const struct sv_route
         return fail(b, -ENOMEM, "out of memory");
     struct b_route *r = &b->routes[b->n_routes];
     memset(r, 0, sizeof(*r));
-    char *key = sv_arena_alloc(&b->t->arena, spec->namespace_.len + spec->name.len + 2);
+    char *key = sv_arena_alloc(&b->scratch, spec->namespace_.len + spec->name.len + 2);
     if (!key)
         return fail(b, -ENOMEM, "out of memory");
     size_t n = 0;
@@ -455,7 +506,9 @@ int sv_route_builder_add_route(struct sv_route_builder *b, const struct sv_route
         memcpy(key + n, spec->name.ptr, spec->name.len);
     n += spec->name.len;
     key[n] = '\0';
-    r->key = sv_str_make(key, n);
+    r->key = copy_str(b, sv_str_make(key, n));
+    if (!r->key.ptr)
+        return fail(b, -ENOMEM, "out of memory");
     r->created = spec->creation_ts;
     return (int)b->n_routes++;
 }
@@ -861,10 +914,10 @@ static int build_rewrite(struct sv_route_builder *b, const struct sv_route_rewri
     return 0;
 }
 
-/* The interned copy of backend array be[n] with prefix sums cum[n]: an existing identical one
- * (same sets, weights, protocols and modifier pointers — arrays of rules without backendRef
- * filters are shared between every rule sending to the same backends), else a new copy in the
- * table's arena. NULL when out of memory. */
+/* The interned copy of backend array be[n] with prefix sums cum[n] (kept when n > 1): an
+ * existing identical one (same sets, weights, protocols and modifier pointers — arrays of rules
+ * without backendRef filters are shared between every rule sending to the same backends), else
+ * a new copy in the table's arena. NULL when out of memory. */
 static const struct b_bset *intern_backends(struct sv_route_builder *b,
                                             const struct sv_route_backend *be,
                                             const uint64_t *cum, uint32_t n)
@@ -897,14 +950,57 @@ static const struct b_bset *intern_backends(struct sv_route_builder *b,
         if (slot->be)
             continue;
         struct sv_route_backend *c = sv_arena_alloc(&b->t->arena, n * sizeof(*c));
-        uint64_t *cc = sv_arena_alloc(&b->t->arena, n * sizeof(*cc));
-        if (!c || !cc)
+        uint64_t *cc = n > 1 ? sv_arena_alloc(&b->t->arena, n * sizeof(*cc)) : NULL;
+        if (!c || (n > 1 && !cc))
             return NULL;
         memcpy(c, be, n * sizeof(*c));
-        memcpy(cc, cum, n * sizeof(*cc));
+        if (cc) /* one backend needs no prefix sums (sv_route_pick_backend) */
+            memcpy(cc, cum, n * sizeof(*cc));
         *slot = (struct b_bset){c, cc, h, n};
         b->n_bsets++;
         return slot;
+    }
+}
+
+/* The interned copy of extension block <x> (padding zeroed by the caller): an existing one with
+ * the same bytes (every rule without filters, timeouts or retries shares one), else a new copy
+ * in the table's arena. NULL when out of memory. */
+static const struct sv_route_action_ext *intern_ext(struct sv_route_builder *b,
+                                                    const struct sv_route_action_ext *x)
+{
+    if ((b->n_exts + 1) * 2 > (b->exts ? b->ext_mask + 1 : 0)) {
+        uint32_t cap = b->exts ? (b->ext_mask + 1) * 2 : 64;
+        struct b_ext *nv = calloc(cap, sizeof(*nv));
+        if (!nv)
+            return NULL;
+        for (uint32_t i = 0; b->exts && i <= b->ext_mask; i++) {
+            if (!b->exts[i].x)
+                continue;
+            for (uint64_t k = b->exts[i].hash;; k++) { /* half full: ends at an empty slot */
+                if (!nv[k & (cap - 1)].x) {
+                    nv[k & (cap - 1)] = b->exts[i];
+                    break;
+                }
+            }
+        }
+        free(b->exts);
+        b->exts = nv;
+        b->ext_mask = cap - 1;
+    }
+    uint64_t h = sv_route_hash_(0, (const char *)x, sizeof(*x));
+    for (uint64_t k = h;; k++) { /* half full: ends at an empty slot */
+        struct b_ext *slot = &b->exts[k & b->ext_mask];
+        if (slot->x && slot->hash == h && memcmp(slot->x, x, sizeof(*x)) == 0)
+            return slot->x;
+        if (slot->x)
+            continue;
+        struct sv_route_action_ext *c = sv_arena_alloc(&b->t->arena, sizeof(*c));
+        if (!c)
+            return NULL;
+        memcpy(c, x, sizeof(*c));
+        *slot = (struct b_ext){c, h};
+        b->n_exts++;
+        return c;
     }
 }
 
@@ -912,28 +1008,30 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
                         const struct sv_route_rule_spec *s, struct sv_route_action *a)
 {
     int rc;
+    struct sv_route_action_ext x;
+    memset(&x, 0, sizeof(x)); /* padding too: the block is interned by its bytes */
     memset(a, 0, sizeof(*a));
     a->route_name = b->routes[route].key;
     a->rule_index = b->routes[route].n_rules;
     if (s->fixed_status && (s->fixed_status < 100 || s->fixed_status > 599))
         return fail(b, -EINVAL, "bad fixed status %u", (unsigned)s->fixed_status);
-    a->fixed_status = s->fixed_status;
-    a->request_timeout_ms = s->request_timeout_ms;
-    a->backend_timeout_ms = s->backend_timeout_ms;
-    if ((rc = copy_mods(b, s->request_mods, &a->request_mods)) < 0 ||
-        (rc = copy_mods(b, s->response_mods, &a->response_mods)) < 0)
+    x.fixed_status = s->fixed_status;
+    x.request_timeout_ms = s->request_timeout_ms;
+    x.backend_timeout_ms = s->backend_timeout_ms;
+    if ((rc = copy_mods(b, s->request_mods, &x.request_mods)) < 0 ||
+        (rc = copy_mods(b, s->response_mods, &x.response_mods)) < 0)
         return rc;
     if (s->redirect) {
         if (s->rewrite)
             return fail(b, -EINVAL, "RequestRedirect cannot be combined with URLRewrite");
         if (s->n_backends)
             return fail(b, -EINVAL, "RequestRedirect cannot be combined with backendRefs");
-        if ((rc = build_redirect(b, s->redirect, &a->redirect)) < 0)
+        if ((rc = build_redirect(b, s->redirect, &x.redirect)) < 0)
             return rc;
     }
-    if (s->rewrite && (rc = build_rewrite(b, s->rewrite, NULL, &a->rewrite)) < 0)
+    if (s->rewrite && (rc = build_rewrite(b, s->rewrite, NULL, &x.rewrite)) < 0)
         return rc;
-    if (s->cors && (rc = build_cors(b, s->cors, &a->cors)) < 0)
+    if (s->cors && (rc = build_cors(b, s->cors, &x.cors)) < 0)
         return rc;
     if (s->retry && s->retry->attempts > 0) {
         struct sv_route_retry *rt = sv_arena_zalloc(&b->t->arena, sizeof(*rt));
@@ -942,7 +1040,7 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
         *rt = *s->retry;
         if (rt->attempts > SV_ROUTE_RETRY_MAX_ATTEMPTS)
             rt->attempts = SV_ROUTE_RETRY_MAX_ATTEMPTS;
-        a->retry = rt;
+        x.retry = rt;
     }
     if (s->n_mirrors) {
         if (s->n_mirrors > MAX_MIRRORS || !s->mirrors)
@@ -961,8 +1059,8 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
                 return fail(b, -EINVAL, "RequestMirror: fraction %u/%u above 1", m[i].numerator,
                             m[i].denominator);
         }
-        a->mirrors = m;
-        a->n_mirrors = s->n_mirrors;
+        x.mirrors = m;
+        x.n_mirrors = s->n_mirrors;
     }
     if (s->n_backends) {
         if (s->n_backends > MAX_BACKENDS || !s->backends)
@@ -994,9 +1092,9 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
             if ((rc = copy_mods(b, in->request_mods, &be[i].request_mods)) < 0 ||
                 (rc = copy_mods(b, in->response_mods, &be[i].response_mods)) < 0)
                 return rc;
-            if ((rc = merge_mods(b, a->request_mods, be[i].request_mods,
+            if ((rc = merge_mods(b, x.request_mods, be[i].request_mods,
                                  &be[i].combined_request_mods)) < 0 ||
-                (rc = merge_mods(b, a->response_mods, be[i].response_mods,
+                (rc = merge_mods(b, x.response_mods, be[i].response_mods,
                                  &be[i].combined_response_mods)) < 0)
                 return rc;
             if (in->redirect && in->rewrite)
@@ -1004,7 +1102,7 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
                                         "URLRewrite");
             if (in->redirect && (rc = build_redirect(b, in->redirect, &be[i].redirect)) < 0)
                 return rc;
-            if (in->rewrite && (rc = build_rewrite(b, in->rewrite, a->rewrite, &be[i].rewrite)) < 0)
+            if (in->rewrite && (rc = build_rewrite(b, in->rewrite, x.rewrite, &be[i].rewrite)) < 0)
                 return rc;
             sum += in->weight;
             cum[i] = sum;
@@ -1014,9 +1112,12 @@ static int build_action(struct sv_route_builder *b, uint32_t route,
             return fail(b, -ENOMEM, "out of memory");
         a->backends = bs->be;
         a->n_backends = s->n_backends;
-        a->weight_sum = sum;
         a->_cum_weight = bs->cum;
     }
+    static const struct sv_route_action_ext empty; /* most rules: nothing to intern */
+    a->ext = memcmp(&x, &empty, sizeof(x)) == 0 ? &empty : intern_ext(b, &x);
+    if (!a->ext)
+        return fail(b, -ENOMEM, "out of memory");
     return 0;
 }
 
@@ -1041,12 +1142,12 @@ static int build_entry(struct sv_route_builder *b, uint32_t route, uint32_t matc
             return fail(b, -EINVAL, "path \"%.*s\" has too many segments", PSTR(path));
         if (m->path_type == SV_ROUTE_PATH_PREFIX && path.ptr[path.len - 1] == '/')
             path.len--; /* the trailing '/' of a prefix is ignored ("/" -> "") */
-        e->path = copy_str(b, path);
+        e->path = scratch_str(b, path);
         if (!e->path.ptr)
             return fail(b, -ENOMEM, "out of memory");
         break;
     case SV_ROUTE_PATH_REGEX:
-        e->path = copy_str(b, m->path);
+        e->path = scratch_str(b, m->path);
         if (!e->path.ptr)
             return fail(b, -ENOMEM, "out of memory");
         if ((rc = add_regex(b, m->path, &e->path_re)) < 0)
@@ -1238,16 +1339,17 @@ static int cmp_entries(const void *pa, const void *pb, void *ctx)
         return x->n_headers > y->n_headers ? -1 : 1;
     if (x->n_query != y->n_query)
         return x->n_query > y->n_query ? -1 : 1;
-    if (x->created != y->created)
-        return x->created < y->created ? -1 : 1;
-    size_t n = SV_MIN(x->route_key.len, y->route_key.len);
-    int c = n ? memcmp(x->route_key.ptr, y->route_key.ptr, n) : 0;
-    if (c)
-        return c;
-    if (x->route_key.len != y->route_key.len)
-        return x->route_key.len < y->route_key.len ? -1 : 1;
-    if (x->route_idx != y->route_idx)
+    if (x->route_idx != y->route_idx) { /* one route: same creation time and key */
+        if (x->created != y->created)
+            return x->created < y->created ? -1 : 1;
+        size_t n = SV_MIN(x->route_key.len, y->route_key.len);
+        int c = n ? memcmp(x->route_key.ptr, y->route_key.ptr, n) : 0;
+        if (c)
+            return c;
+        if (x->route_key.len != y->route_key.len)
+            return x->route_key.len < y->route_key.len ? -1 : 1;
         return x->route_idx < y->route_idx ? -1 : 1;
+    }
     if (x->rule_idx != y->rule_idx)
         return x->rule_idx < y->rule_idx ? -1 : 1;
     if (x->match_idx != y->match_idx)
@@ -1367,19 +1469,33 @@ static int compile(struct sv_route_builder *b)
         goto out;
     if (b->n_actions)
         memcpy(t->actions, b->actions, b->n_actions * sizeof(*t->actions));
+    uint32_t n_conds = 0;
     for (uint32_t i = 0; i < b->n_entries; i++) {
         const struct b_entry *be = &b->entries[i];
+        n_conds += be->path_re || be->method.len || be->n_headers || be->n_query;
+    }
+    t->conds = n_conds ? sv_arena_alloc(ar, n_conds * sizeof(*t->conds)) : NULL;
+    if (n_conds && !t->conds)
+        goto out;
+    for (uint32_t i = 0; i < b->n_entries; i++) {
+        const struct b_entry *be = &b->entries[i];
+        uint32_t cond = SV_ROUTE_NO_COND;
+        if (be->path_re || be->method.len || be->n_headers || be->n_query) {
+            cond = t->n_conds++;
+            t->conds[cond] = (struct sv_route_entry_cond){
+                .path_re = be->path_re,
+                .method = be->method.ptr,
+                .headers = be->headers,
+                .query = be->query,
+                .method_len = (uint32_t)be->method.len,
+                .n_headers = (uint16_t)be->n_headers,
+                .n_query = (uint16_t)be->n_query,
+            };
+        }
         t->entries[i] = (struct sv_route_entry){
-            .action = &t->actions[b->entry_action[i]],
-            .path = be->path.ptr,
-            .path_re = be->path_re,
-            .method = be->method.ptr,
-            .headers = be->headers,
-            .query = be->query,
+            .action = b->entry_action[i],
             .path_len = (uint32_t)be->path.len,
-            .method_len = (uint32_t)be->method.len,
-            .n_headers = (uint16_t)be->n_headers,
-            .n_query = (uint16_t)be->n_query,
+            .cond = cond,
             .path_type = (uint8_t)be->path_type,
         };
     }
@@ -1756,7 +1872,10 @@ struct sv_generation *sv_route_builder_finish(struct sv_route_builder *b, char *
         return NULL;
     }
     struct sv_route_table *t = b->t;
-    struct sv_generation *g = sv_generation_alloc_(t);
+    size_t n_eps = 0;
+    for (uint32_t i = 0; i < b->n_sets; i++)
+        n_eps += b->sets[i].n;
+    struct sv_generation *g = sv_generation_alloc_(t, n_eps);
     if (!g) {
         snprintf(err, errlen, "out of memory");
         builder_release(b, true);
@@ -1796,7 +1915,12 @@ struct sv_generation *sv_generation_new_with_endpoints(const struct sv_generatio
             }
         }
     }
-    struct sv_generation *g = sv_generation_alloc_(t);
+    size_t n_eps = 0;
+    for (uint32_t s = 0; s < t->n_sets; s++)
+        n_eps += base->sets[s].n;
+    for (size_t i = 0; i < n_updates; i++)
+        n_eps += updates[i].n_endpoints;
+    struct sv_generation *g = sv_generation_alloc_(t, n_eps);
     if (!g) {
         snprintf(err, errlen, "out of memory");
         return NULL;

@@ -137,32 +137,33 @@ static void jrewrite(struct jw *w, const struct sv_route_rewrite *rw)
 
 static void jaction(struct jw *w, const struct sv_route_table *t, const struct sv_route_action *a)
 {
+    const struct sv_route_action_ext *x = a->ext;
     jf(w, "{\"id\":%u,\"route\":", a->id);
     js(w, a->route_name);
     jf(w, ",\"rule\":%u", a->rule_index);
-    if (a->fixed_status)
-        jf(w, ",\"status\":%u", (unsigned)a->fixed_status);
+    if (x->fixed_status)
+        jf(w, ",\"status\":%u", (unsigned)x->fixed_status);
     /* "0s" (disabled) shows as 0 */
-    if (a->request_timeout_ms)
-        jf(w, ",\"requestTimeoutMs\":%llu", a->request_timeout_ms == SV_ROUTE_TIMEOUT_OFF ? 0ull
-                                            : (unsigned long long)a->request_timeout_ms);
-    if (a->backend_timeout_ms)
-        jf(w, ",\"backendRequestTimeoutMs\":%llu", a->backend_timeout_ms == SV_ROUTE_TIMEOUT_OFF
-                                                      ? 0ull : (unsigned long long)a->backend_timeout_ms);
-    if (a->retry) {
-        jf(w, ",\"retry\":{\"attempts\":%u,\"backoffMs\":%u,\"codes\":[", a->retry->attempts,
-           a->retry->backoff_ms);
+    if (x->request_timeout_ms)
+        jf(w, ",\"requestTimeoutMs\":%llu", x->request_timeout_ms == SV_ROUTE_TIMEOUT_OFF ? 0ull
+                                            : (unsigned long long)x->request_timeout_ms);
+    if (x->backend_timeout_ms)
+        jf(w, ",\"backendRequestTimeoutMs\":%llu", x->backend_timeout_ms == SV_ROUTE_TIMEOUT_OFF
+                                                      ? 0ull : (unsigned long long)x->backend_timeout_ms);
+    if (x->retry) {
+        jf(w, ",\"retry\":{\"attempts\":%u,\"backoffMs\":%u,\"codes\":[", x->retry->attempts,
+           x->retry->backoff_ms);
         for (int st = 400, n = 0; st <= 599; st++)
-            if (sv_route_retry_on_status(a->retry, st))
+            if (sv_route_retry_on_status(x->retry, st))
                 jf(w, "%s%d", n++ ? "," : "", st);
         jf(w, "]}");
     }
-    jmods(w, "requestHeaders", a->request_mods);
-    jmods(w, "responseHeaders", a->response_mods);
-    jredirect(w, a->redirect);
-    jrewrite(w, a->rewrite);
-    if (a->cors) {
-        const struct sv_route_cors *c = a->cors;
+    jmods(w, "requestHeaders", x->request_mods);
+    jmods(w, "responseHeaders", x->response_mods);
+    jredirect(w, x->redirect);
+    jrewrite(w, x->rewrite);
+    if (x->cors) {
+        const struct sv_route_cors *c = x->cors;
         jf(w, ",\"cors\":{\"allowOrigins\":[");
         for (uint32_t i = 0; i < c->n_origins; i++) {
             if (i)
@@ -180,8 +181,8 @@ static void jaction(struct jw *w, const struct sv_route_table *t, const struct s
         jf(w, ",\"allowCredentials\":%s}", c->allow_credentials ? "true" : "false");
     }
     jf(w, ",\"mirrors\":[");
-    for (uint32_t i = 0; i < a->n_mirrors; i++) {
-        const struct sv_route_mirror *m = &a->mirrors[i];
+    for (uint32_t i = 0; i < x->n_mirrors; i++) {
+        const struct sv_route_mirror *m = &x->mirrors[i];
         jf(w, "%s{\"set\":", i ? "," : "");
         js(w, m->set_id < t->n_sets ? t->set_names[m->set_id] : SV_STR_LIT("?"));
         jf(w, ",\"fraction\":[%u,%u]}", m->numerator, m->denominator);

@@ -62,13 +62,16 @@ size_t sv_route_table_live_count(void)
     return atomic_load(&live_tables);
 }
 
-struct sv_generation *sv_generation_alloc_(struct sv_route_table *t)
+struct sv_generation *sv_generation_alloc_(struct sv_route_table *t, size_t endpoints)
 {
     struct sv_generation *g = aligned_alloc(SV_CACHELINE, sizeof(*g));
     if (!g)
         return NULL;
     memset(g, 0, sizeof(*g));
-    if (sv_arena_init(&g->arena, 4096, false) != 0) {
+    /* one block for the set table and every endpoint array (each rounded to 16 bytes) */
+    size_t need = (t->n_sets * sizeof(g->sets[0]) + 15) / 16 * 16 +
+                  endpoints * sizeof(struct sv_route_endpoint) + (size_t)t->n_sets * 16;
+    if (sv_arena_init(&g->arena, need > 4096 ? need : 4096, false) != 0) {
         free(g);
         return NULL;
     }

@@ -266,9 +266,12 @@ static bool cond_value_ok(const struct sv_route_cond *c, struct sv_str v)
     return sv_str_eq(c->value, v);
 }
 
-/* Everything but the path: method, headers, query. */
-static bool entry_rest_matches(const struct sv_route_entry *e, const struct sv_route_request *req)
+/* Everything but the path's place in the trie: regex path, method, headers, query. */
+static bool cond_matches(const struct sv_route_entry_cond *e, const struct sv_route_request *req,
+                         struct sv_str path)
 {
+    if (e->path_re && sv_regex_match_(e->path_re, path) != 1)
+        return false;
     if (e->method_len && !sv_str_eq(sv_str_make(e->method, e->method_len), req->method))
         return false;
     for (uint32_t i = 0; i < e->n_query; i++) {
@@ -296,11 +299,9 @@ static bool try_list(const struct sv_route_table *t, uint32_t off, uint32_t n,
     for (uint32_t i = 0; i < n; i++) {
         const struct sv_route_entry *e = &t->entries[t->lists[off + i]];
         SV_ROUTE_WORK(1);
-        if (e->path_type == SV_ROUTE_PATH_REGEX && sv_regex_match_(e->path_re, path) != 1)
+        if (e->cond != SV_ROUTE_NO_COND && !cond_matches(&t->conds[e->cond], req, path))
             continue;
-        if (!entry_rest_matches(e, req))
-            continue;
-        res->action = e->action;
+        res->action = &t->actions[e->action];
         res->path_type = (enum sv_route_path_type)e->path_type;
         res->prefix_len = e->path_type == SV_ROUTE_PATH_PREFIX ? e->path_len : 0;
         return true;

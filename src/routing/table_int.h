@@ -28,20 +28,28 @@ struct sv_route_cond {
     struct sv_regex *re; /* REGEX only */
 };
 
-/* One (rule, match) pair as the lookup tests it (one cache line). The precedence keys it was
- * sorted by stay in the builder. */
-struct sv_route_entry {
-    const struct sv_route_action *action;
-    const char *path;       /* EXACT: the path; PREFIX: without trailing '/'; REGEX: pattern */
-    struct sv_regex *path_re;
-    const char *method;     /* "" = any */
+/* What a (rule, match) pair tests besides its path's place in the trie; only pairs that have
+ * one of these get a record (most have none). */
+struct sv_route_entry_cond {
+    struct sv_regex *path_re;            /* REGEX path, else NULL */
+    const char *method;                  /* "" = any */
     const struct sv_route_cond *headers;
     const struct sv_route_cond *query;
-    uint32_t path_len;
     uint32_t method_len;
     uint16_t n_headers;
     uint16_t n_query;
-    uint8_t path_type;      /* enum sv_route_path_type */
+};
+
+#define SV_ROUTE_NO_COND UINT32_MAX
+
+/* One (rule, match) pair as the lookup tests it (16 bytes). The precedence keys it was sorted by
+ * and its path (now a trie position) stay in the builder. */
+struct sv_route_entry {
+    uint32_t action;   /* index in table->actions */
+    uint32_t path_len; /* PREFIX: length of the prefix without its trailing '/' */
+    uint32_t cond;     /* index in table->conds, or SV_ROUTE_NO_COND: any method, no header or
+                          query conditions, not a regex */
+    uint8_t path_type; /* enum sv_route_path_type */
 };
 
 /* A host bucket of one listener (exact host, wildcard suffix or none): one tier of the routes
@@ -108,6 +116,8 @@ struct sv_route_table {
     uint32_t n_actions;
     struct sv_route_entry *entries;
     uint32_t n_entries;
+    struct sv_route_entry_cond *conds;
+    uint32_t n_conds;
     uint32_t *lists;
     struct sv_route_bucket *buckets;
     uint32_t n_buckets;
@@ -160,7 +170,8 @@ struct sv_generation {
 };
 
 /* generation.c */
-struct sv_generation *sv_generation_alloc_(struct sv_route_table *t);
+/* A generation of table <t> whose endpoint arena is sized for about <endpoints> endpoints. */
+struct sv_generation *sv_generation_alloc_(struct sv_route_table *t, size_t endpoints);
 void sv_route_table_unref_(struct sv_route_table *t);
 
 /* lookup.c helpers */

@@ -180,34 +180,43 @@ static inline bool sv_route_retry_on_status(const struct sv_route_retry *r, int 
     return (r->codes[i / 64] >> (i % 64)) & 1u;
 }
 
-/* What to do with a request that matched one rule. Filters apply in this order: fixed_status,
- * cors (answers preflights, decorates responses for allowed origins), redirect (answers), request_mods, rewrite, mirrors, then forward to a picked backend (whose own
- * request_mods apply after the rule's), response_mods on the way back. */
 /* A route timeout given as zero ("0s"): the Gateway API says it disables the timeout. */
 #define SV_ROUTE_TIMEOUT_OFF UINT64_MAX
 
-struct sv_route_action {
-    uint32_t id;              /* unique within the route table */
-    struct sv_str route_name; /* "namespace/name" of the HTTPRoute (or "quick") */
-    uint32_t rule_index;      /* position of the rule in its route */
-    uint16_t fixed_status;    /* non-zero: answer this status at once (e.g. 500 for an
-                                 unresolvable ExtensionRef filter) */
+/* The filters, timeouts and retry policy of a rule: everything of an action but its backends.
+ * Most rules have none of them, so one block is shared by every action whose block has the same
+ * content (the builder interns them; all-empty for most rules). Filters apply in this order:
+ * fixed_status, cors (answers preflights, decorates responses for allowed origins), redirect
+ * (answers), request_mods, rewrite, mirrors, then forward to a picked backend (whose own
+ * request_mods apply after the rule's), response_mods on the way back. */
+struct sv_route_action_ext {
     const struct sv_http_header_mods *request_mods;  /* or NULL */
     const struct sv_http_header_mods *response_mods; /* or NULL */
     const struct sv_route_redirect *redirect;        /* or NULL; then no backends */
     const struct sv_route_rewrite *rewrite;          /* or NULL */
     const struct sv_route_cors *cors;                /* or NULL */
     const struct sv_route_mirror *mirrors;
-    uint32_t n_mirrors;
-    const struct sv_route_backend *backends;
-    uint32_t n_backends;
-    uint64_t weight_sum;         /* sum of backends[].weight */
+    const struct sv_route_retry *retry; /* or NULL: no retry policy */
     /* 0 = not set; SV_ROUTE_TIMEOUT_OFF = set to "0s" (disabled). When neither is set the
      * gateway's --upstream-timeout applies; when either is set, the route's own replace it. */
     uint64_t request_timeout_ms;
     uint64_t backend_timeout_ms;
-    const struct sv_route_retry *retry; /* or NULL: no retry policy */
-    const uint64_t *_cum_weight; /* private: prefix sums of weights for the picker */
+    uint32_t n_mirrors;
+    uint16_t fixed_status; /* non-zero: answer this status at once (e.g. 500 for an
+                              unresolvable ExtensionRef filter) */
+};
+
+/* What to do with a request that matched one rule (56 bytes: one per rule of every route). */
+struct sv_route_action {
+    const struct sv_route_action_ext *ext;    /* never NULL (shared, see above) */
+    const struct sv_route_backend *backends;  /* interned: shared by rules with equal arrays */
+    const uint64_t *_cum_weight; /* private: prefix sums of weights for the picker; NULL when
+                                    n_backends < 2 */
+    struct sv_str route_name;    /* "namespace/name" of the HTTPRoute (or "quick"); one copy
+                                    per route */
+    uint32_t id;                 /* unique within the route table */
+    uint32_t rule_index;         /* position of the rule in its route */
+    uint32_t n_backends;
 };
 
 /* ---- lookup ------------------------------------------------------------------------------- */
@@ -265,8 +274,8 @@ int sv_generation_select_listener(const struct sv_generation *gen, const struct 
 
 /* ---- after the lookup ---------------------------------------------------------------------- */
 
-/* Pick a backend by weight: backend i is chosen when <rnd> % weight_sum falls in its share,
- * so a uniformly random <rnd> (the caller's per-worker PRNG) gives share = weight / sum.
+/* Pick a backend by weight: backend i is chosen when <rnd> % (sum of the weights) falls in its
+ * share, so a uniformly random <rnd> (the caller's per-worker PRNG) gives share = weight / sum.
  * Weight 0 is never picked. Returns NULL when the action has no backends or every weight is 0
  * (answer 500). A returned SV_ROUTE_BACKEND_INVALID backend answers 500. Any thread. */
 const struct sv_route_backend *sv_route_pick_backend(const struct sv_route_action *a, uint64_t rnd);

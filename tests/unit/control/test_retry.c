@@ -129,38 +129,38 @@ TEST(translate_retry_policy_into_action)
     REQUIRE(rfix_load(&f) == 0);
 
     const struct sv_route_action *a = raction(&f, "/codes");
-    REQUIRE(a && a->retry);
-    CHECK_EQ_INT(a->retry->attempts, 3);
-    CHECK_EQ_INT(a->retry->backoff_ms, 100);
-    CHECK(sv_route_retry_on_status(a->retry, 500));
-    CHECK(sv_route_retry_on_status(a->retry, 503));
-    CHECK(sv_route_retry_on_status(a->retry, 429));
-    CHECK(!sv_route_retry_on_status(a->retry, 502));
-    CHECK(!sv_route_retry_on_status(a->retry, 200));
-    CHECK(!sv_route_retry_on_status(a->retry, 600));
-    CHECK_EQ_INT(a->request_timeout_ms, 2000);
-    CHECK_EQ_INT(a->backend_timeout_ms, 300);
+    REQUIRE(a && a->ext->retry);
+    CHECK_EQ_INT(a->ext->retry->attempts, 3);
+    CHECK_EQ_INT(a->ext->retry->backoff_ms, 100);
+    CHECK(sv_route_retry_on_status(a->ext->retry, 500));
+    CHECK(sv_route_retry_on_status(a->ext->retry, 503));
+    CHECK(sv_route_retry_on_status(a->ext->retry, 429));
+    CHECK(!sv_route_retry_on_status(a->ext->retry, 502));
+    CHECK(!sv_route_retry_on_status(a->ext->retry, 200));
+    CHECK(!sv_route_retry_on_status(a->ext->retry, 600));
+    CHECK_EQ_INT(a->ext->request_timeout_ms, 2000);
+    CHECK_EQ_INT(a->ext->backend_timeout_ms, 300);
 
     a = raction(&f, "/defaults"); /* unset attempts: 1 retry; unset backoff: 25ms */
-    REQUIRE(a && a->retry);
-    CHECK_EQ_INT(a->retry->attempts, 1);
-    CHECK_EQ_INT(a->retry->backoff_ms, 25);
+    REQUIRE(a && a->ext->retry);
+    CHECK_EQ_INT(a->ext->retry->attempts, 1);
+    CHECK_EQ_INT(a->ext->retry->backoff_ms, 25);
     for (int st = 400; st <= 599; st++)
-        if (sv_route_retry_on_status(a->retry, st))
+        if (sv_route_retry_on_status(a->ext->retry, st))
             FAIL("no codes configured, yet %d is retried", st);
 
     a = raction(&f, "/zero"); /* attempts 0: no retries at all */
     REQUIRE(a);
-    CHECK(a->retry == NULL);
+    CHECK(a->ext->retry == NULL);
 
     a = raction(&f, "/many");
-    REQUIRE(a && a->retry);
-    CHECK_EQ_INT(a->retry->attempts, SV_ROUTE_RETRY_MAX_ATTEMPTS);
-    CHECK_EQ_INT(a->retry->backoff_ms, 0);
+    REQUIRE(a && a->ext->retry);
+    CHECK_EQ_INT(a->ext->retry->attempts, SV_ROUTE_RETRY_MAX_ATTEMPTS);
+    CHECK_EQ_INT(a->ext->retry->backoff_ms, 0);
 
     a = raction(&f, "/none");
     REQUIRE(a);
-    CHECK(a->retry == NULL);
+    CHECK(a->ext->retry == NULL);
 
     /* bad values drop their rule (the path falls back to nothing: 404) and say why */
     CHECK(raction(&f, "/bad-code") == NULL);

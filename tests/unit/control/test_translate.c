@@ -483,8 +483,8 @@ TEST(translate_rules_precedence_filters_backends)
 
     struct sv_route_result res;
     const struct sv_route_action *a = action_for(&f, "app.test", "/re/1", &res);
-    REQUIRE(a && a->redirect);
-    CHECK_EQ_MEM(a->redirect->scheme.ptr, a->redirect->scheme.len, "https");
+    REQUIRE(a && a->ext->redirect);
+    CHECK_EQ_MEM(a->ext->redirect->scheme.ptr, a->ext->redirect->scheme.len, "https");
     CHECK_EQ_INT(sv_route_redirect_status(&res), 301);
     CHECK_EQ_INT(a->n_backends, 0);
 
@@ -518,24 +518,24 @@ TEST(translate_rules_precedence_filters_backends)
 
     a = action_for(&f, "filters.test", "/rewrite/a", &res);
     REQUIRE(a);
-    REQUIRE(a->rewrite);
-    CHECK_EQ_MEM(a->rewrite->hostname.ptr, a->rewrite->hostname.len, "inner.test");
-    CHECK_EQ_INT(a->rewrite->path.type, SV_ROUTE_PATH_MOD_PREFIX);
+    REQUIRE(a->ext->rewrite);
+    CHECK_EQ_MEM(a->ext->rewrite->hostname.ptr, a->ext->rewrite->hostname.len, "inner.test");
+    CHECK_EQ_INT(a->ext->rewrite->path.type, SV_ROUTE_PATH_MOD_PREFIX);
     char out[128];
-    ssize_t len = sv_route_apply_path_mod(&a->rewrite->path, &res, SV_STR_LIT("/rewrite/a"), out,
+    ssize_t len = sv_route_apply_path_mod(&a->ext->rewrite->path, &res, SV_STR_LIT("/rewrite/a"), out,
                                           sizeof(out));
     REQUIRE(len > 0);
     CHECK_EQ_MEM(out, (size_t)len, "/v2/a");
-    CHECK(a->request_mods != NULL);
-    REQUIRE(a->n_mirrors == 1);
-    CHECK_EQ_INT(a->mirrors[0].numerator, 25);
-    CHECK_EQ_INT(a->mirrors[0].denominator, 100);
-    CHECK_EQ_INT(a->request_timeout_ms, 2000);
-    CHECK_EQ_INT(a->backend_timeout_ms, 500);
+    CHECK(a->ext->request_mods != NULL);
+    REQUIRE(a->ext->n_mirrors == 1);
+    CHECK_EQ_INT(a->ext->mirrors[0].numerator, 25);
+    CHECK_EQ_INT(a->ext->mirrors[0].denominator, 100);
+    CHECK_EQ_INT(a->ext->request_timeout_ms, 2000);
+    CHECK_EQ_INT(a->ext->backend_timeout_ms, 500);
 
     a = action_for(&f, "filters.test", "/ext", &res);
     REQUIRE(a);
-    CHECK_EQ_INT(a->fixed_status, 500);
+    CHECK_EQ_INT(a->ext->fixed_status, 500);
     a = action_for(&f, "filters.test", "/nobackend", &res);
     REQUIRE(a);
     CHECK_EQ_INT(a->n_backends, 0);

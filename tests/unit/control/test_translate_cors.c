@@ -50,17 +50,17 @@ TEST(translate_cors_filter)
     REQUIRE(rc == 0 && g && st);
 
     const struct sv_route_action *a = find(g, "cors.test", "/ok/x");
-    REQUIRE(a && a->cors);
-    CHECK_EQ_INT(a->cors->n_origins, 2);
-    CHECK_EQ_MEM(a->cors->allow_methods.ptr, a->cors->allow_methods.len, "GET, OPTIONS");
-    CHECK_EQ_MEM(a->cors->max_age.ptr, a->cors->max_age.len, "5"); /* default */
-    CHECK(a->cors->allow_credentials);
+    REQUIRE(a && a->ext->cors);
+    CHECK_EQ_INT(a->ext->cors->n_origins, 2);
+    CHECK_EQ_MEM(a->ext->cors->allow_methods.ptr, a->ext->cors->allow_methods.len, "GET, OPTIONS");
+    CHECK_EQ_MEM(a->ext->cors->max_age.ptr, a->ext->cors->max_age.len, "5"); /* default */
+    CHECK(a->ext->cors->allow_credentials);
     CHECK_EQ_INT(a->n_backends, 1);
-    CHECK(sv_route_cors_origin_allowed(a->cors, SV_STR_LIT("https://x.y.bar.com")));
+    CHECK(sv_route_cors_origin_allowed(a->ext->cors, SV_STR_LIT("https://x.y.bar.com")));
     a = find(g, "cors.test", "/defaults");
-    REQUIRE(a && a->cors);
-    CHECK(!a->cors->allow_credentials && !a->cors->any_method);
-    CHECK_EQ_INT(a->cors->allow_methods.len, 0);
+    REQUIRE(a && a->ext->cors);
+    CHECK(!a->ext->cors->allow_credentials && !a->ext->cors->any_method);
+    CHECK_EQ_INT(a->ext->cors->allow_methods.len, 0);
     CHECK(find(g, "cors.test", "/bad-origin") == NULL);
     CHECK(find(g, "cors.test", "/bad-method") == NULL);
     CHECK(find(g, "cors.test", "/star-plus") == NULL);

@@ -45,7 +45,8 @@ static const struct sv_route_cors cors = {.origins = origins,
 
 TEST(dp_cors_preflight_answered)
 {
-    struct sv_route_action a = {.cors = &cors};
+    struct sv_route_action_ext ax = {.cors = &cors};
+    struct sv_route_action a = {.ext = &ax};
     static const char *const kv[] = {"Origin", "https://x.bar.com",
                                      "Access-Control-Request-Method", "GET",
                                      "Access-Control-Request-Headers", "x-h1", NULL};
@@ -75,7 +76,8 @@ TEST(dp_cors_preflight_answered)
 
 TEST(dp_cors_preflight_refused)
 {
-    struct sv_route_action a = {.cors = &cors};
+    struct sv_route_action_ext ax = {.cors = &cors};
+    struct sv_route_action a = {.ext = &ax};
     static const char *const kv[] = {"Origin", "https://bar.com",
                                      "Access-Control-Request-Method", "GET", NULL};
     struct req r;
@@ -91,7 +93,8 @@ TEST(dp_cors_preflight_refused)
 
 TEST(dp_cors_not_preflights)
 {
-    struct sv_route_action a = {.cors = &cors};
+    struct sv_route_action_ext ax = {.cors = &cors};
+    struct sv_route_action a = {.ext = &ax};
     char out[256];
     struct sv_str ans = SV_STR_NULL;
     struct req r;
@@ -139,7 +142,8 @@ TEST(dp_cors_response_mods)
     struct sv_worker *w = calloc(1, sizeof(*w));
     struct sv_conn *c = calloc(1, sizeof(*c));
     REQUIRE(w && c);
-    struct sv_route_action a = {.cors = &cors};
+    struct sv_route_action_ext ax = {.cors = &cors};
+    struct sv_route_action a = {.ext = &ax};
     c->action = &a;
     /* nothing remembered: the modifiers pass through */
     struct sv_http_header set[] = {{S("Access-Control-Allow-Origin"), S("from-route")},
@@ -173,7 +177,8 @@ TEST(dp_cors_response_mods)
     CHECK_EQ_INT(m->n_add, 1);
     CHECK_EQ_INT(m->n_remove, 0);
     /* an action without CORS (the next request on the connection) adds nothing */
-    struct sv_route_action plain = {0};
+    struct sv_route_action_ext none = {0};
+    struct sv_route_action plain = {.ext = &none};
     c->action = &plain;
     CHECK(sv_dp_cors_response_mods(w, c, &route) == &route);
     free(c);

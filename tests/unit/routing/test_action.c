@@ -71,7 +71,7 @@ TEST(routing_weights_distribution)
     struct sv_route_result res;
     REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
     const struct sv_route_action *a = res.action;
-    CHECK_EQ_INT(a->weight_sum, 5);
+    CHECK_EQ_INT(a->_cum_weight[a->n_backends - 1], 5); /* the sum of the weights */
     /* exhaustive over one period */
     int exp[] = {0, 2, 2, 2, 3};
     for (uint64_t r = 0; r < 5; r++) {
@@ -208,16 +208,16 @@ TEST(routing_replace_prefix_table)
             sv_generation_free_unpublished(g);
             continue;
         }
-        REQUIRE(res.action->rewrite);
+        REQUIRE(res.action->ext->rewrite);
         char out[64];
-        ssize_t n = sv_route_apply_path_mod(&res.action->rewrite->path, &res, S(rows[i].path),
+        ssize_t n = sv_route_apply_path_mod(&res.action->ext->rewrite->path, &res, S(rows[i].path),
                                             out, sizeof(out));
         if (n < 0 || (size_t)n != strlen(rows[i].want) || memcmp(out, rows[i].want, (size_t)n))
             FAIL("row %zu: prefix %s path %s repl \"%s\": got \"%.*s\" want %s", i,
                  rows[i].prefix, rows[i].path, rows[i].repl, n < 0 ? 0 : (int)n, out,
                  rows[i].want);
         /* too small a buffer */
-        CHECK_EQ_INT(sv_route_apply_path_mod(&res.action->rewrite->path, &res, S(rows[i].path),
+        CHECK_EQ_INT(sv_route_apply_path_mod(&res.action->ext->rewrite->path, &res, S(rows[i].path),
                                              out, strlen(rows[i].want) - 1),
                      -ENOSPC);
         sv_generation_free_unpublished(g);
@@ -315,31 +315,31 @@ TEST(routing_filters_are_data)
     struct sv_route_result res;
     REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
     const struct sv_route_action *a = res.action;
-    REQUIRE(a->request_mods && a->response_mods);
-    CHECK_EQ_INT(a->request_mods->n_set, 1);
-    CHECK_EQ_MEM(a->request_mods->set[0].name.ptr, a->request_mods->set[0].name.len, "X-Set");
-    CHECK_EQ_INT(a->request_mods->n_add, 2);
-    CHECK_EQ_MEM(a->request_mods->add[1].value.ptr, a->request_mods->add[1].value.len, "b");
-    CHECK_EQ_INT(a->request_mods->n_remove, 1);
-    CHECK_EQ_INT(a->response_mods->n_add, 0);
-    REQUIRE(a->rewrite);
-    CHECK_EQ_MEM(a->rewrite->hostname.ptr, a->rewrite->hostname.len, "backend.internal");
-    CHECK_EQ_INT(a->rewrite->path.type, SV_ROUTE_PATH_MOD_NONE);
-    CHECK_EQ_INT(a->n_mirrors, 1);
-    CHECK_EQ_INT(a->mirrors[0].numerator, 25);
-    CHECK_EQ_INT(a->mirrors[0].denominator, 100);
+    REQUIRE(a->ext->request_mods && a->ext->response_mods);
+    CHECK_EQ_INT(a->ext->request_mods->n_set, 1);
+    CHECK_EQ_MEM(a->ext->request_mods->set[0].name.ptr, a->ext->request_mods->set[0].name.len, "X-Set");
+    CHECK_EQ_INT(a->ext->request_mods->n_add, 2);
+    CHECK_EQ_MEM(a->ext->request_mods->add[1].value.ptr, a->ext->request_mods->add[1].value.len, "b");
+    CHECK_EQ_INT(a->ext->request_mods->n_remove, 1);
+    CHECK_EQ_INT(a->ext->response_mods->n_add, 0);
+    REQUIRE(a->ext->rewrite);
+    CHECK_EQ_MEM(a->ext->rewrite->hostname.ptr, a->ext->rewrite->hostname.len, "backend.internal");
+    CHECK_EQ_INT(a->ext->rewrite->path.type, SV_ROUTE_PATH_MOD_NONE);
+    CHECK_EQ_INT(a->ext->n_mirrors, 1);
+    CHECK_EQ_INT(a->ext->mirrors[0].numerator, 25);
+    CHECK_EQ_INT(a->ext->mirrors[0].denominator, 100);
     int mirrored = 0;
     for (uint64_t r = 0; r < 1000; r++)
-        mirrored += sv_route_mirror_pick(&a->mirrors[0], r);
+        mirrored += sv_route_mirror_pick(&a->ext->mirrors[0], r);
     CHECK_EQ_INT(mirrored, 250);
     CHECK_EQ_INT(a->backends[0].app_proto, SV_ROUTE_APP_H2C);
     CHECK(a->backends[0].request_mods != NULL);
     CHECK(a->backends[1].request_mods == NULL);
     CHECK_EQ_INT(a->backends[1].app_proto, SV_ROUTE_APP_WS);
-    CHECK_EQ_INT(a->request_timeout_ms, 5000);
-    CHECK_EQ_INT(a->backend_timeout_ms, 1000);
-    CHECK(a->redirect == NULL);
-    CHECK_EQ_INT(a->fixed_status, 0);
+    CHECK_EQ_INT(a->ext->request_timeout_ms, 5000);
+    CHECK_EQ_INT(a->ext->backend_timeout_ms, 1000);
+    CHECK(a->ext->redirect == NULL);
+    CHECK_EQ_INT(a->ext->fixed_status, 0);
     sv_generation_free_unpublished(g);
 }
 
@@ -476,18 +476,18 @@ TEST(routing_combined_header_mods)
     REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
     const struct sv_route_action *a = res.action;
     /* backend 1 has none of its own: the rule's set as is */
-    CHECK(a->backends[1].combined_request_mods == a->request_mods);
+    CHECK(a->backends[1].combined_request_mods == a->ext->request_mods);
     CHECK(a->backends[1].combined_response_mods == NULL);
     /* no rule response mods: the backend's */
     CHECK(a->backends[0].combined_response_mods == a->backends[0].response_mods);
     const struct sv_http_header_mods *c = a->backends[0].combined_request_mods;
-    REQUIRE(c && c != a->request_mods);
+    REQUIRE(c && c != a->ext->request_mods);
 
     char seq[16][32] = {"A:orig", "B:orig", "C:orig", "D:orig", "E:orig", "F:orig", "G:orig",
                         "a:again"};
     char one[16][32];
     memcpy(one, seq, sizeof(seq));
-    size_t ns = apply_mods(a->request_mods, seq, 8);
+    size_t ns = apply_mods(a->ext->request_mods, seq, 8);
     ns = apply_mods(a->backends[0].request_mods, seq, ns);
     size_t n1 = apply_mods(c, one, 8);
     CHECK_EQ_INT(n1, ns);
@@ -525,7 +525,7 @@ TEST(routing_backend_redirect_rewrite)
     struct sv_route_result res;
     REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p/x", NULL, 0, &res) == 0);
     const struct sv_route_action *a = res.action;
-    REQUIRE(a && a->n_backends == 3 && a->rewrite && !a->redirect);
+    REQUIRE(a && a->n_backends == 3 && a->ext->rewrite && !a->ext->redirect);
     const struct sv_route_rewrite *rw = a->backends[0].rewrite;
     REQUIRE(rw && !a->backends[0].redirect);
     CHECK_EQ_MEM(rw->hostname.ptr, rw->hostname.len, "rule.test");
@@ -541,7 +541,9 @@ TEST(routing_backend_redirect_rewrite)
     CHECK(a->backends[2].redirect == NULL && a->backends[2].rewrite == NULL);
     /* the backend's redirect in place of the rule's gives the Location the data plane sends */
     struct sv_route_action ba = *a;
-    ba.redirect = rd;
+    struct sv_route_action_ext bx = *a->ext;
+    bx.redirect = rd;
+    ba.ext = &bx;
     struct sv_route_result br = res;
     br.action = &ba;
     n = sv_route_redirect_location(&br, S("http"), S("h:80"), S("/p/x"), S(""), out, sizeof(out));
@@ -708,7 +710,7 @@ TEST(routing_identical_backend_arrays_are_shared)
     CHECK(a[6]->backends != a[7]->backends);     /* backendRef filters: copied per rule */
     CHECK(a[6]->backends != a[4]->backends);
     CHECK_EQ_INT(a[2]->backends[1].weight, 2);
-    CHECK_EQ_INT(a[2]->weight_sum, 5);
+    CHECK_EQ_INT(a[2]->_cum_weight[1], 5);
     CHECK_EQ_INT(a[3]->backends[0].app_proto, SV_ROUTE_APP_H2C);
     CHECK(a[6]->backends[0].request_mods != NULL);
     /* picking through a shared array: 3/4 to s0, 1/4 to s1 */
@@ -716,5 +718,67 @@ TEST(routing_identical_backend_arrays_are_shared)
     for (uint64_t rnd = 0; rnd < 4; rnd++)
         to_s0 += sv_route_pick_backend(a[1], rnd)->set_id == (uint32_t)s0;
     CHECK_EQ_INT(to_s0, 3);
+    sv_generation_free_unpublished(g);
+}
+
+/* The filter/timeout block of an action is shared by every rule whose block has the same content
+ * (rules without any share one); a one-backend action keeps no prefix sums and still picks its
+ * backend unless its weight is 0. */
+TEST(routing_action_ext_blocks_are_shared)
+{
+    struct sv_route_builder *b = sv_route_builder_new();
+    REQUIRE(b);
+    union sv_route_sockaddr sa = rt_sa("127.0.0.1", 8080);
+    int bind = sv_route_builder_add_bind(b, &sa.sa, rt_salen(&sa), SV_ROUTE_PROTO_HTTP);
+    int l = sv_route_builder_add_listener(b, (uint32_t)bind, S("L"), S(""));
+    int s0 = sv_route_builder_add_backend_set(b, S("s0"));
+    REQUIRE(l >= 0 && s0 >= 0);
+    struct sv_route_route_spec rs = {S("ns"), S("r"), 1};
+    int r = sv_route_builder_add_route(b, &rs);
+    REQUIRE(sv_route_builder_attach(b, (uint32_t)r, (uint32_t)l, S("")) == 0);
+    const struct sv_route_backend_spec one[1] = {{.kind = SV_ROUTE_BACKEND_SET,
+                                                  .set_id = (uint32_t)s0, .weight = 2}};
+    const struct sv_route_backend_spec zero[1] = {{.kind = SV_ROUTE_BACKEND_SET,
+                                                   .set_id = (uint32_t)s0, .weight = 0}};
+    static const char *const paths[] = {"/a", "/b", "/c", "/d", "/e", "/f"};
+    const struct {
+        uint64_t req_ms;
+        uint16_t status;
+        const struct sv_route_backend_spec *be;
+    } rules[] = {{0, 0, one}, {0, 0, zero}, {2000, 0, one}, {2000, 0, one}, {3000, 0, one},
+                 {0, 503, NULL}};
+    for (size_t i = 0; i < SV_ARRAY_SIZE(rules); i++) {
+        struct sv_route_match_spec m = {.path_type = SV_ROUTE_PATH_PREFIX, .path = S(paths[i])};
+        struct sv_route_rule_spec rule = {.matches = &m, .n_matches = 1,
+                                          .backends = rules[i].be, .n_backends = rules[i].be ? 1 : 0,
+                                          .request_timeout_ms = rules[i].req_ms,
+                                          .fixed_status = rules[i].status};
+        REQUIRE(sv_route_builder_add_rule(b, (uint32_t)r, &rule) == (int)i);
+    }
+    char err[256];
+    struct sv_generation *g = sv_route_builder_finish(b, err, sizeof(err));
+    REQUIRE(g);
+    const struct sv_route_action *a[SV_ARRAY_SIZE(paths)];
+    for (size_t i = 0; i < SV_ARRAY_SIZE(paths); i++) {
+        struct sv_route_result res;
+        REQUIRE(rt_lookup(g, "127.0.0.1", 8080, "GET", "x", paths[i], NULL, 0, &res) == 0);
+        a[i] = res.action;
+        REQUIRE(a[i]->ext);
+    }
+    CHECK(a[0]->ext == a[1]->ext); /* nothing configured: one shared block */
+    CHECK_EQ_INT(a[0]->ext->request_timeout_ms, 0);
+    CHECK(a[2]->ext == a[3]->ext); /* same timeout */
+    CHECK_EQ_INT(a[2]->ext->request_timeout_ms, 2000);
+    CHECK(a[2]->ext != a[0]->ext && a[4]->ext != a[2]->ext);
+    CHECK_EQ_INT(a[4]->ext->request_timeout_ms, 3000);
+    CHECK_EQ_INT(a[5]->ext->fixed_status, 503);
+    CHECK(a[5]->ext != a[0]->ext);
+    /* one backend: no prefix sums; weight 0 is never picked, no backends picks nothing */
+    CHECK(a[0]->_cum_weight == NULL);
+    for (uint64_t rnd = 0; rnd < 4; rnd++) {
+        CHECK(sv_route_pick_backend(a[0], rnd) == &a[0]->backends[0]);
+        CHECK(sv_route_pick_backend(a[1], rnd) == NULL);
+        CHECK(sv_route_pick_backend(a[5], rnd) == NULL);
+    }
     sv_generation_free_unpublished(g);
 }

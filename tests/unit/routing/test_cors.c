@@ -174,7 +174,7 @@ TEST(cors_builder_compiles)
     REQUIRE(g);
     struct sv_route_result res;
     REQUIRE(rt_lookup(g, "127.0.0.1", 80, "OPTIONS", "h", "/p", NULL, 0, &res) == 0);
-    const struct sv_route_cors *c = res.action->cors;
+    const struct sv_route_cors *c = res.action->ext->cors;
     REQUIRE(c);
     CHECK_EQ_INT(c->n_origins, 2);
     CHECK_EQ_MEM(c->origins[0].ptr, c->origins[0].len, "https://www.foo.com");
@@ -194,7 +194,7 @@ TEST(cors_builder_compiles)
     g = cors_rule(&s2, err, sizeof(err));
     REQUIRE(g);
     REQUIRE(rt_lookup(g, "127.0.0.1", 80, "GET", "h", "/p", NULL, 0, &res) == 0);
-    c = res.action->cors;
+    c = res.action->ext->cors;
     REQUIRE(c);
     CHECK(c->any_method && c->any_header && !c->allow_credentials);
     CHECK_EQ_INT(c->allow_methods.len, 0);
