@@ -1100,9 +1100,9 @@ static const struct sv_tls_conn *req_tls(struct sv_worker *w, const struct sv_co
 {
     if (c->tls)
         return &c->tls_c;
-    if (c->h2s)
+    if (c->h2s && conn_at(w, c->h2_parent)->tls)
         return &conn_at(w, c->h2_parent)->tls_c;
-    return NULL;
+    return NULL; /* cleartext, h2c streams included */
 }
 
 static void route_request(struct sv_worker *w, struct sv_conn *c)
@@ -1987,6 +1987,56 @@ static void passthrough_step(struct sv_worker *w, struct sv_conn *c)
     up_pump(w, c);
 }
 
+static void h2_input(struct sv_worker *w, struct sv_conn *c);
+
+/* h2c with prior knowledge: does cleartext connection <c> begin with the HTTP/2 preface?
+ * 1 yes, 0 not enough bytes yet, -1 no. The bytes stay queued. */
+static int h2c_preface(struct sv_worker *w, struct sv_conn *c)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t have = 0, want = sizeof(preface) - 1;
+    uint16_t bid = c->rx.q.head;
+    for (uint32_t i = 0; i < c->rx.q.count && have < want; i++) {
+        const struct sv_seg *sg = &t_segs[bid];
+        size_t k = SV_MIN((size_t)sg->len, want - have);
+        if (memcmp(seg_data(w, sg), preface + have, k) != 0)
+            return -1;
+        have += k;
+        bid = sg->next;
+    }
+    return have == want ? 1 : 0;
+}
+
+/* The first bytes of a cleartext connection decide between HTTP/1.1 and h2c (prior knowledge:
+ * the HTTP/2 preface). Returns true when the connection was handed to the HTTP/2 frontend or
+ * must wait for more bytes. Without a free session an h2c client gets HTTP/1.1's answer to
+ * its preface (400). */
+static bool h2c_step(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->h2c_checked || c->tls || c->passthrough || c->h2s || c->ibuf_len || !c->rx.q.count)
+        return false;
+    int rc = h2c_preface(w, c);
+    if (rc == 0 && !c->rx.eof) {
+        if (!c->head_timer) {
+            c->head_timer = true;
+            conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
+        }
+        return true;
+    }
+    c->h2c_checked = true;
+    if (rc != 1)
+        return false;
+    if (!sv_h2_reserve(w, c)) {
+        sv_log_rl(1, SV_LOG_WARN, "dataplane", "h2c connection: no HTTP/2 session free");
+        return false;
+    }
+    if (!sv_h2_start_clear(w, c))
+        return true; /* closed */
+    conn_timer(w, c, T_IDLE, w->dp->cfg.idle_timeout_ms);
+    h2_input(w, c);
+    return true;
+}
+
 static void head_step(struct sv_worker *w, struct sv_conn *c)
 {
     if (c->state != SV_C_HEAD)
@@ -1995,6 +2045,8 @@ static void head_step(struct sv_worker *w, struct sv_conn *c)
         passthrough_step(w, c);
         return;
     }
+    if (h2c_step(w, c))
+        return;
     if (w->draining && c->ibuf_len == 0 && c->rx.q.count == 0) {
         close_conn(w, c);
         return;
@@ -2063,6 +2115,14 @@ static void h2_input(struct sv_worker *w, struct sv_conn *c)
         seg_consume(w, &c->rx.q, (uint32_t)n);
         if ((uint32_t)n == 0)
             break;
+    }
+    if (!c->tls) { /* h2c: the receive queue is all there is */
+        if (c->rx.eof && c->rx.q.count == 0) {
+            close_conn(w, c);
+            return;
+        }
+        sv_h2_kick(w, c);
+        return;
     }
     for (unsigned i = 0; i < c->tls_nspare; i++)
         sv_io_buf_recycle(w->io, c->tls_spare[i]);
@@ -2211,7 +2271,14 @@ static void on_client_send(struct sv_worker *w, struct sv_conn *c, const struct 
         close_conn(w, c);
         return;
     }
-    if (kind == SV_SEND_TLS) {
+    if (kind == SV_SEND_H2C) {
+        char *area = tls_out(w, c);
+        SV_ASSERT(len <= c->h2c_out_len);
+        memmove(area, area + len, c->h2c_out_len - len);
+        c->h2c_out_len -= len;
+        if (sv_conn_h2_flush(w, c))
+            return;
+    } else if (kind == SV_SEND_TLS) {
         sv_tls_conn_out_consume(&c->tls_c, len);
         if (tls_flush(w, c))
             return;
@@ -2735,7 +2802,40 @@ void sv_conn_h2_end(struct sv_worker *w, struct sv_conn *c)
 
 bool sv_conn_h2_flush(struct sv_worker *w, struct sv_conn *c)
 {
-    return tls_flush(w, c);
+    if (c->tls)
+        return tls_flush(w, c);
+    if (c->cl_send.kind != SV_SEND_NONE || c->state == SV_C_CLOSING || c->state == 0 ||
+        c->h2c_out_len == 0)
+        return false;
+    if (sv_io_send(w->io, c->fd, tls_out(w, c), c->h2c_out_len, cud(w, c, SV_OP_C_SEND)) < 0) {
+        close_conn(w, c);
+        return true;
+    }
+    c->inflight++;
+    c->cl_send.kind = SV_SEND_H2C;
+    c->cl_send.len = c->h2c_out_len;
+    return true;
+}
+
+ssize_t sv_conn_h2_write(struct sv_worker *w, struct sv_conn *c, const void *p, size_t n)
+{
+    if (c->tls)
+        return sv_tls_conn_send(&c->tls_c, p, n);
+    size_t room = tls_out_cap(w) - c->h2c_out_len;
+    size_t k = SV_MIN(n, room);
+    memcpy(tls_out(w, c) + c->h2c_out_len, p, k);
+    c->h2c_out_len += (uint32_t)k;
+    return (ssize_t)k;
+}
+
+bool sv_conn_h2_out_empty(struct sv_worker *w, struct sv_conn *c)
+{
+    (void)w;
+    if (c->cl_send.kind != SV_SEND_NONE)
+        return false;
+    if (c->tls)
+        return sv_tls_conn_out(&c->tls_c, &(const uint8_t *){NULL}) == 0;
+    return c->h2c_out_len == 0;
 }
 
 void sv_conn_h2_timer(struct sv_worker *w, struct sv_conn *c, bool idle)

@@ -114,7 +114,16 @@ enum sv_conn_state {
 /* SV_SEND_TLS: ciphertext from the connection's TLS output buffer; the plaintext it carries was
  * accounted (and its buffers recycled) when it was encrypted. */
 /* SV_SEND_H2: request body of an HTTP/2 stream from its body area (h2.c). */
-enum sv_send_kind { SV_SEND_NONE = 0, SV_SEND_BYTES, SV_SEND_SEG, SV_SEND_TLS, SV_SEND_H2 };
+/* SV_SEND_H2C: HTTP/2 frames of a cleartext h2 connection from its frame output area (the
+ * connection's TLS output area, unused without TLS). */
+enum sv_send_kind {
+    SV_SEND_NONE = 0,
+    SV_SEND_BYTES,
+    SV_SEND_SEG,
+    SV_SEND_TLS,
+    SV_SEND_H2,
+    SV_SEND_H2C,
+};
 
 #define SV_TLS_SPARES 4u /* fully decrypted receive buffers kept per connection for plaintext */
 
@@ -219,6 +228,10 @@ struct sv_conn {
     bool h2s;
     uint32_t h2_sess;
     uint32_t h2_parent;
+    /* h2c (HTTP/2 with prior knowledge on a cleartext listener): the first bytes were compared
+     * with the preface; frames waiting in the output area (the send in flight included) */
+    bool h2c_checked;
+    uint32_t h2c_out_len;
 };
 
 struct sv_worker;

@@ -150,9 +150,9 @@ static ssize_t cb_send(nghttp2_session *ng, const uint8_t *data, size_t len, int
     (void)flags;
     struct h2_sess *s = ud;
     struct sv_conn *c = conn_of(s->hw->w, s->conn);
-    if (s->dead || c->state == SV_C_CLOSING || !c->tls)
+    if (s->dead || c->state == SV_C_CLOSING)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    ssize_t t = sv_tls_conn_send(&c->tls_c, data, len);
+    ssize_t t = sv_conn_h2_write(s->hw->w, c, data, len);
     if (t < 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (t == 0)
@@ -489,6 +489,8 @@ bool sv_h2_reserve(struct sv_worker *w, struct sv_conn *c)
     return true;
 }
 
+static bool sess_start(struct sv_worker *w, struct sv_conn *c);
+
 bool sv_h2_start(struct sv_worker *w, struct sv_conn *c)
 {
     struct sv_h2w *hw = w->h2;
@@ -499,6 +501,21 @@ bool sv_h2_start(struct sv_worker *w, struct sv_conn *c)
         sess_free(hw, s);
         return false;
     }
+    (void)sess_start(w, c);
+    return true;
+}
+
+bool sv_h2_start_clear(struct sv_worker *w, struct sv_conn *c)
+{
+    SV_ASSERT(c->h2 && !c->tls && w->h2->sess[c->h2_sess].reserved);
+    return sess_start(w, c);
+}
+
+/* Start the session reserved for <c>. Returns false (connection closed) when it cannot. */
+static bool sess_start(struct sv_worker *w, struct sv_conn *c)
+{
+    struct sv_h2w *hw = w->h2;
+    struct h2_sess *s = &hw->sess[c->h2_sess];
     sv_h2_pool_init(&s->pool, hw->mem + (size_t)s->idx * SV_H2_SESSION_MEM, SV_H2_SESSION_MEM);
     nghttp2_mem mem = {s, m_malloc, m_free, m_calloc, m_realloc};
     s->conn = c->slot;
@@ -518,7 +535,7 @@ bool sv_h2_start(struct sv_worker *w, struct sv_conn *c)
         sv_log_rl(1, SV_LOG_WARN, "dataplane", "HTTP/2 session could not start");
         s->live = true;
         sv_conn_h2_close(w, c);
-        return true;
+        return false;
     }
     s->live = true;
     c->state = SV_C_H2;
@@ -603,8 +620,7 @@ static void sess_flush(struct sv_h2w *hw, struct h2_sess *s)
     if (!kill)
         (void)sv_conn_h2_flush(w, c);
     if (!kill && !s->dead) {
-        const uint8_t *p = NULL;
-        bool out_empty = sv_tls_conn_out(&c->tls_c, &p) == 0 && c->cl_send.kind == SV_SEND_NONE;
+        bool out_empty = sv_conn_h2_out_empty(w, c);
         bool over = !nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng);
         if (s->goaway && s->nstreams == 0 && !nghttp2_session_want_write(s->ng))
             over = true;

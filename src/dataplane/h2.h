@@ -1,4 +1,6 @@
-/* HTTP/2 on the frontend (TLS, ALPN "h2"), over nghttp2's server session. Worker thread only.
+/* HTTP/2 on the frontend (TLS with ALPN "h2", or h2c: cleartext with prior knowledge, a
+ * connection on an HTTP listener that begins with the preface), over nghttp2's server session.
+ * Worker thread only.
  *
  * Design: an h2 client connection (struct sv_conn with .h2) owns one nghttp2 session. Every
  * request stream gets a stream connection: a struct sv_conn from the same slab with .h2s set and
@@ -58,6 +60,12 @@ bool sv_h2_reserve(struct sv_worker *w, struct sv_conn *c);
  * (c->state becomes SV_C_H2, returns true); otherwise give the reservation back (false). On a
  * session that cannot start the connection is closed (returns true). */
 bool sv_h2_start(struct sv_worker *w, struct sv_conn *c);
+
+/* Cleartext connection <c> (holding a reservation from sv_h2_reserve) began with the HTTP/2
+ * preface (h2c with prior knowledge): start its session (c->state becomes SV_C_H2; the preface
+ * itself is fed with the rest through sv_h2_recv). Returns false when the session could not
+ * start (the reservation is given back, the connection was closed). */
+bool sv_h2_start_clear(struct sv_worker *w, struct sv_conn *c);
 
 /* Feed plaintext p[n] of h2 connection <c> to its session. Returns the bytes taken (all of them
  * normally), or -1 on a connection error (close the connection). */
@@ -129,6 +137,11 @@ void sv_conn_h2_close(struct sv_worker *w, struct sv_conn *c);
  * connection like an HTTP/1.1 one (close_notify, FIN, linger). */
 void sv_conn_h2_end(struct sv_worker *w, struct sv_conn *c);
 bool sv_conn_h2_flush(struct sv_worker *w, struct sv_conn *c);
+/* Frame bytes for the client of h2 connection <c>: encrypted into its TLS output, or (h2c)
+ * copied into its frame output area. Returns the bytes taken (0: full until a send completes)
+ * or -1. True from sv_conn_h2_out_empty when nothing waits to be sent and no send is in flight. */
+ssize_t sv_conn_h2_write(struct sv_worker *w, struct sv_conn *c, const void *p, size_t n);
+bool sv_conn_h2_out_empty(struct sv_worker *w, struct sv_conn *c);
 void sv_conn_h2_timer(struct sv_worker *w, struct sv_conn *c, bool idle);
 
 /* Per-slot buffers of a stream connection: the request head it is parsed from (ibuf), the

@@ -3,6 +3,7 @@
  *   serval-echo --listen ADDR:PORT [--listen ...] [--pod NAME] [--namespace NS] [--service NAME]
  *               [--threads N] [--max-conns N] [--idle-timeout MS] [--quiet]
  *               [--tls-listen ADDR:PORT ... --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+ *               [--h2c-listen ADDR:PORT ...]
  *
  * Speaks the Gateway API conformance "echo-basic" contract (any path -> 200 JSON describing the
  * request; ?delay=; /status/NNN; /health; /retry; /ws WebSocket echo; X-Echo-Set-Header; one log
@@ -13,7 +14,9 @@
  * TLS_SERVER_CERT, TLS_SERVER_PRIVKEY, TLS_CLIENT_CACERTS (PEM file paths, as the conformance
  * echo-basic server reads them; flags win). --tls-listen serves the same endpoints over TLS
  * (wolfSSL) and adds "tls" (version, serverName, peerCertificates...) to the echo JSON; with a
- * client CA, client certificates are asked for and verified when given (tls.c).
+ * client CA, client certificates are asked for and verified when given (tls.c). --h2c-listen
+ * serves HTTP/2 with prior knowledge like the conformance echo's h2c port (H2C_PORT): plain
+ * HTTP/1.1 there is answered 400 "Expected h2c request" (h2.c).
  *
  * --threads N: event-loop threads (epoll; default: online CPUs, at most 4), each with its own
  * SO_REUSEPORT socket per --listen address. --max-conns bounds open connections (default 4096;
@@ -44,7 +47,8 @@ static void usage(FILE *f)
                "[--namespace NS] [--service NAME]\n"
                "                   [--threads N] [--max-conns N] [--idle-timeout MS] [--quiet]\n"
                "                   [--tls-listen ADDR:PORT --tls-cert FILE --tls-key FILE "
-               "[--tls-client-ca FILE]]\n");
+               "[--tls-client-ca FILE]]\n"
+               "                   [--h2c-listen ADDR:PORT]\n");
 }
 
 /* "ADDR:PORT" or "[V6]:PORT" -> bound listening socket; returns fd or -1 (message printed). */
@@ -115,7 +119,7 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 int main(int argc, char **argv)
 {
     const char *specs[MAX_LISTEN];
-    bool spec_tls[MAX_LISTEN];
+    bool spec_tls[MAX_LISTEN], spec_h2c[MAX_LISTEN];
     unsigned nspecs = 0, idle = 60000, ntls = 0;
     const char *tls_cert = env_or("TLS_SERVER_CERT", NULL);
     const char *tls_key = env_or("TLS_SERVER_PRIVKEY", NULL);
@@ -135,10 +139,12 @@ int main(int argc, char **argv)
             return 0;
         } else if (!v) {
             ok = false;
-        } else if (strcmp(a, "--listen") == 0 || strcmp(a, "--tls-listen") == 0) {
+        } else if (strcmp(a, "--listen") == 0 || strcmp(a, "--tls-listen") == 0 ||
+                   strcmp(a, "--h2c-listen") == 0) {
             ok = nspecs < MAX_LISTEN;
             if (ok) {
                 spec_tls[nspecs] = a[2] == 't';
+                spec_h2c[nspecs] = a[2] == 'h';
                 ntls += spec_tls[nspecs];
                 specs[nspecs++] = v;
             }
@@ -210,7 +216,8 @@ int main(int argc, char **argv)
             struct sv_echo_worker *w = &workers[t];
             struct sv_echo_listen *l = &w->listen[w->nlisten++];
             *l = (struct sv_echo_listen){
-                .tag = SV_ECHO_TAG_LISTEN, .fd = fd, .tls = spec_tls[s], .id = id};
+                .tag = SV_ECHO_TAG_LISTEN, .fd = fd, .tls = spec_tls[s], .h2c = spec_h2c[s],
+                .id = id};
             struct epoll_event e = {.events = EPOLLIN, .data.ptr = l};
             if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
                 fprintf(stderr, "serval-echo: epoll_ctl: %s\n", strerror(errno));
@@ -219,7 +226,7 @@ int main(int argc, char **argv)
         }
         snprintf(id->port, sizeof(id->port), "%u", port);
         fprintf(stderr, "serval-echo: %slistening on %.*s:%u pod=%s namespace=%s\n",
-                spec_tls[s] ? "TLS " : "", (int)(colon - specs[s]), specs[s], port, pod, ns);
+                spec_tls[s] ? "TLS " : spec_h2c[s] ? "h2c " : "", (int)(colon - specs[s]), specs[s], port, pod, ns);
     }
     pthread_t tids[MAX_THREADS];
     for (unsigned t = 0; t < threads; t++) {

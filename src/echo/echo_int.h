@@ -10,7 +10,8 @@
  *
  * Files: echo.c (command line), loop.c (epoll loop, accept, buffers, timers), http.c (llhttp
  * callbacks and the endpoints), ws.c (WebSocket handshake key and incremental frame echo),
- * util.c (byte buffer, query/duration parsing, retry table). */
+ * util.c (byte buffer, query/duration parsing, retry table), h2.c (HTTP/2 with prior knowledge on
+ * --h2c-listen ports, nghttp2 server session). */
 #ifndef SERVAL_ECHO_INT_H
 #define SERVAL_ECHO_INT_H
 
@@ -138,6 +139,10 @@ struct sv_echo_conn {
     int tag; /* first: tells connections from listeners in epoll data */
     int fd;
     void *ssl;         /* WOLFSSL * on a --tls-listen connection, else NULL (tls.c) */
+    bool h2c_port;     /* accepted on an --h2c-listen port: HTTP/2 only (h2.c) */
+    bool h2_checked;   /* the first bytes were compared with the HTTP/2 preface */
+    void *h2;          /* nghttp2_session * once the preface arrived (h2.c) */
+    const char *h2_method; /* set while an HTTP/2 request is loaded for the echo JSON */
     char tls_sni[256]; /* the SNI the TLS client sent, "" if none */
     struct sv_echo_worker *w;
     const struct sv_echo_ident *id;
@@ -201,6 +206,30 @@ int sv_echo_http_continue(struct sv_echo_conn *c, uint64_t now_ns);
 /* http.c: answer a request the parser rejected (400, or error_status) and close. */
 void sv_echo_http_reject(struct sv_echo_conn *c);
 
+/* http.c, for h2.c: the echo JSON of the request loaded in c (url, hdrs/hb, h2_method) into
+ * c->json; the endpoint of a request-URI; Go's canonical header name in place; the digits after
+ * <prefix_len> bytes of c->url as a number <= max; <n> (<= 16384) bytes of the /bytes pattern
+ * from stream offset <off>. */
+void sv_echo_http_json(struct sv_echo_conn *c);
+enum sv_echo_kind sv_echo_http_classify(const char *url, size_t len);
+void sv_echo_http_canonicalize(char *name, size_t n);
+bool sv_echo_http_path_number(struct sv_echo_conn *c, size_t prefix_len, uint64_t max,
+                              uint64_t *out);
+void sv_echo_pattern_put(struct sv_echo_buf *out, uint64_t off, size_t n);
+
+/* ---- h2.c: HTTP/2 with prior knowledge (--h2c-listen) ---------------------------------------- */
+
+/* Compare the first input bytes of an --h2c-listen connection with the HTTP/2 preface: 1 = it
+ * is HTTP/2 (session started), 0 = too few bytes yet, -1 = not HTTP/2 (or the session could not
+ * start): HTTP/1.1 is parsed and answered 400. Owning thread. */
+int sv_echo_h2_detect(struct sv_echo_conn *c);
+/* Feed buffered input to the session and queue its frames (while the output queue is below the
+ * high-water mark). Returns true if anything moved; sets c->closing when the session is over
+ * and c->dead on a fatal error. */
+bool sv_echo_h2_step(struct sv_echo_conn *c);
+/* Free the session and its streams (no-op without one). */
+void sv_echo_h2_end(struct sv_echo_conn *c);
+
 /* ---- tls.c: HTTPS listeners ----------------------------------------------------------------- */
 
 /* Load the server certificate chain and key (PEM files) and, when <client_ca> is set, the CA
@@ -230,6 +259,7 @@ struct sv_echo_listen {
     int tag;
     int fd;
     bool tls; /* --tls-listen: connections speak TLS (tls.c) */
+    bool h2c; /* --h2c-listen: connections speak HTTP/2 with prior knowledge (h2.c) */
     const struct sv_echo_ident *id;
 };
 

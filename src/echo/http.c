@@ -289,10 +289,15 @@ static void build_echo_json(struct sv_echo_conn *c)
     j->len = 0;
     j->overflow = false;
     struct echo_view host = hdr_get(c, "Host");
-    const char *method = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
+    const char *method = c->h2_method
+                             ? c->h2_method
+                             : llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
     char proto[16];
-    snprintf(proto, sizeof(proto), "HTTP/%u.%u", llhttp_get_http_major(&c->parser),
-             llhttp_get_http_minor(&c->parser));
+    if (c->h2_method)
+        snprintf(proto, sizeof(proto), "HTTP/2.0");
+    else
+        snprintf(proto, sizeof(proto), "HTTP/%u.%u", llhttp_get_http_major(&c->parser),
+                 llhttp_get_http_minor(&c->parser));
     sv_echo_buf_puts(j, "{");
     json_field(j, "path", c->url, c->url_len, false);
     json_field(j, "host", host.p, host.n, true);
@@ -307,6 +312,21 @@ static void build_echo_json(struct sv_echo_conn *c)
     json_field(j, "httpPort", id->port, strlen(id->port), true);
     sv_echo_tls_json(c, j);
     sv_echo_buf_puts(j, "}");
+}
+
+void sv_echo_http_json(struct sv_echo_conn *c)
+{
+    build_echo_json(c);
+}
+
+enum sv_echo_kind sv_echo_http_classify(const char *url, size_t len)
+{
+    return classify(url, len);
+}
+
+void sv_echo_http_canonicalize(char *name, size_t n)
+{
+    canonicalize(name, n);
 }
 
 static void respond_echo(struct sv_echo_conn *c)
@@ -351,6 +371,11 @@ static void pattern_put(struct sv_echo_buf *out, uint64_t off, size_t n)
 {
     pthread_once(&pattern_once, pattern_init);
     sv_echo_buf_put(out, pattern + off % 26, n);
+}
+
+void sv_echo_pattern_put(struct sv_echo_buf *out, uint64_t off, size_t n)
+{
+    pattern_put(out, off, n);
 }
 
 /* The digits after <prefix_len> bytes of the path, as a number <= max. */
@@ -500,6 +525,12 @@ static void respond_status(struct sv_echo_conn *c)
         respond(c, (int)code, "text/plain; charset=utf-8", "", 0);
 }
 
+bool sv_echo_http_path_number(struct sv_echo_conn *c, size_t prefix_len, uint64_t max,
+                              uint64_t *out)
+{
+    return path_number(c, prefix_len, max, out);
+}
+
 static void start_echo(struct sv_echo_conn *c, uint64_t now)
 {
     char tmp[64];
@@ -521,6 +552,10 @@ static void start_echo(struct sv_echo_conn *c, uint64_t now)
 static void begin_response(struct sv_echo_conn *c)
 {
     uint64_t now = sv_echo_now_ns();
+    if (c->h2c_port) { /* like the conformance echo's h2c port: HTTP/2 only */
+        respond_text(c, 400, "Expected h2c request");
+        return;
+    }
     switch (c->kind) {
     case SV_ECHO_K_ECHO: start_echo(c, now); break;
     case SV_ECHO_K_HEALTH: respond_text(c, 200, "OK"); break;

@@ -41,6 +41,7 @@ static void conn_free(struct sv_echo_conn *c, bool reset)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     sv_echo_tls_end(c, !reset);
+    sv_echo_h2_end(c);
     close(c->fd); /* also leaves the epoll set */
     if (c->timer_counted)
         w->ntimers--;
@@ -194,7 +195,12 @@ static bool conn_progress(struct sv_echo_conn *c)
         }
         bool idle = !c->dead && !c->closing && !c->reset_now && c->pending == SV_ECHO_P_NONE &&
                     !c->message_done;
-        if (idle && queued(c) < SV_ECHO_HIGH_WATER)
+        if (idle && c->h2c_port && !c->h2_checked && c->in_end > c->in_start &&
+            sv_echo_h2_detect(c) != 0)
+            moved = true; /* decided: HTTP/2, or HTTP/1.1 (answered 400 by http.c) */
+        if (idle && c->h2 && queued(c) < SV_ECHO_HIGH_WATER)
+            moved |= sv_echo_h2_step(c);
+        else if (idle && (!c->h2c_port || c->h2_checked) && queued(c) < SV_ECHO_HIGH_WATER)
             moved |= c->ws_mode ? conn_ws(c) : conn_parse(c);
         size_t before_flush = queued(c);
         if (c->out.overflow || (!c->dead && !conn_flush(c)))
@@ -307,6 +313,7 @@ static void accept_some(struct sv_echo_worker *w, struct sv_echo_listen *l)
         c->fd = fd;
         c->w = w;
         c->id = l->id;
+        c->h2c_port = l->h2c;
         if (l->tls && sv_echo_tls_start(c) != 0) {
             close(fd);
             free(c);

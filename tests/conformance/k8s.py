@@ -25,6 +25,7 @@ CONTROLLER = "serval.dev/gateway-controller"
 CLASS = "serval-conformance"
 ECHO_IMAGE = "echo-basic"
 HTTP_PORT = 3000
+H2C_PORT = 3001  # echo-basic's h2c port (HTTP/2 with prior knowledge only)
 HTTPS_PORT = 8443
 
 
@@ -218,7 +219,8 @@ class Cluster:
             for _ in range(replicas if isinstance(replicas, int) else 1):
                 pod = f"{key[1]}-{rs}-{rand_hash(5)}"
                 addr = self.pod_addr()
-                a = args + (["--tls-listen", f"{addr}:{HTTPS_PORT}"] if tls_env else [])
+                a = args + ["--h2c-listen", f"{addr}:{H2C_PORT}"] + \
+                    (["--tls-listen", f"{addr}:{HTTPS_PORT}"] if tls_env else [])
                 p = svtest.start_echo(addr=addr, port=HTTP_PORT, pod=pod, ns=key[0], args=a,
                                       env=tls_env)
                 p.labels = (tmpl.get("metadata", {}) or {}).get("labels", {}) or {}
