@@ -3,45 +3,120 @@
 
 #include "control/model/model_int.h"
 
-int sv_dec_gatewayclass(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
+/* An enum field <key> of <o> named by the NULL-terminated table <names>: *raw gets its text
+ * (names[dflt] when absent). Returns the index (dflt when absent, <unsupported> when the text is
+ * not in the table), or -1 after recording an error. */
+static int dec_enum_field(struct sv_dec *d, const cJSON *o, const char *key,
+                          const char *const *names, int dflt, int unsupported, const char **raw)
 {
-    struct sv_gatewayclass *gc = &obj->u.gatewayclass;
-    const cJSON *spec, *pr;
-    if (sv_dec_req_obj(d, j, "spec", &spec) < 0)
+    const char *s = NULL;
+    if (sv_dec_str(d, o, key, &s) < 0)
         return -1;
-    size_t mark = sv_dec_push(d, "spec");
-    if (sv_dec_req_str(d, spec, "controllerName", &gc->controller_name) < 0 ||
-        sv_dec_str(d, spec, "description", &gc->description) < 0)
+    *raw = s ? s : names[dflt];
+    return s ? sv_dec_enum(s, names, unsupported) : dflt;
+}
+
+/* The shapes of the object references of these kinds: the kind filled in when absent (NULL: the
+ * kind is required) and whether the reference has a namespace field. */
+struct ref_shape {
+    const char *dflt_kind;
+    bool has_ns;
+};
+
+static const struct ref_shape k_secret_ref = {"Secret", true};       /* certificateRefs */
+static const struct ref_shape k_configmap_ref = {"ConfigMap", true}; /* caCertificateRefs */
+static const struct ref_shape k_class_params_ref = {NULL, true};     /* GatewayClass params */
+static const struct ref_shape k_local_params_ref = {NULL, false};    /* infrastructure params */
+
+/* One object reference of shape <s> from <o> into <r>; group defaults to "" (core). 0 or -1. */
+static int dec_ref(struct sv_dec *d, const cJSON *o, const struct ref_shape *s,
+                   struct sv_object_ref *r)
+{
+    if (sv_dec_str(d, o, "group", &r->group) < 0)
         return -1;
-    int rc = sv_dec_obj(d, spec, "parametersRef", &pr);
-    if (rc < 0)
+    if ((s->dflt_kind ? sv_dec_str(d, o, "kind", &r->kind)
+                      : sv_dec_req_str(d, o, "kind", &r->kind)) < 0)
         return -1;
-    if (rc == 1) {
-        size_t m2 = sv_dec_push(d, "parametersRef");
-        gc->has_parameters_ref = true;
-        if (sv_dec_str(d, pr, "group", &gc->parameters_ref.group) < 0 ||
-            sv_dec_req_str(d, pr, "kind", &gc->parameters_ref.kind) < 0 ||
-            sv_dec_req_str(d, pr, "name", &gc->parameters_ref.name) < 0 ||
-            sv_dec_str(d, pr, "namespace", &gc->parameters_ref.ns) < 0)
-            return -1;
-        if (!gc->parameters_ref.group)
-            gc->parameters_ref.group = "";
-        sv_dec_pop(d, m2);
-    }
+    if ((s->has_ns && sv_dec_str(d, o, "namespace", &r->ns) < 0) ||
+        sv_dec_req_str(d, o, "name", &r->name) < 0)
+        return -1;
+    if (!r->group)
+        r->group = "";
+    if (!r->kind)
+        r->kind = s->dflt_kind;
+    return 0;
+}
+
+/* The optional reference object <key> of <o> (a parametersRef): *has and *r when present.
+ * Returns 0 or -1. */
+static int dec_opt_ref(struct sv_dec *d, const cJSON *o, const char *key,
+                       const struct ref_shape *s, bool *has, struct sv_object_ref *r)
+{
+    const cJSON *ref;
+    int rc = sv_dec_obj(d, o, key, &ref);
+    if (rc <= 0)
+        return rc;
+    size_t mark = sv_dec_push(d, key);
+    *has = true;
+    if (dec_ref(d, ref, s, r) < 0)
+        return -1;
     sv_dec_pop(d, mark);
     return 0;
 }
 
 static int dec_cert_ref(struct sv_dec *d, const cJSON *it, void *elem)
 {
-    struct sv_object_ref *r = elem;
-    if (sv_dec_str(d, it, "group", &r->group) < 0 || sv_dec_str(d, it, "kind", &r->kind) < 0 ||
-        sv_dec_str(d, it, "namespace", &r->ns) < 0 || sv_dec_req_str(d, it, "name", &r->name) < 0)
+    return dec_ref(d, it, &k_secret_ref, elem);
+}
+
+static int dec_ca_ref(struct sv_dec *d, const cJSON *it, void *elem)
+{
+    return dec_ref(d, it, &k_configmap_ref, elem);
+}
+
+/* The "namespaces" object of <o> (allowedRoutes or allowedListeners): from, an enum of the table
+ * <froms> whose default is froms[0], into *from / *from_raw, and the label selector. The caller
+ * sets the defaults: nothing is written when "namespaces" is absent. Returns 0 or -1. */
+static int dec_namespaces(struct sv_dec *d, const cJSON *o, const char *const *froms,
+                          int unsupported, int *from, const char **from_raw, bool *has_selector,
+                          struct sv_label_selector *selector)
+{
+    const cJSON *ns, *sel;
+    if (sv_dec_obj(d, o, "namespaces", &ns) < 0)
         return -1;
-    if (!r->group)
-        r->group = "";
-    if (!r->kind)
-        r->kind = "Secret";
+    if (!ns)
+        return 0;
+    size_t mark = sv_dec_push(d, "namespaces");
+    *from = dec_enum_field(d, ns, "from", froms, 0, unsupported, from_raw);
+    if (*from < 0)
+        return -1;
+    int rc = sv_dec_obj(d, ns, "selector", &sel);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        size_t m2 = sv_dec_push(d, "selector");
+        *has_selector = true;
+        if (sv_dec_label_selector(d, sel, selector) < 0)
+            return -1;
+        sv_dec_pop(d, m2);
+    }
+    sv_dec_pop(d, mark);
+    return 0;
+}
+
+int sv_dec_gatewayclass(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
+{
+    struct sv_gatewayclass *gc = &obj->u.gatewayclass;
+    const cJSON *spec;
+    if (sv_dec_req_obj(d, j, "spec", &spec) < 0)
+        return -1;
+    size_t mark = sv_dec_push(d, "spec");
+    if (sv_dec_req_str(d, spec, "controllerName", &gc->controller_name) < 0 ||
+        sv_dec_str(d, spec, "description", &gc->description) < 0 ||
+        dec_opt_ref(d, spec, "parametersRef", &k_class_params_ref, &gc->has_parameters_ref,
+                    &gc->parameters_ref) < 0)
+        return -1;
+    sv_dec_pop(d, mark);
     return 0;
 }
 
@@ -58,35 +133,16 @@ static int dec_route_kind(struct sv_dec *d, const cJSON *it, void *elem)
 static int dec_allowed_routes(struct sv_dec *d, const cJSON *ar, struct sv_listener *l)
 {
     static const char *const froms[] = {"Same", "All", "Selector", NULL};
-    const cJSON *ns, *sel;
+    int from = SV_FROM_SAME;
     l->from = SV_FROM_SAME;
-    l->from_raw = "Same";
+    l->from_raw = froms[SV_FROM_SAME];
     if (!ar)
         return 0;
     size_t mark = sv_dec_push(d, "allowedRoutes");
-    if (sv_dec_obj(d, ar, "namespaces", &ns) < 0)
+    if (dec_namespaces(d, ar, froms, SV_FROM_UNSUPPORTED, &from, &l->from_raw, &l->has_selector,
+                       &l->selector) < 0)
         return -1;
-    if (ns) {
-        size_t m2 = sv_dec_push(d, "namespaces");
-        const char *from = NULL;
-        if (sv_dec_str(d, ns, "from", &from) < 0)
-            return -1;
-        if (from) {
-            l->from_raw = from;
-            l->from = (enum sv_from)sv_dec_enum(from, froms, SV_FROM_UNSUPPORTED);
-        }
-        int rc = sv_dec_obj(d, ns, "selector", &sel);
-        if (rc < 0)
-            return -1;
-        if (rc == 1) {
-            size_t m3 = sv_dec_push(d, "selector");
-            l->has_selector = true;
-            if (sv_dec_label_selector(d, sel, &l->selector) < 0)
-                return -1;
-            sv_dec_pop(d, m3);
-        }
-        sv_dec_pop(d, m2);
-    }
+    l->from = (enum sv_from)from;
     if (SV_DEC_EACH_OBJ(d, ar, "kinds", &l->kinds, &l->n_kinds, dec_route_kind) < 0)
         return -1;
     sv_dec_pop(d, mark);
@@ -114,12 +170,12 @@ static int dec_listener(struct sv_dec *d, const cJSON *it, void *elem)
         return -1;
     if (rc == 1) {
         size_t mark = sv_dec_push(d, "tls");
-        const char *mode = NULL;
         l->has_tls = true;
-        if (sv_dec_str(d, tls, "mode", &mode) < 0)
+        int mode = dec_enum_field(d, tls, "mode", modes, SV_TLS_TERMINATE, SV_TLS_MODE_UNSUPPORTED,
+                                  &l->tls.mode_raw);
+        if (mode < 0)
             return -1;
-        l->tls.mode_raw = mode ? mode : "Terminate";
-        l->tls.mode = (enum sv_tls_mode)sv_dec_enum(l->tls.mode_raw, modes, SV_TLS_MODE_UNSUPPORTED);
+        l->tls.mode = (enum sv_tls_mode)mode;
         if (SV_DEC_EACH_OBJ(d, tls, "certificateRefs", &l->tls.cert_refs, &l->tls.n_cert_refs,
                             dec_cert_ref) < 0)
             return -1;
@@ -144,51 +200,20 @@ static int dec_address(struct sv_dec *d, const cJSON *it, void *elem)
 static int dec_allowed_listeners(struct sv_dec *d, const cJSON *spec, struct sv_gateway *gw)
 {
     static const char *const froms[] = {"None", "Same", "All", "Selector", NULL};
-    const cJSON *al, *ns, *sel;
+    const cJSON *al;
+    int from = SV_LSFROM_NONE;
     gw->ls_from = SV_LSFROM_NONE;
-    gw->ls_from_raw = "None";
+    gw->ls_from_raw = froms[SV_LSFROM_NONE];
     if (sv_dec_obj(d, spec, "allowedListeners", &al) < 0)
         return -1;
     if (!al)
         return 0;
     size_t mark = sv_dec_push(d, "allowedListeners");
-    if (sv_dec_obj(d, al, "namespaces", &ns) < 0)
+    if (dec_namespaces(d, al, froms, SV_LSFROM_UNSUPPORTED, &from, &gw->ls_from_raw,
+                       &gw->has_ls_selector, &gw->ls_selector) < 0)
         return -1;
-    if (ns) {
-        size_t m2 = sv_dec_push(d, "namespaces");
-        const char *from = NULL;
-        if (sv_dec_str(d, ns, "from", &from) < 0)
-            return -1;
-        if (from) {
-            gw->ls_from_raw = from;
-            gw->ls_from = (enum sv_ls_from)sv_dec_enum(from, froms, SV_LSFROM_UNSUPPORTED);
-        }
-        int rc = sv_dec_obj(d, ns, "selector", &sel);
-        if (rc < 0)
-            return -1;
-        if (rc == 1) {
-            size_t m3 = sv_dec_push(d, "selector");
-            gw->has_ls_selector = true;
-            if (sv_dec_label_selector(d, sel, &gw->ls_selector) < 0)
-                return -1;
-            sv_dec_pop(d, m3);
-        }
-        sv_dec_pop(d, m2);
-    }
+    gw->ls_from = (enum sv_ls_from)from;
     sv_dec_pop(d, mark);
-    return 0;
-}
-
-static int dec_ca_ref(struct sv_dec *d, const cJSON *it, void *elem)
-{
-    struct sv_object_ref *r = elem;
-    if (sv_dec_str(d, it, "group", &r->group) < 0 || sv_dec_str(d, it, "kind", &r->kind) < 0 ||
-        sv_dec_str(d, it, "namespace", &r->ns) < 0 || sv_dec_req_str(d, it, "name", &r->name) < 0)
-        return -1;
-    if (!r->group)
-        r->group = "";
-    if (!r->kind)
-        r->kind = "ConfigMap";
     return 0;
 }
 
@@ -203,15 +228,13 @@ static int dec_frontend_tls(struct sv_dec *d, const cJSON *o, struct sv_frontend
     if (rc <= 0)
         return rc;
     size_t mark = sv_dec_push(d, "validation");
-    const char *mode = NULL;
     f->has_validation = true;
-    if (sv_dec_str(d, v, "mode", &mode) < 0 ||
+    int mode = dec_enum_field(d, v, "mode", modes, SV_FRONTEND_ALLOW_VALID_ONLY,
+                              SV_FRONTEND_MODE_UNSUPPORTED, &f->mode_raw);
+    if (mode < 0 ||
         SV_DEC_EACH_OBJ(d, v, "caCertificateRefs", &f->ca_refs, &f->n_ca_refs, dec_ca_ref) < 0)
         return -1;
-    if (mode) {
-        f->mode_raw = mode;
-        f->mode = (enum sv_frontend_mode)sv_dec_enum(mode, modes, SV_FRONTEND_MODE_UNSUPPORTED);
-    }
+    f->mode = (enum sv_frontend_mode)mode;
     sv_dec_pop(d, mark);
     return 0;
 }
@@ -275,25 +298,14 @@ int sv_dec_gateway(struct sv_dec *d, const cJSON *j, struct sv_object *obj)
     size_t mark = sv_dec_push(d, "spec");
     if (sv_dec_req_str(d, spec, "gatewayClassName", &gw->class_name) < 0)
         return -1;
-    const cJSON *infra, *pr;
+    const cJSON *infra;
     if (sv_dec_obj(d, spec, "infrastructure", &infra) < 0)
         return -1;
     if (infra) {
         size_t m2 = sv_dec_push(d, "infrastructure");
-        int prc = sv_dec_obj(d, infra, "parametersRef", &pr);
-        if (prc < 0)
+        if (dec_opt_ref(d, infra, "parametersRef", &k_local_params_ref, &gw->has_parameters_ref,
+                        &gw->parameters_ref) < 0)
             return -1;
-        if (prc == 1) {
-            size_t m3 = sv_dec_push(d, "parametersRef");
-            gw->has_parameters_ref = true;
-            if (sv_dec_str(d, pr, "group", &gw->parameters_ref.group) < 0 ||
-                sv_dec_req_str(d, pr, "kind", &gw->parameters_ref.kind) < 0 ||
-                sv_dec_req_str(d, pr, "name", &gw->parameters_ref.name) < 0)
-                return -1;
-            if (!gw->parameters_ref.group)
-                gw->parameters_ref.group = "";
-            sv_dec_pop(d, m3);
-        }
         sv_dec_pop(d, m2);
     }
     if (sv_dec_gateway_backend_tls(d, spec, gw) < 0)
