@@ -3,6 +3,7 @@
 Each builder returns one YAML document ending in a newline; docs() joins several with "---"."""
 import json
 import os
+import subprocess
 
 CONTROLLER = "serval.dev/gateway-controller"
 
@@ -34,9 +35,36 @@ def http_listener(port, name="http"):
     return f"  - {{name: {name}, port: {port}, protocol: HTTP}}\n"
 
 
-def gateway(port=None, name="gw", ns="demo", addresses=(), listeners=None, class_name="serval"):
+def https_listener(port, cert, name="https", hostname=None):
+    """One HTTPS listener line for gateway(listeners=...): terminates TLS with Secret <cert>;
+    <hostname> None = any."""
+    host = "" if hostname is None else f', hostname: "{hostname}"'
+    return (f"  - {{name: {name}, port: {port}, protocol: HTTPS{host},\n"
+            f"     tls: {{certificateRefs: [{{name: {cert}}}]}}}}\n")
+
+
+# The SNI set of the TLS tests: listener, hostname, Secret, and the tests/tls/gen-certs.sh leaf
+# that Secret holds.
+SNI_SET = (("a", "a.example.com", "cert-a", "ec_a"),
+           ("wild", "*.example.com", "cert-wild", "ec_wild"),
+           ("def", None, "cert-def", "ec_def"))
+
+
+def sni_listeners(port):
+    """The listeners of SNI_SET, all on <port> (lines for gateway(listeners=...))."""
+    return "".join(https_listener(port, cert, name, host) for name, host, cert, _ in SNI_SET)
+
+
+def sni_secrets(certs):
+    """The Secrets of SNI_SET from the certificates in <certs>."""
+    return docs(*(tls_secret(cert, certs, leaf) for _, _, cert, leaf in SNI_SET))
+
+
+def gateway(port=None, name="gw", ns="demo", addresses=(), listeners=None, class_name="serval",
+            spec=""):
     """A Gateway; by default one HTTP listener "http" on <port>. <listeners> replaces it with
-    block-list lines (indented two spaces, like http_listener's). <addresses>: IPAddress values."""
+    block-list lines (indented two spaces, like http_listener's). <addresses>: IPAddress values.
+    <spec>: more spec lines (indented two spaces), e.g. a tls: block."""
     if listeners is None:
         listeners = http_listener(port)
     text = f"""\
@@ -45,11 +73,26 @@ kind: Gateway
 metadata: {{name: {name}, namespace: {ns}}}
 spec:
   gatewayClassName: {class_name}
-"""
+""" + spec
     if addresses:
         text += "  addresses: [" + ", ".join(
             f'{{type: IPAddress, value: "{a}"}}' for a in addresses) + "]\n"
     return text + "  listeners:\n" + listeners
+
+
+def http_route(rules, name="app", ns="demo", parent="gw"):
+    """An HTTPRoute attached to Gateway <parent>. <rules>: spec.rules as one flow sequence
+    ("[{...}]"), or as block lines indented two spaces ("  - matches: ...\n...")."""
+    text = f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  parentRefs: [{{name: {parent}}}]
+"""
+    if rules.startswith("["):
+        return text + f"  rules: {rules}\n"
+    return text + "  rules:\n" + rules
 
 
 def service(name, ns="demo", target_port=8080):
@@ -87,10 +130,25 @@ def backend(name, addr, port, ns="demo", target_port=8080, ready=True):
     return docs(service(name, ns, target_port), endpoint_slice(name, addr, port, ns, ready))
 
 
+def gen_certs(d):
+    """Make the test CA and certificates of tests/tls/gen-certs.sh in <d>/certs; returns that
+    folder."""
+    certs = os.path.join(d, "certs")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tls",
+                          "gen-certs.sh")
+    subprocess.run([script, certs], check=True, timeout=60, capture_output=True)
+    return certs
+
+
+def read_text(certs, name):
+    """The text of the file <certs>/<name> (a PEM file)."""
+    with open(os.path.join(certs, name)) as f:
+        return f.read()
+
+
 def pem_scalar(certs, name):
     """The PEM file <certs>/<name> as a YAML double-quoted scalar (JSON string syntax)."""
-    with open(os.path.join(certs, name)) as f:
-        return json.dumps(f.read())
+    return json.dumps(read_text(certs, name))
 
 
 def tls_secret(name, certs, leaf, ns="demo", key_leaf=None):
@@ -105,6 +163,17 @@ stringData:
   tls.crt: {pem_scalar(certs, leaf + ".crt")}
   tls.key: {pem_scalar(certs, (key_leaf or leaf) + ".key")}
 """
+
+
+def config_map(name, data, ns="demo"):
+    """A ConfigMap <name> whose data holds the strings of the dict <data>."""
+    lines = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in data.items())
+    return f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}, namespace: {ns}}}
+data:
+{lines}"""
 
 
 def write_atomic(d, name, text):

@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifests import gen_certs  # noqa: E402
 from svtest import (binary, check, finish, free_port, parse_response, start_echo,  # noqa: E402
                     stop, unique_addr)
 
@@ -49,9 +50,7 @@ def main():
     d = tempfile.mkdtemp(prefix="sv-echotls-")
     e = None
     try:
-        certs = os.path.join(d, "certs")
-        subprocess.run([os.path.join(os.path.dirname(HERE), "tls", "gen-certs.sh"), certs],
-                       check=True, timeout=60, capture_output=True)
+        certs = gen_certs(d)
         c = lambda n: os.path.join(certs, n)  # noqa: E731
         r = subprocess.run([binary("serval-echo"), "--listen", "127.0.0.1:0", "--tls-listen",
                             "127.0.0.1:0"], capture_output=True, timeout=10,

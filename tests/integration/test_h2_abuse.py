@@ -18,6 +18,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import check, finish, free_port, http_request, start_echo, start_gateway, stop, \
     unique_addr, wait_port  # noqa: E402
+from manifests import (backend, docs, gateway, gateway_class, http_route,  # noqa: E402
+                       gen_certs, https_listener, tls_secret)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, CONT = 0, 1, 3, 4, 6, 7, 9
@@ -110,59 +112,11 @@ def healthy(host, port):
 def start(d, e, host, port, extra):
     conf = os.path.join(d, "conf-%d" % port)
     os.mkdir(conf)
-    with open(os.path.join(d, "certs", "ec_def.crt")) as f:
-        crt = f.read()
-    with open(os.path.join(d, "certs", "ec_def.key")) as f:
-        key = f.read()
-    import json
     with open(os.path.join(conf, "gw.yaml"), "w") as f:
-        f.write(f"""\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: s, port: {port}, protocol: HTTPS, tls: {{certificateRefs: [{{name: cert}}]}}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {e.port}}}]
-endpoints:
-- addresses: ["{e.addr}"]
-  conditions: {{ready: true}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: cert, namespace: demo}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: {json.dumps(crt)}
-  tls.key: {json.dumps(key)}
-""")
+        f.write(docs(gateway_class(), gateway(listeners=https_listener(port, "cert", "s")),
+                     http_route("[{backendRefs: [{name: svc, port: 80}]}]"),
+                     backend("svc", e.addr, e.port),
+                     tls_secret("cert", os.path.join(d, "certs"), "ec_def")))
     gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1", *extra])
     wait_port(host, port, 10.0)
     return gw
@@ -176,9 +130,7 @@ def main():
     gws = []
     e = None
     try:
-        subprocess.run([os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-            __file__))), "tls", "gen-certs.sh"), os.path.join(d, "certs")], check=True,
-            timeout=60, capture_output=True)
+        gen_certs(d)
         e = start_echo(pod="pod-h2a")
         host = unique_addr()
         port = free_port(host)

@@ -17,96 +17,45 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_mirror_body import Recorder  # noqa: E402  (the recording mirror backend)
-from manifests import tls_secret  # noqa: E402
+from manifests import (backend, docs, gateway, gateway_class, http_route,  # noqa: E402
+                       gen_certs, sni_listeners, sni_secrets)
 from svtest import (check, finish, free_port, http_request, pattern_bytes,  # noqa: E402
                     start_echo, start_gateway, stop, unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: a, port: {port}, protocol: HTTPS, hostname: a.example.com,
-     tls: {{certificateRefs: [{{name: cert-a}}]}}}}
-  - {{name: wild, port: {port}, protocol: HTTPS, hostname: "*.example.com",
-     tls: {{certificateRefs: [{{name: cert-wild}}]}}}}
-  - {{name: def, port: {port}, protocol: HTTPS,
-     tls: {{certificateRefs: [{{name: cert-def}}]}}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
+ROUTE_RULES = """\
   - matches:
-    - {{path: {{type: PathPrefix, value: /x}}}}
-    - {{path: {{type: PathPrefix, value: /m}}}}
-    - {{path: {{type: PathPrefix, value: /echo}}}}
-    - {{path: {{type: PathPrefix, value: /echo-body}}}}
-    - {{path: {{type: PathPrefix, value: /bytes}}}}
-    - {{path: {{type: PathPrefix, value: /load}}}}
-    - {{path: {{type: PathPrefix, value: /after}}}}
-    - {{path: {{type: PathPrefix, value: /h1}}}}
+    - {path: {type: PathPrefix, value: /x}}
+    - {path: {type: PathPrefix, value: /m}}
+    - {path: {type: PathPrefix, value: /echo}}
+    - {path: {type: PathPrefix, value: /echo-body}}
+    - {path: {type: PathPrefix, value: /bytes}}
+    - {path: {type: PathPrefix, value: /load}}
+    - {path: {type: PathPrefix, value: /after}}
+    - {path: {type: PathPrefix, value: /h1}}
     filters:
     - type: ResponseHeaderModifier
-      responseHeaderModifier: {{add: [{{name: X-Resp-Added, value: "yes"}}]}}
-    backendRefs: [{{name: svc, port: 80}}]
-  - matches: [{{path: {{type: PathPrefix, value: /mirrored}}}}]
+      responseHeaderModifier: {add: [{name: X-Resp-Added, value: "yes"}]}
+    backendRefs: [{name: svc, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /mirrored}}]
     filters:
     - type: RequestMirror
-      requestMirror: {{backendRef: {{name: rec, port: 80}}}}
-    backendRefs: [{{name: svc, port: 80}}]
-  - matches: [{{path: {{type: PathPrefix, value: /redir}}}}]
+      requestMirror: {backendRef: {name: rec, port: 80}}
+    backendRefs: [{name: svc, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /redir}}]
     filters:
     - type: RequestRedirect
-      requestRedirect: {{hostname: elsewhere.example.com, statusCode: 302}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: rec, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: rec-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: rec}}
-addressType: IPv4
-ports: [{{name: http, port: {rport}}}]
-endpoints:
-- addresses: ["{raddr}"]
-  conditions: {{ready: true}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
+      requestRedirect: {hostname: elsewhere.example.com, statusCode: 302}
 """
+
+
+def manifests(port, e, rec):
+    """The SNI listeners on <port>; the route's backends: the echo <e> (svc) and the recording
+    mirror <rec> (rec)."""
+    return docs(gateway_class(), gateway(listeners=sni_listeners(port)), http_route(ROUTE_RULES),
+                backend("rec", rec.srv.addr, rec.srv.port), backend("svc", e.addr, e.port))
+
 
 def curl2(host, port, name, path, extra=(), timeout=40):
     """curl --http2 https://<name>:<port><path> -> (rc, status, headers dict, body, http_version)."""
@@ -143,9 +92,7 @@ def main():
     e = None
     rec = None
     try:
-        certs = os.path.join(d, "certs")
-        subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
-                       timeout=60, capture_output=True)
+        certs = gen_certs(d)
         e = start_echo(pod="pod-h2")
         rec = Recorder()
         conf = os.path.join(d, "conf")
@@ -153,14 +100,9 @@ def main():
         host = unique_addr()
         port = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, rport=rec.srv.port,
-                                     raddr=rec.srv.addr))
+            f.write(manifests(port, e, rec))
         with open(os.path.join(conf, "secrets.yaml"), "w") as f:
-            for i, (name, leaf) in enumerate((("cert-a", "ec_a"), ("cert-wild", "ec_wild"),
-                                              ("cert-def", "ec_def"))):
-                if i:
-                    f.write("---\n")
-                f.write(tls_secret(name, certs, leaf))
+            f.write(sni_secrets(certs))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])
         check("h2 tls: HTTPS port listens", wait_port(host, port, 10.0))
 

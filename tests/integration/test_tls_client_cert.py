@@ -15,23 +15,15 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from manifests import pem_scalar  # noqa: E402
+from manifests import (backend, config_map, docs, gateway, gateway_class,  # noqa: E402
+                       gen_certs, http_listener, http_route, https_listener, read_text,
+                       tls_secret)
 from svtest import (check, finish, free_port, http_request, start_echo,  # noqa: E402
                     start_gateway, stop, unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
+FRONTEND_TLS = """\
   tls:
     frontend:
       default:
@@ -47,53 +39,24 @@ spec:
         tls:
           validation:
             caCertificateRefs: [{{kind: ConfigMap, group: "", name: missing}}]
-  listeners:
-  - {{name: strict, port: {sport}, protocol: HTTPS, tls: {{certificateRefs: [{{name: cert}}]}}}}
-  - {{name: fallback, port: {fport}, protocol: HTTPS, tls: {{certificateRefs: [{{name: cert}}]}}}}
-  - {{name: broken, port: {bport}, protocol: HTTPS, tls: {{certificateRefs: [{{name: cert}}]}}}}
-  - {{name: plain, port: {hport}, protocol: HTTP}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: cert, namespace: demo}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: {crt}
-  tls.key: {key}
 """
 
-CONFIGMAP = """\
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: client-ca, namespace: demo}}
-data:
-  ca.crt: {ca}
-"""
+
+def manifests(sport, fport, bport, hport, e, certs):
+    """HTTPS listeners strict (<sport>, default validation), fallback (<fport>,
+    AllowInsecureFallback) and broken (<bport>, a missing CA ConfigMap), all with Secret cert;
+    plain HTTP on <hport>; one route to the echo backend <e>."""
+    listeners = (https_listener(sport, "cert", "strict") + https_listener(fport, "cert", "fallback")
+                 + https_listener(bport, "cert", "broken") + http_listener(hport, "plain"))
+    return docs(gateway_class(),
+                gateway(listeners=listeners, spec=FRONTEND_TLS.format(fport=fport, bport=bport)),
+                http_route("[{backendRefs: [{name: svc, port: 80}]}]"),
+                backend("svc", e.addr, e.port), tls_secret("cert", certs, "ec_def"))
+
+
+def client_ca(certs, leaf):
+    """The ConfigMap client-ca holding <certs>/<leaf> as ca.crt."""
+    return config_map("client-ca", {"ca.crt": read_text(certs, leaf)})
 
 
 def curl(host, port, certs, client=None, extra=()):
@@ -126,21 +89,17 @@ def main():
     d = tempfile.mkdtemp(prefix="sv-tlscc-")
     gw = None
     try:
-        certs = os.path.join(d, "certs")
-        subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
-                       timeout=60)
+        certs = gen_certs(d)
         e = start_echo(pod="pod-cc")
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         host = unique_addr()
         sport, fport, bport, hport = (free_port(host) for _ in range(4))
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(sport=sport, fport=fport, bport=bport, hport=hport,
-                                     eport=e.port, eaddr=e.addr,
-                                     crt=pem_scalar(certs, "ec_def.crt"), key=pem_scalar(certs, "ec_def.key")))
+            f.write(manifests(sport, fport, bport, hport, e, certs))
         cm = os.path.join(conf, "ca.yaml")
         with open(cm, "w") as f:
-            f.write(CONFIGMAP.format(ca=pem_scalar(certs, "ca.crt")))
+            f.write(client_ca(certs, "ca.crt"))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2"])
         up = all(wait_port(host, p, 10.0) for p in (sport, fport, hport))
         check("tls client certs: HTTPS and HTTP ports listen", up)
@@ -188,7 +147,7 @@ def main():
         # New CA in the ConfigMap: the stranger's self-signed certificate becomes the trust
         # anchor; the old CA's clients are refused on new connections.
         with open(cm + ".tmp", "w") as f:
-            f.write(CONFIGMAP.format(ca=pem_scalar(certs, "stranger.crt")))
+            f.write(client_ca(certs, "stranger.crt"))
         os.rename(cm + ".tmp", cm)
         deadline = time.time() + 10.0
         ok = False

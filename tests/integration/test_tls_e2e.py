@@ -15,57 +15,21 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from manifests import tls_secret  # noqa: E402
+from manifests import (backend, docs, gateway, gateway_class, http_listener,  # noqa: E402
+                       gen_certs, http_route, sni_listeners, sni_secrets)
 from svtest import (check, finish, free_port, http_request, pattern_bytes,  # noqa: E402
                     start_echo, start_gateway, stop, unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: a, port: {port}, protocol: HTTPS, hostname: a.example.com,
-     tls: {{certificateRefs: [{{name: cert-a}}]}}}}
-  - {{name: wild, port: {port}, protocol: HTTPS, hostname: "*.example.com",
-     tls: {{certificateRefs: [{{name: cert-wild}}]}}}}
-  - {{name: def, port: {port}, protocol: HTTPS,
-     tls: {{certificateRefs: [{{name: cert-def}}]}}}}
-  - {{name: plain, port: {hport}, protocol: HTTP}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{matches: [{{path: {{value: /}}}}], backendRefs: [{{name: svc, port: 80}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
-"""
+
+def manifests(port, hport, e):
+    """The SNI listeners on <port>, plain HTTP on <hport>, one route to the echo backend <e>."""
+    return docs(gateway_class(),
+                gateway(listeners=sni_listeners(port) + http_listener(hport, "plain")),
+                http_route("[{matches: [{path: {value: /}}], backendRefs: [{name: svc, port: 80}]}]"),
+                backend("svc", e.addr, e.port))
+
 
 def curl(host, port, name, path, extra=(), timeout=60):
     """curl https://<name>:<port><path> resolved to <host>; returns (rc, stdout bytes, stderr)."""
@@ -88,9 +52,7 @@ def main():
     d = tempfile.mkdtemp(prefix="sv-tlse2e-")
     gw = None
     try:
-        certs = os.path.join(d, "certs")
-        subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
-                       timeout=60)
+        certs = gen_certs(d)
         ca = os.path.join(certs, "ca.crt")
         e = start_echo(pod="pod-tls")
         conf = os.path.join(d, "conf")
@@ -99,13 +61,9 @@ def main():
         port = free_port(host)
         hport = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, hport=hport, eport=e.port, eaddr=e.addr))
+            f.write(manifests(port, hport, e))
         with open(os.path.join(conf, "secrets.yaml"), "w") as f:
-            for i, (name, leaf) in enumerate((("cert-a", "ec_a"), ("cert-wild", "ec_wild"),
-                                              ("cert-def", "ec_def"))):
-                if i:
-                    f.write("---\n")
-                f.write(tls_secret(name, certs, leaf))
+            f.write(sni_secrets(certs))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2",
                             "--header-timeout", "1s"])
         up = wait_port(host, port, 10.0) and wait_port(host, hport, 10.0)

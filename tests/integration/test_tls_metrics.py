@@ -8,44 +8,28 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from manifests import tls_secret  # noqa: E402
+from manifests import (docs, gateway, gateway_class, http_route, https_listener,  # noqa: E402
+                       gen_certs, tls_secret)
 from svtest import (check, finish, free_port, http_request, start_gateway, stop,  # noqa: E402
                     unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-GATEWAY = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: a, port: {port}, protocol: HTTPS, hostname: a.example.com,
-     tls: {{certificateRefs: [{{name: cert-a}}]}}}}
-  - {{name: old, port: {port}, protocol: HTTPS, hostname: expired.test,
-     tls: {{certificateRefs: [{{name: cert-expired}}]}}}}
-  - {{name: broken, port: {port}, protocol: HTTPS, hostname: broken.test,
-     tls: {{certificateRefs: [{{name: cert-broken}}]}}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{matches: [{{path: {{value: /}}}}]}}]
-"""
+
+def manifests(port):
+    """Listeners a (cert-a, good), old (cert-expired) and broken (cert-broken: key of another
+    certificate) on <port>, and a route without backends."""
+    listeners = (https_listener(port, "cert-a", "a", "a.example.com")
+                 + https_listener(port, "cert-expired", "old", "expired.test")
+                 + https_listener(port, "cert-broken", "broken", "broken.test"))
+    return docs(gateway_class(), gateway(listeners=listeners),
+                http_route("[{matches: [{path: {value: /}}]}]"))
+
 
 def metric(text, name):
     m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
@@ -67,21 +51,17 @@ def main():
     d = tempfile.mkdtemp(prefix="sv-tls-")
     gw = None
     try:
-        certs = os.path.join(d, "certs")
-        subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
-                       timeout=60)
+        certs = gen_certs(d)
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         host = unique_addr()
         port = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(GATEWAY.format(port=port))
+            f.write(manifests(port))
         with open(os.path.join(conf, "secrets.yaml"), "w") as f:
-            f.write(tls_secret("cert-a", certs, "ec_a"))
-            f.write("---\n")
-            f.write(tls_secret("cert-expired", certs, "expired"))
-            f.write("---\n")
-            f.write(tls_secret("cert-broken", certs, "ec_a", key_leaf="ec_wild"))
+            f.write(docs(tls_secret("cert-a", certs, "ec_a"),
+                         tls_secret("cert-expired", certs, "expired"),
+                         tls_secret("cert-broken", certs, "ec_a", key_leaf="ec_wild")))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])
 
         text = ""

@@ -30,75 +30,36 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from manifests import tls_secret, write_atomic  # noqa: E402
+from manifests import (backend, docs, gateway, gateway_class, http_route,  # noqa: E402
+                       gen_certs, https_listener, read_text, tls_secret,
+                       write_atomic)
 from svtest import (check, finish, free_port, http_request, start_echo,  # noqa: E402
                     start_gateway, stop, unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: a, port: {port}, protocol: HTTPS, hostname: a.example.com,
-     tls: {{certificateRefs: [{{name: cert-a}}]}}}}
-  - {{name: def, port: {port}, protocol: HTTPS,
-     tls: {{certificateRefs: [{{name: cert-def}}]}}}}
-  - {{name: only, port: {port2}, protocol: HTTPS, hostname: only.b.test,
-     tls: {{certificateRefs: [{{name: cert-def}}]}}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{matches: [{{path: {{value: /}}}}], backendRefs: [{{name: svc, port: 80}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
-"""
+
+def manifests(port, port2, e):
+    """HTTPS listeners a (a.example.com, cert-a) and def (any name, cert-def) on <port>, only
+    (only.b.test, cert-def) on <port2>; one route to the echo backend <e>."""
+    listeners = (https_listener(port, "cert-a", "a", "a.example.com")
+                 + https_listener(port, "cert-def", "def")
+                 + https_listener(port2, "cert-def", "only", "only.b.test"))
+    return docs(gateway_class(), gateway(listeners=listeners),
+                http_route("[{matches: [{path: {value: /}}], backendRefs: [{name: svc, port: 80}]}]"),
+                backend("svc", e.addr, e.port))
+
 
 # the certificate cert-a holds, in rotation order (ec_a first)
 ROTATION = ["ec_a", "ec_wild", "rsa_b", "ec_b", "ec_def", "ec_a"]
 
 
-def read(certs, name):
-    with open(os.path.join(certs, name)) as f:
-        return f.read()
-
-
 def secrets_yaml(certs, a_leaf, def_leaf="ec_def"):
-    out = []
-    for name, leaf in (("cert-a", a_leaf), ("cert-def", def_leaf)):
-        out.append(tls_secret(name, certs, leaf))
-    return "---\n".join(out)
+    return docs(tls_secret("cert-a", certs, a_leaf), tls_secret("cert-def", certs, def_leaf))
 
 
 def fingerprint_pem(certs, leaf):
-    pem = read(certs, leaf + ".crt")
+    pem = read_text(certs, leaf + ".crt")
     first = pem[:pem.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(first)).hexdigest()
 
@@ -452,16 +413,13 @@ def main():
     d = tempfile.mkdtemp(prefix="sv-tlsops-")
     gw = e = None
     try:
-        certs = os.path.join(d, "certs")
-        subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
-                       timeout=60)
+        certs = gen_certs(d)
         e = start_echo(pod="pod-tlsops")
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         host = unique_addr()
         port, port2 = free_port(host), free_port(host)
-        write_atomic(conf, "gateway.yaml", MANIFESTS.format(port=port, port2=port2, eport=e.port,
-                                                             eaddr=e.addr))
+        write_atomic(conf, "gateway.yaml", manifests(port, port2, e))
         write_atomic(conf, "secrets.yaml", secrets_yaml(certs, ROTATION[0]))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2",
                             "--header-timeout", "3s", "--idle-timeout", "4s",
