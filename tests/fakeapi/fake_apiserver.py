@@ -59,8 +59,10 @@ Semantics (what a client can rely on)
   .../status changes only status (a PUT without status deletes it, then defaults apply).
 - PATCH: application/merge-patch+json (RFC 7386), application/json-patch+json (RFC 6902; a failing
   "test" is 422), application/strategic-merge-patch+json (415 on custom resources; on built-in
-  kinds a small strategic merge: list merge keys for containers/env/volumes/ports/conditions, the
-  $patch, $setElementOrder, $retainKeys and $deleteFromPrimitiveList directives), and
+  kinds a small strategic merge: list merge keys for containers/env/volumes/conditions, ports of a
+  Service's spec (port) and of a container (containerPort), every other list atomic (replaced
+  whole: EndpointSlice ports and endpoints, Endpoints subsets), the $patch, $setElementOrder,
+  $retainKeys and $deleteFromPrimitiveList directives), and
   application/apply-patch+yaml (server-side apply, JSON body only, requires fieldManager; applied
   as a merge without field ownership; creates when absent). A patch body carrying
   metadata.resourceVersion is a precondition (409 when stale).
@@ -582,24 +584,34 @@ def _jp_remove(doc, parts):
     return doc
 
 
+# Merge keys of the lists that built-in types declare patchStrategy=merge (by field name; "ports"
+# is decided by where it stands, see _smp_key). A list not named here is atomic: a strategic merge
+# patch replaces it whole, as the real server does for lists without a patch strategy.
 SMP_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name",
             "volumes": "name", "env": "name", "volumeMounts": "mountPath",
             "imagePullSecrets": "name", "conditions": "type", "ownerReferences": "uid",
             "hostAliases": "ip", "topologySpreadConstraints": "topologyKey"}
 SMP_PRIMITIVE_MERGE = {"finalizers"}
+SMP_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 
-def _smp_key(field, items):
+def _smp_key(path):
+    """The merge key of the list at <path> (the field names from the object's root), or None for
+    an atomic list. "ports" merges by port only in a Service's spec.ports and by containerPort in
+    a container; EndpointSlice ports and Endpoints subsets[].ports are +listType=atomic."""
+    field = path[-1]
     if field == "ports":
-        for it in items:
-            if isinstance(it, dict) and "containerPort" in it:
-                return "containerPort"
-        return "port"
+        if path == ("spec", "ports"):
+            return "port"
+        if len(path) >= 2 and path[-2] in SMP_CONTAINER_LISTS:
+            return "containerPort"
+        return None
     return SMP_KEYS.get(field)
 
 
-def strategic_merge(orig, patch):
-    """A small strategic merge patch (the directives kubectl apply sends)."""
+def strategic_merge(orig, patch, path=()):
+    """A small strategic merge patch (the directives kubectl apply sends); <path>: the field names
+    from the root down to <patch> (list items add nothing), which decides the lists' merge keys."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
@@ -625,9 +637,9 @@ def strategic_merge(orig, patch):
         elif v is None:
             out.pop(k, None)
         elif isinstance(v, list) and isinstance(out.get(k), list):
-            out[k] = _smp_list(k, out[k], v)
+            out[k] = _smp_list(path + (k,), out[k], v)
         elif isinstance(v, dict):
-            r = strategic_merge(out.get(k), v)
+            r = strategic_merge(out.get(k), v, path + (k,))
             if r is None:
                 out.pop(k, None)
             else:
@@ -636,7 +648,7 @@ def strategic_merge(orig, patch):
             out[k] = copy.deepcopy(v)
     for f, order in orders.items():
         if isinstance(out.get(f), list) and isinstance(order, list):
-            key = _smp_key(f, order + out[f])
+            key = _smp_key(path + (f,))
 
             def ident(x, key=key):
                 return x.get(key) if key and isinstance(x, dict) else x
@@ -646,12 +658,12 @@ def strategic_merge(orig, patch):
     return out
 
 
-def _smp_list(field, olist, plist):
-    if field in SMP_PRIMITIVE_MERGE:
+def _smp_list(path, olist, plist):
+    if path[-1] in SMP_PRIMITIVE_MERGE:
         return olist + [x for x in plist if x not in olist]
-    key = _smp_key(field, olist + plist)
+    key = _smp_key(path)
     if not key or not all(isinstance(x, dict) for x in plist):
-        return [strategic_merge(None, x) if isinstance(x, dict) else x for x in plist]
+        return [strategic_merge(None, x, path) if isinstance(x, dict) else x for x in plist]
     if any(isinstance(x, dict) and x.get("$patch") == "replace" for x in plist):
         return [x for x in plist if x.get("$patch") != "replace"]
     out = [copy.deepcopy(x) for x in olist]
@@ -662,9 +674,9 @@ def _smp_list(field, olist, plist):
             if pos is not None:
                 del out[pos]
         elif pos is not None:
-            out[pos] = strategic_merge(out[pos], p)
+            out[pos] = strategic_merge(out[pos], p, path)
         else:
-            out.append(strategic_merge(None, p))
+            out.append(strategic_merge(None, p, path))
     return out
 
 

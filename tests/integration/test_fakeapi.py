@@ -223,6 +223,16 @@ def test_crud(api):
     check("patch: strategic merge on a Service merges ports by key", r.status == 200
           and [x["port"] for x in r.body["spec"]["ports"]] == [81, 82]
           and r.body["spec"]["clusterIP"] == svc["spec"]["clusterIP"], r)
+    es = api.create(path_for("endpointslices", "demo"), {
+        "metadata": {"name": "echo-1"}, "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080}],
+        "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]}).body
+    r = api.patch(path_for("endpointslices", "demo", "echo-1"),
+                  {"ports": [{"name": "http", "port": 9090}],
+                   "endpoints": [{"addresses": ["10.0.0.3"]}]}, "strategic")
+    check("patch: strategic merge on an EndpointSlice replaces its atomic lists (ports, endpoints)",
+          r.status == 200 and [x["port"] for x in r.body["ports"]] == [9090]
+          and [x["addresses"] for x in r.body["endpoints"]] == [["10.0.0.3"]], (es, r))
     r = api.update(path_for("services", "demo", "echo"),
                    {"metadata": {"name": "echo"}, "spec": {"ports": [{"port": 9}]}})
     check("update: built-in kinds take an unconditional update, clusterIP kept", r.status == 200

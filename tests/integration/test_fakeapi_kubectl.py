@@ -168,6 +168,9 @@ def run(api):
     check("apply on a Service (strategic merge): ports replaced by key, clusterIP kept",
           svc and [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(8081, 8081)]
           and svc["spec"]["clusterIP"].startswith("10.96."), svc)
+    es = get_json(api, "endpointslice", "-n", "demo", "echo-abc12")
+    check("apply on an EndpointSlice (strategic merge): its atomic ports list is replaced whole",
+          es and [(p["name"], p["port"]) for p in es["ports"]] == [("http", 8081)], es)
     r = api.kubectl("patch", "httproute", "-n", "demo", "r1", "--type", "merge",
                     "-p", '{"spec":{"hostnames":["other.example"]}}')
     rt5 = get_json(api, "httproute", "-n", "demo", "r1")
@@ -195,6 +198,14 @@ def run(api):
     check("kubectl apply --server-side applies (generation 4)", r.returncode == 0
           and rt8 and rt8["metadata"]["generation"] == 4
           and rt8["spec"]["rules"][0]["backendRefs"][0]["port"] == 8082, (r.stderr, rt8))
+    es = get_json(api, "endpointslice", "-n", "demo", "echo-abc12")
+    check("kubectl apply --server-side: EndpointSlice ports replaced whole",
+          es and [(p["name"], p["port"]) for p in es["ports"]] == [("http", 8082)], es)
+    r = api.kubectl("replace", "-f", write(api, "v5.yaml", port=8083, label="-x"))
+    es = get_json(api, "endpointslice", "-n", "demo", "echo-abc12")
+    check("kubectl replace (PUT): EndpointSlice ports replaced whole", r.returncode == 0
+          and es and [(p["name"], p["port"]) for p in es["ports"]] == [("http", 8083)],
+          (r.stderr, es))
 
     evs = w.events(3, timeout=10)
     gens = [(e["type"], e["object"]["metadata"]["generation"]) for e in evs]
