@@ -128,8 +128,10 @@ void sv_status_free(struct sv_status *st);
 /* Lookups for tests, /config and the status writer (NULL when absent). */
 const struct sv_status_gateway *sv_status_gateway(const struct sv_status *st, const char *ns,
                                                   const char *name);
-const struct sv_status_route *sv_status_route(const struct sv_status *st, const char *ns,
-                                              const char *name);
+/* sv_status_route: <kind> is SV_KIND_HTTPROUTE or SV_KIND_TLSROUTE (both kinds share
+ * st->routes, and a TLSRoute may have the name of an HTTPRoute). */
+const struct sv_status_route *sv_status_route(const struct sv_status *st, enum sv_kind kind,
+                                              const char *ns, const char *name);
 const struct sv_status_policy *sv_status_policy(const struct sv_status *st, const char *ns,
                                                 const char *name);
 const struct sv_status_listener *sv_status_listener(const struct sv_status_gateway *gw,

@@ -69,12 +69,12 @@ const struct sv_status_gateway *sv_status_gateway(const struct sv_status *st, co
     return NULL;
 }
 
-const struct sv_status_route *sv_status_route(const struct sv_status *st, const char *ns,
-                                              const char *name)
+const struct sv_status_route *sv_status_route(const struct sv_status *st, enum sv_kind kind,
+                                              const char *ns, const char *name)
 {
     for (size_t i = 0; i < st->n_routes; i++) {
         const struct sv_object *o = st->routes[i].obj;
-        if (strcmp(o->meta.ns, ns) == 0 && strcmp(o->meta.name, name) == 0)
+        if (o->kind == kind && strcmp(o->meta.ns, ns) == 0 && strcmp(o->meta.name, name) == 0)
             return &st->routes[i];
     }
     return NULL;

@@ -190,12 +190,20 @@ static const struct sv_status_route_parent *find_parent(const struct sv_status_r
     return NULL;
 }
 
+/* The route kind a check names ("kind", HTTPRoute when absent). */
+static enum sv_kind route_kind(const cJSON *chk)
+{
+    const cJSON *k = cJSON_GetObjectItem(chk, "kind");
+    return cJSON_IsString(k) && strcmp(k->valuestring, "TLSRoute") == 0 ? SV_KIND_TLSROUTE
+                                                                        : SV_KIND_HTTPROUTE;
+}
+
 /* Evaluate one status check. Returns 1 pass, 0 fail (why set), -1 not evaluated here. */
 static int eval_check(const struct sv_status *st, const cJSON *chk, char *why, size_t n)
 {
     const char *check = jstr(chk, "check"), *ns = jstr(chk, "namespace"), *name = jstr(chk, "name");
     if (strcmp(check, "route_parents") == 0) {
-        const struct sv_status_route *r = sv_status_route(st, ns, name);
+        const struct sv_status_route *r = sv_status_route(st, route_kind(chk), ns, name);
         const cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItem(chk, "parents"))
         {
@@ -215,7 +223,7 @@ static int eval_check(const struct sv_status *st, const cJSON *chk, char *why, s
         return 1;
     }
     if (strcmp(check, "route_condition") == 0) {
-        const struct sv_status_route *r = sv_status_route(st, ns, name);
+        const struct sv_status_route *r = sv_status_route(st, route_kind(chk), ns, name);
         const struct sv_status_route_parent *sp =
             find_parent(r, cJSON_GetObjectItem(chk, "parent"), ns);
         if (!sp) {
@@ -225,7 +233,7 @@ static int eval_check(const struct sv_status *st, const cJSON *chk, char *why, s
         return conds_match(&sp->conds, cJSON_GetObjectItem(chk, "conditions"), why, n);
     }
     if (strcmp(check, "route_no_accepted_parents") == 0) {
-        const struct sv_status_route *r = sv_status_route(st, ns, name);
+        const struct sv_status_route *r = sv_status_route(st, route_kind(chk), ns, name);
         for (size_t i = 0; r && i < r->n_parents; i++) {
             const struct sv_condition *c = sv_condition_find(&r->parents[i].conds, "Accepted");
             if (c && strcmp(c->status, "True") == 0) {
@@ -300,7 +308,7 @@ static int eval_check(const struct sv_status *st, const cJSON *chk, char *why, s
         return 1;
     }
     if (strcmp(check, "route_latest_observed_generation") == 0) {
-        const struct sv_status_route *r = sv_status_route(st, ns, name);
+        const struct sv_status_route *r = sv_status_route(st, route_kind(chk), ns, name);
         for (size_t i = 0; r && i < r->n_parents; i++) {
             for (size_t k = 0; k < r->parents[i].conds.n; k++) {
                 if (r->parents[i].conds.c[k].observed_generation != r->obj->meta.generation) {

@@ -165,7 +165,7 @@ TEST(translate_retry_policy_into_action)
     /* bad values drop their rule (the path falls back to nothing: 404) and say why */
     CHECK(raction(&f, "/bad-code") == NULL);
     CHECK(raction(&f, "/bad-attempts") == NULL);
-    const struct sv_status_route *r = sv_status_route(f.st, "app", "retries");
+    const struct sv_status_route *r = sv_status_route(f.st, SV_KIND_HTTPROUTE, "app", "retries");
     REQUIRE(r && r->n_parents == 1);
     const struct sv_condition *pi = sv_condition_find(&r->parents[0].conds, "PartiallyInvalid");
     REQUIRE(pi);

@@ -153,12 +153,12 @@ static void check_requests(const struct fixture *f, const struct req_case *cases
 
 /* ---- status ------------------------------------------------------------------------------------ */
 
-enum target { GW, LISTENER, ROUTE, CLASS };
+enum target { GW, LISTENER, ROUTE, TLSROUTE, CLASS };
 
 struct cond_case {
     enum target target;
     const char *ns, *name;
-    const char *sub; /* listener name; for ROUTE the parent index as text */
+    const char *sub; /* listener name; for ROUTE/TLSROUTE the parent index as text */
     const char *type, *status, *reason;
 };
 
@@ -181,8 +181,10 @@ static const struct sv_condition_set *find_conds(const struct fixture *f, const 
         const struct sv_status_listener *l = sv_status_listener(g, c->sub);
         return l ? &l->conds : NULL;
     }
-    case ROUTE: {
-        const struct sv_status_route *r = sv_status_route(f->st, c->ns, c->name);
+    case ROUTE:
+    case TLSROUTE: {
+        const struct sv_status_route *r = sv_status_route(
+            f->st, c->target == TLSROUTE ? SV_KIND_TLSROUTE : SV_KIND_HTTPROUTE, c->ns, c->name);
         size_t pi = (size_t)atoi(c->sub);
         return r && pi < r->n_parents ? &r->parents[pi].conds : NULL;
     }
@@ -279,9 +281,9 @@ static const struct cond_case passthrough_status[] = {
     {ROUTE, "infra", "on-pass", "0", "Accepted", "False", "NotAllowedByListeners"},
     {ROUTE, "infra", "on-pass", "0", "ResolvedRefs", "True", "ResolvedRefs"},
     {ROUTE, "infra", "on-gw", "0", "Accepted", "True", "Accepted"},
-    {ROUTE, "infra", "tls-a", "0", "Accepted", "True", "Accepted"},
-    {ROUTE, "infra", "tls-a", "0", "ResolvedRefs", "True", "ResolvedRefs"},
-    {ROUTE, "infra", "tls-on-http", "0", "Accepted", "False", "NotAllowedByListeners"},
+    {TLSROUTE, "infra", "tls-a", "0", "Accepted", "True", "Accepted"},
+    {TLSROUTE, "infra", "tls-a", "0", "ResolvedRefs", "True", "ResolvedRefs"},
+    {TLSROUTE, "infra", "tls-on-http", "0", "Accepted", "False", "NotAllowedByListeners"},
 };
 
 TEST(translate_tls_passthrough_listener)
@@ -360,7 +362,7 @@ TEST(translate_attachment_listeners_and_hostnames)
 
     CHECK_EQ_INT(f.st->n_classes, 1);          /* someone-else's class: no status from us */
     CHECK(sv_status_gateway(f.st, "infra", "foreign") == NULL);
-    CHECK(sv_status_route(f.st, "blog", "not-ours") == NULL);
+    CHECK(sv_status_route(f.st, SV_KIND_HTTPROUTE, "blog", "not-ours") == NULL);
     CHECK_EQ_INT(attached(&f, "infra", "gw", "any"), 2);  /* store, foo-route */
     CHECK_EQ_INT(attached(&f, "infra", "gw", "foo"), 1);  /* foo-route */
     CHECK_EQ_INT(attached(&f, "infra", "gw", "wild"), 2); /* store, catchall */
@@ -382,7 +384,7 @@ TEST(translate_attachment_listeners_and_hostnames)
     CHECK_EQ_INT(sv_status_listener(g, "nokinds")->n_supported_kinds, 0);
     CHECK_EQ_INT(sv_status_listener(g, "tls")->n_supported_kinds, 0);
 
-    const struct sv_status_route *r = sv_status_route(f.st, "shop", "store");
+    const struct sv_status_route *r = sv_status_route(f.st, SV_KIND_HTTPROUTE, "shop", "store");
     REQUIRE(r && r->n_parents == 1); /* the foreign Gateway's parentRef gets no entry */
     CHECK_EQ_STR(r->parents[0].ref.group, SV_GATEWAY_API_GROUP);
     CHECK_EQ_STR(r->parents[0].ref.kind, "Gateway");
@@ -541,7 +543,7 @@ TEST(translate_rules_precedence_filters_backends)
     CHECK_EQ_INT(a->n_backends, 0);
     CHECK(sv_route_pick_backend(a, 7) == NULL); /* no backendRefs: 500 */
 
-    const struct sv_status_route *r = sv_status_route(f.st, "app", "filters");
+    const struct sv_status_route *r = sv_status_route(f.st, SV_KIND_HTTPROUTE, "app", "filters");
     REQUIRE(r && r->n_parents == 1);
     const struct sv_condition *pi = sv_condition_find(&r->parents[0].conds, "PartiallyInvalid");
     REQUIRE(pi);
@@ -597,7 +599,7 @@ TEST(translate_host_intersection_table)
         struct sv_generation *gen;
         struct sv_status *st;
         REQUIRE(sv_translate(s, NULL, &gen, &st, err, sizeof(err)) == 0);
-        const struct sv_status_route *r = sv_status_route(st, "default", "r");
+        const struct sv_status_route *r = sv_status_route(st, SV_KIND_HTTPROUTE, "default", "r");
         const char *acc = r ? sv_condition_find(&r->parents[0].conds, "Accepted")->status : "?";
         if (strcmp(acc, cases[i].want ? "True" : "False") != 0)
             FAIL("case %zu: listener %s route %s: Accepted=%s", i, cases[i].l ? cases[i].l : "-",
@@ -953,7 +955,7 @@ TEST(translate_path_validation_and_endpoint_addresses)
         for (int k = 0; k < n; k++)
             sv_store_upsert(f.store, objs[k]);
         REQUIRE(sv_translate(f.store, NULL, &f.gen, &f.st, err, sizeof(err)) == 0);
-        const struct sv_status_route *r = sv_status_route(f.st, "default", "r");
+        const struct sv_status_route *r = sv_status_route(f.st, SV_KIND_HTTPROUTE, "default", "r");
         const char *acc = r ? sv_condition_find(&r->parents[0].conds, "Accepted")->status : "?";
         if (strcmp(acc, paths[i].ok ? "True" : "False") != 0)
             FAIL("path %s: Accepted=%s", paths[i].path, acc);

@@ -109,7 +109,7 @@ TEST(translate_backendtlspolicy)
     CHECK_EQ_INT(backend_kind(g, "/other"), SV_ROUTE_BACKEND_INVALID); /* p-conf-1 (invalid) */
 
     /* the route itself resolves (appProtocol HTTPS is fine under a policy) */
-    const struct sv_status_route *r = sv_status_route(st, "app", "r");
+    const struct sv_status_route *r = sv_status_route(st, SV_KIND_HTTPROUTE, "app", "r");
     REQUIRE(r && r->n_parents == 1);
     const struct sv_condition *c = sv_condition_find(&r->parents[0].conds, "ResolvedRefs");
     REQUIRE(c);

@@ -66,7 +66,7 @@ TEST(translate_cors_filter)
     CHECK(find(g, "cors.test", "/star-plus") == NULL);
     CHECK(find(g, "twice.test", "/") == NULL);
 
-    const struct sv_status_route *r = sv_status_route(st, "app", "cors");
+    const struct sv_status_route *r = sv_status_route(st, SV_KIND_HTTPROUTE, "app", "cors");
     REQUIRE(r && r->n_parents == 1);
     const struct sv_condition *c = sv_condition_find(&r->parents[0].conds, "Accepted");
     REQUIRE(c);
@@ -84,7 +84,7 @@ TEST(translate_cors_filter)
     if (!strstr(c->message, "Dropped Rule 1"))
         FAIL("message: %s", c->message);
 
-    r = sv_status_route(st, "app", "cors-twice");
+    r = sv_status_route(st, SV_KIND_HTTPROUTE, "app", "cors-twice");
     REQUIRE(r && r->n_parents == 1);
     c = sv_condition_find(&r->parents[0].conds, "Accepted");
     REQUIRE(c);

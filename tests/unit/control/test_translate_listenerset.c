@@ -149,19 +149,19 @@ TEST(translate_listenerset)
     CHECK(find(g, 8082, "s1.test", "/sel") != NULL);
     CHECK(find(g, 8082, "sel.test", "/sel") == NULL);
 
-    const struct sv_status_route *r = sv_status_route(st, "app", "route-ls");
+    const struct sv_status_route *r = sv_status_route(st, SV_KIND_HTTPROUTE, "app", "route-ls");
     REQUIRE(r && r->n_parents == 1);
     CHECK_EQ_STR(r->parents[0].ref.kind, "ListenerSet");
     CHECK_EQ_STR(cond(&r->parents[0].conds, "Accepted"), "True/Accepted");
     CHECK_EQ_INT(sv_condition_find(&r->parents[0].conds, "Accepted")->observed_generation, 4);
-    r = sv_status_route(st, "app", "route-section");
+    r = sv_status_route(st, SV_KIND_HTTPROUTE, "app", "route-section");
     REQUIRE(r && r->n_parents == 2);
     CHECK_EQ_STR(cond(&r->parents[0].conds, "Accepted"), "True/Accepted");
     CHECK_EQ_STR(cond(&r->parents[1].conds, "Accepted"), "False/NoMatchingParent");
-    r = sv_status_route(st, "other", "route-other");
+    r = sv_status_route(st, SV_KIND_HTTPROUTE, "other", "route-other");
     REQUIRE(r && r->n_parents == 1);
     CHECK_EQ_STR(cond(&r->parents[0].conds, "Accepted"), "False/NotAllowedByListeners");
-    r = sv_status_route(st, "third", "route-sel");
+    r = sv_status_route(st, SV_KIND_HTTPROUTE, "third", "route-sel");
     REQUIRE(r && r->n_parents == 1);
     CHECK_EQ_STR(cond(&r->parents[0].conds, "Accepted"), "True/Accepted");
 
