@@ -24,6 +24,7 @@
 #include "dataplane/cors.h"
 #include "dataplane/dp_int.h"
 #include "dataplane/h2.h"
+#include "dataplane/h2_upstream.h"
 #include "dataplane/ud.h"
 #include "serval/base/assert.h"
 #include "serval/base/log.h"
@@ -327,8 +328,8 @@ static void sync_up_rx(struct sv_worker *w, struct sv_upconn *u)
 {
     if (u->state == SV_UP_CLOSING || u->state == SV_UP_CONNECTING)
         return;
-    sync_rx(w, &u->rx, 0, u->fd, uud(w, u, SV_OP_U_RECV), uud(w, u, SV_OP_U_CANCEL),
-            &u->inflight);
+    sync_rx(w, &u->rx, u->h2_rawq.count, u->fd, uud(w, u, SV_OP_U_RECV),
+            uud(w, u, SV_OP_U_CANCEL), &u->inflight);
 }
 
 /* Starved list: handles {1 = conn | 2 = upstream, slot, gen} waiting for free buffers. */
@@ -665,9 +666,17 @@ static void pool_remove(struct sv_worker *w, struct sv_upconn *u)
     sv_timer_cancel(&w->wheel, &u->timer);
 }
 
+static void h2u_drop_spares(struct sv_worker *w, struct sv_upconn *u)
+{
+    for (unsigned i = 0; i < u->h2_nspare; i++)
+        sv_io_buf_recycle(w->io, u->h2_spare[i]);
+    u->h2_nspare = 0;
+}
+
 static void pool_put(struct sv_worker *w, struct sv_upconn *u)
 {
     uint32_t bkt = u->hash % SV_POOL_BUCKETS;
+    h2u_drop_spares(w, u);
     u->state = SV_UP_IDLE;
     u->owner = SV_NO_SLOT;
     u->reused = false;
@@ -680,13 +689,16 @@ static void pool_put(struct sv_worker *w, struct sv_upconn *u)
     sync_up_rx(w, u);
 }
 
-static struct sv_upconn *pool_take(struct sv_worker *w, const struct sv_route_endpoint *ep)
+/* An idle pooled connection to <ep> speaking h2c (<h2>) or HTTP/1.1, or NULL. */
+static struct sv_upconn *pool_take(struct sv_worker *w, const struct sv_route_endpoint *ep,
+                                   bool h2)
 {
     uint32_t h = ep_hash(ep);
     uint32_t s = w->pool_head[h % SV_POOL_BUCKETS];
     for (uint32_t i = 0; s != SV_NO_SLOT && i < sv_slab_cap(&w->ups); i++) {
         struct sv_upconn *u = up_at(w, s);
-        if (u->hash == h && ep_eq(&u->ep, ep) && !u->rx.eof && u->rx.q.count == 0) {
+        if (u->hash == h && ep_eq(&u->ep, ep) && !u->rx.eof && u->rx.q.count == 0 &&
+            u->h2 == h2 && (!h2 || sv_h2u_reusable(w, u))) {
             pool_remove(w, u);
             return u;
         }
@@ -707,6 +719,7 @@ static void maybe_free_up(struct sv_worker *w, struct sv_upconn *u)
     u->state = 0;
     if (u->mirror)
         sv_mirror_release(w, u);
+    sv_h2u_release(w, u);
     sv_slab_free(&w->ups, u->slot);
 }
 
@@ -744,7 +757,7 @@ static void up_detach(struct sv_worker *w, struct sv_conn *c, bool close_it)
     hold_up_send(w, c, u);
     c->up = SV_NO_SLOT;
     u->owner = SV_NO_SLOT;
-    if (close_it || u->send_busy)
+    if (close_it || u->send_busy || (u->h2 && !sv_h2u_reusable(w, u)))
         close_up(w, u);
     else
         pool_put(w, u);
@@ -766,6 +779,8 @@ static void close_up(struct sv_worker *w, struct sv_upconn *u)
     sv_timer_cancel(&w->wheel, &u->timer);
     u->state = SV_UP_CLOSING;
     segq_clear(w, &u->rx.q);
+    segq_clear(w, &u->h2_rawq);
+    h2u_drop_spares(w, u);
     if (u->inflight > 0 && sv_io_cancel_fd(w->io, u->fd, uud(w, u, SV_OP_U_CANCEL)) == 0)
         u->inflight++;
     maybe_free_up(w, u);
@@ -787,6 +802,12 @@ static int dial(struct sv_worker *w, struct sv_conn *c)
     }
     int one = 1;
     (void)setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->backend && c->backend->app_proto == SV_ROUTE_APP_H2C && sv_h2u_open(w, u) < 0) {
+        close(u->fd);
+        sv_slab_free(&w->ups, u->slot);
+        sv_log_rl(1, SV_LOG_WARN, "dataplane", "h2c upstream: no session free");
+        return -ENOSPC;
+    }
     u->state = SV_UP_CONNECTING;
     u->owner = c->slot;
     u->ep = c->ep;
@@ -794,6 +815,7 @@ static int dial(struct sv_worker *w, struct sv_conn *c)
     u->pool_next = u->pool_prev = SV_NO_SLOT;
     if (sv_io_connect(w->io, u->fd, &u->ep.addr.sa, u->ep.addrlen, uud(w, u, SV_OP_U_CONNECT)) < 0) {
         close(u->fd);
+        sv_h2u_release(w, u);
         sv_slab_free(&w->ups, u->slot);
         return -EBUSY;
     }
@@ -1067,7 +1089,8 @@ too_many:
 /* Give the request an upstream connection (pooled unless <fresh>). Returns 0 or -errno. */
 static int attach_upstream(struct sv_worker *w, struct sv_conn *c, bool fresh)
 {
-    struct sv_upconn *u = fresh ? NULL : pool_take(w, &c->ep);
+    bool h2 = c->backend && c->backend->app_proto == SV_ROUTE_APP_H2C;
+    struct sv_upconn *u = fresh ? NULL : pool_take(w, &c->ep, h2);
     if (u) {
         u->state = SV_UP_ACTIVE;
         u->owner = c->slot;
@@ -1540,7 +1563,13 @@ static void deadline_fired(struct sv_worker *w, struct sv_conn *c)
 static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, const void *p,
                     uint32_t len)
 {
-    if (sv_io_send(w->io, u->fd, p, len, uud(w, u, SV_OP_U_SEND)) < 0) {
+    if (u->h2) { /* h2c: the session takes the bytes; the completion comes from sv_h2u_run */
+        struct iovec one = {(void *)p, len};
+        if (sv_h2u_send(w, u, &one, 1, len) < 0) {
+            upstream_failed(w, u, -EPROTO);
+            return;
+        }
+    } else if (sv_io_send(w->io, u->fd, p, len, uud(w, u, SV_OP_U_SEND)) < 0) {
         upstream_failed(w, u, -EBUSY);
         return;
     }
@@ -1557,7 +1586,12 @@ static void up_send_segs(struct sv_worker *w, struct sv_conn *c, struct sv_upcon
     memset(&st->msg, 0, sizeof(st->msg));
     st->msg.msg_iov = st->iov;
     st->msg.msg_iovlen = st->nseg;
-    if (sv_io_sendmsg(w->io, u->fd, &st->msg, uud(w, u, SV_OP_U_SEND)) < 0) {
+    if (u->h2) {
+        if (sv_h2u_send(w, u, st->iov, st->nseg, (uint32_t)len) < 0) {
+            upstream_failed(w, u, -EPROTO);
+            return;
+        }
+    } else if (sv_io_sendmsg(w->io, u->fd, &st->msg, uud(w, u, SV_OP_U_SEND)) < 0) {
         upstream_failed(w, u, -EBUSY);
         return;
     }
@@ -1572,6 +1606,8 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
     struct sv_upconn *u = up_of(w, c);
     if (!u || u->state != SV_UP_ACTIVE || u->send_busy)
         return;
+    if (u->h2 && !sv_h2u_can_take(w, u))
+        return; /* pumped again from sv_h2u_run when the session has room */
     if (c->req_out_sent < c->req_out_len) {
         up_send(w, c, u, req_out(w, c) + c->req_out_sent, c->req_out_len - c->req_out_sent);
         return;
@@ -2230,6 +2266,83 @@ again:
     }
 }
 
+/* ---- h2c upstreams (h2_upstream.h) -------------------------------------------------------- */
+
+static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv_io_cqe *e);
+
+/* Feed the frames waiting in u->h2_rawq to its session and move the converted HTTP/1.1 bytes
+ * into u->rx.q: behind its last segment while that has room, else into a spare (a raw buffer
+ * whose frames were fed; h2_upstream.h on why that suffices). Frames are fed only while the
+ * conversion area has room for what they can turn into. */
+static void h2u_input(struct sv_worker *w, struct sv_upconn *u)
+{
+    size_t bsz = w->dp->cfg.buf_size;
+    for (unsigned it = 0; it < 4 * SV_SEGQ_CAP; it++) {
+        const char *p = NULL;
+        size_t n = sv_h2u_out(w, u, &p);
+        for (unsigned k = 0; k < SV_SEGQ_CAP && n > 0; k++) {
+            struct sv_seg *t = u->rx.q.count ? &t_segs[u->rx.q.tail] : NULL;
+            if (!t || (size_t)t->off + t->len >= bsz) {
+                if (!u->h2_nspare)
+                    break;
+                segq_push(&u->rx.q, u->h2_spare[--u->h2_nspare], 0);
+                t = &t_segs[u->rx.q.tail];
+            }
+            size_t room = bsz - ((size_t)t->off + t->len);
+            size_t m = SV_MIN(n, room);
+            memcpy((char *)sv_io_buf(w->io, t->bid) + t->off + t->len, p, m);
+            t->len += (uint32_t)m;
+            sv_h2u_out_consume(w, u, m);
+            n = sv_h2u_out(w, u, &p);
+        }
+        if (!u->h2_rawq.count || !sv_h2u_can_recv(w, u))
+            break;
+        struct sv_seg *sg = segq_front(&u->h2_rawq);
+        int rc = sv_h2u_recv(w, u, seg_data(w, sg), sg->len);
+        uint16_t bid = segq_pop_keep(&u->h2_rawq);
+        if (u->h2_nspare < SV_ARRAY_SIZE(u->h2_spare))
+            u->h2_spare[u->h2_nspare++] = bid;
+        else
+            sv_io_buf_recycle(w->io, bid);
+        if (rc < 0) {
+            segq_clear(w, &u->h2_rawq);
+            break;
+        }
+    }
+    if (sv_h2u_broken(w, u))
+        u->rx.eof = true; /* the owner sees the upstream closed (502, retry, or a cut body) */
+}
+
+void sv_conn_up_sent(struct sv_worker *w, struct sv_upconn *u, int res)
+{
+    on_up_send(w, u, &(struct sv_io_cqe){.res = res});
+}
+
+int sv_conn_up_frames(struct sv_worker *w, struct sv_upconn *u, const void *p, uint32_t len)
+{
+    if (sv_io_send(w->io, u->fd, p, len, uud(w, u, SV_OP_U_H2SEND)) < 0)
+        return -EBUSY;
+    u->inflight++;
+    return 0;
+}
+
+void sv_conn_up_kick(struct sv_worker *w, struct sv_upconn *u)
+{
+    if (u->state == SV_UP_CLOSING || u->state == 0)
+        return;
+    h2u_input(w, u);
+    if (u->owner != SV_NO_SLOT) {
+        struct sv_conn *c = conn_at(w, u->owner);
+        if (u->rx.q.count)
+            c->resp_started = true;
+        conn_pump(w, c);
+    } else if (u->state == SV_UP_IDLE && (u->rx.eof || !sv_h2u_reusable(w, u))) {
+        close_up(w, u);
+    } else {
+        sync_up_rx(w, u);
+    }
+}
+
 /* ---- completions -------------------------------------------------------------------------- */
 
 static struct sv_conn *conn_lookup(struct sv_worker *w, uint64_t ud)
@@ -2389,7 +2502,8 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
     case SV_OP_U_RECV:
     case SV_OP_U_SEND:
     case SV_OP_U_CONNECT:
-    case SV_OP_U_CANCEL: {
+    case SV_OP_U_CANCEL:
+    case SV_OP_U_H2SEND: {
         struct sv_upconn *u = up_lookup(w, e->ud);
         if (!u) {
             if (e->has_buf)
@@ -2398,6 +2512,17 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
         }
         if (op == SV_OP_U_SEND) {
             on_up_send(w, u, e);
+            return;
+        }
+        if (op == SV_OP_U_H2SEND) {
+            SV_ASSERT(u->inflight > 0);
+            u->inflight--;
+            if (u->state == SV_UP_CLOSING) {
+                maybe_free_up(w, u);
+                return;
+            }
+            if (!sv_h2u_sent(w, u, e->res))
+                upstream_failed(w, u, e->res < 0 ? e->res : -EPIPE);
             return;
         }
         if (op == SV_OP_U_CANCEL) {
@@ -2421,6 +2546,8 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             }
             u->state = SV_UP_ACTIVE;
             sync_up_rx(w, u);
+            if (u->h2)
+                sv_h2u_flush(w, u); /* the connection preface and SETTINGS */
             if (u->mirror)
                 sv_mirror_connected(w, u);
             else if (u->owner != SV_NO_SLOT) {
@@ -2429,12 +2556,14 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             return;
         }
         bool discard = u->state == SV_UP_CLOSING;
-        rx_complete(w, &u->rx, &u->rx.q, e, &u->inflight, discard,
+        rx_complete(w, &u->rx, u->h2 ? &u->h2_rawq : &u->rx.q, e, &u->inflight, discard,
                     sv_ud_make(2, u->slot, sv_slab_gen(&w->ups, u->slot)));
         if (u->state == SV_UP_CLOSING) {
             maybe_free_up(w, u);
             return;
         }
+        if (u->h2)
+            h2u_input(w, u);
         if (u->mirror) {
             /* answers to copies are ignored; once the copy is whole, one ends it */
             bool answered = u->rx.q.count > 0;
@@ -2446,15 +2575,16 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             return;
         }
         if (u->owner == SV_NO_SLOT) {
-            /* idle in the pool: the upstream closed it, or sent bytes nobody asked for */
-            if (u->rx.eof || u->rx.q.count)
+            /* idle in the pool: the upstream closed it, or sent bytes nobody asked for (an
+             * h2c session: frames it cannot go on after, such as GOAWAY) */
+            if (u->rx.eof || u->rx.q.count || (u->h2 && !sv_h2u_reusable(w, u)))
                 close_up(w, u);
             else
                 sync_up_rx(w, u);
             return;
         }
         struct sv_conn *c = conn_at(w, u->owner);
-        if (e->res > 0)
+        if (u->h2 ? u->rx.q.count > 0 : e->res > 0)
             c->resp_started = true;
         conn_pump(w, c);
         return;

@@ -34,6 +34,7 @@ enum sv_op {
     SV_OP_U_SEND,
     SV_OP_U_CONNECT,
     SV_OP_U_CANCEL,
+    SV_OP_U_H2SEND,  /* slot = upstream conn: HTTP/2 frames of an h2c upstream (h2_upstream.c) */
 };
 
 #define SV_SEGQ_CAP 64u  /* bound of loops over one queue per call; B must be below half */
@@ -97,6 +98,13 @@ struct sv_upconn {
     uint32_t mirror_off;            /* ring: first byte not yet sent */
     uint32_t mirror_len;            /* ring: bytes queued, the send in flight included */
     uint32_t mirror_sending;        /* bytes of the send in flight */
+    /* h2c upstream (h2_upstream.h): session <h2_sess>; received frames wait in h2_rawq, and
+     * the buffers they came in (spares) carry the converted HTTP/1.1 bytes into rx.q */
+    bool h2;
+    uint32_t h2_sess;
+    struct sv_segq h2_rawq;
+    uint16_t h2_spare[2];
+    uint8_t h2_nspare;
 };
 
 enum sv_conn_state {
@@ -248,6 +256,7 @@ struct sv_listener {
 };
 
 struct sv_h2w;
+struct sv_h2uw;
 
 struct sv_worker {
     unsigned idx;
@@ -291,6 +300,7 @@ struct sv_worker {
     uint16_t mirror_free[SV_MIRROR_BUFS];
     uint32_t mirror_nfree;
     struct sv_h2w *h2;        /* HTTP/2 sessions and stream table (h2.c) */
+    struct sv_h2uw *h2u;      /* h2c upstream sessions (h2_upstream.c) */
     uint64_t *starved;        /* handles of conns/upstreams waiting for buffers */
     uint32_t starved_n;
     _Atomic bool ready;

@@ -11,6 +11,7 @@
 #include "dataplane/dp_int.h"
 #include "dataplane/h2_conv.h"
 #include "dataplane/h2_pool.h"
+#include "dataplane/h2_upstream.h"
 #include "serval/base/assert.h"
 #include "serval/base/log.h"
 
@@ -433,12 +434,13 @@ int sv_h2_init_worker(struct sv_worker *w)
     nghttp2_option_set_stream_reset_rate_limit(hw->opt, 1000, 33); /* rapid reset */
     nghttp2_option_set_max_deflate_dynamic_table_size(hw->opt, 4096);
     nghttp2_option_set_max_send_header_block_length(hw->opt, cfg->max_header_size + 4096);
-    return 0;
+    return sv_h2u_init_worker(w);
 }
 
 void sv_h2_fini_worker(struct sv_worker *w)
 {
     struct sv_h2w *hw = w->h2;
+    sv_h2u_fini_worker(w);
     if (!hw)
         return;
     for (uint32_t i = 0; hw->sess && i < hw->n_sess; i++)
@@ -691,6 +693,7 @@ static void strm_work(struct sv_h2w *hw, uint32_t slot)
 void sv_h2_run(struct sv_worker *w)
 {
     struct sv_h2w *hw = w->h2;
+    sv_h2u_run(w);
     if (!hw)
         return;
     for (unsigned it = 0; it < 16 && (hw->q_n || hw->n_dirty); it++) {
@@ -714,7 +717,7 @@ void sv_h2_run(struct sv_worker *w)
 
 bool sv_h2_pending(const struct sv_worker *w)
 {
-    return w->h2 && (w->h2->q_n || w->h2->n_dirty);
+    return (w->h2 && (w->h2->q_n || w->h2->n_dirty)) || sv_h2u_pending(w);
 }
 
 bool sv_h2_stream_can_take(struct sv_worker *w, struct sv_conn *sc)

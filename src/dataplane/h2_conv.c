@@ -96,3 +96,51 @@ ssize_t sv_h2_response_nv(const struct sv_http_head *h, nghttp2_nv *nv, size_t n
     }
     return (ssize_t)k;
 }
+
+ssize_t sv_h2_request_nv(const struct sv_http_head *h, nghttp2_nv *nv, size_t nv_cap,
+                         char *scratch, size_t scap)
+{
+    if (nv_cap < 4)
+        return -ENOSPC;
+    size_t used = 0, k = 0;
+    static const char m[] = ":method", s[] = ":scheme", a[] = ":authority", p[] = ":path";
+    static const char http[] = "http";
+    struct sv_str path = h->target;
+    if (h->target_form != SV_HTTP_TARGET_ORIGIN) { /* absolute-form: path and query only */
+        size_t n = 0;
+        char *out = scratch;
+        size_t cap = scap;
+        bool ok = PUTV(h->path) && (!(h->flags & SV_HTTP_F_QUERY) ||
+                                    (PUTS("?") && PUTV(h->query)));
+        if (!ok)
+            return -ENOSPC;
+        used = n;
+        path = sv_str_make(scratch, n);
+    }
+#define NV(name, v)                                                                              \
+    (nghttp2_nv){(uint8_t *)(name), (uint8_t *)(v).ptr, sizeof(name) - 1, (v).len,              \
+                 NGHTTP2_NV_FLAG_NONE}
+    nv[k++] = NV(m, h->method_str);
+    nv[k++] = NV(s, SV_STR_LIT(http));
+    if (h->host.len)
+        nv[k++] = NV(a, h->host);
+    nv[k++] = NV(p, path);
+#undef NV
+    for (uint32_t i = 0; i < h->n_headers; i++) {
+        const struct sv_http_header *f = &h->headers[i];
+        if (sv_h2_is_connection_header(h, f->name) ||
+            sv_str_eq_nocase(f->name, SV_STR_LIT("host")))
+            continue;
+        if (k == nv_cap || f->name.len > scap - used)
+            return -ENOSPC;
+        char *lname = scratch + used;
+        for (size_t j = 0; j < f->name.len; j++) {
+            char ch = f->name.ptr[j];
+            lname[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        }
+        used += f->name.len;
+        nv[k++] = (nghttp2_nv){(uint8_t *)lname, (uint8_t *)f->value.ptr, f->name.len,
+                               f->value.len, NGHTTP2_NV_FLAG_NONE};
+    }
+    return (ssize_t)k;
+}

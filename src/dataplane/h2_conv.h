@@ -1,4 +1,5 @@
-/* HTTP/2 <-> HTTP/1.1 head conversion for the h2 frontend (h2.c). Pure functions over caller
+/* HTTP/2 <-> HTTP/1.1 head conversion for the h2 frontend (h2.c) and h2c upstreams
+ * (h2_upstream.c). Pure functions over caller
  * buffers; any thread; no allocation.
  *
  * Requests: the stream's pseudo-headers and fields become an HTTP/1.1 request head, which the
@@ -45,6 +46,15 @@ ssize_t sv_h2_request_head(const struct sv_h2_req *r, char *out, size_t cap);
  * names and the status digits go to scratch[scap]. Returns the number of entries, or -ENOSPC. */
 ssize_t sv_h2_response_nv(const struct sv_http_head *h, nghttp2_nv *nv, size_t nv_cap,
                           char *scratch, size_t scap);
+
+/* Fill nv[0..nv_cap) from request head <h> for an HTTP/2 upstream (h2c): :method, :scheme
+ * "http", :authority (the Host; left out when empty), :path (the origin-form target), then the
+ * fields with lower-case names, without Host and the connection-specific ones. Strings of <h>
+ * must stay valid until nghttp2 copied them (nghttp2_submit_request); lower-case names (and the
+ * path of an absolute-form target) go to scratch[scap]. Returns the number of entries, or
+ * -ENOSPC. */
+ssize_t sv_h2_request_nv(const struct sv_http_head *h, nghttp2_nv *nv, size_t nv_cap,
+                         char *scratch, size_t scap);
 
 /* True for a field name that must not appear in HTTP/2 (see top). Case-insensitive. */
 bool sv_h2_is_connection_header(const struct sv_http_head *h, struct sv_str name);

@@ -49,7 +49,7 @@ CLAIMED = [
     "HTTPRouteRequestMirror", "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestPercentageMirror",
     "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
-    "HTTPRouteCORS", "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteCORS", "HTTPRouteBackendProtocolWebSocket", "HTTPRouteBackendProtocolH2C",
     "HTTPRouteParentRefPort", "HTTPRouteNamedRouteRule", "HTTPRouteDestinationPortMatching",
     "HTTPRouteRetry", "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout",
     "HTTPRouteBackendURLRewrite", "HTTPRouteBackendRequestRedirect",

@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """h2c: HTTP/2 cleartext with prior knowledge, folder mode.
 
+Upstream: a backendRef to a Service port with appProtocol kubernetes.io/h2c is spoken to in
+HTTP/2 with prior knowledge (serval-echo --h2c-listen answers 400 to anything else): GET, HEAD,
+status codes, request bodies with Content-Length and chunked both ways, a large response, from
+HTTP/1.1 and HTTP/2 clients; one upstream connection carries request after request; many
+concurrent requests; an "h2c" port that only speaks HTTP/1.1 gives 502; the plain HTTP/1.1 backend
+(and appProtocol kubernetes.io/ws) are unaffected.
+
 Frontend: a connection on an HTTP listener that begins with the HTTP/2 preface is served by the
 HTTP/2 frontend (curl --http2-prior-knowledge, nghttp, h2load); HTTP/1.1 on the same port is
 unaffected; a preface that turns out to be something else is an HTTP/1.1 error (505).
@@ -42,12 +49,43 @@ spec:
     - {{path: {{type: PathPrefix, value: /echo-body}}}}
     - {{path: {{type: PathPrefix, value: /bytes}}}}
     backendRefs: [{{name: svc, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /up}}}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /}}}}
+    backendRefs: [{{name: svc, port: 81}}]
+  - matches: [{{path: {{type: PathPrefix, value: /ws}}}}]
+    backendRefs: [{{name: svc, port: 82}}]
+  - matches: [{{path: {{type: PathPrefix, value: /liar}}}}]
+    backendRefs: [{{name: liar, port: 81}}]
 ---
 apiVersion: v1
 kind: Service
 metadata: {{name: svc, namespace: demo}}
 spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
+  ports:
+  - {{name: http, port: 80, targetPort: 8080}}
+  - {{name: h2c, port: 81, targetPort: 8081, appProtocol: kubernetes.io/h2c}}
+  - {{name: ws, port: 82, targetPort: 8080, appProtocol: kubernetes.io/ws}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: liar, namespace: demo}}
+spec:
+  ports:
+  - {{name: h2c, port: 81, targetPort: 8081, appProtocol: kubernetes.io/h2c}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: liar-1
+  namespace: demo
+  labels: {{kubernetes.io/service-name: liar}}
+addressType: IPv4
+ports: [{{name: h2c, port: {eport}}}]
+endpoints:
+- addresses: ["{eaddr}"]
+  conditions: {{ready: true}}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -56,11 +94,103 @@ metadata:
   namespace: demo
   labels: {{kubernetes.io/service-name: svc}}
 addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
+ports: [{{name: http, port: {eport}}}, {{name: h2c, port: {hport}}}, {{name: ws, port: {eport}}}]
 endpoints:
 - addresses: ["{eaddr}"]
   conditions: {{ready: true}}
 """
+
+
+def metric(gw, name):
+    """Sum of a counter over the workers, from the admin /metrics."""
+    r = http_request(gw.admin[0], gw.admin[1], "GET", "/metrics")
+    total = 0
+    for ln in r.body.decode().splitlines():
+        if ln.startswith(name + "{") or ln.startswith(name + " "):
+            total += int(float(ln.rsplit(" ", 1)[1]))
+    return total
+
+
+def upstream_checks(gw, host, port):
+    """Backends with appProtocol kubernetes.io/h2c."""
+    base = f"http://{host}:{port}"
+    r = http_request(host, port, "GET", "/up/some/path?q=1", headers={"X-One": "1"})
+    j = json.loads(r.body) if r is not None and r.body.startswith(b"{") else {}
+    check("h2c upstream: HTTP/1.1 client, the backend was spoken to in HTTP/2",
+          r is not None and r.status == 200 and j.get("proto") == "HTTP/2.0" and
+          j.get("path") == "/some/path?q=1" and j.get("host") == f"{host}:{port}" and
+          j.get("method") == "GET" and j.get("headers", {}).get("X-One") == ["1"] and
+          j.get("headers", {}).get("X-Forwarded-Proto") == ["http"],
+          (r and r.status, j))
+    check("h2c upstream: the response reaches the HTTP/1.1 client with its headers",
+          r.header_all("content-type") == ["application/json"] and
+          r.header_all("x-content-type-options") == ["nosniff"], r.headers)
+    rc, st, ver, body, err = curl(f"{base}/up/two")
+    j = json.loads(body) if body.startswith(b"{") else {}
+    check("h2c upstream: HTTP/2 client (prior knowledge) to the h2c backend",
+          rc == 0 and st == 200 and ver == "2" and j.get("proto") == "HTTP/2.0" and
+          j.get("path") == "/two", (rc, st, ver, body[:200], err[-300:]))
+    r = http_request(host, port, "HEAD", "/up/head")
+    check("h2c upstream: HEAD answered without a body",
+          r is not None and r.status == 200 and r.body == b"", r and (r.status, r.body[:50]))
+    r = http_request(host, port, "GET", "/up/status/418")
+    check("h2c upstream: the backend's status passes through (418)",
+          r is not None and r.status == 418, r and r.status)
+    data = pattern_bytes(300000, 7)
+    r = http_request(host, port, "POST", "/up/echo-body", body=data, timeout=20.0)
+    check("h2c upstream: a 300 kB body with Content-Length goes up and comes back intact",
+          r is not None and r.status == 200 and r.body == data, r and (r.status, len(r.body)))
+    pieces = [data[i:i + 7000] for i in range(0, len(data), 7000)]
+    r = http_request(host, port, "POST", "/up/echo-body", chunks=pieces, timeout=20.0)
+    check("h2c upstream: a chunked request body goes up de-chunked and comes back intact",
+          r is not None and r.status == 200 and r.body == data, r and (r.status, len(r.body)))
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        rc, st, ver, body, err = curl(f"{base}/up/echo-body", ["--data-binary", f"@{f.name}"])
+    check("h2c upstream: an HTTP/2 client's body both ways through an h2c backend",
+          rc == 0 and st == 200 and body == data, (rc, st, len(body), err[-300:]))
+    r = http_request(host, port, "GET", "/up/bytes/3000000", timeout=20.0)
+    check("h2c upstream: a 3 MB response arrives intact",
+          r is not None and r.status == 200 and r.body == pattern_bytes(3000000),
+          r and (r.status, len(r.body)))
+    r = http_request(host, port, "GET", "/up/bytes/1000000?chunked=1", timeout=20.0)
+    check("h2c upstream: a response without content-length reaches an HTTP/1.1 client "
+          "chunked and intact",
+          r is not None and r.status == 200 and r.body == pattern_bytes(1000000) and
+          r.header_all("transfer-encoding") == ["chunked"],
+          r and (r.status, len(r.body), r.headers))
+    rc, st, ver, body, err = curl(f"{base}/up/bytes/1000000?chunked=1")
+    check("h2c upstream: ... and an HTTP/2 client", rc == 0 and st == 200 and
+          body == pattern_bytes(1000000), (rc, st, len(body), err[-300:]))
+    before_c = metric(gw, "serval_upstream_connects_total")
+    before_r = metric(gw, "serval_upstream_reuses_total")
+    ok = 0
+    for i in range(10):
+        r = http_request(host, port, "GET", f"/up/seq{i}")
+        ok += r is not None and r.status == 200 and b'"HTTP/2.0"' in r.body
+    after_c = metric(gw, "serval_upstream_connects_total")
+    after_r = metric(gw, "serval_upstream_reuses_total")
+    check("h2c upstream: ten sequential requests reuse one h2c connection",
+          ok == 10 and after_c == before_c and after_r - before_r == 10,
+          (ok, before_c, after_c, before_r, after_r))
+    if shutil.which("h2load"):
+        p = subprocess.run(["h2load", "-n", "600", "-c", "3", "-m", "8", f"{base}/up/load"],
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        check("h2c upstream: 600 requests, 24 at a time, all 2xx",
+              p.returncode == 0 and "600 succeeded" in out and "600 2xx" in out, out[-600:])
+    r = http_request(host, port, "GET", "/liar/x")
+    check("h2c upstream: an h2c port that only speaks HTTP/1.1 -> 502",
+          r is not None and r.status == 502, r and r.status)
+    r = http_request(host, port, "GET", "/ws/x")
+    j = json.loads(r.body) if r is not None and r.body.startswith(b"{") else {}
+    check("h2c upstream: appProtocol kubernetes.io/ws stays HTTP/1.1",
+          r is not None and r.status == 200 and j.get("proto") == "HTTP/1.1", r and r.status)
+    r = http_request(host, port, "GET", "/h1/after-h2c")
+    j = json.loads(r.body) if r is not None and r.body.startswith(b"{") else {}
+    check("h2c upstream: the HTTP/1.1 backend is unaffected",
+          r is not None and r.status == 200 and j.get("proto") == "HTTP/1.1", r and r.status)
 
 
 def curl(url, extra=(), timeout=30, out=None):
@@ -128,13 +258,16 @@ def main():
     d = tempfile.mkdtemp(prefix="sv-h2c-")
     gw = e = None
     try:
-        e = start_echo(pod="pod-h1", args=["--threads", "1"])
+        eaddr = unique_addr()
+        hport = free_port(eaddr)
+        e = start_echo(addr=eaddr, pod="pod-h1",
+                       args=["--threads", "1", "--h2c-listen", f"{eaddr}:{hport}"])
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         host = unique_addr()
         port = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr))
+            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, hport=hport))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])
         check("h2c: HTTP port listens", wait_port(host, port, 10.0))
         base = f"http://{host}:{port}"
@@ -189,6 +322,7 @@ def main():
             check("h2c: h2load 400 requests on 2 connections, all 2xx",
                   p.returncode == 0 and "400 succeeded" in out and "400 2xx" in out,
                   out[-600:])
+        upstream_checks(gw, host, port)
         r = http_request(host, port, "GET", "/h1/after")
         check("h2c: worker healthy afterwards", r is not None and r.status == 200,
               r and r.status)

@@ -159,3 +159,44 @@ TEST(h2_response_nv_drops_connection_headers)
     CHECK_EQ_MEM(nv[2].value, nv[2].valuelen, "Yes");
     CHECK_EQ_INT(sv_h2_response_nv(&h, nv, 2, scratch, sizeof(scratch)), -ENOSPC);
 }
+
+TEST(h2_request_nv_for_h2c_upstreams)
+{
+    static const char req[] = "POST /a/b?x=1 HTTP/1.1\r\nHost: app.example:8080\r\n"
+                              "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nTE: trailers\r\n"
+                              "Transfer-Encoding: chunked\r\nUpgrade: foo\r\n"
+                              "X-Forwarded-For: 10.0.0.1\r\nContent-Type: text/plain\r\n\r\n";
+    struct sv_http_parser ps;
+    sv_http_parser_init(&ps, SV_HTTP_REQUEST, NULL);
+    struct sv_http_header hs[16];
+    struct sv_http_head h;
+    sv_http_head_init(&h, hs, 16);
+    size_t hl = 0;
+    REQUIRE(sv_http_parse_head(&ps, req, sizeof(req) - 1, &h, &hl) == SV_HTTP_OK);
+    nghttp2_nv nv[16];
+    char scratch[256];
+    ssize_t n = sv_h2_request_nv(&h, nv, 16, scratch, sizeof(scratch));
+    REQUIRE(n == 6);
+    CHECK_EQ_MEM(nv[0].name, nv[0].namelen, ":method");
+    CHECK_EQ_MEM(nv[0].value, nv[0].valuelen, "POST");
+    CHECK_EQ_MEM(nv[1].name, nv[1].namelen, ":scheme");
+    CHECK_EQ_MEM(nv[1].value, nv[1].valuelen, "http");
+    CHECK_EQ_MEM(nv[2].name, nv[2].namelen, ":authority");
+    CHECK_EQ_MEM(nv[2].value, nv[2].valuelen, "app.example:8080");
+    CHECK_EQ_MEM(nv[3].name, nv[3].namelen, ":path");
+    CHECK_EQ_MEM(nv[3].value, nv[3].valuelen, "/a/b?x=1");
+    /* Host, Connection and what it lists, TE, Transfer-Encoding, Upgrade are gone */
+    CHECK_EQ_MEM(nv[4].name, nv[4].namelen, "x-forwarded-for");
+    CHECK_EQ_MEM(nv[5].name, nv[5].namelen, "content-type");
+    CHECK_EQ_MEM(nv[5].value, nv[5].valuelen, "text/plain");
+    CHECK_EQ_INT(sv_h2_request_nv(&h, nv, 5, scratch, sizeof(scratch)), -ENOSPC);
+
+    static const char abs_req[] = "GET http://other.example/p/q?z HTTP/1.1\r\nHost: x\r\n\r\n";
+    sv_http_parser_init(&ps, SV_HTTP_REQUEST, NULL);
+    sv_http_head_init(&h, hs, 16);
+    REQUIRE(sv_http_parse_head(&ps, abs_req, sizeof(abs_req) - 1, &h, &hl) == SV_HTTP_OK);
+    n = sv_h2_request_nv(&h, nv, 16, scratch, sizeof(scratch));
+    REQUIRE(n == 4);
+    CHECK_EQ_MEM(nv[2].value, nv[2].valuelen, "other.example"); /* the target's authority */
+    CHECK_EQ_MEM(nv[3].value, nv[3].valuelen, "/p/q?z");         /* absolute-form: path only */
+}
