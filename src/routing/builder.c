@@ -263,6 +263,36 @@ void sv_route_table_release_tls_(struct sv_route_table *t)
     free(t->bind_tls);
     t->bind_tls = NULL;
     t->n_bind_tls = 0;
+    for (uint32_t i = 0; i < t->n_set_tls; i++)
+        if (t->set_tls[i].ctx && t->set_tls[i].release)
+            t->set_tls[i].release(t->set_tls[i].ctx);
+    free(t->set_tls);
+    t->set_tls = NULL;
+    t->n_set_tls = 0;
+}
+
+int sv_route_builder_set_backend_tls(struct sv_route_builder *b, uint32_t set_id, void *ctx,
+                                     sv_route_release_fn release)
+{
+    if (set_id >= b->n_sets) {
+        snprintf(b->err, sizeof(b->err), "TLS context for backend set %u: no such set", set_id);
+        return -EINVAL;
+    }
+    struct sv_route_table *t = b->t;
+    if (set_id >= t->n_set_tls) {
+        struct sv_route_bind_tls *n = realloc(t->set_tls, (set_id + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        memset(n + t->n_set_tls, 0, (set_id + 1 - t->n_set_tls) * sizeof(*n));
+        t->set_tls = n;
+        t->n_set_tls = set_id + 1;
+    }
+    struct sv_route_bind_tls *e = &t->set_tls[set_id];
+    if (e->ctx && e->release)
+        e->release(e->ctx);
+    e->ctx = ctx;
+    e->release = release;
+    return 0;
 }
 
 int sv_route_builder_set_bind_tls(struct sv_route_builder *b, uint32_t bind, void *ctx,

@@ -112,6 +112,13 @@ void *sv_generation_bind_tls(const struct sv_generation *gen, uint32_t bind)
     return bind < t->n_bind_tls ? t->bind_tls[bind].ctx : NULL;
 }
 
+void *sv_generation_backend_tls(const struct sv_generation *gen, uint32_t set_id)
+{
+    sv_generation_check(gen);
+    const struct sv_route_table *t = gen->table;
+    return set_id < t->n_set_tls ? t->set_tls[set_id].ctx : NULL;
+}
+
 const struct sv_route_listener *sv_generation_listeners(const struct sv_generation *gen, size_t *n)
 {
     sv_generation_check(gen);

@@ -138,6 +138,11 @@ struct sv_route_table {
      * (a struct sv_tls_server), released with the table */
     struct sv_route_bind_tls *bind_tls;
     uint32_t n_bind_tls;
+
+    /* per backend set (n_set_tls entries, malloc'd): opaque upstream TLS context attached by the
+     * translator (a struct sv_tls_client, BackendTLSPolicy), released with the table */
+    struct sv_route_bind_tls *set_tls;
+    uint32_t n_set_tls;
 };
 
 struct sv_route_bind_tls {
@@ -145,7 +150,7 @@ struct sv_route_bind_tls {
     sv_route_release_fn release;
 };
 
-/* Release every attached TLS context and the array (table teardown). */
+/* Release every attached TLS context (binds and backend sets) and the arrays (table teardown). */
 void sv_route_table_release_tls_(struct sv_route_table *t);
 
 struct sv_route_epset {

@@ -175,6 +175,16 @@ int sv_route_builder_add_listener(struct sv_route_builder *b, uint32_t bind, str
 int sv_route_builder_set_bind_tls(struct sv_route_builder *b, uint32_t bind, void *ctx,
                                   sv_route_release_fn release);
 
+/* Attach an opaque upstream TLS context (the control thread's struct sv_tls_client for a
+ * BackendTLSPolicy; routing never looks inside) to backend set <set_id>: connections to its
+ * endpoints speak TLS with it. Ownership as for sv_route_builder_set_bind_tls: the route table
+ * releases it with <release>(ctx) when it is freed (also when the generation is replaced by an
+ * endpoint-only update: the table, and the context, are shared), when the builder is discarded,
+ * or when another context replaces it. Returns 0, -EINVAL (no such set; the caller still owns
+ * ctx) or -ENOMEM (same). Control thread. */
+int sv_route_builder_set_backend_tls(struct sv_route_builder *b, uint32_t set_id, void *ctx,
+                                     sv_route_release_fn release);
+
 /* Declare a backend set (e.g. "ns/svc:port"); the same name again returns the same id.
  * Returns the set id or -ENOMEM / -EINVAL (empty name). */
 int sv_route_builder_add_backend_set(struct sv_route_builder *b, struct sv_str name);

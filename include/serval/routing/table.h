@@ -66,6 +66,12 @@ typedef void (*sv_route_release_fn)(void *ctx);
  * takes its own reference (sv_tls_conn_open does). Any thread holding <gen>; no allocation. */
 void *sv_generation_bind_tls(const struct sv_generation *gen, uint32_t bind);
 
+/* The upstream TLS context of backend set <set_id> (a struct sv_tls_client *, see
+ * serval/tls/tls.h; attached with sv_route_builder_set_backend_tls), or NULL when its endpoints
+ * speak cleartext. Valid as long as <gen>; an upstream connection that keeps it takes its own
+ * reference (sv_tls_conn_open_client does). Any thread holding <gen>; no allocation. */
+void *sv_generation_backend_tls(const struct sv_generation *gen, uint32_t set_id);
+
 /* The binds of <gen> (count in *n). Any thread holding <gen>. */
 const struct sv_route_bind *sv_generation_binds(const struct sv_generation *gen, size_t *n);
 

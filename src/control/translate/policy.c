@@ -11,13 +11,20 @@
  *    another kind is ResolvedRefs=False/InvalidKind, a missing ConfigMap or a bad certificate
  *    ResolvedRefs=False/InvalidCACertificateRef; with no usable CA at all the policy is
  *    Accepted=False/NoValidCACertificate, and routes to the Service port get a 500 share.
+ *
+ * Upstream TLS: a valid policy becomes one struct sv_tls_client per backend set (hostname or
+ * SANs, the CA bundle or the system bundle, the Gateway's client certificate), attached to the
+ * set in the generation. Contexts are cached by content across translations: the cache holds one
+ * reference per entry and drops entries the previous and the current translation did not use.
  * Control thread only. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "control/translate/translate_int.h"
 #include "serval/base/assert.h"
+#include "serval/base/log.h"
 #include "serval/tls/tls.h"
 
 #define CA_KEY "ca.crt"
@@ -124,8 +131,167 @@ static void check_validation(struct tx *t, struct tx_policy *tp)
     }
 }
 
+/* ---- upstream TLS contexts, cached by content ------------------------------------------------ */
+
+#define CACHE_MAX 1024u
+
+struct client_ent {
+    char *key; /* every input of the context, length-prefixed */
+    size_t key_len;
+    struct sv_tls_client *cl;
+    uint64_t used; /* epoch of the last translation that used it */
+};
+
+/* Translations normally run on the one control thread; the lock only keeps tests that
+ * translate on several threads honest. */
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct client_ent cache[CACHE_MAX];
+static size_t cache_n;
+static uint64_t cache_epoch;
+
+/* A new translation: forget contexts neither it nor the previous one used. */
+static void cache_age(void)
+{
+    pthread_mutex_lock(&cache_mu);
+    cache_epoch++;
+    size_t k = 0;
+    for (size_t i = 0; i < cache_n; i++) {
+        if (cache[i].used + 1 >= cache_epoch) {
+            cache[k++] = cache[i];
+            continue;
+        }
+        sv_tls_client_unref(cache[i].cl);
+        free(cache[i].key);
+    }
+    cache_n = k;
+    pthread_mutex_unlock(&cache_mu);
+}
+
+struct keybuf {
+    char *p;
+    size_t len, cap;
+    bool nomem;
+};
+
+static void key_put(struct keybuf *k, char tag, const void *v, size_t n)
+{
+    size_t need = k->len + 1 + sizeof(n) + n;
+    if (k->nomem)
+        return;
+    if (need > k->cap) {
+        size_t cap = need * 2;
+        char *p = realloc(k->p, cap);
+        if (!p) {
+            k->nomem = true;
+            return;
+        }
+        k->p = p;
+        k->cap = cap;
+    }
+    k->p[k->len++] = tag;
+    memcpy(k->p + k->len, &n, sizeof(n));
+    k->len += sizeof(n);
+    if (n)
+        memcpy(k->p + k->len, v, n);
+    k->len += n;
+}
+
+/* The cached context for <spec>, or a new one (cached). Returns a new reference or NULL. */
+static struct sv_tls_client *client_get(struct tx *t, const struct sv_tls_client_spec *spec,
+                                        char *why, size_t whylen)
+{
+    struct keybuf k = {0};
+    key_put(&k, 'h', spec->hostname.ptr, spec->hostname.len);
+    key_put(&k, 'c', spec->ca_pem.ptr, spec->ca_pem.len);
+    key_put(&k, 'y', spec->system_cas ? "1" : "0", 1);
+    for (uint32_t i = 0; i < spec->n_sans; i++)
+        key_put(&k, spec->sans[i].uri ? 'u' : 'd', spec->sans[i].value.ptr,
+                spec->sans[i].value.len);
+    key_put(&k, 'e', spec->cert_pem.ptr, spec->cert_pem.len);
+    key_put(&k, 'k', spec->key_pem.ptr, spec->key_pem.len);
+    if (k.nomem) {
+        free(k.p);
+        t->nomem = true;
+        return NULL;
+    }
+    struct sv_tls_client *cl = NULL;
+    pthread_mutex_lock(&cache_mu);
+    for (size_t i = 0; i < cache_n && !cl; i++) {
+        if (cache[i].key_len == k.len && memcmp(cache[i].key, k.p, k.len) == 0) {
+            cl = cache[i].cl;
+            cache[i].used = cache_epoch;
+            sv_tls_client_ref(cl);
+        }
+    }
+    pthread_mutex_unlock(&cache_mu);
+    if (cl) {
+        free(k.p);
+        return cl;
+    }
+    cl = sv_tls_client_new(spec, why, whylen);
+    if (!cl) {
+        free(k.p);
+        return NULL;
+    }
+    pthread_mutex_lock(&cache_mu);
+    if (cache_n < CACHE_MAX) {
+        sv_tls_client_ref(cl); /* the cache's own reference */
+        cache[cache_n++] = (struct client_ent){k.p, k.len, cl, cache_epoch};
+        k.p = NULL;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    free(k.p);
+    return cl;
+}
+
+struct sv_tls_client *sv_tx_policy_client(struct tx *t, const struct tx_policy *tp,
+                                          const struct sv_object *route)
+{
+    const struct sv_backendtlspolicy *bp = &tp->obj->u.backendtlspolicy;
+    SV_ASSERT(tp->valid && !tp->conflicted && bp->hostname);
+    struct sv_tls_san sans[SV_TLS_CLIENT_MAX_SANS];
+    uint32_t n_sans = 0;
+    for (size_t i = 0; i < bp->n_sans; i++) {
+        const struct sv_san *sn = &bp->sans[i];
+        if (sn->type == SV_SAN_UNSUPPORTED || !sn->value || !sn->value[0])
+            continue;
+        if (n_sans == SV_TLS_CLIENT_MAX_SANS) {
+            sv_warn("translate", "BackendTLSPolicy %s/%s: more than %u subjectAltNames",
+                    tp->obj->meta.ns, tp->obj->meta.name, SV_TLS_CLIENT_MAX_SANS);
+            return NULL;
+        }
+        sans[n_sans++] = (struct sv_tls_san){sv_str_cstr(sn->value), sn->type == SV_SAN_URI};
+    }
+    struct sv_tls_client_spec spec = {
+        .hostname = sv_str_cstr(bp->hostname),
+        .ca_pem = tp->ca_pem ? sv_str_cstr(tp->ca_pem) : sv_str_cstr(""),
+        .system_cas = bp->well_known_ca && strcmp(bp->well_known_ca, "System") == 0,
+        .sans = sans,
+        .n_sans = n_sans,
+    };
+    /* the client certificate of the first of the route's Gateways that has one */
+    const struct sv_httproute *hr = &route->u.httproute;
+    for (size_t i = 0; i < hr->n_parents; i++) {
+        const struct tx_listenerset *owner = NULL;
+        const struct tx_gateway *g = sv_tx_parent(t, &hr->parents[i], route->meta.ns, &owner);
+        if (g && g->backend_cert) {
+            const struct sv_secret *sec = &g->backend_cert->u.secret;
+            spec.cert_pem = sv_str_make((const char *)sec->tls_crt->data, sec->tls_crt->len);
+            spec.key_pem = sv_str_make((const char *)sec->tls_key->data, sec->tls_key->len);
+            break;
+        }
+    }
+    char why[160] = "";
+    struct sv_tls_client *cl = client_get(t, &spec, why, sizeof(why));
+    if (!cl && !t->nomem)
+        sv_warn("translate", "BackendTLSPolicy %s/%s: no TLS context for its backends: %s",
+                tp->obj->meta.ns, tp->obj->meta.name, why);
+    return cl;
+}
+
 int sv_tx_policies_resolve(struct tx *t)
 {
+    cache_age();
     size_t n;
     const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_BACKENDTLSPOLICY, &n);
     if (!v && sv_store_list_failed(t->store))

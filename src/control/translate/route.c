@@ -11,6 +11,7 @@
 #include "serval/base/assert.h"
 #include "serval/base/log.h"
 #include "serval/routing/generation.h"
+#include "serval/tls/tls.h"
 
 bool sv_tx_grant_allows(struct tx *t, const char *from_kind, const char *from_ns,
                         const char *to_group, const char *to_kind, const char *to_ns,
@@ -330,6 +331,11 @@ out:
     return rc;
 }
 
+static void release_tls_client(void *ctx)
+{
+    sv_tls_client_unref(ctx);
+}
+
 /* Resolve one backendRef into <out>. Problems make it an INVALID backend (500 share) and are
  * reported through rr. */
 static void resolve_backend(struct tx *t, const struct sv_object *route,
@@ -399,12 +405,24 @@ static void resolve_backend(struct tx *t, const struct sv_object *route,
                      br->name, br->port, ap);
         return;
     }
+    struct sv_tls_client *tls = NULL; /* a valid policy: TLS to the endpoints, never plaintext */
+    if (pol && !(tls = sv_tx_policy_client(t, pol, route)))
+        return;
     char name[600];
     snprintf(name, sizeof(name), "%s/%s:%d", ns, br->name, br->port);
     int id = sv_route_builder_add_backend_set(t->b, sv_str_cstr(name));
     if (id < 0) {
+        sv_tls_client_unref(tls);
         t->nomem = t->nomem || id == -ENOMEM;
         return;
+    }
+    if (tls) {
+        int trc = sv_route_builder_set_backend_tls(t->b, (uint32_t)id, tls, release_tls_client);
+        if (trc != 0) {
+            sv_tls_client_unref(tls);
+            t->nomem = t->nomem || trc == -ENOMEM;
+            return;
+        }
     }
     if (!set_filled(t, (uint32_t)id))
         add_endpoints(t, (uint32_t)id, svc, sp);

@@ -716,6 +716,7 @@ static void backend_client_cert(struct tx *t, struct tx_gateway *g)
         sv_tx_cond(t, cs, "ResolvedRefs", false, reason, gen, "%s", why);
     else
         sv_tx_cond(t, cs, "ResolvedRefs", true, "ResolvedRefs", gen, "References resolved");
+    g->backend_cert = why[0] ? NULL : s; /* presented to BackendTLSPolicy backends (policy.c) */
 }
 
 /* Whether spec.tls.frontend lets clients without a valid certificate in anywhere. */

@@ -35,6 +35,8 @@ struct tx_gateway {
     bool accepted;
     union sv_route_sockaddr addr; /* what its listeners bind (port set per listener) */
     const char *addr_text;        /* the same as text (status arena) */
+    const struct sv_object *backend_cert; /* spec.tls.backend.clientCertificateRef's Secret when
+                                             it resolved and holds a valid pair, else NULL */
 };
 
 struct tx_set_memo {
@@ -133,6 +135,14 @@ int sv_tx_policies_resolve(struct tx *t);
 const struct tx_policy *sv_tx_policy_for(const struct tx *t, const char *ns, const char *svc,
                                          const char *port_name);
 int sv_tx_policies_status(struct tx *t);
+/* The upstream TLS context for backends of <route> behind the valid policy <tp>: trust anchors,
+ * hostname or SANs from the policy, and the client certificate of the first of the route's
+ * Gateways that has a valid spec.tls.backend.clientCertificateRef. Contexts are cached by
+ * content across translations (an unchanged policy keeps its WOLFSSL_CTX). Returns a new
+ * reference (the caller hands it to sv_route_builder_set_backend_tls or unrefs it), or NULL
+ * when it cannot be built (logged; the caller makes the backend invalid: never plaintext). */
+struct sv_tls_client *sv_tx_policy_client(struct tx *t, const struct tx_policy *tp,
+                                          const struct sv_object *route);
 
 /* Routes (route.c). */
 int sv_tx_routes(struct tx *t);
