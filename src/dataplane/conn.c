@@ -181,6 +181,8 @@ static uint16_t segq_pop_keep(struct sv_segq *q)
     return bid;
 }
 
+static void seg_buf_done(struct sv_worker *w, struct sv_segq *q, uint16_t bid);
+
 static void seg_consume(struct sv_worker *w, struct sv_segq *q, uint32_t n)
 {
     struct sv_seg *s = segq_front(q);
@@ -188,7 +190,7 @@ static void seg_consume(struct sv_worker *w, struct sv_segq *q, uint32_t n)
     s->off += n;
     s->len -= n;
     if (s->len == 0)
-        sv_io_buf_recycle(w->io, segq_pop_keep(q));
+        seg_buf_done(w, q, segq_pop_keep(q));
 }
 
 static void segq_clear(struct sv_worker *w, struct sv_segq *q)
@@ -286,6 +288,24 @@ static int64_t gather(struct sv_worker *w, struct sv_http_parser *p, struct sv_s
     return total;
 }
 
+/* A consumed buffer of queue <q>: recycled, unless <q> is the plaintext queue of a TLS upstream,
+ * which keeps it as its spare when it has none (upstream_tls.c). */
+static void seg_buf_done(struct sv_worker *w, struct sv_segq *q, uint16_t bid)
+{
+    char *p = (char *)q;
+    char *lo = (char *)sv_slab_get(&w->ups, 0);
+    char *hi = (char *)sv_slab_get(&w->ups, sv_slab_cap(&w->ups));
+    if (p >= lo && p < hi) {
+        size_t stride = sizeof(struct sv_upconn);
+        struct sv_upconn *u = up_at(w, (uint32_t)((size_t)(p - lo) / stride));
+        if (q == &u->rx.q && u->tls) {
+            sv_utls_buf_done(w, u, bid);
+            return;
+        }
+    }
+    sv_io_buf_recycle(w->io, bid);
+}
+
 /* ---- receive arming and backpressure ------------------------------------------------------- */
 
 static void starve(struct sv_worker *w, struct sv_rx *rx, uint64_t handle);
@@ -328,7 +348,7 @@ static void sync_up_rx(struct sv_worker *w, struct sv_upconn *u)
 {
     if (u->state == SV_UP_CLOSING || u->state == SV_UP_CONNECTING)
         return;
-    sync_rx(w, &u->rx, u->h2_rawq.count, u->fd, uud(w, u, SV_OP_U_RECV),
+    sync_rx(w, &u->rx, u->h2_rawq.count + u->tls_rawq.count, u->fd, uud(w, u, SV_OP_U_RECV),
             uud(w, u, SV_OP_U_CANCEL), &u->inflight);
 }
 
@@ -689,16 +709,17 @@ static void pool_put(struct sv_worker *w, struct sv_upconn *u)
     sync_up_rx(w, u);
 }
 
-/* An idle pooled connection to <ep> speaking h2c (<h2>) or HTTP/1.1, or NULL. */
+/* An idle pooled connection to <ep> speaking h2c (<h2>) or HTTP/1.1, over TLS with context <cl>
+ * (NULL: cleartext), or NULL. */
 static struct sv_upconn *pool_take(struct sv_worker *w, const struct sv_route_endpoint *ep,
-                                   bool h2)
+                                   bool h2, const struct sv_tls_client *cl)
 {
     uint32_t h = ep_hash(ep);
     uint32_t s = w->pool_head[h % SV_POOL_BUCKETS];
     for (uint32_t i = 0; s != SV_NO_SLOT && i < sv_slab_cap(&w->ups); i++) {
         struct sv_upconn *u = up_at(w, s);
         if (u->hash == h && ep_eq(&u->ep, ep) && !u->rx.eof && u->rx.q.count == 0 &&
-            u->h2 == h2 && (!h2 || sv_h2u_reusable(w, u))) {
+            u->h2 == h2 && (!h2 || sv_h2u_reusable(w, u)) && u->tls_cli == cl) {
             pool_remove(w, u);
             return u;
         }
@@ -717,6 +738,7 @@ static void maybe_free_up(struct sv_worker *w, struct sv_upconn *u)
         close(u->fd);
     u->fd = -1;
     u->state = 0;
+    sv_utls_close(w, u);
     if (u->mirror)
         sv_mirror_release(w, u);
     sv_h2u_release(w, u);
@@ -781,9 +803,17 @@ static void close_up(struct sv_worker *w, struct sv_upconn *u)
     segq_clear(w, &u->rx.q);
     segq_clear(w, &u->h2_rawq);
     h2u_drop_spares(w, u);
+    sv_utls_drop(w, u);
     if (u->inflight > 0 && sv_io_cancel_fd(w->io, u->fd, uud(w, u, SV_OP_U_CANCEL)) == 0)
         u->inflight++;
     maybe_free_up(w, u);
+}
+
+/* The TLS context of the backend set <c> is routed to (BackendTLSPolicy), NULL for cleartext.
+ * TLS passthrough relays the client's own TLS untouched. */
+static struct sv_tls_client *up_tls_client(const struct sv_conn *c)
+{
+    return c->gen && !c->passthrough ? sv_generation_backend_tls(c->gen, c->set_id) : NULL;
 }
 
 /* Open a new upstream connection for <c> to c->ep. Returns 0 or -errno. */
@@ -802,7 +832,8 @@ static int dial(struct sv_worker *w, struct sv_conn *c)
     }
     int one = 1;
     (void)setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (c->backend && c->backend->app_proto == SV_ROUTE_APP_H2C && sv_h2u_open(w, u) < 0) {
+    if (c->backend && c->backend->app_proto == SV_ROUTE_APP_H2C && !up_tls_client(c) &&
+        sv_h2u_open(w, u) < 0) {
         close(u->fd);
         sv_slab_free(&w->ups, u->slot);
         sv_log_rl(1, SV_LOG_WARN, "dataplane", "h2c upstream: no session free");
@@ -813,9 +844,17 @@ static int dial(struct sv_worker *w, struct sv_conn *c)
     u->ep = c->ep;
     u->hash = ep_hash(&c->ep);
     u->pool_next = u->pool_prev = SV_NO_SLOT;
+    struct sv_tls_client *cl = up_tls_client(c);
+    if (cl && sv_utls_open(w, u, cl) < 0) {
+        close(u->fd);
+        u->state = 0;
+        sv_slab_free(&w->ups, u->slot);
+        return -ENOMEM;
+    }
     if (sv_io_connect(w->io, u->fd, &u->ep.addr.sa, u->ep.addrlen, uud(w, u, SV_OP_U_CONNECT)) < 0) {
         close(u->fd);
         sv_h2u_release(w, u);
+        sv_utls_close(w, u);
         sv_slab_free(&w->ups, u->slot);
         return -EBUSY;
     }
@@ -1089,8 +1128,9 @@ too_many:
 /* Give the request an upstream connection (pooled unless <fresh>). Returns 0 or -errno. */
 static int attach_upstream(struct sv_worker *w, struct sv_conn *c, bool fresh)
 {
-    bool h2 = c->backend && c->backend->app_proto == SV_ROUTE_APP_H2C;
-    struct sv_upconn *u = fresh ? NULL : pool_take(w, &c->ep, h2);
+    struct sv_tls_client *cl = up_tls_client(c);
+    bool h2 = !cl && c->backend && c->backend->app_proto == SV_ROUTE_APP_H2C;
+    struct sv_upconn *u = fresh ? NULL : pool_take(w, &c->ep, h2, cl);
     if (u) {
         u->state = SV_UP_ACTIVE;
         u->owner = c->slot;
@@ -1291,7 +1331,9 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
             continue;
         const struct sv_route_endpoint *mep = sv_generation_pick_endpoint(
             gen, a->ext->mirrors[i].set_id, &w->rr[a->ext->mirrors[i].set_id % SV_RR_CURSORS], NULL);
-        if (mep)
+        if (mep && sv_generation_backend_tls(gen, a->ext->mirrors[i].set_id))
+            sv_stat_add(w, SV_DP_STAT_MIRRORS_DROPPED, 1); /* no TLS for mirrors (yet) */
+        else if (mep)
             sv_mirror_start(w, c, mep, req_out(w, c), (uint32_t)n, req_out(w, c) + n,
                             c->req_out_len - (uint32_t)n, c->req_parsed_done);
     }
@@ -1353,7 +1395,7 @@ static void upstream_failed(struct sv_worker *w, struct sv_upconn *u, int err)
 {
     uint32_t owner = u->owner;
     bool reused = u->reused;
-    bool connecting = u->state == SV_UP_CONNECTING;
+    bool connecting = u->state == SV_UP_CONNECTING || !sv_utls_ready(u); /* TLS handshake too */
     close_up(w, u);
     sv_stat_add(w, connecting ? SV_DP_STAT_UP_CONNECT_ERRORS : SV_DP_STAT_UP_RESETS, 1);
     if (owner == SV_NO_SLOT)
@@ -1560,9 +1602,27 @@ static void deadline_fired(struct sv_worker *w, struct sv_conn *c)
 
 /* ---- request direction: client → upstream ------------------------------------------------- */
 
+/* TLS upstream: encrypt and send; completes like a cleartext send of <len> bytes of <kind>. */
+static void up_send_tls(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u,
+                        const struct iovec *iov, unsigned n, uint8_t kind, uint32_t len)
+{
+    int rc = sv_utls_send(w, u, iov, n, len);
+    if (rc < 0) {
+        upstream_failed(w, u, rc);
+        return;
+    }
+    c->up_send.kind = kind;
+    c->up_send.len = len;
+}
+
 static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, const void *p,
                     uint32_t len)
 {
+    if (u->tls) {
+        struct iovec iov = {(void *)(uintptr_t)p, len};
+        up_send_tls(w, c, u, &iov, 1, SV_SEND_BYTES, len);
+        return;
+    }
     if (u->h2) { /* h2c: the session takes the bytes; the completion comes from sv_h2u_run */
         struct iovec one = {(void *)p, len};
         if (sv_h2u_send(w, u, &one, 1, len) < 0) {
@@ -1583,6 +1643,10 @@ static void up_send(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u,
 static void up_send_segs(struct sv_worker *w, struct sv_conn *c, struct sv_upconn *u, int64_t len)
 {
     struct sv_sendst *st = &c->up_send;
+    if (u->tls) {
+        up_send_tls(w, c, u, st->iov, st->nseg, SV_SEND_SEG, (uint32_t)len);
+        return;
+    }
     memset(&st->msg, 0, sizeof(st->msg));
     st->msg.msg_iov = st->iov;
     st->msg.msg_iovlen = st->nseg;
@@ -1604,7 +1668,7 @@ static void up_send_segs(struct sv_worker *w, struct sv_conn *c, struct sv_upcon
 static void up_pump(struct sv_worker *w, struct sv_conn *c)
 {
     struct sv_upconn *u = up_of(w, c);
-    if (!u || u->state != SV_UP_ACTIVE || u->send_busy)
+    if (!u || u->state != SV_UP_ACTIVE || u->send_busy || !sv_utls_ready(u))
         return;
     if (u->h2 && !sv_h2u_can_take(w, u))
         return; /* pumped again from sv_h2u_run when the session has room */
@@ -2208,12 +2272,44 @@ static void h2_input(struct sv_worker *w, struct sv_conn *c)
     sv_h2_kick(w, c);
 }
 
+/* TLS upstream of <c>: decrypt what arrived (also after the plaintext queue was consumed: the
+ * ciphertext may have waited for room). A failed session fails the upstream. */
+static void up_tls_in(struct sv_worker *w, struct sv_conn *c)
+{
+    struct sv_upconn *u = up_of(w, c);
+    if (!u || !u->tls)
+        return;
+    int rc = sv_utls_in(w, u);
+    if (rc < 0) {
+        upstream_failed(w, u, rc);
+        return;
+    }
+    if (u->rx.q.count) /* a response byte arrived */
+        c->resp_started = true;
+}
+
+/* Whether the TLS upstream of <c> stopped decrypting for lack of room that exists now. */
+static bool up_tls_room(struct sv_worker *w, const struct sv_conn *c)
+{
+    const struct sv_upconn *u = up_of(w, c);
+    if (!u || !u->tls || !u->tls_noroom)
+        return false;
+    if (u->tls_nspare)
+        return true;
+    if (!u->rx.q.count)
+        return false;
+    const struct sv_seg *t = &t_segs[u->rx.q.tail];
+    return (size_t)t->off + t->len < w->dp->cfg.buf_size;
+}
+
 static void conn_pump(struct sv_worker *w, struct sv_conn *c)
 {
     unsigned tls_rounds = 0;
 again:
     if (c->tls)
         tls_in(w, c); /* also after sends: ciphertext may wait for plaintext room */
+    if (c->state == SV_C_PROXY || c->state == SV_C_TUNNEL)
+        up_tls_in(w, c);
     if (c->h2 && c->state == SV_C_HEAD && sv_tls_conn_state(&c->tls_c) == SV_TLS_OPEN &&
         sv_h2_start(w, c) && c->state == SV_C_H2)
         conn_timer(w, c, T_IDLE, w->dp->cfg.idle_timeout_ms);
@@ -2255,6 +2351,10 @@ again:
     /* the steps above consumed plaintext that tls_in had no room behind: decrypt the rest */
     if (c->tls && c->tls_noroom && ++tls_rounds < 64 && tls_room(w, c) &&
         (c->state == SV_C_HEAD || c->state == SV_C_PROXY || c->state == SV_C_TUNNEL))
+        goto again;
+    /* the same for the response from a TLS upstream */
+    if ((c->state == SV_C_PROXY || c->state == SV_C_TUNNEL) && ++tls_rounds < 64 &&
+        up_tls_room(w, c))
         goto again;
     if (c->tls)
         (void)tls_flush(w, c);
@@ -2432,13 +2532,24 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
         sv_mirror_sent(w, u, e->res);
         return;
     }
-    if (u->owner == SV_NO_SLOT)
+    int res = e->res;
+    if (u->tls) {
+        /* ciphertext: the piece completes once all of it is out */
+        bool more = false;
+        res = sv_utls_sent(w, u, e->res, &more);
+        if (more)
+            return;
+    }
+    if (u->owner == SV_NO_SLOT) {
+        if (res < 0 && u->tls)
+            close_up(w, u);
         return;
+    }
     struct sv_conn *c = conn_at(w, u->owner);
     uint8_t kind = c->up_send.kind;
     uint32_t len = c->up_send.len;
     c->up_send.kind = SV_SEND_NONE;
-    if (e->res < 0 || (uint32_t)e->res < len) {
+    if (res < 0 || (uint32_t)res < len) {
         if (c->resp_started) {
             /* the upstream answered and stopped reading: let the response finish */
             c->req_done = true;
@@ -2447,11 +2558,11 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
             close_conn(w, c);
             return;
         }
-        upstream_failed(w, u, e->res < 0 ? e->res : -EPIPE);
+        upstream_failed(w, u, res < 0 ? res : -EPIPE);
         return;
     }
     if (kind == SV_SEND_BYTES)
-        c->req_out_sent += (uint32_t)e->res;
+        c->req_out_sent += (uint32_t)res;
     else if (kind == SV_SEND_SEG)
         cl_q_consume(w, c, len);
     else if (kind == SV_SEND_H2)
@@ -2548,6 +2659,10 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             sync_up_rx(w, u);
             if (u->h2)
                 sv_h2u_flush(w, u); /* the connection preface and SETTINGS */
+            if (u->tls && sv_utls_in(w, u) < 0) { /* queues and sends the ClientHello */
+                upstream_failed(w, u, -EIO);
+                return;
+            }
             if (u->mirror)
                 sv_mirror_connected(w, u);
             else if (u->owner != SV_NO_SLOT) {
@@ -2556,7 +2671,8 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
             return;
         }
         bool discard = u->state == SV_UP_CLOSING;
-        rx_complete(w, &u->rx, u->h2 ? &u->h2_rawq : &u->rx.q, e, &u->inflight, discard,
+        rx_complete(w, &u->rx, u->h2 ? &u->h2_rawq : u->tls ? &u->tls_rawq : &u->rx.q, e,
+                    &u->inflight, discard,
                     sv_ud_make(2, u->slot, sv_slab_gen(&w->ups, u->slot)));
         if (u->state == SV_UP_CLOSING) {
             maybe_free_up(w, u);
@@ -2576,15 +2692,18 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
         }
         if (u->owner == SV_NO_SLOT) {
             /* idle in the pool: the upstream closed it, or sent bytes nobody asked for (an
-             * h2c session: frames it cannot go on after, such as GOAWAY) */
-            if (u->rx.eof || u->rx.q.count || (u->h2 && !sv_h2u_reusable(w, u)))
+             * h2c session: frames it cannot go on after, such as GOAWAY; TLS: session tickets
+             * and the like are fine, plaintext is not) */
+            if ((u->tls && sv_utls_in(w, u) < 0) || u->rx.eof || u->rx.q.count ||
+                (u->h2 && !sv_h2u_reusable(w, u)))
                 close_up(w, u);
             else
                 sync_up_rx(w, u);
             return;
         }
         struct sv_conn *c = conn_at(w, u->owner);
-        if (u->h2 ? u->rx.q.count > 0 : e->res > 0)
+        /* TLS: once plaintext arrives (up_tls_in) */
+        if (u->h2 ? u->rx.q.count > 0 : e->res > 0 && !u->tls)
             c->resp_started = true;
         conn_pump(w, c);
         return;
@@ -2821,6 +2940,12 @@ int sv_conn_init_worker(struct sv_worker *w)
     w->tls_mem = mmap_alloc(w->tls_mem_bytes);
     if (!w->tls_mem)
         return -ENOMEM;
+    /* the same per upstream slot, for TLS to backends (upstream_tls.c; same layout and sizes) */
+    SV_ASSERT(sv_utls_out_cap(w) == tls_out_cap(w) && sv_utls_cin_cap(w) == tls_cin_cap(w));
+    w->utls_mem_bytes = w->tls_stride * max_up;
+    w->utls_mem = mmap_alloc(w->utls_mem_bytes);
+    if (!w->utls_mem)
+        return -ENOMEM;
     if (!w->heads || !w->hdrs || !w->starved || !w->segs || !w->mirror_mem)
         return -ENOMEM;
     for (uint32_t i = 0; i < SV_MIRROR_BUFS; i++)
@@ -2850,6 +2975,8 @@ void sv_conn_fini_worker(struct sv_worker *w)
         struct sv_upconn *u = up_at(w, i);
         if (u->state && u->fd >= 0)
             close(u->fd);
+        if (u->tls)
+            sv_tls_conn_close(&u->tls_c); /* the ring and its buffers are gone already */
     }
     sv_slab_destroy(&w->conns);
     sv_slab_destroy(&w->ups);
@@ -2859,6 +2986,7 @@ void sv_conn_fini_worker(struct sv_worker *w)
     free(w->segs);
     mmap_free(w->mirror_mem, (size_t)SV_MIRROR_BUFS * w->mirror_cap);
     mmap_free(w->tls_mem, w->tls_mem_bytes);
+    mmap_free(w->utls_mem, w->utls_mem_bytes);
     sv_h2_fini_worker(w);
     t_segs = NULL;
 }

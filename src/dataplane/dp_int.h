@@ -75,6 +75,8 @@ struct sv_rx {
     bool eof;         /* peer closed (or recv error) */
 };
 
+#define SV_TLS_SPARES 4u /* fully decrypted receive buffers kept per connection for plaintext */
+
 enum sv_up_state { SV_UP_CONNECTING = 1, SV_UP_ACTIVE, SV_UP_IDLE, SV_UP_CLOSING };
 
 struct sv_upconn {
@@ -105,6 +107,23 @@ struct sv_upconn {
     struct sv_segq h2_rawq;
     uint16_t h2_spare[2];
     uint8_t h2_nspare;
+
+    /* TLS to the backend (BackendTLSPolicy; upstream_tls.c; never together with h2c): rx.q
+     * holds plaintext; ciphertext waits in tls_rawq, is copied into the slot's ciphertext input
+     * area (w->utls_mem), and the receive buffers it came in become spares for plaintext. Sends
+     * are encrypted into the slot's output area; a send "in flight" completes once all of its
+     * ciphertext is out. */
+    bool tls;
+    bool tls_noroom;                /* decryption stopped: no room for plaintext */
+    struct sv_tls_client *tls_cli;  /* the context it was opened with (pool key; tls_c holds
+                                       the reference) */
+    struct sv_tls_conn tls_c;
+    struct sv_segq tls_rawq;
+    uint32_t tls_cin_len;
+    uint32_t tls_plain;             /* plaintext bytes the ciphertext in flight carries */
+    uint32_t tls_sending;           /* ciphertext bytes of the send in flight */
+    uint16_t tls_spare[SV_TLS_SPARES];
+    uint8_t tls_nspare;
 };
 
 enum sv_conn_state {
@@ -132,8 +151,6 @@ enum sv_send_kind {
     SV_SEND_H2,
     SV_SEND_H2C,
 };
-
-#define SV_TLS_SPARES 4u /* fully decrypted receive buffers kept per connection for plaintext */
 
 struct sv_sendst {
     uint8_t kind;
@@ -295,6 +312,8 @@ struct sv_worker {
     char *tls_mem;            /* per conn slot: TLS ciphertext output | ciphertext input */
     size_t tls_mem_bytes;
     size_t tls_stride;
+    char *utls_mem;           /* per upstream slot: the same two areas (upstream_tls.c) */
+    size_t utls_mem_bytes;
     char *mirror_mem;         /* SV_MIRROR_BUFS rings of mirror_cap bytes (mirror.c) */
     size_t mirror_cap;
     uint16_t mirror_free[SV_MIRROR_BUFS];
@@ -361,6 +380,50 @@ void sv_conn_fini_worker(struct sv_worker *w);
 /* Close upstream connection <u> (detached from its client first): its operations are cancelled
  * and the slot is freed when the last one completes. No-op when already closing. */
 void sv_conn_up_close(struct sv_worker *w, struct sv_upconn *u);
+
+/* upstream_tls.c — TLS to backends (BackendTLSPolicy). An upstream connection opened with a
+ * client context runs a wolfSSL client session over the same buffers the downstream TLS uses:
+ * received ciphertext (u->tls_rawq) is decrypted into plaintext segments on u->rx.q, so the
+ * proxying code reads responses unchanged; request bytes are encrypted into the slot's output
+ * area and sent from there. Every function runs on worker <w>'s own thread. */
+
+/* Sizes of the per-slot areas (shared with the downstream TLS of conn.c). */
+size_t sv_utls_out_cap(const struct sv_worker *w);
+size_t sv_utls_cin_cap(const struct sv_worker *w);
+
+/* Start TLS with <cl> on upstream <u> (just dialled; the handshake begins once connected).
+ * Returns 0, -ENOMEM (wolfSSL could not allocate) or -EINVAL. */
+int sv_utls_open(struct sv_worker *w, struct sv_upconn *u, struct sv_tls_client *cl);
+
+/* Recycle the buffers <u> holds for TLS (closing). */
+void sv_utls_drop(struct sv_worker *w, struct sv_upconn *u);
+
+/* Free the TLS session of <u> (slot being freed; nothing in flight). No-op without TLS. */
+void sv_utls_close(struct sv_worker *w, struct sv_upconn *u);
+
+/* True when <u> can carry request bytes: no TLS, or the handshake completed. */
+bool sv_utls_ready(const struct sv_upconn *u);
+
+/* Drive the session: decrypt what arrived (plaintext onto u->rx.q, a close_notify sets
+ * u->rx.eof), advance the handshake, and send handshake output when no send is in flight.
+ * Returns 0, or -EPROTO (handshake or verification failure, or a bad record; counted in
+ * /metrics) and -EIO (the output could not be sent): the connection is unusable. */
+int sv_utls_in(struct sv_worker *w, struct sv_upconn *u);
+
+/* Encrypt iov[0..n) (<len> bytes in all) and send the ciphertext; the send completes (see
+ * sv_utls_sent) once all of it is out. Only when sv_utls_ready and no send is in flight.
+ * Returns 0, -ENOBUFS (does not fit the output area), -EPROTO, -EBUSY (submission failed). */
+int sv_utls_send(struct sv_worker *w, struct sv_upconn *u, const struct iovec *iov, unsigned n,
+                 uint32_t len);
+
+/* A send of <u> completed with <res> (bytes or -errno). When more ciphertext waits (a partial
+ * send, or output queued meanwhile) it is submitted and *more is set: not done yet. Otherwise
+ * returns the plaintext bytes the finished send carried (0 for handshake output) or -errno. */
+int sv_utls_sent(struct sv_worker *w, struct sv_upconn *u, int res, bool *more);
+
+/* A plaintext buffer of <u> was emptied: keep it as a spare when there is none (so decryption
+ * always finds room once the plaintext queue drained), else recycle it. */
+void sv_utls_buf_done(struct sv_worker *w, struct sv_upconn *u, uint16_t bid);
 
 /* mirror.c — RequestMirror copies, request bodies included. A copy is an upstream connection
  * with u->mirror set and no owner: it sends "request head + Connection: close" and then every

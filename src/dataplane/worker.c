@@ -67,6 +67,8 @@ const char *const sv_dp_stat_names[SV_DP_STAT_COUNT] = {
     [SV_DP_STAT_H2_STREAMS] = "h2_streams_total",
     [SV_DP_STAT_H2_STREAMS_REFUSED] = "h2_streams_refused_total",
     [SV_DP_STAT_H2_CONN_ERRORS] = "h2_connection_errors_total",
+    [SV_DP_STAT_UP_TLS_HANDSHAKES] = "upstream_tls_handshakes_total",
+    [SV_DP_STAT_UP_TLS_FAILURES] = "upstream_tls_failures_total",
 };
 
 int sv_dp_stat_is_gauge(enum sv_dp_stat s)

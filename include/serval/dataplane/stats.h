@@ -52,6 +52,8 @@ enum sv_dp_stat {
     SV_DP_STAT_H2_STREAMS_REFUSED, /* streams refused (no connection slot, draining) */
     SV_DP_STAT_H2_CONN_ERRORS,    /* HTTP/2 connections ended by a protocol error or an abuse
                                    * limit (GOAWAY with an error, flood, bad preface) */
+    SV_DP_STAT_UP_TLS_HANDSHAKES, /* TLS handshakes completed with backends (BackendTLSPolicy) */
+    SV_DP_STAT_UP_TLS_FAILURES,   /* TLS to backends failed: handshake, verification, records */
     SV_DP_STAT_COUNT
 };
 
