@@ -835,6 +835,20 @@ class Runner:
                 keep = [a for a in (before.get("spec") or {}).get("addresses") or []
                         if a.get("value") != unusable]
                 patch = {"spec": {"addresses": keep}}
+            if before is not None:
+                state.setdefault("original", {}).setdefault((kind, ns, m["name"]), before)
+            orig = state.get("original", {}).get((kind, ns, m["name"])) or {}
+            ak = re.match(r"^data\['([^']+)'\] := original .* again$", desc)
+            if patch is None and ak and (kind, ns, m["name"], ak.group(1)) in state.get(
+                    "copied", {}):
+                patch = {"data": {ak.group(1): state["copied"][(kind, ns, m["name"],
+                                                                ak.group(1))]}}
+            if (patch is None and desc.startswith("restore the original caCertificateRefs")
+                    and orig):
+                refs = ((orig.get("spec") or {}).get("validation") or {}).get(
+                    "caCertificateRefs")
+                if refs is not None:
+                    patch = {"spec": {"validation": {"caCertificateRefs": refs}}}
             if patch is None:
                 raise CaseFailed(f"mutation {m['step']}: runner cannot perform "
                                  f"'{m['patch'].get('description')}'")
@@ -845,10 +859,23 @@ class Runner:
             self.cluster.delete(kd, ns, m["name"])
         elif act == "create":
             obj = m.get("object") or {}
-            if any(isinstance(v, str) and v.startswith("<") for v in
-                   (obj.get("data") or {}).values()):
+            data = dict(obj.get("data") or {})
+            for key, v in data.items():
+                # "<copy of ConfigMap NS/NAME data['KEY']>": the value of an existing object
+                cp = re.match(r"^<copy of (\w+) ([\w.-]+)/([\w.-]+) data\['([^']+)'\]>$",
+                              v) if isinstance(v, str) else None
+                if cp:
+                    src = self.cluster.get(k8s.kind_by_name(cp.group(1)), cp.group(2),
+                                           cp.group(3))
+                    val = ((src or {}).get("data") or {}).get(cp.group(4))
+                    if val is not None:
+                        data[key] = val
+                        state.setdefault("copied", {})[(kind, ns, m["name"], key)] = val
+            if any(isinstance(v, str) and v.startswith("<") for v in data.values()):
                 raise CaseFailed(f"mutation {m['step']}: runner cannot build {kind} "
                                  f"{ns}/{m['name']}")
+            if data:
+                obj = dict(obj, data=data)
             obj = dict(obj, apiVersion=m["apiVersion"], kind=kind,
                        metadata={"name": m["name"], "namespace": ns})
             self.cluster.apply(obj)
