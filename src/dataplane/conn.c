@@ -2377,9 +2377,10 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
 static void h2u_input(struct sv_worker *w, struct sv_upconn *u)
 {
     size_t bsz = w->dp->cfg.buf_size;
+    const char *p = NULL;
+    size_t n = 0;
     for (unsigned it = 0; it < 4 * SV_SEGQ_CAP; it++) {
-        const char *p = NULL;
-        size_t n = sv_h2u_out(w, u, &p);
+        n = sv_h2u_out(w, u, &p);
         for (unsigned k = 0; k < SV_SEGQ_CAP && n > 0; k++) {
             struct sv_seg *t = u->rx.q.count ? &t_segs[u->rx.q.tail] : NULL;
             if (!t || (size_t)t->off + t->len >= bsz) {
@@ -2395,7 +2396,9 @@ static void h2u_input(struct sv_worker *w, struct sv_upconn *u)
             sv_h2u_out_consume(w, u, m);
             n = sv_h2u_out(w, u, &p);
         }
-        if (!u->h2_rawq.count || !sv_h2u_can_recv(w, u))
+        /* converted bytes left and nowhere to put them: only feeding more frames frees a
+         * buffer, so feed them even when the conversion area is fuller than usual */
+        if (!u->h2_rawq.count || (!sv_h2u_can_recv(w, u) && n == 0))
             break;
         struct sv_seg *sg = segq_front(&u->h2_rawq);
         int rc = sv_h2u_recv(w, u, seg_data(w, sg), sg->len);
@@ -2408,6 +2411,14 @@ static void h2u_input(struct sv_worker *w, struct sv_upconn *u)
             segq_clear(w, &u->h2_rawq);
             break;
         }
+    }
+    n = sv_h2u_out(w, u, &p);
+    if (n && !u->h2_rawq.count && sv_h2u_stream_over(w, u)) {
+        /* the response grew (HPACK) beyond the buffers its frames came in and nothing more
+         * will arrive: it cannot be handed on (h2_upstream.h) */
+        sv_log_rl(1, SV_LOG_WARN, "dataplane",
+                  "h2c upstream: response head larger than its receive buffers; closed");
+        u->rx.eof = true;
     }
     if (sv_h2u_broken(w, u))
         u->rx.eof = true; /* the owner sees the upstream closed (502, retry, or a cut body) */

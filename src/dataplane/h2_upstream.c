@@ -616,6 +616,12 @@ void sv_h2u_out_consume(struct sv_worker *w, struct sv_upconn *u, size_t n)
         s->conv_off = s->conv_len = 0;
 }
 
+bool sv_h2u_stream_over(struct sv_worker *w, const struct sv_upconn *u)
+{
+    const struct h2u *s = sess_of(w, u);
+    return s->dead || s->resp_done || !s->stream_open;
+}
+
 bool sv_h2u_broken(struct sv_worker *w, const struct sv_upconn *u)
 {
     const struct h2u *s = sess_of(w, u);

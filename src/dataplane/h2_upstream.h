@@ -28,9 +28,9 @@
  * Memory (no malloc after start): SV_H2U_SESSIONS per worker (capped by the upstream slots), each
  * with an SV_H2U_SESSION_MEM region for nghttp2 (h2_pool.h) and its areas, all mapped at start;
  * a request whose h2c upstream finds no free session is answered 503.
- * Known limit: a response head whose HTTP/1.1 form is larger than the receive buffers its frames
- * arrived in plus what follows (HPACK can compress a lot) cannot be handed on; the exchange ends
- * as if the upstream had closed (logged). */
+ * Known limit: a response whose HTTP/1.1 form outgrows the receive buffers its frames arrived in
+ * (a head that HPACK compressed a lot, larger than a receive buffer) cannot be handed on; the
+ * exchange ends as if the upstream had closed (502 before the head; logged). */
 #ifndef SERVAL_DATAPLANE_H2_UPSTREAM_H
 #define SERVAL_DATAPLANE_H2_UPSTREAM_H
 
@@ -81,6 +81,9 @@ bool sv_h2u_can_recv(struct sv_worker *w, const struct sv_upconn *u);
  * sv_h2u_out_consume drops the first <n> of them. */
 size_t sv_h2u_out(struct sv_worker *w, const struct sv_upconn *u, const char **p);
 void sv_h2u_out_consume(struct sv_worker *w, struct sv_upconn *u, size_t n);
+
+/* No more frames will come for the current stream (it ended or was closed). */
+bool sv_h2u_stream_over(struct sv_worker *w, const struct sv_upconn *u);
 
 /* The current stream cannot complete (reset, GOAWAY before its end, a conversion error): the
  * owner must see the upstream as closed. */

@@ -16,9 +16,12 @@ serval-echo --h2c-listen: HTTP/2 with prior knowledge gets the echo JSON with "p
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svtest import (check, finish, free_port, http_request, pattern_bytes,  # noqa: E402
@@ -58,6 +61,8 @@ spec:
     backendRefs: [{{name: svc, port: 82}}]
   - matches: [{{path: {{type: PathPrefix, value: /liar}}}}]
     backendRefs: [{{name: liar, port: 81}}]
+  - matches: [{{path: {{type: PathPrefix, value: /bighead}}}}]
+    backendRefs: [{{name: bighead, port: 81}}]
 ---
 apiVersion: v1
 kind: Service
@@ -74,6 +79,25 @@ metadata: {{name: liar, namespace: demo}}
 spec:
   ports:
   - {{name: h2c, port: 81, targetPort: 8081, appProtocol: kubernetes.io/h2c}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: bighead, namespace: demo}}
+spec:
+  ports:
+  - {{name: h2c, port: 81, targetPort: 8081, appProtocol: kubernetes.io/h2c}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: bighead-1
+  namespace: demo
+  labels: {{kubernetes.io/service-name: bighead}}
+addressType: IPv4
+ports: [{{name: h2c, port: {bport}}}]
+endpoints:
+- addresses: ["{baddr}"]
+  conditions: {{ready: true}}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -99,6 +123,67 @@ endpoints:
 - addresses: ["{eaddr}"]
   conditions: {{ready: true}}
 """
+
+
+class BigHeadServer:
+    """A minimal h2c server (raw frames) whose one response head is ~44 kB once decoded but
+    ~4 kB on the wire: a 4000-byte field added to the HPACK dynamic table, then referenced ten
+    more times by a one-byte index."""
+
+    def __init__(self):
+        self.addr = unique_addr()
+        self.sock = socket.socket()
+        self.sock.bind((self.addr, 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(30)
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    @staticmethod
+    def frame(ftype, flags, sid, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+            struct.pack(">I", sid) + payload
+
+    def serve(self, c):
+        c.settimeout(10)
+        buf = b""
+        sid = None
+        while sid is None:  # the preface, SETTINGS, then the request's HEADERS
+            d = c.recv(65536)
+            if not d:
+                return
+            buf += d
+            pos = 24 if buf.startswith(b"PRI * HTTP/2.0") else 0
+            while len(buf) >= pos + 9:
+                ln = int.from_bytes(buf[pos:pos + 3], "big")
+                if buf[pos + 3] == 1:
+                    sid = int.from_bytes(buf[pos + 5:pos + 9], "big") & 0x7fffffff
+                pos += 9 + ln
+        block = b"\x88"  # :status 200 (static index 8)
+        block += b"\x40\x05x-big\x7f\xa1\x1e" + b"v" * 4000  # literal, incremental indexing
+        block += b"\xbe" * 10  # dynamic index 62, ten times
+        block += b"\x0f\x0d\x010"  # content-length: 0 (static name 28, not indexed)
+        c.sendall(self.frame(4, 0, 0, b"") + self.frame(4, 1, 0, b"") +
+                  self.frame(1, 0x5, sid, block))
+        c.settimeout(60)  # keep the connection open: the gateway must not wait for its end
+        try:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def run(self):
+        try:
+            while True:
+                c, _ = self.sock.accept()
+                with c:
+                    self.serve(c)
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
 
 
 def metric(gw, name):
@@ -183,6 +268,12 @@ def upstream_checks(gw, host, port):
     r = http_request(host, port, "GET", "/liar/x")
     check("h2c upstream: an h2c port that only speaks HTTP/1.1 -> 502",
           r is not None and r.status == 502, r and r.status)
+    try:
+        r = http_request(host, port, "GET", "/bighead/x", timeout=15.0)
+    except OSError as ex:  # timed out: the gateway waited for the upstream
+        r = ex
+    check("h2c upstream: a response head that decodes larger than its receive buffers -> 502, "
+          "not a hang", getattr(r, "status", None) == 502, r)
     r = http_request(host, port, "GET", "/ws/x")
     j = json.loads(r.body) if r is not None and r.body.startswith(b"{") else {}
     check("h2c upstream: appProtocol kubernetes.io/ws stays HTTP/1.1",
@@ -256,8 +347,9 @@ def main():
         return
     echo_checks()
     d = tempfile.mkdtemp(prefix="sv-h2c-")
-    gw = e = None
+    gw = e = big = None
     try:
+        big = BigHeadServer()
         eaddr = unique_addr()
         hport = free_port(eaddr)
         e = start_echo(addr=eaddr, pod="pod-h1",
@@ -267,8 +359,10 @@ def main():
         host = unique_addr()
         port = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, hport=hport))
-        gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])
+            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, hport=hport,
+                                     baddr=big.addr, bport=big.port))
+        gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1",
+                            "--upstream-timeout", "60s"])
         check("h2c: HTTP port listens", wait_port(host, port, 10.0))
         base = f"http://{host}:{port}"
 
@@ -331,6 +425,8 @@ def main():
             stop(gw)
         if e:
             stop(e)
+        if big:
+            big.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
