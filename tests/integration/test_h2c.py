@@ -5,8 +5,10 @@ Upstream: a backendRef to a Service port with appProtocol kubernetes.io/h2c is s
 HTTP/2 with prior knowledge (serval-echo --h2c-listen answers 400 to anything else): GET, HEAD,
 status codes, request bodies with Content-Length and chunked both ways, a large response, from
 HTTP/1.1 and HTTP/2 clients; one upstream connection carries request after request; many
-concurrent requests; an "h2c" port that only speaks HTTP/1.1 gives 502; the plain HTTP/1.1 backend
-(and appProtocol kubernetes.io/ws) are unaffected.
+concurrent requests; an "h2c" port that only speaks HTTP/1.1 gives 502; raw-frame servers: a
+stream reset gives 502, a GOAWAY ends reuse, a head that HPACK shrank below its decoded size beyond
+the receive buffers gives 502 (not a hang); the plain HTTP/1.1 backend (and appProtocol
+kubernetes.io/ws) are unaffected.
 
 Frontend: a connection on an HTTP listener that begins with the HTTP/2 preface is served by the
 HTTP/2 frontend (curl --http2-prior-knowledge, nghttp, h2load); HTTP/1.1 on the same port is
@@ -63,6 +65,10 @@ spec:
     backendRefs: [{{name: liar, port: 81}}]
   - matches: [{{path: {{type: PathPrefix, value: /bighead}}}}]
     backendRefs: [{{name: bighead, port: 81}}]
+  - matches: [{{path: {{type: PathPrefix, value: /rst}}}}]
+    backendRefs: [{{name: rst, port: 81}}]
+  - matches: [{{path: {{type: PathPrefix, value: /goaway}}}}]
+    backendRefs: [{{name: goaway, port: 81}}]
 ---
 apiVersion: v1
 kind: Service
@@ -79,25 +85,6 @@ metadata: {{name: liar, namespace: demo}}
 spec:
   ports:
   - {{name: h2c, port: 81, targetPort: 8081, appProtocol: kubernetes.io/h2c}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: bighead, namespace: demo}}
-spec:
-  ports:
-  - {{name: h2c, port: 81, targetPort: 8081, appProtocol: kubernetes.io/h2c}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: bighead-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: bighead}}
-addressType: IPv4
-ports: [{{name: h2c, port: {bport}}}]
-endpoints:
-- addresses: ["{baddr}"]
-  conditions: {{ready: true}}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -125,12 +112,40 @@ endpoints:
 """
 
 
-class BigHeadServer:
-    """A minimal h2c server (raw frames) whose one response head is ~44 kB once decoded but
-    ~4 kB on the wire: a 4000-byte field added to the HPACK dynamic table, then referenced ten
-    more times by a one-byte index."""
+RAW_SERVICE = """\
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: demo}}
+spec:
+  ports:
+  - {{name: h2c, port: 81, targetPort: 8081, appProtocol: kubernetes.io/h2c}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: demo
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: h2c, port: {port}}}]
+endpoints:
+- addresses: ["{addr}"]
+  conditions: {{ready: true}}
+"""
 
-    def __init__(self):
+
+class RawH2Server:
+    """A minimal h2c server speaking raw frames, one request per connection, in one of these
+    modes: "bighead" answers a head that is ~4 kB on the wire but ~44 kB decoded (a 4000-byte
+    field added to the HPACK dynamic table, then referenced ten more times by a one-byte index);
+    "rst" resets the stream instead of answering; "goaway" answers 200 and sends GOAWAY. The
+    connection stays open afterwards (the gateway must not wait for its end). .conns counts
+    accepted connections."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.conns = 0
         self.addr = unique_addr()
         self.sock = socket.socket()
         self.sock.bind((self.addr, 0))
@@ -160,12 +175,19 @@ class BigHeadServer:
                 if buf[pos + 3] == 1:
                     sid = int.from_bytes(buf[pos + 5:pos + 9], "big") & 0x7fffffff
                 pos += 9 + ln
+        out = self.frame(4, 0, 0, b"") + self.frame(4, 1, 0, b"")  # SETTINGS, its ACK
         block = b"\x88"  # :status 200 (static index 8)
-        block += b"\x40\x05x-big\x7f\xa1\x1e" + b"v" * 4000  # literal, incremental indexing
-        block += b"\xbe" * 10  # dynamic index 62, ten times
+        if self.mode == "bighead":
+            block += b"\x40\x05x-big\x7f\xa1\x1e" + b"v" * 4000  # literal, incremental idx
+            block += b"\xbe" * 10  # dynamic index 62, ten times
         block += b"\x0f\x0d\x010"  # content-length: 0 (static name 28, not indexed)
-        c.sendall(self.frame(4, 0, 0, b"") + self.frame(4, 1, 0, b"") +
-                  self.frame(1, 0x5, sid, block))
+        if self.mode == "rst":
+            out += self.frame(3, 0, sid, struct.pack(">I", 2))  # RST_STREAM INTERNAL_ERROR
+        else:
+            out += self.frame(1, 0x5, sid, block)  # HEADERS, END_STREAM | END_HEADERS
+        if self.mode == "goaway":
+            out += self.frame(7, 0, 0, struct.pack(">II", sid, 0))  # GOAWAY NO_ERROR
+        c.sendall(out)
         c.settimeout(60)  # keep the connection open: the gateway must not wait for its end
         try:
             while c.recv(65536):
@@ -177,6 +199,7 @@ class BigHeadServer:
         try:
             while True:
                 c, _ = self.sock.accept()
+                self.conns += 1
                 with c:
                     self.serve(c)
         except OSError:
@@ -196,7 +219,7 @@ def metric(gw, name):
     return total
 
 
-def upstream_checks(gw, host, port):
+def upstream_checks(gw, host, port, raws):
     """Backends with appProtocol kubernetes.io/h2c."""
     base = f"http://{host}:{port}"
     r = http_request(host, port, "GET", "/up/some/path?q=1", headers={"X-One": "1"})
@@ -268,6 +291,23 @@ def upstream_checks(gw, host, port):
     r = http_request(host, port, "GET", "/liar/x")
     check("h2c upstream: an h2c port that only speaks HTTP/1.1 -> 502",
           r is not None and r.status == 502, r and r.status)
+    try:
+        r = http_request(host, port, "GET", "/rst/x", timeout=15.0)
+    except OSError as ex:
+        r = ex
+    check("h2c upstream: a stream reset before the response -> 502",
+          getattr(r, "status", None) == 502, r)
+    st = []
+    retries = metric(gw, "serval_retries_total")
+    for i in range(2):
+        try:
+            st.append(http_request(host, port, "GET", f"/goaway/{i}", timeout=15.0).status)
+        except OSError as ex:
+            st.append(ex)
+    retries = metric(gw, "serval_retries_total") - retries
+    check("h2c upstream: after a GOAWAY the next request gets a new connection (not a retry)",
+          st == [200, 200] and raws["goaway"].conns == 2 and retries == 0,
+          (st, raws["goaway"].conns, retries))
     try:
         r = http_request(host, port, "GET", "/bighead/x", timeout=15.0)
     except OSError as ex:  # timed out: the gateway waited for the upstream
@@ -347,9 +387,11 @@ def main():
         return
     echo_checks()
     d = tempfile.mkdtemp(prefix="sv-h2c-")
-    gw = e = big = None
+    gw = e = None
+    raws = {}
     try:
-        big = BigHeadServer()
+        for mode in ("bighead", "rst", "goaway"):
+            raws[mode] = RawH2Server(mode)
         eaddr = unique_addr()
         hport = free_port(eaddr)
         e = start_echo(addr=eaddr, pod="pod-h1",
@@ -359,8 +401,9 @@ def main():
         host = unique_addr()
         port = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, hport=hport,
-                                     baddr=big.addr, bport=big.port))
+            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr, hport=hport))
+            for mode, srv in raws.items():
+                f.write(RAW_SERVICE.format(name=mode, addr=srv.addr, port=srv.port))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1",
                             "--upstream-timeout", "60s"])
         check("h2c: HTTP port listens", wait_port(host, port, 10.0))
@@ -416,7 +459,7 @@ def main():
             check("h2c: h2load 400 requests on 2 connections, all 2xx",
                   p.returncode == 0 and "400 succeeded" in out and "400 2xx" in out,
                   out[-600:])
-        upstream_checks(gw, host, port)
+        upstream_checks(gw, host, port, raws)
         r = http_request(host, port, "GET", "/h1/after")
         check("h2c: worker healthy afterwards", r is not None and r.status == 200,
               r and r.status)
@@ -425,8 +468,8 @@ def main():
             stop(gw)
         if e:
             stop(e)
-        if big:
-            big.close()
+        for srv in raws.values():
+            srv.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
