@@ -2578,7 +2578,10 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
         cl_q_consume(w, c, len);
     else if (kind == SV_SEND_H2)
         sv_h2_body_sent(w, c);
-    if ((c->state == SV_C_PROXY && !c->req_done) || c->state == SV_C_TUNNEL)
+    /* progress of the request (a TLS handshake flight carries none: the upstream timeout that
+     * bounds connecting keeps running) */
+    if (kind != SV_SEND_NONE &&
+        ((c->state == SV_C_PROXY && !c->req_done) || c->state == SV_C_TUNNEL))
         conn_timer(w, c, T_PROGRESS, w->dp->cfg.idle_timeout_ms);
     conn_pump(w, c);
 }
