@@ -107,8 +107,20 @@ static void check_validation(struct tx *t, struct tx_policy *tp)
             }
             continue;
         }
-        if (!tp->ca_pem)
+        if (!tp->ca_pem) {
             tp->ca_pem = pem;
+        } else { /* every usable CA is a trust anchor: one bundle */
+            size_t a = strlen(tp->ca_pem), b = strlen(pem);
+            char *both = sv_arena_zalloc(t->a, a + b + 2);
+            if (!both) {
+                t->nomem = true;
+                continue;
+            }
+            memcpy(both, tp->ca_pem, a);
+            both[a] = '\n';
+            memcpy(both + a + 1, pem, b);
+            tp->ca_pem = both;
+        }
         usable++;
     }
     bool well_known = bp->well_known_ca && strcmp(bp->well_known_ca, "System") == 0;

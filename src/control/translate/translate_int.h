@@ -54,7 +54,8 @@ struct tx_policy {
     const char *accepted_reason, *accepted_msg;
     const char *refs_reason;    /* first ResolvedRefs problem, NULL if none */
     const char *refs_msg;
-    const char *ca_pem;         /* first usable CA bundle (borrowed from the store), or NULL */
+    const char *ca_pem;         /* the usable CA bundles (borrowed from the store, or joined in
+                                   the status arena when several), or NULL */
 };
 
 struct tx {
