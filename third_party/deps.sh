@@ -9,11 +9,12 @@
 #              system's deb entries as /etc/apt/sources.list.d/serval-deb-src.sources) when
 #              `apt-cache showsrc wolfssl` finds nothing
 # With WOLFSSL=system in the environment (make passes its WOLFSSL) the source build is skipped.
+# ca-certificates: the system CA bundle BackendTLSPolicy wellKnownCACertificates: System loads.
 # Third-party code is never copied into the tree: llhttp's C sources come from node-llhttp
 # (/usr/share/llhttp/*.c, header in /usr/share/include/llhttp/), the rest are shared libraries.
 set -euo pipefail
 
-BUILD_PKGS="build-essential liburing-dev libwolfssl-dev libcjson-dev node-llhttp libyaml-dev libpcre2-dev libnghttp2-dev"
+BUILD_PKGS="build-essential liburing-dev libwolfssl-dev libcjson-dev node-llhttp libyaml-dev libpcre2-dev libnghttp2-dev ca-certificates"
 TEST_PKGS="curl python3 openssl wrk iproute2 procps"
 BENCH_PKGS="nginx-light haproxy nghttp2-client"
 WOLFSSL_SRC_PKGS="autoconf automake libtool dpkg-dev"
