@@ -11,7 +11,13 @@ against the CA when given):
   - a Service without a policy on the same TLS endpoint never gets a pooled TLS connection (and
     answers 502: cleartext to a TLS port); the TLS one never gets a cleartext one;
   - keep-alive reuse: five requests on one client connection make one handshake and four reuses;
-  - request bodies (16 KiB, chunked) and a 3 MiB response go through TLS upstreams intact.
+  - request bodies (16 KiB, chunked) and a 3 MiB response go through TLS upstreams intact, also
+    with a gateway of 16 receive buffers per worker (plaintext room comes back as the response is
+    consumed);
+  - several CA references make one trust bundle (the first one does not sign the backend);
+  - wellKnownCACertificates: System loads the system bundle (the policy is usable: 502 for the
+    test CA's backend, not the 500 of an unusable policy);
+  - a backend that accepts TCP but never answers the handshake: 504 after --upstream-timeout.
 Certificates come from tests/tls/gen-certs.sh."""
 import json
 import os
@@ -20,10 +26,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from manifests import pem_scalar  # noqa: E402
-from svtest import (Client, check, finish, free_port, http_request,  # noqa: E402
+from svtest import (Client, TcpServer, check, finish, free_port, http_request,  # noqa: E402
                     pattern_bytes, start_echo, start_gateway, stop, unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -105,8 +112,7 @@ metadata: {{name: {name}, namespace: demo}}
 spec:
   targetRefs: [{{group: "", kind: Service, name: {name}}}]
   validation:
-    caCertificateRefs: [{{group: "", kind: ConfigMap, name: {ca}}}]
-    hostname: {hostname}
+{validation}    hostname: {hostname}
 {sans}"""
 
 
@@ -135,7 +141,7 @@ def main():
         print("skip - upstream tls: openssl missing")
         return
     d = tempfile.mkdtemp(prefix="sv-utls-")
-    gw = e = None
+    gw = e = silent = None
     try:
         certs = os.path.join(d, "certs")
         subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
@@ -146,6 +152,8 @@ def main():
         e = start_echo(addr=addr, pod="tls-pod",
                        args=["--tls-listen", f"{addr}:{tport}", "--tls-client-ca", c("ca.crt")],
                        env={"TLS_SERVER_CERT": c("ec_b.crt"), "TLS_SERVER_PRIVKEY": c("ec_b.key")})
+        silent_addr = unique_addr()
+        silent = TcpServer(lambda sock, _peer: time.sleep(6), addr=silent_addr)
         host = unique_addr()
         port = free_port(host)
         doc = HEAD.format(port=port, ccrt=pem_scalar(certs, "ec_a.crt"),
@@ -160,20 +168,32 @@ def main():
             ("sanbad", "ca", "b.test", ["nope.test"]),
             ("echo-body", "ca", "b.test", None),
             ("bytes", "ca", "b.test", None),
+            ("twoca", "stranger-ca,ca", "b.test", None),
+            ("system", "System", "b.test", None),
+            ("silent", "ca", "b.test", None),
         ]
         for name, ca, hostname, sans in cases:
-            doc += SERVICE.format(name=name, eport=tport, eaddr=addr)
+            if name == "silent":
+                doc += SERVICE.format(name=name, eport=silent.port, eaddr=silent_addr)
+            else:
+                doc += SERVICE.format(name=name, eport=tport, eaddr=addr)
             san_yaml = ""
             if sans:
                 san_yaml = "    subjectAltNames:\n" + "".join(
                     f"    - {{type: Hostname, hostname: {s}}}\n" for s in sans)
-            doc += POLICY.format(name=name, ca=ca, hostname=hostname, sans=san_yaml)
+            if ca == "System":
+                val = "    wellKnownCACertificates: System\n"
+            else:
+                val = "    caCertificateRefs: [" + ", ".join(
+                    f'{{group: "", kind: ConfigMap, name: {x}}}' for x in ca.split(",")) + "]\n"
+            doc += POLICY.format(name=name, validation=val, hostname=hostname, sans=san_yaml)
         doc += SERVICE.format(name="plain", eport=tport, eaddr=addr)  # no policy, TLS port
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
             f.write(doc)
-        gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2"])
+        gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "2",
+                            "--upstream-timeout", "1s"])
         check("upstream tls: listener up", wait_port(host, port, 10.0))
 
         def get(path, **kw):
@@ -240,11 +260,40 @@ def main():
         r = get(f"/bytes/{n}")
         check("upstream tls: 3 MiB response arrives intact",
               r.status == 200 and r.body == pattern_bytes(n), (r.status, len(r.body or b"")))
+
+        r = get("/twoca")
+        check("upstream tls: two CA references, the second signs the backend -> 200",
+              r.status == 200, r.status)
+        r = get("/system")
+        check("upstream tls: System CAs load; the test CA is not among them -> 502",
+              r.status == 502, r.status)
+        t0 = time.time()
+        r = get("/silent")
+        took = time.time() - t0
+        check("upstream tls: no handshake answer -> 504 (upstream timeout)", r.status == 504,
+              (r.status, round(took, 1)))
+
+        # a gateway with 16 receive buffers per worker: large bodies both ways still arrive
+        stop(gw)
+        gw = None
+        gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1",
+                            "--recv-buffers", "16"])
+        check("upstream tls: small-buffer gateway up", wait_port(host, port, 10.0))
+        r = get(f"/bytes/{n}")
+        check("upstream tls: 16 buffers: 3 MiB response intact",
+              r.status == 200 and r.body == pattern_bytes(n), (r.status, len(r.body or b"")))
+        big = bytes(range(251)) * 1000
+        r = http_request(host, port, "POST", "/echo-body", headers={"Host": "app.test"},
+                         body=big, timeout=10.0)
+        check("upstream tls: 16 buffers: 245 KiB request body echoed intact",
+              r.status == 200 and r.body == big, (r.status, len(r.body or b"")))
     finally:
         if gw is not None:
             stop(gw)
         if e is not None:
             stop(e)
+        if silent is not None:
+            silent.close()
         shutil.rmtree(d, ignore_errors=True)
     finish()
 

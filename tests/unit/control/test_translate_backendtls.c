@@ -144,6 +144,53 @@ TEST(translate_backendtlspolicy)
     sv_store_free(store);
 }
 
+static const void *set_tls(const struct sv_generation *g, const char *path)
+{
+    const struct sv_route_action *a = find(g, path);
+    if (!a || a->n_backends != 1 || a->backends[0].kind != SV_ROUTE_BACKEND_SET)
+        return NULL;
+    return sv_generation_backend_tls(g, a->backends[0].set_id);
+}
+
+/* Valid policies put a TLS client context on their backend sets (cleartext sets have none), and
+ * an unchanged policy keeps its context across translations (cached by content). */
+TEST(translate_backendtls_contexts)
+{
+    char err[512];
+    char *text = sv_test_read_file("tests/data/translate/backendtls.yaml", NULL);
+    REQUIRE(text);
+    struct sv_object *objs[32];
+    int n = sv_test_decode_yaml(text, objs, 32, err, sizeof(err));
+    free(text);
+    if (n < 0)
+        FAIL("decode: %s", err);
+    struct sv_store *store = sv_store_new();
+    for (int i = 0; i < n; i++)
+        sv_store_upsert(store, objs[i]);
+    struct sv_translate_opts o = {.bind_addr = "0.0.0.0"};
+    struct sv_generation *g1 = NULL, *g2 = NULL;
+    struct sv_status *st1 = NULL, *st2 = NULL;
+    if (sv_translate(store, &o, &g1, &st1, err, sizeof(err)) != 0)
+        FAIL("translate: %s", err);
+    if (sv_translate(store, &o, &g2, &st2, err, sizeof(err)) != 0)
+        FAIL("translate again: %s", err);
+    const void *ok1 = set_tls(g1, "/ok"), *sec1 = set_tls(g1, "/conf");
+    CHECK(ok1 != NULL);
+    CHECK(sec1 != NULL);
+    CHECK(ok1 == sec1); /* p-ok and p-section say the same: one shared context */
+    CHECK(set_tls(g1, "/plain") == NULL);
+    CHECK_EQ_INT(backend_kind(g1, "/plain"), SV_ROUTE_BACKEND_SET);
+    CHECK(set_tls(g2, "/ok") == ok1); /* unchanged policy: the same WOLFSSL_CTX */
+    CHECK(set_tls(g2, "/conf") == sec1);
+    sv_status_free(st1);
+    sv_generation_free_unpublished(g1);
+    /* the generation that still uses it keeps it alive (ASan would see a use after free) */
+    CHECK(set_tls(g2, "/ok") == ok1);
+    sv_status_free(st2);
+    sv_generation_free_unpublished(g2);
+    sv_store_free(store);
+}
+
 /* The status merge keeps other controllers' ancestors and replaces ours. */
 TEST(k8s_status_merge_policy_ancestors)
 {
