@@ -260,6 +260,8 @@ size_t sv_generation_write_json(const struct sv_generation *gen, char *out, size
     for (uint32_t s = 0; s < t->n_sets; s++) {
         jf(&w, "%s{\"id\":%u,\"name\":", s ? "," : "", s);
         js(&w, t->set_names[s]);
+        if (s < t->n_set_tls && t->set_tls[s].ctx)
+            jf(&w, ",\"tls\":true"); /* BackendTLSPolicy: TLS to its endpoints */
         jf(&w, ",\"endpoints\":[");
         for (uint32_t e = 0; e < gen->sets[s].n; e++) {
             if (e)

@@ -17,7 +17,8 @@ against the CA when given):
   - several CA references make one trust bundle (the first one does not sign the backend);
   - wellKnownCACertificates: System loads the system bundle (the policy is usable: 502 for the
     test CA's backend, not the 500 of an unusable policy);
-  - a backend that accepts TCP but never answers the handshake: 504 after --upstream-timeout.
+  - a backend that accepts TCP but never answers the handshake: 504 after --upstream-timeout;
+  - a WebSocket tunnel through a TLS upstream (text and a 300 KB binary frame echoed).
 Certificates come from tests/tls/gen-certs.sh."""
 import json
 import os
@@ -30,8 +31,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from manifests import pem_scalar  # noqa: E402
-from svtest import (Client, TcpServer, check, finish, free_port, http_request,  # noqa: E402
-                    pattern_bytes, start_echo, start_gateway, stop, unique_addr, wait_port)
+from svtest import (Client, TcpServer, WebSocket, check, finish, free_port,  # noqa: E402
+                    http_request, pattern_bytes, start_echo, start_gateway, stop, unique_addr,
+                    wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -171,6 +173,7 @@ def main():
             ("twoca", "stranger-ca,ca", "b.test", None),
             ("system", "System", "b.test", None),
             ("silent", "ca", "b.test", None),
+            ("ws", "ca", "b.test", None),
         ]
         for name, ca, hostname, sans in cases:
             if name == "silent":
@@ -272,6 +275,18 @@ def main():
         took = time.time() - t0
         check("upstream tls: no handshake answer -> 504 (upstream timeout)", r.status == 504,
               (r.status, round(took, 1)))
+
+        # WebSocket through a TLS upstream: the tunnel encrypts and decrypts both ways
+        ws = WebSocket(host, port, "/ws", headers={"Host": "app.test"}, timeout=10.0)
+        check("upstream tls: WebSocket 101 with the backend's accept key",
+              ws.response.status == 101 and
+              ws.response.header("sec-websocket-accept") == ws.expected_accept(), ws.response)
+        ws.send(0x1, b"hello over TLS")
+        check("upstream tls: WebSocket text echoed", ws.recv() == (0x1, b"hello over TLS"))
+        blob = os.urandom(300000)
+        ws.send(0x2, blob)
+        check("upstream tls: WebSocket 300 KB binary echoed", ws.recv() == (0x2, blob))
+        ws.close()
 
         # a gateway with 16 receive buffers per worker: large bodies both ways still arrive
         stop(gw)
