@@ -203,6 +203,12 @@ def main():
             return http_request(host, port, "GET", path, headers={"Host": "app.test"},
                                 timeout=10.0, **kw)
 
+        cfg = json.loads(http_request(gw.admin[0], gw.admin[1], "GET", "/config").body or b"{}")
+        sets = {x.get("name"): x for x in (cfg.get("routing") or {}).get("backendSets") or []}
+        check("upstream tls: /config marks the TLS backend set, not the cleartext one",
+              (sets.get("demo/good:443") or {}).get("tls") is True and
+              "tls" not in (sets.get("demo/plain:443") or {"tls": 1}), list(sets)[:4])
+
         # keep-alive reuse first, while no upstream connection exists anywhere
         hs0, re0 = metric(gw, "upstream_tls_handshakes_total"), metric(gw, "upstream_reuses_total")
         statuses = []
