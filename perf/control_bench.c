@@ -324,6 +324,33 @@ static int callgrind_mode(int routes)
 }
 
 
+/* `control-bench build N K`: K translations of N routes (for perf record / perf stat of the
+ * build alone); prints the median thread CPU time. */
+static int build_mode(int routes, int reps)
+{
+    struct sv_store *s = make_store(routes);
+    uint64_t c[64];
+    int n = reps < 1 ? 1 : reps > 64 ? 64 : reps;
+    for (int i = 0; i < n; i++) {
+        struct sv_generation *gen;
+        struct sv_status *st;
+        char err[256];
+        uint64_t c0 = cpu_ns();
+        if (sv_translate(s, NULL, &gen, &st, err, sizeof(err)) != 0) {
+            fprintf(stderr, "translate: %s\n", err);
+            return 1;
+        }
+        c[i] = cpu_ns() - c0;
+        sv_status_free(st);
+        sv_generation_free_unpublished(gen);
+    }
+    qsort(c, (size_t)n, sizeof(c[0]), cmp_u64);
+    printf("%d routes: translate+build thread CPU median %.1f ms, min %.1f ms (%d runs)\n", routes,
+           (double)c[n / 2] / 1e6, (double)c[0] / 1e6, n);
+    sv_store_free(s);
+    return 0;
+}
+
 /* `control-bench layout N`: where the bytes of a generation of N routes go, per array of the
  * route table (routing/table_int.h) and per arena, next to the heap growth the table reports. */
 static int layout_mode(int routes)
@@ -393,6 +420,8 @@ int main(int argc, char **argv)
     sv_log_set_level(SV_LOG_WARN);
     if (argc == 3 && strcmp(argv[1], "callgrind") == 0)
         return callgrind_mode(atoi(argv[2]));
+    if (argc == 4 && strcmp(argv[1], "build") == 0)
+        return build_mode(atoi(argv[2]), atoi(argv[3]));
     if (argc == 3 && strcmp(argv[1], "layout") == 0)
         return layout_mode(atoi(argv[2]));
     static const int sizes[] = {10, 1000, 10000};

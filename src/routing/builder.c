@@ -1766,10 +1766,12 @@ static int compile(struct sv_route_builder *b)
     for (uint32_t i = 0; i < nn; i++)
         newid[bfs[i]] = i;
     t->n_nodes = nn;
-    t->nodes = sv_arena_alloc(ar, ((size_t)nn + 1) * sizeof(*t->nodes));
+    /* 32-byte nodes on 32-byte boundaries (the arena gives 16): none straddles a cache line */
+    char *node_mem = sv_arena_alloc(ar, ((size_t)nn + 1) * sizeof(*t->nodes) + 16);
     t->segs = sv_arena_alloc(ar, seg_bytes + 1);
-    if (!t->nodes || !t->segs)
+    if (!node_mem || !t->segs)
         goto out;
+    t->nodes = (struct sv_route_node *)(void *)(((uintptr_t)node_mem + 31) & ~(uintptr_t)31);
     size_t seg_off = 0;
     for (uint32_t i = 0; i < nn; i++) {
         uint32_t old = bfs[i];
@@ -1799,9 +1801,8 @@ static int compile(struct sv_route_builder *b)
     for (uint32_t k = 0; k < nn * 3; k++)
         counts[k + 1] += counts[k];
     for (uint32_t nd = 0; nd < nn; nd++) {
-        t->nodes[nd].exact_off = counts[nd * 3];
+        t->nodes[nd].list_off = counts[nd * 3];
         t->nodes[nd].exact_n = counts[nd * 3 + 1] - counts[nd * 3];
-        t->nodes[nd].prefix_off = counts[nd * 3 + 1];
         t->nodes[nd].prefix_n = counts[nd * 3 + 2] - counts[nd * 3 + 1];
     }
     for (uint32_t k = 0; k < n_buckets; k++) {

@@ -366,13 +366,13 @@ static bool bucket_lookup(const struct sv_route_table *t, const struct sv_route_
         }
     }
     if (full && t->nodes[node].exact_n &&
-        try_list(t, t->nodes[node].exact_off, t->nodes[node].exact_n, req, path, res))
+        try_list(t, t->nodes[node].list_off, t->nodes[node].exact_n, req, path, res))
         return true;
     if (bk->regex_n && try_list(t, bk->regex_off, bk->regex_n, req, path, res))
         return true;
     while (depth > 0) {
         const struct sv_route_node *nd = &t->nodes[stack[--depth]];
-        if (try_list(t, nd->prefix_off, nd->prefix_n, req, path, res))
+        if (try_list(t, nd->list_off + nd->exact_n, nd->prefix_n, req, path, res))
             return true;
     }
     return false;

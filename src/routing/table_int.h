@@ -51,6 +51,7 @@ struct sv_route_entry {
                           query conditions, not a regex */
     uint8_t path_type; /* enum sv_route_path_type */
 };
+_Static_assert(sizeof(struct sv_route_entry) == 16, "four lookup entries per cache line");
 
 /* A host bucket of one listener (exact host, wildcard suffix or none): one tier of the routes
  * served under that name, those whose original hostnames rank alike (GATEWAY_API_RULES.md §3
@@ -69,9 +70,11 @@ struct sv_route_node {
     uint32_t hash;                 /* sv_route_seg_hash_ of the segment leading here */
     uint32_t seg_off, seg_len;     /* that segment, in table->segs */
     uint32_t child_off, child_n;   /* children: nodes [child_off, child_off + child_n) */
-    uint32_t exact_off, exact_n;
-    uint32_t prefix_off, prefix_n;
+    uint32_t list_off;             /* Exact entries [list_off, +exact_n), then the PathPrefix
+                                      ones [list_off + exact_n, +prefix_n) */
+    uint32_t exact_n, prefix_n;
 };
+_Static_assert(sizeof(struct sv_route_node) == 32, "two trie nodes per cache line");
 
 /* Open-addressing hash slots: (scope, kind, name) -> value. Listeners (scope = bind) have their
  * own small table; buckets (scope = listener) and backend sets (scope 0) share the other. */
