@@ -372,11 +372,6 @@ static int layout_mode(int routes)
     for (uint32_t i = 0; i < t->n_sets; i++)
         eps += gen->sets[i].n;
     size_t n_hash = t->hash.slots ? (size_t)t->hash.mask + 1 : 0;
-    size_t n_regex_lists = 0, n_lists = 0;
-    for (uint32_t i = 0; i < t->n_nodes; i++)
-        n_lists += t->nodes[i].exact_n + t->nodes[i].prefix_n;
-    for (uint32_t i = 0; i < t->n_buckets; i++)
-        n_regex_lists += t->buckets[i].regex_n;
     size_t seg_bytes = 0;
     for (uint32_t i = 0; i < t->n_nodes; i++)
         seg_bytes += t->nodes[i].seg_len;
@@ -385,10 +380,11 @@ static int layout_mode(int routes)
         size_t n, size;
     } rows[] = {
         {"actions", t->n_actions, sizeof(struct sv_route_action)},
-        {"entries", t->n_entries, sizeof(struct sv_route_entry)},
+        {"entries (in per-node lists)", t->n_lists, sizeof(struct sv_route_entry)},
+        {"condition records (method/header/query/regex)", t->n_conds,
+         sizeof(struct sv_route_entry_cond)},
         {"trie nodes", t->n_nodes, sizeof(struct sv_route_node)},
         {"trie segment bytes", seg_bytes, 1},
-        {"entry lists", n_lists + n_regex_lists, sizeof(uint32_t)},
         {"buckets", t->n_buckets, sizeof(struct sv_route_bucket)},
         {"hash slots (buckets+sets)", n_hash, sizeof(struct sv_route_hslot)},
         {"set names", t->n_sets, sizeof(struct sv_str)},

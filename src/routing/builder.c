@@ -383,9 +383,10 @@ int sv_route_builder_add_bind(struct sv_route_builder *b, const struct sockaddr 
 }
 
 /* Split a hostname into (kind, key): "" -> 0; "*.x" -> wild "x"; "a.b" -> exact. Lower-cased
- * copy in *key. Returns 0 or -EINVAL. */
+ * copy in *key: in the table's arena, or in the scratch arena when <scratch> (the caller copies
+ * it into the table later). Returns 0 or -EINVAL. */
 static int parse_hostname(struct sv_route_builder *b, struct sv_str h, uint32_t exact_kind,
-                          uint32_t wild_kind, uint32_t *kind, struct sv_str *key)
+                          uint32_t wild_kind, bool scratch, uint32_t *kind, struct sv_str *key)
 {
     if (h.len && h.ptr[h.len - 1] == '.')
         h.len--;
@@ -410,7 +411,9 @@ static int parse_hostname(struct sv_route_builder *b, struct sv_str h, uint32_t 
             (unsigned char)c > 0x7e || (c == '.' && (i == 0 || body.ptr[i - 1] == '.')))
             return fail(b, -EINVAL, "bad hostname \"%.*s\"", PSTR(h));
     }
-    *key = copy_lower(b, body);
+    *key = scratch ? scratch_str(b, body) : copy_str(b, body);
+    for (size_t i = 0; key->ptr && i < key->len; i++)
+        ((char *)key->ptr)[i] = sv_ascii_lower(key->ptr[i]);
     if (!key->ptr)
         return fail(b, -ENOMEM, "out of memory");
     return 0;
@@ -423,7 +426,8 @@ int sv_route_builder_add_listener(struct sv_route_builder *b, uint32_t bind, str
         return fail(b, -EINVAL, "listener \"%.*s\": no bind %u", PSTR(name), bind);
     uint32_t kind;
     struct sv_str key;
-    int rc = parse_hostname(b, hostname, SV_HK_LISTENER_EXACT, SV_HK_LISTENER_WILD, &kind, &key);
+    int rc = parse_hostname(b, hostname, SV_HK_LISTENER_EXACT, SV_HK_LISTENER_WILD, false, &kind,
+                            &key);
     if (rc < 0)
         return rc;
     for (uint32_t i = 0; i < b->n_listeners; i++)
@@ -571,7 +575,7 @@ int sv_route_builder_attach_original(struct sv_route_builder *b, uint32_t route,
         return fail(b, -EINVAL, "attach: no route %u or listener %u", route, listener);
     uint32_t kind;
     struct sv_str key;
-    int rc = parse_hostname(b, hostname, SV_HK_BUCKET_EXACT, SV_HK_BUCKET_WILD, &kind, &key);
+    int rc = parse_hostname(b, hostname, SV_HK_BUCKET_EXACT, SV_HK_BUCKET_WILD, true, &kind, &key);
     if (rc < 0)
         return rc;
     if (GROW(b->attach, b->cap_attach, b->n_attach + 1))
@@ -1459,6 +1463,9 @@ static int compile(struct sv_route_builder *b)
     bool cat_ok = false;
     uint32_t *cstart = NULL, *clist = NULL, *cpos = NULL, *bfs = NULL, *newid = NULL;
     struct tuple *tuples = NULL;
+    struct sv_route_entry *ents = NULL;
+    struct sv_str *bname = NULL;
+    uint32_t *name_off = NULL;
     struct trie tr = {0};
 
     /* binds and listeners */
@@ -1493,9 +1500,8 @@ static int compile(struct sv_route_builder *b)
     /* actions and entries (the compact form the lookup reads) */
     t->n_actions = b->n_actions;
     t->actions = sv_arena_alloc(ar, (b->n_actions + 1) * sizeof(*t->actions));
-    t->n_entries = b->n_entries;
-    t->entries = sv_arena_alloc(ar, (b->n_entries + 1) * sizeof(*t->entries));
-    if (!t->actions || !t->entries)
+    ents = malloc((b->n_entries + 1) * sizeof(*ents)); /* copied into the lists below */
+    if (!t->actions || !ents)
         goto out;
     if (b->n_actions)
         memcpy(t->actions, b->actions, b->n_actions * sizeof(*t->actions));
@@ -1522,7 +1528,7 @@ static int compile(struct sv_route_builder *b)
                 .n_query = (uint16_t)be->n_query,
             };
         }
-        t->entries[i] = (struct sv_route_entry){
+        ents[i] = (struct sv_route_entry){
             .action = b->entry_action[i],
             .path_len = (uint32_t)be->path.len,
             .cond = cond,
@@ -1748,6 +1754,18 @@ static int compile(struct sv_route_builder *b)
             seg_bytes += tr.nodes[i].seg_len;
         sort_idx(clist + cstart[i], cstart[i + 1] - cstart[i], cmp_child, tr.nodes);
     }
+    /* each bucket's host name goes just before its segments: the hash lookup's name check and
+     * the trie walk read neighbouring bytes */
+    bname = calloc((size_t)n_buckets + 1, sizeof(*bname));
+    name_off = malloc(((size_t)n_buckets + 1) * sizeof(*name_off));
+    if (!bname || !name_off)
+        goto out;
+    for (uint32_t i = 0; i < b->n_attach; i++)
+        bname[b->attach[i].bucket] = b->attach[i].name;
+    for (uint32_t k = 0; k < n_buckets; k++)
+        seg_bytes += bname[k].len;
+    if (seg_bytes > UINT32_MAX) /* 32-bit offsets */
+        goto out;
 
     /* layout: each bucket's nodes together, breadth first, so a node's children are consecutive
      * and one lookup touches one compact region */
@@ -1777,6 +1795,12 @@ static int compile(struct sv_route_builder *b)
         uint32_t old = bfs[i];
         const struct tnode *tn = &tr.nodes[old];
         struct sv_route_node *nd = &t->nodes[i];
+        if (old < n_buckets) { /* a bucket root: its name first */
+            name_off[old] = (uint32_t)seg_off;
+            if (bname[old].len)
+                memcpy(t->segs + seg_off, bname[old].ptr, bname[old].len);
+            seg_off += bname[old].len;
+        }
         nd->hash = tn->hash;
         nd->seg_off = (uint32_t)seg_off;
         nd->seg_len = tn->seg_len;
@@ -1788,10 +1812,18 @@ static int compile(struct sv_route_builder *b)
     }
     for (uint32_t k = 0; k < n_buckets; k++)
         t->buckets[k].root = newid[k];
+    for (uint32_t s = 0; t->hash.slots && s <= t->hash.mask; s++) { /* same bytes, moved */
+        struct sv_route_hslot *h = &t->hash.slots[s];
+        if (h->used && (h->kind == SV_HK_BUCKET_EXACT || h->kind == SV_HK_BUCKET_WILD)) {
+            SV_ASSERT(h->value < n_buckets && bname[h->value].len == h->name_len);
+            h->name = t->segs + name_off[h->value];
+        }
+    }
 
     /* group tuples into per-node lists, keeping their order */
     counts = calloc((size_t)nn * 3 + 1, sizeof(uint32_t));
-    t->lists = sv_arena_alloc(ar, (nt + 1) * sizeof(uint32_t));
+    t->lists = sv_arena_alloc(ar, (nt + 1) * sizeof(*t->lists));
+    t->n_lists = nt;
     if (!counts || !t->lists)
         goto out;
     for (uint32_t k = 0; k < nt; k++) {
@@ -1811,7 +1843,7 @@ static int compile(struct sv_route_builder *b)
         t->buckets[k].regex_n = counts[root * 3 + 3] - counts[root * 3 + 2];
     }
     for (uint32_t k = 0; k < nt; k++)
-        t->lists[counts[tuples[k].node * 3 + tuples[k].kind]++] = tuples[k].entry;
+        t->lists[counts[tuples[k].node * 3 + tuples[k].kind]++] = ents[tuples[k].entry];
 
     /* the table owns the regexes from now on */
     t->regexes = b->regexes;
@@ -1830,6 +1862,9 @@ out:
         sv_arena_destroy(&cat);
     free(counts);
     free(tuples);
+    free(ents);
+    free(bname);
+    free(name_off);
     free(cstart);
     free(cpos);
     free(clist);

@@ -304,7 +304,7 @@ static bool try_list(const struct sv_route_table *t, uint32_t off, uint32_t n,
                      struct sv_route_result *res)
 {
     for (uint32_t i = 0; i < n; i++) {
-        const struct sv_route_entry *e = &t->entries[t->lists[off + i]];
+        const struct sv_route_entry *e = &t->lists[off + i];
         SV_ROUTE_WORK(1);
         if (e->cond != SV_ROUTE_NO_COND && !cond_matches(&t->conds[e->cond], req, path))
             continue;

@@ -65,7 +65,7 @@ struct sv_route_bucket {
 
 /* Segment trie node. The nodes of one bucket are stored together in breadth-first order, so the
  * children of a node are consecutive (sorted by segment hash: a short scan or a binary search,
- * never a walk over other buckets). Lists are ranges in table->lists (entry indexes, sorted). */
+ * never a walk over other buckets). Lists are ranges in table->lists (entries, sorted). */
 struct sv_route_node {
     uint32_t hash;                 /* sv_route_seg_hash_ of the segment leading here */
     uint32_t seg_off, seg_len;     /* that segment, in table->segs */
@@ -117,11 +117,13 @@ struct sv_route_table {
 
     struct sv_route_action *actions;
     uint32_t n_actions;
-    struct sv_route_entry *entries;
-    uint32_t n_entries;
+    /* the (rule, match) entries of every trie node and bucket regex list, stored in list order
+     * (an entry attached under several hostnames appears in each of their lists): a lookup
+     * reads the entries of one bucket from one compact range */
+    struct sv_route_entry *lists;
+    uint32_t n_lists;
     struct sv_route_entry_cond *conds;
     uint32_t n_conds;
-    uint32_t *lists;
     struct sv_route_bucket *buckets;
     uint32_t n_buckets;
     struct sv_route_node *nodes;
