@@ -112,6 +112,8 @@ static void generation_free(struct sv_generation *g)
     g->magic = SV_GEN_POISON;
     sv_route_table_unref_(g->table);
     g->table = NULL;
+    sv_route_table_unref_(g->base); /* an overlay's base table (NULL is a no-op) */
+    g->base = NULL;
     sv_arena_destroy(&g->arena);
     free(g);
     atomic_fetch_sub(&live_generations, 1);

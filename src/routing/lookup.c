@@ -108,7 +108,8 @@ const struct sv_route_bind *sv_generation_binds(const struct sv_generation *gen,
 void *sv_generation_bind_tls(const struct sv_generation *gen, uint32_t bind)
 {
     sv_generation_check(gen);
-    const struct sv_route_table *t = gen->table;
+    /* an overlay's own table has no TLS contexts: its base holds them */
+    const struct sv_route_table *t = gen->base ? gen->base : gen->table;
     return bind < t->n_bind_tls ? t->bind_tls[bind].ctx : NULL;
 }
 
@@ -390,6 +391,48 @@ static bool tiers_lookup(const struct sv_route_table *t, uint32_t k,
     return false;
 }
 
+/* Host bucket (kind, name) of listener <li> in an overlay generation (overlay.c): from the
+ * overlay's own table when it overrides that name, else from the base table (*tb says which). */
+static int64_t overlay_bucket(const struct sv_generation *gen, uint32_t li, uint32_t kind,
+                              struct sv_str name, const struct sv_route_table **tb)
+{
+    if (sv_route_hfind_(&gen->ovr, li, kind, name) >= 0) {
+        *tb = gen->table;
+        return sv_route_hfind_(&gen->table->hash, li, kind, name);
+    }
+    *tb = gen->base;
+    return sv_route_hfind_(&gen->base->hash, li, kind, name);
+}
+
+/* The buckets of listener <li> in precedence order (as in sv_route_lookup), each from the table
+ * that serves its name in overlay generation <gen>. */
+static int overlay_lookup(const struct sv_generation *gen, uint32_t li, struct sv_str host,
+                          const struct sv_route_request *req, struct sv_str path,
+                          struct sv_route_result *res)
+{
+    const struct sv_route_table *tb;
+    if (host.len) {
+        int64_t b = overlay_bucket(gen, li, SV_HK_BUCKET_EXACT, host, &tb);
+        if (b >= 0 && tiers_lookup(tb, (uint32_t)b, req, path, res))
+            return 0;
+        if (gen->table->listener_wild[li] || gen->base->listener_wild[li]) {
+            for (size_t i = 0; i < host.len; i++) {
+                if (host.ptr[i] != '.')
+                    continue;
+                b = overlay_bucket(gen, li, SV_HK_BUCKET_WILD,
+                                   sv_str_make(host.ptr + i + 1, host.len - i - 1), &tb);
+                if (b >= 0 && tiers_lookup(tb, (uint32_t)b, req, path, res))
+                    return 0;
+            }
+        }
+    }
+    tb = gen->ovr_any[li] ? gen->table : gen->base;
+    int32_t any = tb->listener_any[li];
+    if (any >= 0 && tiers_lookup(tb, (uint32_t)any, req, path, res))
+        return 0;
+    return -ENOENT;
+}
+
 /* Listener of <bind> for a normalised host: exact, wildcard with the most labels, none. */
 static int64_t select_listener(const struct sv_route_table *t, uint32_t bind, struct sv_str host)
 {
@@ -442,6 +485,8 @@ int sv_route_lookup(const struct sv_generation *gen, const struct sv_route_reque
     if (path.ptr[0] != '/')
         return -ENOENT;
 
+    if (sv_unlikely(gen->base != NULL))
+        return overlay_lookup(gen, (uint32_t)li, host, req, path, res);
     /* buckets of this listener in precedence order */
     if (host.len) {
         int64_t b = sv_route_hfind_(&t->hash, (uint32_t)li, SV_HK_BUCKET_EXACT, host);

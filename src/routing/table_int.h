@@ -174,6 +174,12 @@ struct sv_generation {
     struct sv_route_table *table;
     struct sv_arena arena;        /* endpoint table */
     struct sv_route_epset *sets;  /* n = table->n_sets */
+    /* overlay (overlay.c): host names in <ovr> (scope = listener, kind = SV_HK_BUCKET_*) and
+     * listeners with ovr_any[l] set are served by <table>, all others by <base> (a reference);
+     * NULL base = an ordinary generation */
+    struct sv_route_table *base;
+    struct sv_route_htab ovr;
+    uint8_t *ovr_any;
     struct sv_generation *retired_next;
     uint64_t retire_epoch;
     struct sv_gen_refcount refs[SV_MAX_WORKERS] SV_ALIGNED_CACHELINE;
