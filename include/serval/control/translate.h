@@ -52,4 +52,45 @@ int sv_translate_endpoints(struct sv_store *store, const struct sv_generation *b
                            struct sv_generation **gen_out, size_t *sets_changed, char *err,
                            size_t errlen);
 
+/* ---- incremental translation of HTTPRoute changes (src/control/translate/incremental.c) --- */
+
+/* Where every HTTPRoute of a fully translated store attached, with the digests of the store's
+ * other kinds: what sv_translate_routes needs to rebuild only what a route change touches. */
+struct sv_tx_index;
+
+/* sv_translate, and also return the index of that translation in *index_out (caller frees it
+ * with sv_tx_index_free; NULL when out of memory for it, which only loses the shortcut). Same
+ * return contract as sv_translate. Control thread. */
+int sv_translate_indexed(struct sv_store *store, const struct sv_translate_opts *opts,
+                         struct sv_generation **gen_out, struct sv_status **status_out,
+                         struct sv_tx_index **index_out, char *err, size_t errlen);
+
+/* Free an index. NULL is a no-op. Control thread. */
+void sv_tx_index_free(struct sv_tx_index *idx);
+
+/* After an endpoint-only update (sv_translate_endpoints) of the indexed configuration was
+ * published: remember <store>'s EndpointSlices as the indexed ones. NULL idx is a no-op. */
+void sv_tx_index_endpoints_changed(struct sv_tx_index *idx, const struct sv_store *store);
+
+struct sv_translate_routes_info {
+    size_t changed; /* HTTPRoutes added, changed or removed since the indexed store */
+    size_t routes;  /* HTTPRoutes translated into the overlay */
+    size_t hosts;   /* (listener, host name) pairs the overlay serves */
+};
+
+/* Incremental translation: when <store> differs from the store <idx> was made from in
+ * HTTPRoutes alone (same options; every other kind has the same digest), translate only the
+ * changed routes and the routes sharing a host name with them (before or after the change) into
+ * an overlay generation over <base> (serval/routing/overlay.h), which must be the generation of
+ * that translation or an endpoint-only update of it (not an overlay). The overlay routes like
+ * sv_translate(store) would; no status is computed (a full translation should follow to report
+ * it). <store> and <base> are borrowed. Returns 0 with *gen_out (unpublished; caller publishes or
+ * frees it) and *info filled; -EAGAIN when not applicable (other kinds or options changed,
+ * nothing changed, too many routes or host names touched): translate in full; -EINVAL or
+ * -ENOMEM with a message in err[errlen]. Control thread. */
+int sv_translate_routes(struct sv_store *store, const struct sv_translate_opts *opts,
+                        const struct sv_tx_index *idx, const struct sv_generation *base,
+                        struct sv_generation **gen_out, struct sv_translate_routes_info *info,
+                        char *err, size_t errlen);
+
 #endif

@@ -1006,7 +1006,7 @@ static int grow_scratch(void **buf, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
-static int tx_route(struct tx *t, const struct sv_object *route, struct sv_status_route *sr)
+int sv_tx_route(struct tx *t, const struct sv_object *route, struct sv_status_route *sr)
 {
     const struct sv_httproute *hr = &route->u.httproute;
     int64_t gen = route->meta.generation;
@@ -1100,6 +1100,8 @@ static int tx_route(struct tx *t, const struct sv_object *route, struct sv_statu
                 if (dup)
                     continue;
                 att[n_att++] = (struct attached){tl, hosts[h]};
+                if (t->rec && route->kind == SV_KIND_HTTPROUTE)
+                    sv_tx_rec_attach(t, (uint32_t)tl->builder_index, hosts[h]);
                 rc = sv_route_builder_attach_original(t->b, (uint32_t)ridx,
                                                       (uint32_t)tl->builder_index,
                                                       sv_str_cstr(hosts[h]),
@@ -1164,7 +1166,8 @@ int sv_tx_routes(struct tx *t)
         return -ENOMEM;
     for (size_t i = 0; i < n + nt; i++) {
         struct sv_status_route *sr = &t->st->routes[t->st->n_routes];
-        int rc = tx_route(t, i < n ? v[i] : vt[i - n], sr);
+        t->rec_route = (uint32_t)i; /* an HTTPRoute's index in v[] while i < n */
+        int rc = sv_tx_route(t, i < n ? v[i] : vt[i - n], sr);
         if (rc < 0)
             return rc;
         if (sr->n_parents)

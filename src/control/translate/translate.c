@@ -12,6 +12,7 @@
 #include "serval/base/assert.h"
 #include "serval/base/log.h"
 #include "serval/routing/generation.h"
+#include "serval/routing/overlay.h"
 #include "serval/tls/tls.h"
 
 #define STATUS_ARENA_BLOCK (16 * 1024)
@@ -1022,22 +1023,41 @@ static int parse_pool(struct tx *t, const char *text)
     return 0;
 }
 
-int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
-                 struct sv_generation **gen_out, struct sv_status **status_out, char *err,
-                 size_t errlen)
+/* Free what a translation holds besides its result (the builder unless finished, scratch, memo
+ * and per-route lists); the status too when <keep_status> is false. */
+static void tx_cleanup(struct tx *t, bool keep_status)
 {
-    struct tx t = {.store = store};
-    *gen_out = NULL;
-    *status_out = NULL;
+    sv_route_builder_free(t->b);
+    t->b = NULL;
+    if (t->scratch_ok)
+        sv_arena_destroy(&t->scratch);
+    t->scratch_ok = false;
+    free(t->set_filled);
+    free(t->memo);
+    free(t->route_att);
+    free(t->route_counted);
+    t->set_filled = NULL;
+    t->memo = NULL;
+    t->route_att = t->route_counted = NULL;
+    if (!keep_status)
+        sv_status_free(t->st);
+    t->st = NULL;
+}
+
+int sv_tx_begin(struct tx *t, struct sv_store *store, const struct sv_translate_opts *opts,
+                char *err, size_t errlen)
+{
+    memset(t, 0, sizeof(*t));
+    t->store = store;
     if (err && errlen)
         err[0] = '\0';
-    t.controller = opts && opts->controller_name ? opts->controller_name
-                                                 : SV_DEFAULT_CONTROLLER_NAME;
-    if (parse_bind(&t, opts && opts->bind_addr ? opts->bind_addr : "0.0.0.0") != 0) {
+    t->controller = opts && opts->controller_name ? opts->controller_name
+                                                  : SV_DEFAULT_CONTROLLER_NAME;
+    if (parse_bind(t, opts && opts->bind_addr ? opts->bind_addr : "0.0.0.0") != 0) {
         snprintf(err, errlen, "bind address \"%s\" is not an IP address", opts->bind_addr);
         return -EINVAL;
     }
-    if (opts && opts->address_pool && parse_pool(&t, opts->address_pool) != 0) {
+    if (opts && opts->address_pool && parse_pool(t, opts->address_pool) != 0) {
         snprintf(err, errlen, "gateway address pool \"%s\" is not an IPv4 CIDR (A.B.C.D/8..32)",
                  opts->address_pool);
         return -EINVAL;
@@ -1045,23 +1065,49 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
     struct sv_arena arena;
     if (sv_arena_init(&arena, STATUS_ARENA_BLOCK, false) != 0)
         return -ENOMEM;
-    t.st = sv_arena_zalloc(&arena, sizeof(*t.st));
-    if (!t.st) {
+    t->st = sv_arena_zalloc(&arena, sizeof(*t->st));
+    if (!t->st) {
         sv_arena_destroy(&arena);
         return -ENOMEM;
     }
-    t.st->_arena = arena;
-    t.a = &t.st->_arena;
-    t.bind_text = sv_tx_strdup(&t, t.bind_text);
+    t->st->_arena = arena;
+    t->a = &t->st->_arena;
+    t->bind_text = sv_tx_strdup(t, t->bind_text);
     int rc = -ENOMEM;
-    if (sv_arena_init(&t.scratch, 8192, false) != 0)
-        goto fail_status;
-    t.b = sv_route_builder_new();
-    if (!t.b)
+    if (sv_arena_init(&t->scratch, 8192, false) != 0)
         goto fail;
-    if ((rc = tx_classes(&t)) != 0 || (rc = tx_gateways(&t)) != 0 ||
-        (rc = tx_index_slices(&t)) != 0 || (rc = sv_tx_policies_resolve(&t)) != 0 ||
-        (rc = sv_tx_routes(&t)) != 0 || (rc = sv_tx_policies_status(&t)) != 0)
+    t->scratch_ok = true;
+    t->b = sv_route_builder_new();
+    if (!t->b)
+        goto fail;
+    if ((rc = tx_classes(t)) != 0 || (rc = tx_gateways(t)) != 0 ||
+        (rc = tx_index_slices(t)) != 0 || (rc = sv_tx_policies_resolve(t)) != 0)
+        goto fail;
+    return 0;
+fail:
+    if (err && errlen && !err[0])
+        snprintf(err, errlen, "translation failed: %s", strerror(-rc));
+    tx_cleanup(t, false);
+    return rc;
+}
+
+void sv_tx_abort(struct tx *t)
+{
+    tx_cleanup(t, false);
+}
+
+int sv_tx_translate(struct sv_store *store, const struct sv_translate_opts *opts,
+                    struct sv_tx_rec *rec, struct sv_generation **gen_out,
+                    struct sv_status **status_out, char *err, size_t errlen)
+{
+    struct tx t;
+    *gen_out = NULL;
+    *status_out = NULL;
+    int rc = sv_tx_begin(&t, store, opts, err, errlen);
+    if (rc != 0)
+        return rc;
+    t.rec = rec;
+    if ((rc = sv_tx_routes(&t)) != 0 || (rc = sv_tx_policies_status(&t)) != 0)
         goto fail;
     if (t.nomem) {
         rc = -ENOMEM;
@@ -1078,26 +1124,22 @@ int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
         rc = -ENOMEM;
         goto fail;
     }
-    free(t.set_filled);
-    free(t.memo);
-    free(t.route_att);
-    free(t.route_counted);
-    sv_arena_destroy(&t.scratch);
     *gen_out = gen;
     *status_out = t.st;
+    tx_cleanup(&t, true);
     return 0;
 fail:
-    sv_route_builder_free(t.b);
-    sv_arena_destroy(&t.scratch);
-fail_status:
-    free(t.set_filled);
-    free(t.memo);
-    free(t.route_att);
-    free(t.route_counted);
     if (err && errlen && !err[0])
         snprintf(err, errlen, "translation failed: %s", strerror(-rc));
-    sv_status_free(t.st);
+    tx_cleanup(&t, false);
     return rc;
+}
+
+int sv_translate(struct sv_store *store, const struct sv_translate_opts *opts,
+                 struct sv_generation **gen_out, struct sv_status **status_out, char *err,
+                 size_t errlen)
+{
+    return sv_tx_translate(store, opts, NULL, gen_out, status_out, err, errlen);
 }
 
 int sv_tx_endpoint_update(struct tx *t, const struct sv_generation *base,
@@ -1112,6 +1154,10 @@ int sv_translate_endpoints(struct sv_store *store, const struct sv_generation *b
     *sets_changed = 0;
     if (err && errlen)
         err[0] = '\0';
+    if (sv_generation_is_overlay(base)) {
+        snprintf(err, errlen, "endpoint update over an overlay generation");
+        return -EINVAL; /* the caller translates in full */
+    }
     struct sv_arena arena;
     if (sv_arena_init(&arena, 4096, false) != 0)
         return -ENOMEM;

@@ -92,6 +92,9 @@ struct tx {
     struct tx_policy *pols; /* BackendTLSPolicies, oldest first */
     size_t n_pols;
     bool nomem;
+    bool scratch_ok;          /* <scratch> initialised */
+    struct sv_tx_rec *rec;    /* incremental.c: records HTTPRoute attachments, or NULL */
+    uint32_t rec_route;       /* the HTTPRoute being translated (its sv_store_list index) */
 };
 
 /* Condition helpers (status.c). */
@@ -147,5 +150,25 @@ struct sv_tls_client *sv_tx_policy_client(struct tx *t, const struct tx_policy *
 
 /* Routes (route.c). */
 int sv_tx_routes(struct tx *t);
+/* Translate one route into t->b with its status in *sr (route.c). 0 or -ENOMEM. */
+int sv_tx_route(struct tx *t, const struct sv_object *route, struct sv_status_route *sr);
+
+/* ---- stages (translate.c), for incremental.c -------------------------------------------- */
+
+/* Start a translation of <store>: options, status arena, builder, GatewayClasses, Gateways
+ * (binds and listeners declared in the builder), the EndpointSlice index and BackendTLSPolicies.
+ * 0, or -EINVAL / -ENOMEM with a message and nothing left to free. */
+int sv_tx_begin(struct tx *t, struct sv_store *store, const struct sv_translate_opts *opts,
+                char *err, size_t errlen);
+/* Free everything a begun translation holds (builder, status, scratch). */
+void sv_tx_abort(struct tx *t);
+/* sv_translate, and when <rec> is not NULL, record where every HTTPRoute attached. */
+struct sv_tx_rec;
+int sv_tx_translate(struct sv_store *store, const struct sv_translate_opts *opts,
+                    struct sv_tx_rec *rec, struct sv_generation **gen_out,
+                    struct sv_status **status_out, char *err, size_t errlen);
+/* Record that HTTPRoute t->rec_route attaches to builder listener <listener> under <host>
+ * (incremental.c; called by route.c when t->rec is set). */
+void sv_tx_rec_attach(struct tx *t, uint32_t listener, const char *host);
 
 #endif
