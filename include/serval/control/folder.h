@@ -6,6 +6,7 @@
 #ifndef SERVAL_CONTROL_FOLDER_H
 #define SERVAL_CONTROL_FOLDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,14 +36,17 @@ void sv_folder_close(struct sv_folder *f);
 /* Pollable fd (readable when sv_folder_process has work). Owned by the controller. */
 int sv_folder_fd(const struct sv_folder *f);
 
-/* Milliseconds until a pending reload is due, -1 if none (for a poll timeout). Control thread. */
+/* Milliseconds until a pending reload is due, -1 if none (for a poll timeout); 0 while the full
+ * translation that follows an overlay is due. Control thread. */
 int sv_folder_timeout_ms(const struct sv_folder *f);
 
 /* Handle folder events without blocking: after the debounce, reload, translate and publish.
- * The /config document is refreshed by the next call that finds nothing new (so call it again
- * soon after a non-zero result; the control loop's periodic call does). Control thread.
- * Returns 1 when a generation was published, 0 when nothing changed, or a negative errno when
- * the reload failed (the last good generation keeps serving). */
+ * When only HTTPRoutes changed, the first generation published is an overlay (only the touched
+ * host names rebuilt: fast); the next call that finds nothing new translates in full and
+ * publishes again (sv_folder_timeout_ms is 0 until then), then refreshes the /config document
+ * (so call it again soon after a non-zero result; the control loop's periodic call does).
+ * Control thread. Returns 1 when a generation was published, 0 when nothing changed, or a
+ * negative errno when the reload failed (the last good generation keeps serving). */
 int sv_folder_process(struct sv_folder *f);
 
 /* Where the time of the last reload went (for perf/control_bench.c and logs), nanoseconds:
@@ -50,6 +54,8 @@ int sv_folder_process(struct sv_folder *f);
  * load, and the translation (or endpoint-only update) with its publication. */
 struct sv_folder_timings {
     uint64_t load_ns, classify_ns, translate_ns;
+    bool incremental;   /* translate_ns made an overlay (HTTPRoute edits only) */
+    uint64_t compact_ns; /* the last full translation that followed an overlay */
 };
 
 /* The timings of the last sv_folder_process call that loaded the folder. Control thread. */

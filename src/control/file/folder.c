@@ -124,6 +124,7 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     uint64_t t1 = sv_now_ns();
     f->timings.classify_ns = t1 - t0;
     f->timings.translate_ns = 0;
+    f->timings.incremental = false;
     const struct sv_generation *base = sv_generation_current(f->pub.dom);
     if (ch == CHANGE_NONE) {
         replace_store(f, store);
@@ -132,7 +133,7 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     if (ch == CHANGE_ENDPOINTS && base && f->status) {
         size_t changed = 0;
         if (sv_translate_endpoints(store, base, &gen, &changed, err, sizeof(err)) == 0) {
-            sv_publisher_publish(&f->pub, gen);
+            sv_publisher_publish_endpoints(&f->pub, gen, store);
             f->timings.translate_ns = sv_now_ns() - t1;
             f->endpoint_updates++;
             replace_store(f, store); /* the status keeps pointing into status_store */
@@ -142,6 +143,25 @@ static int publish(struct sv_folder *f, struct sv_store *store)
             return 1;
         }
         sv_warn("folder", "%s: endpoint-only update failed (%s); rebuilding", f->dir, err);
+    }
+    if (ch == CHANGE_FULL && f->status) {
+        /* HTTPRoute edits only: serve them now from an overlay, translate in full right after
+         * (sv_folder_timeout_ms says 0 while compact_pending) */
+        struct sv_translate_routes_info info;
+        int orc = sv_publisher_translate_routes(&f->pub, store, &f->topts, &info, err,
+                                                sizeof(err));
+        if (orc == 0) {
+            f->timings.translate_ns = sv_now_ns() - t1;
+            f->timings.incremental = true;
+            replace_store(f, store); /* the status keeps pointing into status_store */
+            sv_info("folder", "%s: published generation %llu: %zu HTTPRoutes changed, %zu "
+                    "rebuilt on %zu host names (overlay; full translation follows)", f->dir,
+                    (unsigned long long)f->pub.generation_id, info.changed, info.routes,
+                    info.hosts);
+            return 1;
+        }
+        if (orc != -EAGAIN)
+            sv_warn("folder", "%s: incremental translation failed (%s); rebuilding", f->dir, err);
     }
     int rc = sv_publisher_translate(&f->pub, store, &f->topts, &status, err, sizeof(err));
     f->timings.translate_ns = sv_now_ns() - t1;
@@ -157,6 +177,32 @@ static int publish(struct sv_folder *f, struct sv_store *store)
     f->status = status;
     f->store = f->status_store = store;
     sv_info("folder", "%s: published generation %llu", f->dir,
+            (unsigned long long)f->pub.generation_id);
+    return 1;
+}
+
+/* After an overlay: translate the current store in full (status, /config document, one
+ * compact route table). Returns 1 when published, or the translation's -errno (the overlay keeps
+ * serving; the next change translates in full). */
+static int compact(struct sv_folder *f)
+{
+    struct sv_status *status = NULL;
+    char err[256];
+    uint64_t t0 = sv_now_ns();
+    int rc = sv_publisher_translate(&f->pub, f->store, &f->topts, &status, err, sizeof(err));
+    f->timings.compact_ns = sv_now_ns() - t0;
+    if (rc != 0) {
+        f->pub.compact_pending = false;
+        sv_error("folder", "%s: full translation after an incremental one failed: %s", f->dir,
+                 err);
+        return rc;
+    }
+    sv_status_free(f->status);
+    if (f->status_store != f->store)
+        sv_store_free(f->status_store);
+    f->status = status;
+    f->status_store = f->store;
+    sv_info("folder", "%s: published generation %llu (full translation)", f->dir,
             (unsigned long long)f->pub.generation_id);
     return 1;
 }
@@ -238,6 +284,8 @@ int sv_folder_fd(const struct sv_folder *f)
 
 int sv_folder_timeout_ms(const struct sv_folder *f)
 {
+    if (f->pub.compact_pending)
+        return 0; /* the full translation after an overlay is due now */
     return sv_file_provider_timeout_ms(f->fp);
 }
 
@@ -259,12 +307,16 @@ int sv_folder_process(struct sv_folder *f)
     if (rc != 0)
         f->timings.load_ns = sv_now_ns() - t0;
     if (rc == 0) {
-        /* Render /config off the publish path: the next call without news does it. */
+        /* Off the publish path, in the next call without news: the full translation after an
+         * overlay, then /config. */
+        int published = 0;
+        if (f->pub.compact_pending)
+            published = compact(f) == 1;
         if (f->dirty) {
             render(f);
             f->dirty = false;
         }
-        return 0;
+        return published;
     }
     f->dirty = true;
     if (rc < 0)
