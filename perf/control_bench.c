@@ -44,6 +44,8 @@ static void add(struct sv_store *s, const char *json)
     sv_store_upsert(s, o);
 }
 
+static int path_variant; /* 1: other rule paths (an edited route) */
+
 static char *route_json(int i)
 {
     static char buf[8192];
@@ -55,9 +57,10 @@ static char *route_json(int i)
                      i, i);
     for (int r = 0; r < RULES; r++)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n,
-                      "%s{\"matches\":[{\"path\":{\"type\":\"%s\",\"value\":\"/api/v%d/items\"}}"
+                      "%s{\"matches\":[{\"path\":{\"type\":\"%s\",\"value\":\"/api/v%d/%s\"}}"
                       "],\"backendRefs\":[{\"name\":\"svc%d\",\"port\":80}]}",
                       r ? "," : "", r % 3 == 0 ? "Exact" : "PathPrefix", r,
+                      path_variant ? "things" : "items",
                       (i * RULES + r) % SERVICES);
     snprintf(buf + n, sizeof(buf) - (size_t)n, "]}}");
     return buf;
@@ -315,6 +318,69 @@ static void write_to_publish(uint32_t quiet_ms, int samples, unsigned idle_ms, c
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* One HTTPRoute added or removed over a fully translated store of N routes and 100,000
+ * endpoints: the incremental translation (sv_translate_routes: an overlay generation) against a
+ * full one. */
+static void incremental_table(const int *sizes, size_t n_sizes)
+{
+    printf("\n| HTTPRoutes, one edited or removed | incremental translate+build (ms, median of 10) |"
+           " same, thread CPU ms | routes rebuilt | full translate+build, thread CPU ms |\n"
+           "|---|---|---|---|---|\n");
+    for (size_t k = 0; k < n_sizes; k++) {
+        int routes = sizes[k];
+        struct sv_store *s = make_store(routes);
+        struct sv_translate_opts o = {0};
+        struct sv_generation *base;
+        struct sv_status *st;
+        struct sv_tx_index *idx;
+        char err[256];
+        uint64_t c0 = cpu_ns();
+        if (sv_translate_indexed(s, &o, &base, &st, &idx, err, sizeof(err)) != 0) {
+            fprintf(stderr, "translate: %s\n", err);
+            return;
+        }
+        uint64_t full_cpu = cpu_ns() - c0;
+        sv_status_free(st);
+        enum { REPS = 10 };
+        uint64_t t[REPS], c[REPS];
+        size_t rebuilt = 0;
+        for (int rep = 0; rep < REPS; rep++) {
+            char name[32];
+            int victim = (rep * 7919) % routes;
+            snprintf(name, sizeof(name), "r%d", victim);
+            if (rep % 2 == 0) { /* its rules' paths edited */
+                path_variant = 1;
+                add(s, route_json(victim));
+                path_variant = 0;
+            } else {
+                sv_store_delete(s, SV_KIND_HTTPROUTE, "bench", name);
+            }
+            struct sv_generation *ov = NULL;
+            struct sv_translate_routes_info info;
+            uint64_t t0 = sv_now_ns();
+            c0 = cpu_ns();
+            int rc = sv_translate_routes(s, &o, idx, base, &ov, &info, err, sizeof(err));
+            c[rep] = cpu_ns() - c0;
+            t[rep] = sv_now_ns() - t0;
+            if (rc != 0) {
+                fprintf(stderr, "incremental translation: %d %s\n", rc, err);
+                break;
+            }
+            rebuilt = info.routes;
+            sv_generation_free_unpublished(ov);
+            add(s, route_json(victim)); /* back to the indexed store */
+        }
+        qsort(t, REPS, sizeof(t[0]), cmp_u64);
+        qsort(c, REPS, sizeof(c[0]), cmp_u64);
+        printf("| %d | %.2f | %.2f | %zu | %.1f |\n", routes, (double)t[REPS / 2] / 1e6,
+               (double)c[REPS / 2] / 1e6, rebuilt, (double)full_cpu / 1e6);
+        fflush(stdout);
+        sv_generation_free_unpublished(base);
+        sv_tx_index_free(idx);
+        sv_store_free(s);
+    }
+}
+
 __attribute__((noinline)) static uint64_t rounds_all(const struct sv_generation *gen)
 {
     return lookup_rounds(gen, 64);
@@ -325,7 +391,8 @@ __attribute__((noinline)) static uint64_t rounds_hot(const struct sv_generation 
     return lookup_rounds(gen, 32) + lookup_rounds(gen, 32); /* not folded with rounds_all */
 }
 
-/* `control-bench callgrind N`: one translation of N routes, then 64 passes over the request
+/* `control-bench incremental N`: the incremental rows for N routes alone.
+ * `control-bench callgrind N`: one translation of N routes, then 64 passes over the request
  * mix over all hosts and 64 over a hot set; run under valgrind --tool=callgrind with
  * --toggle-collect=<function> (sv_translate, rounds_all, rounds_hot) to count instructions of
  * the translation or of the lookups alone. */
@@ -448,6 +515,12 @@ int main(int argc, char **argv)
         return build_mode(atoi(argv[2]), atoi(argv[3]));
     if (argc == 3 && strcmp(argv[1], "layout") == 0)
         return layout_mode(atoi(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "incremental") == 0) {
+        /* the incremental rows alone, for N routes (callgrind: --toggle-collect=sv_translate_routes) */
+        int n = atoi(argv[2]);
+        incremental_table(&n, 1);
+        return 0;
+    }
     static const int sizes[] = {10, 1000, 10000};
     /* CONTROL_BENCH_LATENCY_ONLY=1: the file write -> published part alone */
     size_t n_sizes = getenv("CONTROL_BENCH_LATENCY_ONLY") ? 0 : sizeof(sizes) / sizeof(sizes[0]);
@@ -495,6 +568,8 @@ int main(int argc, char **argv)
         fflush(stdout);
         sv_store_free(s);
     }
+    if (n_sizes)
+        incremental_table(sizes + 1, 2);
     if (getenv("CONTROL_BENCH_NO_LATENCY"))
         return 0;
     printf("\n| latency | | |\n|---|---|---|\n");

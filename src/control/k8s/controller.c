@@ -175,7 +175,7 @@ static int publish_endpoints(struct sv_k8s *k)
         sv_warn("k8s", "endpoint-only update failed (%s); rebuilding", err);
         return 0;
     }
-    sv_publisher_publish(&k->pub, gen);
+    sv_publisher_publish_endpoints(&k->pub, gen, k->store);
     k->endpoint_updates++;
     k->built_slices = slices;
     sv_info("k8s", "endpoint-only update: generation %llu (%zu backend sets changed, route table "
@@ -192,6 +192,13 @@ static int publish(struct sv_k8s *k)
                                                                       SV_KIND_ENDPOINTSLICE);
     struct sv_status *status = NULL;
     char err[256];
+    /* HTTPRoute edits only: serve them from an overlay at once (only the touched host names
+     * rebuilt; the workers adopt it while the full translation below runs for the statuses) */
+    struct sv_translate_routes_info info;
+    if (sv_publisher_translate_routes(&k->pub, k->store, &k->topts, &info, err, sizeof(err)) == 0)
+        sv_info("k8s", "published generation %llu: %zu HTTPRoutes changed, %zu rebuilt on %zu "
+                "host names (overlay)", (unsigned long long)k->pub.generation_id, info.changed,
+                info.routes, info.hosts);
     int rc = sv_publisher_translate(&k->pub, k->store, &k->topts, &status, err, sizeof(err));
     if (rc != 0) {
         k->translate_errors++;

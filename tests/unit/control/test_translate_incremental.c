@@ -4,12 +4,16 @@
  * must fall back (-EAGAIN). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../harness.h"
 #include "serval/base/compiler.h"
+#include "serval/base/time.h"
+#include "serval/control/folder.h"
 #include "serval/control/status.h"
 #include "serval/control/store.h"
 #include "serval/control/translate.h"
@@ -148,7 +152,7 @@ static void outcome(const struct sv_generation *g, const struct sv_route_request
     }
     const struct sv_route_action *a = res.action;
     int n = snprintf(out, cap, "%.*s#%u fixed %u listener %.*s type %d prefix %zu:",
-                     (int)a->route_name.len, a->route_name.ptr, a->rule_index, a->fixed_status,
+                     (int)a->route_name.len, a->route_name.ptr, a->rule_index, a->ext->fixed_status,
                      res.listener ? (int)res.listener->name.len : 0,
                      res.listener ? res.listener->name.ptr : "", (int)res.path_type,
                      res.prefix_len);
@@ -295,5 +299,157 @@ TEST(translate_incremental_falls_back_for_other_kinds)
     sv_generation_free_unpublished(base);
     sv_tx_index_free(idx);
     sv_store_free(s);
+    CHECK_EQ_INT(sv_generation_live_count(), 0);
+}
+
+/* ---- the folder controller: overlay first, the full translation right after ---------------- */
+
+static void write_text(const char *dir, const char *rel, const char *text)
+{
+    char path[512], tmp[540];
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, rel);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        FAIL("cannot write %s", tmp);
+        return;
+    }
+    fputs(text, f);
+    fclose(f);
+    if (rename(tmp, path) != 0)
+        FAIL("rename %s", path);
+}
+
+static const char *route_text(const char *name, const char *host, const char *path)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"HTTPRoute\","
+             "\"metadata\":{\"name\":\"%s\",\"namespace\":\"inc\"},\"spec\":{\"parentRefs\":"
+             "[{\"name\":\"gw\"}],\"hostnames\":[\"%s\"],\"rules\":[{\"matches\":[{\"path\":"
+             "{\"type\":\"PathPrefix\",\"value\":\"%s\"}}],\"backendRefs\":[{\"name\":\"svc1\","
+             "\"port\":80}]}]}}",
+             name, host, path);
+    return buf;
+}
+
+/* The route serving http://<host><path> on port 8080, "" when none. */
+static const char *served_by(struct sv_generation_domain *dom, const char *host, const char *path)
+{
+    static char out[128];
+    struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons(8080)};
+    inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
+    struct sv_route_request req = {.local = (struct sockaddr *)&local,
+                                   .host = sv_str_cstr(host),
+                                   .path = sv_str_cstr(path),
+                                   .query = SV_STR_LIT(""),
+                                   .method = SV_STR_LIT("GET")};
+    struct sv_route_result res;
+    out[0] = '\0';
+    if (sv_route_lookup(sv_generation_current(dom), &req, &res) == 0 && res.action)
+        snprintf(out, sizeof(out), "%.*s", (int)res.action->route_name.len,
+                 res.action->route_name.ptr);
+    return out;
+}
+
+/* sv_folder_process until it publishes (1) or 3 s pass. */
+static int wait_publish(struct sv_folder *fo)
+{
+    uint64_t end = sv_now_ms() + 3000;
+    while (sv_now_ms() < end) {
+        struct pollfd p = {.fd = sv_folder_fd(fo), .events = POLLIN};
+        poll(&p, 1, 20);
+        int rc = sv_folder_process(fo);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+TEST(folder_route_edit_overlay_then_full_translation)
+{
+    char dir[] = "/tmp/sv-incr-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    write_text(dir, "base.json",
+               "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":["
+               "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"GatewayClass\","
+               "\"metadata\":{\"name\":\"serval\"},\"spec\":{\"controllerName\":"
+               "\"serval.dev/gateway-controller\"}},"
+               "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"Gateway\",\"metadata\":"
+               "{\"name\":\"gw\",\"namespace\":\"inc\"},\"spec\":{\"gatewayClassName\":\"serval\","
+               "\"listeners\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"HTTP\"}]}},"
+               "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"svc1\","
+               "\"namespace\":\"inc\"},\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":80}]}}]}");
+    write_text(dir, "a.json", route_text("a", "a.test", "/a"));
+    write_text(dir, "b.json", route_text("b", "b.test", "/b"));
+    struct sv_generation_domain *dom = sv_generation_domain_new(1);
+    REQUIRE(dom != NULL);
+    struct sv_folder_opts o = {.dir = dir};
+    o.translate.bind_addr = "127.0.0.1";
+    o.provider.quiet_ms = 20;
+    struct sv_folder *fo = NULL;
+    char err[256];
+    REQUIRE(sv_folder_open(&o, dom, &fo, err, sizeof(err)) == 0);
+    CHECK(!sv_generation_is_overlay(sv_generation_current(dom)));
+    CHECK_EQ_STR(served_by(dom, "b.test", "/b"), "inc/b");
+    uint64_t published = sv_folder_published(fo);
+
+    /* A route edit: an overlay serves it at once ... */
+    write_text(dir, "b.json", route_text("b", "b.test", "/bee"));
+    CHECK_EQ_INT(wait_publish(fo), 1);
+    struct sv_folder_timings ft;
+    sv_folder_last_timings(fo, &ft);
+    CHECK(ft.incremental);
+    CHECK(sv_generation_is_overlay(sv_generation_current(dom)));
+    CHECK_EQ_STR(served_by(dom, "b.test", "/bee"), "inc/b");
+    CHECK_EQ_STR(served_by(dom, "b.test", "/b"), "");
+    CHECK_EQ_STR(served_by(dom, "a.test", "/a"), "inc/a"); /* from the base table */
+    CHECK_EQ_INT(sv_folder_timeout_ms(fo), 0);
+    /* ... and the next call translates in full (and renders /config with the status) */
+    CHECK_EQ_INT(sv_folder_process(fo), 1);
+    CHECK(!sv_generation_is_overlay(sv_generation_current(dom)));
+    CHECK(sv_folder_timeout_ms(fo) != 0);
+    CHECK_EQ_INT(sv_folder_published(fo), published + 2);
+    CHECK_EQ_STR(served_by(dom, "b.test", "/bee"), "inc/b");
+    CHECK_EQ_STR(served_by(dom, "a.test", "/a"), "inc/a");
+    /* /config describes the full generation (an overlay's describe would be partial) */
+    char *doc = sv_folder_config_json(fo);
+    cJSON *j = doc ? cJSON_Parse(doc) : NULL;
+    const cJSON *rg = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "routing"), "generation");
+    CHECK(cJSON_IsNumber(rg) &&
+          (uint64_t)rg->valuedouble == sv_generation_id(sv_generation_current(dom)));
+    cJSON_Delete(j);
+    free(doc);
+    sv_generation_reclaim(dom);
+
+    /* A new route, then a removed one: overlays again */
+    write_text(dir, "c.json", route_text("c", "a.test", "/c"));
+    CHECK_EQ_INT(wait_publish(fo), 1);
+    CHECK(sv_generation_is_overlay(sv_generation_current(dom)));
+    CHECK_EQ_STR(served_by(dom, "a.test", "/c"), "inc/c");
+    CHECK_EQ_STR(served_by(dom, "a.test", "/a"), "inc/a");
+    CHECK_EQ_INT(sv_folder_process(fo), 1);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/c.json", dir);
+    REQUIRE(unlink(path) == 0);
+    CHECK_EQ_INT(wait_publish(fo), 1);
+    CHECK(sv_generation_is_overlay(sv_generation_current(dom)));
+    CHECK_EQ_STR(served_by(dom, "a.test", "/c"), "");
+    CHECK_EQ_INT(sv_folder_process(fo), 1);
+
+    /* Anything else (a Service here) translates in full at once */
+    write_text(dir, "svc.json",
+               "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"svc2\","
+               "\"namespace\":\"inc\"},\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":80}]}}");
+    CHECK_EQ_INT(wait_publish(fo), 1);
+    sv_folder_last_timings(fo, &ft);
+    CHECK(!ft.incremental);
+    CHECK(!sv_generation_is_overlay(sv_generation_current(dom)));
+    CHECK(sv_folder_timeout_ms(fo) != 0);
+
+    sv_folder_close(fo);
+    sv_generation_domain_free(dom);
+    snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(path), 0);
     CHECK_EQ_INT(sv_generation_live_count(), 0);
 }
