@@ -117,7 +117,12 @@ void *sv_generation_backend_tls(const struct sv_generation *gen, uint32_t set_id
 {
     sv_generation_check(gen);
     const struct sv_route_table *t = gen->table;
-    return set_id < t->n_set_tls ? t->set_tls[set_id].ctx : NULL;
+    void *ctx = set_id < t->n_set_tls ? t->set_tls[set_id].ctx : NULL;
+    /* an overlay: a set of the base that none of its own routes resolved keeps the base's
+     * context (same id, same policy: overlays exist only while policies are unchanged) */
+    if (!ctx && gen->base && set_id < gen->base->n_set_tls)
+        ctx = gen->base->set_tls[set_id].ctx;
+    return ctx;
 }
 
 const struct sv_route_listener *sv_generation_listeners(const struct sv_generation *gen, size_t *n)

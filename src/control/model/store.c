@@ -1,5 +1,6 @@
 /* Object store: one open-addressing hash table (linear probing, backward-shift deletion) per
- * kind, keyed by namespace/name, plus a lazily rebuilt sorted list per kind for snapshots. */
+ * kind, keyed by namespace/name, plus a sorted list per kind for snapshots (built on demand,
+ * then kept sorted by upsert/delete). */
 #include "serval/control/store.h"
 
 #include <errno.h>
@@ -13,7 +14,9 @@ struct kind_table {
     struct sv_object **slots; /* capacity is a power of two; NULL = empty */
     size_t cap;
     size_t count;
-    const struct sv_object **sorted; /* cache; valid when sorted_ok */
+    const struct sv_object **sorted; /* cache; valid when sorted_ok (kept up to date by
+                                        upsert/delete while valid, else rebuilt on demand) */
+    size_t sorted_cap;
     bool sorted_ok;
     uint64_t digest; /* sum of obj_digest() over the objects (sv_store_digest) */
 };
@@ -48,6 +51,47 @@ static uint64_t obj_digest(const struct sv_object *o)
 static bool key_eq(const struct sv_object *o, const char *ns, const char *name)
 {
     return strcmp(o->meta.ns, ns) == 0 && strcmp(o->meta.name, name) == 0;
+}
+
+/* Index of the first entry of the sorted cache not ordered before (ns, name). */
+static size_t sorted_pos(const struct kind_table *t, size_t n, const char *ns, const char *name)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* binary search: log2(n) steps */
+        size_t mid = lo + (hi - lo) / 2;
+        const struct sv_object *o = t->sorted[mid];
+        int c = strcmp(o->meta.ns, ns);
+        if (!c)
+            c = strcmp(o->meta.name, name);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Keep a valid sorted cache valid across the insertion of a new key (count not yet raised):
+ * one binary search and a move, instead of a full sort on the next sv_store_list (a watch
+ * event or a route edit must not cost a sort of the whole kind). Out of memory only drops the
+ * cache. */
+static void sorted_insert(struct kind_table *t, const struct sv_object *obj)
+{
+    if (!t->sorted_ok)
+        return;
+    if (t->sorted_cap < t->count + 1) {
+        size_t cap = t->sorted_cap ? t->sorted_cap * 2 : 16;
+        const struct sv_object **v = realloc(t->sorted, cap * sizeof(*v));
+        if (!v) {
+            t->sorted_ok = false;
+            return;
+        }
+        t->sorted = v;
+        t->sorted_cap = cap;
+    }
+    size_t p = sorted_pos(t, t->count, obj->meta.ns, obj->meta.name);
+    memmove(&t->sorted[p + 1], &t->sorted[p], (t->count - p) * sizeof(*t->sorted));
+    t->sorted[p] = obj;
 }
 
 struct sv_store *sv_store_new(void)
@@ -119,11 +163,16 @@ int sv_store_upsert(struct sv_store *s, struct sv_object *obj)
     t->digest += obj_digest(obj);
     if (old) {
         t->digest -= obj_digest(old);
+        if (t->sorted_ok) { /* same key: same place */
+            size_t p = sorted_pos(t, t->count, obj->meta.ns, obj->meta.name);
+            SV_ASSERT(p < t->count && t->sorted[p] == old);
+            t->sorted[p] = obj;
+        }
         sv_object_free(old);
-    }
-    else
+    } else {
+        sorted_insert(t, obj);
         t->count++;
-    t->sorted_ok = false;
+    }
     s->changes++;
     return 1;
 }
@@ -138,6 +187,11 @@ int sv_store_delete(struct sv_store *s, enum sv_kind kind, const char *ns, const
     if (!t->slots[i])
         return 0;
     t->digest -= obj_digest(t->slots[i]);
+    if (t->sorted_ok) {
+        size_t p = sorted_pos(t, t->count, ns, name);
+        SV_ASSERT(p < t->count && t->sorted[p] == t->slots[i]);
+        memmove(&t->sorted[p], &t->sorted[p + 1], (t->count - p - 1) * sizeof(*t->sorted));
+    }
     sv_object_free(t->slots[i]);
     t->slots[i] = NULL;
     t->count--;
@@ -155,7 +209,6 @@ int sv_store_delete(struct sv_store *s, enum sv_kind kind, const char *ns, const
             hole = j;
         }
     }
-    t->sorted_ok = false;
     s->changes++;
     return 1;
 }
@@ -199,6 +252,7 @@ const struct sv_object *const *sv_store_list(struct sv_store *s, enum sv_kind ki
             return NULL;
         }
         t->sorted = v;
+        t->sorted_cap = t->count;
         size_t k = 0;
         for (size_t i = 0; i < t->cap; i++) {
             if (t->slots[i])

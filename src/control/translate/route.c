@@ -168,6 +168,10 @@ typedef void (*endpoint_fn)(void *arg, const union sv_route_sockaddr *sa, sockle
 static void for_each_endpoint(struct tx *t, const struct sv_object *svc,
                               const struct sv_service_port *sp, endpoint_fn fn, void *arg)
 {
+    if (!t->slices_ok && sv_tx_index_slices(t) != 0) { /* incremental.c leaves it to here */
+        t->nomem = true;
+        return;
+    }
     /* Binary search the first slice of this service. */
     size_t lo = 0, hi = t->n_slices;
     while (lo < hi) {

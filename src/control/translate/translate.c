@@ -875,7 +875,7 @@ static int cmp_slice(const void *a, const void *b)
     return c ? c : strcmp(x->meta.name, y->meta.name);
 }
 
-static int tx_index_slices(struct tx *t)
+int sv_tx_index_slices(struct tx *t)
 {
     size_t n;
     const struct sv_object *const *v = sv_store_list(t->store, SV_KIND_ENDPOINTSLICE, &n);
@@ -891,6 +891,7 @@ static int tx_index_slices(struct tx *t)
     }
     qsort(t->slices, k, sizeof(*t->slices), cmp_slice);
     t->n_slices = k;
+    t->slices_ok = true;
     return 0;
 }
 
@@ -1081,7 +1082,7 @@ int sv_tx_begin(struct tx *t, struct sv_store *store, const struct sv_translate_
     if (!t->b)
         goto fail;
     if ((rc = tx_classes(t)) != 0 || (rc = tx_gateways(t)) != 0 ||
-        (rc = tx_index_slices(t)) != 0 || (rc = sv_tx_policies_resolve(t)) != 0)
+        (rc = sv_tx_policies_resolve(t)) != 0)
         goto fail;
     return 0;
 fail:
@@ -1107,7 +1108,8 @@ int sv_tx_translate(struct sv_store *store, const struct sv_translate_opts *opts
     if (rc != 0)
         return rc;
     t.rec = rec;
-    if ((rc = sv_tx_routes(&t)) != 0 || (rc = sv_tx_policies_status(&t)) != 0)
+    if ((rc = sv_tx_index_slices(&t)) != 0 || (rc = sv_tx_routes(&t)) != 0 ||
+        (rc = sv_tx_policies_status(&t)) != 0)
         goto fail;
     if (t.nomem) {
         rc = -ENOMEM;
@@ -1162,7 +1164,7 @@ int sv_translate_endpoints(struct sv_store *store, const struct sv_generation *b
     if (sv_arena_init(&arena, 4096, false) != 0)
         return -ENOMEM;
     t.a = &arena;
-    int rc = tx_index_slices(&t);
+    int rc = sv_tx_index_slices(&t);
     if (rc == 0)
         rc = sv_tx_endpoint_update(&t, base, gen_out, sets_changed, err, errlen);
     sv_arena_destroy(&arena);

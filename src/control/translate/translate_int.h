@@ -77,6 +77,7 @@ struct tx {
     size_t n_lsets;
     const struct sv_object **slices; /* EndpointSlices sorted by namespace, service name */
     size_t n_slices;
+    bool slices_ok;                  /* <slices> built (sv_tx_index_slices) */
     uint8_t *set_filled; /* per backend set id: endpoints added */
     size_t set_cap;
     /* backendRefs resolved so far: (Service object, port) -> backend set (route.c), so that
@@ -156,10 +157,13 @@ int sv_tx_route(struct tx *t, const struct sv_object *route, struct sv_status_ro
 /* ---- stages (translate.c), for incremental.c -------------------------------------------- */
 
 /* Start a translation of <store>: options, status arena, builder, GatewayClasses, Gateways
- * (binds and listeners declared in the builder), the EndpointSlice index and BackendTLSPolicies.
- * 0, or -EINVAL / -ENOMEM with a message and nothing left to free. */
+ * (binds and listeners declared in the builder) and BackendTLSPolicies. 0, or -EINVAL / -ENOMEM
+ * with a message and nothing left to free. */
 int sv_tx_begin(struct tx *t, struct sv_store *store, const struct sv_translate_opts *opts,
                 char *err, size_t errlen);
+/* Index the store's EndpointSlices by (namespace, service name) into t->slices (status arena;
+ * route.c does it on first use when not done yet). 0 or -ENOMEM. */
+int sv_tx_index_slices(struct tx *t);
 /* Free everything a begun translation holds (builder, status, scratch). */
 void sv_tx_abort(struct tx *t);
 /* sv_translate, and when <rec> is not NULL, record where every HTTPRoute attached. */

@@ -122,6 +122,11 @@ static struct sv_store *make_store(void)
             put(s, buf);
         }
     }
+    /* TLS to svc2 in inc (the system trust store: no CA ConfigMap needed) */
+    put(s, "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"BackendTLSPolicy\","
+           "\"metadata\":{\"name\":\"tls2\",\"namespace\":\"inc\"},\"spec\":{\"targetRefs\":"
+           "[{\"group\":\"\",\"kind\":\"Service\",\"name\":\"svc2\"}],\"validation\":"
+           "{\"wellKnownCACertificates\":\"System\",\"hostname\":\"svc2.example.com\"}}}");
     for (int i = 0; i < N_ROUTES; i++)
         put_route(s, i);
     return s;
@@ -141,6 +146,8 @@ static ssize_t hdr_v(const void *ctx, struct sv_str name, char *out, size_t cap)
 }
 
 /* One request's outcome, as text: route, rule, listener, backend set names and weights. */
+static int tls_outcomes; /* outcomes with a backend TLS context (the check is not vacuous) */
+
 static void outcome(const struct sv_generation *g, const struct sv_route_request *req, char *out,
                     size_t cap)
 {
@@ -161,10 +168,14 @@ static void outcome(const struct sv_generation *g, const struct sv_route_request
                                  ? sv_generation_backend_set_name(g, a->backends[b].set_id)
                                  : SV_STR_LIT("-");
         size_t eps = 0;
-        if (a->backends[b].kind == SV_ROUTE_BACKEND_SET)
+        bool tls = false;
+        if (a->backends[b].kind == SV_ROUTE_BACKEND_SET) {
             sv_generation_endpoints(g, a->backends[b].set_id, &eps);
-        n += snprintf(out + n, cap - (size_t)n, " %.*s/%u/%zu eps", (int)name.len, name.ptr,
-                      a->backends[b].weight, eps);
+            tls = sv_generation_backend_tls(g, a->backends[b].set_id) != NULL;
+            tls_outcomes += tls;
+        }
+        n += snprintf(out + n, cap - (size_t)n, " %.*s/%u/%zu eps%s", (int)name.len, name.ptr,
+                      a->backends[b].weight, eps, tls ? "/tls" : "");
     }
 }
 
@@ -256,6 +267,7 @@ TEST(translate_incremental_matches_full_rebuild)
         sv_store_free(s);
     }
     CHECK(overlays > 100); /* the incremental path really ran */
+    CHECK(tls_outcomes > 0);  /* and backend TLS contexts were compared */
     printf("# %d overlays, %d full fallbacks\n", overlays, fallbacks);
     CHECK_EQ_INT(sv_generation_live_count(), 0);
 }
@@ -452,4 +464,47 @@ TEST(folder_route_edit_overlay_then_full_translation)
     snprintf(path, sizeof(path), "rm -rf '%s'", dir);
     CHECK_EQ_INT(system(path), 0);
     CHECK_EQ_INT(sv_generation_live_count(), 0);
+}
+
+/* The store keeps its sorted list up to date across upserts and deletes (store.c): after every
+ * edit the list holds exactly the store's objects, sorted, and what sv_store_get returns. */
+TEST(store_sorted_list_follows_edits)
+{
+    rnd_state = 99;
+    struct sv_store *s = sv_store_new();
+    bool present[64] = {false};
+    for (int step = 0; step < 400; step++) {
+        unsigned i = rnd(64);
+        char name[16], ns[8];
+        snprintf(name, sizeof(name), "s%u", i);
+        snprintf(ns, sizeof(ns), "n%u", i % 3);
+        if (rnd(3) == 0) {
+            CHECK_EQ_INT(sv_store_delete(s, SV_KIND_SERVICE, ns, name), present[i] ? 1 : 0);
+            present[i] = false;
+        } else {
+            char buf[256];
+            snprintf(buf, sizeof(buf),
+                     "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"%s\","
+                     "\"namespace\":\"%s\"},\"spec\":{\"ports\":[{\"port\":%u}]}}",
+                     name, ns, 1 + rnd(1000));
+            if (put(s, buf) != 0)
+                break;
+            present[i] = true;
+        }
+        if (rnd(4) == 0)
+            continue; /* edits without a list in between */
+        size_t n = 0, want = 0;
+        const struct sv_object *const *v = sv_store_list(s, SV_KIND_SERVICE, &n);
+        for (int k = 0; k < 64; k++)
+            want += present[k];
+        CHECK_EQ_INT(n, want);
+        for (size_t k = 0; k < n; k++) {
+            CHECK(sv_store_get(s, SV_KIND_SERVICE, v[k]->meta.ns, v[k]->meta.name) == v[k]);
+            if (k > 0) {
+                int c = strcmp(v[k - 1]->meta.ns, v[k]->meta.ns);
+                CHECK(c < 0 || (c == 0 && strcmp(v[k - 1]->meta.name, v[k]->meta.name) < 0));
+            }
+        }
+    }
+    sv_store_free(s);
 }
