@@ -66,6 +66,7 @@ static void render(struct sv_folder *f)
         cJSON_AddNumberToObject(root, "files", st.files);
         cJSON_AddNumberToObject(root, "objects", st.objects);
         cJSON_AddNumberToObject(root, "endpointOnlyUpdates", (double)f->endpoint_updates);
+        cJSON_AddNumberToObject(root, "incrementalUpdates", (double)f->pub.overlays);
         if (f->status) {
             cJSON *s = sv_status_to_json(f->status);
             if (s)

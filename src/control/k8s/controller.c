@@ -96,6 +96,7 @@ static void render(struct sv_k8s *k)
         cJSON_AddNumberToObject(root, "generation", (double)k->pub.generation_id);
         cJSON_AddNumberToObject(root, "published", (double)k->pub.published);
         cJSON_AddNumberToObject(root, "endpointOnlyUpdates", (double)k->endpoint_updates);
+        cJSON_AddNumberToObject(root, "incrementalUpdates", (double)k->pub.overlays);
         cJSON_AddNumberToObject(root, "requests", (double)k->cl.requests);
         cJSON_AddNumberToObject(root, "tokenReads", (double)k->cl.tok.reads);
         cJSON_AddNumberToObject(root, "caReloads", (double)k->cl.ca_reloads);
