@@ -17,6 +17,7 @@ struct kind_table {
     const struct sv_object **sorted; /* cache; valid when sorted_ok (kept up to date by
                                         upsert/delete while valid, else rebuilt on demand) */
     size_t sorted_cap;
+    size_t moves; /* inserts/deletes applied to the cache since the last sv_store_list */
     bool sorted_ok;
     uint64_t digest; /* sum of obj_digest() over the objects (sv_store_digest) */
 };
@@ -53,6 +54,11 @@ static bool key_eq(const struct sv_object *o, const char *ns, const char *name)
     return strcmp(o->meta.ns, ns) == 0 && strcmp(o->meta.name, name) == 0;
 }
 
+/* Inserts and deletes moved into the sorted cache between two sv_store_list calls; beyond, the
+ * cache is dropped and sorted again on demand (each move is O(n): many of them cost more than
+ * one sort). */
+#define SORTED_MOVES_MAX 64
+
 /* Index of the first entry of the sorted cache not ordered before (ns, name). */
 static size_t sorted_pos(const struct kind_table *t, size_t n, const char *ns, const char *name)
 {
@@ -79,6 +85,10 @@ static void sorted_insert(struct kind_table *t, const struct sv_object *obj)
 {
     if (!t->sorted_ok)
         return;
+    if (++t->moves > SORTED_MOVES_MAX) { /* a mass change (relist): one sort is cheaper */
+        t->sorted_ok = false;
+        return;
+    }
     if (t->sorted_cap < t->count + 1) {
         size_t cap = t->sorted_cap ? t->sorted_cap * 2 : 16;
         const struct sv_object **v = realloc(t->sorted, cap * sizeof(*v));
@@ -187,6 +197,8 @@ int sv_store_delete(struct sv_store *s, enum sv_kind kind, const char *ns, const
     if (!t->slots[i])
         return 0;
     t->digest -= obj_digest(t->slots[i]);
+    if (t->sorted_ok && ++t->moves > SORTED_MOVES_MAX)
+        t->sorted_ok = false; /* a mass change (relist): one sort is cheaper */
     if (t->sorted_ok) {
         size_t p = sorted_pos(t, t->count, ns, name);
         SV_ASSERT(p < t->count && t->sorted[p] == t->slots[i]);
@@ -242,6 +254,7 @@ const struct sv_object *const *sv_store_list(struct sv_store *s, enum sv_kind ki
     SV_ASSERT(kind < SV_KIND__COUNT);
     struct kind_table *t = &s->kinds[kind];
     s->list_failed = 0;
+    t->moves = 0;
     *n = 0;
     if (!t->count)
         return NULL;
