@@ -177,6 +177,7 @@ struct sv_echo_conn {
     bool keep;
     uint64_t timer_at_ns; /* 0 = no timer */
     bool timer_counted;   /* included in the worker's ntimers */
+    bool again;           /* stopped with work left that no event will announce */
     uint64_t gen_total, gen_sent, gen_piece, gen_tick_ns;
     bool gen_chunked;
     int retry_code; /* 0 = reset */
@@ -271,6 +272,7 @@ struct sv_echo_worker {
     struct sv_echo_listen listen[SV_ECHO_MAX_LISTEN];
     struct sv_echo_conn *conns; /* every open connection (for timers and idle sweeps) */
     unsigned ntimers;           /* connections with timer_at_ns set */
+    unsigned nagain;            /* connections with again set */
     uint64_t next_sweep_ms;
 };
 

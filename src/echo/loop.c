@@ -45,6 +45,8 @@ static void conn_free(struct sv_echo_conn *c, bool reset)
     close(c->fd); /* also leaves the epoll set */
     if (c->timer_counted)
         w->ntimers--;
+    if (c->again)
+        w->nagain--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -165,6 +167,8 @@ static void conn_after_response(struct sv_echo_conn *c)
     llhttp_resume(&c->parser);
 }
 
+static void conn_readable(struct sv_echo_conn *c);
+
 /* Keep the worker's count of connections with a timer in step (run_timers scans only then). */
 static void timer_sync(struct sv_echo_conn *c)
 {
@@ -179,7 +183,8 @@ static void timer_sync(struct sv_echo_conn *c)
 static bool conn_progress(struct sv_echo_conn *c)
 {
     uint64_t now = sv_echo_now_ns();
-    for (int guard = 0; guard < 1024; guard++) {
+    int guard;
+    for (guard = 0; guard < 1024; guard++) {
         bool moved = false;
         now = sv_echo_now_ns();
         if (c->pending != SV_ECHO_P_NONE) {
@@ -198,6 +203,13 @@ static bool conn_progress(struct sv_echo_conn *c)
         if (idle && c->h2c_port && !c->h2_checked && c->in_end > c->in_start &&
             sv_echo_h2_detect(c) != 0)
             moved = true; /* decided: HTTP/2, or HTTP/1.1 (answered 400 by http.c) */
+        if (c->ssl && !c->dead && !c->shut_wr && c->in_end < sizeof(c->in) &&
+            sv_echo_tls_pending(c)) {
+            /* wolfSSL holds decrypted input that did not fit before: epoll cannot tell */
+            size_t had = c->in_end;
+            conn_readable(c);
+            moved |= c->in_end != had || c->dead;
+        }
         if (idle && c->h2 && queued(c) < SV_ECHO_HIGH_WATER)
             moved |= sv_echo_h2_step(c);
         else if (idle && (!c->h2c_port || c->h2_checked) && queued(c) < SV_ECHO_HIGH_WATER)
@@ -214,6 +226,13 @@ static bool conn_progress(struct sv_echo_conn *c)
         return false;
     }
     timer_sync(c);
+    /* Out of turns with work left (a pipelined burst already read, or TLS input held inside
+     * wolfSSL): no socket event may come for it, so the worker calls again without waiting. */
+    bool again = guard == 1024;
+    if (again != c->again) {
+        c->w->nagain += again ? 1u : -1u;
+        c->again = again;
+    }
     if (queued(c) == 0 && c->reset_now) {
         conn_free(c, true);
         return false;
@@ -380,7 +399,7 @@ void *sv_echo_worker_main(void *arg)
     w->next_sweep_ms = sv_echo_now_ns() / 1000000 + 1000;
     for (;;) { /* runs until the process exits */
         int timeout = run_timers(w);
-        int n = epoll_wait(w->epfd, evs, (int)SV_ARRAY_SIZE(evs), timeout);
+        int n = epoll_wait(w->epfd, evs, (int)SV_ARRAY_SIZE(evs), w->nagain ? 0 : timeout);
         for (int i = 0; i < n; i++) {
             int tag = *(int *)evs[i].data.ptr;
             if (tag == SV_ECHO_TAG_LISTEN) {
@@ -393,6 +412,12 @@ void *sv_echo_worker_main(void *arg)
             if (evs[i].events & EPOLLOUT)
                 c->last_active_ms = sv_echo_now_ns() / 1000000;
             conn_progress(c);
+        }
+        for (struct sv_echo_conn *c = w->conns; c && w->nagain;) { /* bounded by the list */
+            struct sv_echo_conn *nx = c->next;
+            if (c->again)
+                conn_progress(c);
+            c = nx;
         }
     }
     return NULL;
