@@ -4,6 +4,7 @@ namespace gets a ListenerSet's listener on another port; a route whose parentRef
 ListenerSet is served there only; ListenerSet status and the Gateway's attachedListenerSets are
 written; deleting the ListenerSet closes its listener. A cluster without the ListenerSet CRD
 (404 on its LIST) still becomes ready."""
+import json
 import os
 import sys
 
@@ -109,6 +110,8 @@ def with_listenerset():
               ps and ps[0]["parentRef"].get("kind") == "ListenerSet" and
               conditions(ps[0]).get("Accepted") == "True", ps)
 
+        no_longer_ours(api, gw, host)
+
         api.kubectl("delete", "listenerset", "ls", "-n", "demo")
         check("listenerset: deleting the ListenerSet closes its listener",
               wait_for(lambda: get(host, port2, "/x", "ls.test") is None, 10))
@@ -120,6 +123,59 @@ def with_listenerset():
             check("listenerset: gateway exits cleanly", stop(gw) == 0)
         stop(a)
         api.stop()
+
+
+def reason(st, ctype):
+    return {c["type"]: c.get("reason") for c in (st or {}).get("conditions", [])}.get(ctype)
+
+
+def no_longer_ours(api, gw, host):
+    """ListenerSets whose Gateway changes class (gw2) or is deleted (gw3) get the CRD's Pending
+    status back instead of keeping ours; one whose status another controller wrote since (ls3)
+    is left alone."""
+    ports = []
+    while len(ports) < 5:
+        p = free_port(host)
+        if p not in ports:
+            ports.append(p)
+    other_gw = GATEWAY.replace("name: gw,", "name: {gw},").replace("gw.test", "{gw}.test")
+    lsets = [("ls2", "gw2"), ("ls3", "gw2"), ("ls4", "gw3")]
+    apply(api, manifests.docs(
+        other_gw.format(gw="gw2", port=ports[0]), other_gw.format(gw="gw3", port=ports[1]),
+        *(LSET.replace("name: ls,", f"name: {ls},").replace("name: gw}", f"name: {g}}}")
+          .replace("ls.test", f"{ls}.test").format(port=ports[2 + i])
+          for i, (ls, g) in enumerate(lsets))))
+
+    def accepted(ls):
+        return conditions(status_of(api, "listenerset", ls)).get("Accepted") == "True"
+    check("listenerset: ls2, ls3, ls4 Accepted by us",
+          wait_for(lambda: all(accepted(ls) for ls, _ in lsets), 20, 0.2),
+          [status_of(api, "listenerset", ls) for ls, _ in lsets])
+    foreign = {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                               "message": "another controller", "observedGeneration": 1,
+                               "lastTransitionTime": "2026-01-01T00:00:00Z"}], "listeners": []}
+    r = api.kubectl("patch", "listenerset", "ls3", "-n", "demo", "--subresource", "status",
+                    "--type", "merge", "-p", json.dumps({"status": foreign}))
+    check("listenerset: another controller's status written to ls3", r.returncode == 0,
+          r.stderr)
+    api.kubectl("patch", "gateway", "gw2", "-n", "demo", "--type", "merge",
+                "-p", '{"spec":{"gatewayClassName":"someone-else"}}')
+    api.kubectl("delete", "gateway", "gw3", "-n", "demo")
+
+    def pending(ls):
+        st = status_of(api, "listenerset", ls)
+        return reason(st, "Accepted") == "Pending" and reason(st, "Programmed") == "Pending" \
+            and conditions(st).get("Accepted") == "Unknown" and not st.get("listeners")
+    check("listenerset: its Gateway moved to another class -> ls2 status back to Pending",
+          wait_for(lambda: pending("ls2"), 20, 0.2), status_of(api, "listenerset", "ls2"))
+    check("listenerset: its Gateway deleted -> ls4 status back to Pending",
+          wait_for(lambda: pending("ls4"), 20, 0.2), status_of(api, "listenerset", "ls4"))
+    check("listenerset: the status writer has nothing left to do",
+          wait_for(lambda: config(gw).get("statusWriter", {}).get("pending") == 0, 20, 0.2),
+          config(gw).get("statusWriter"))
+    st3 = status_of(api, "listenerset", "ls3")
+    check("listenerset: ls3, written by another controller since, keeps that status",
+          [c.get("message") for c in st3.get("conditions", [])] == ["another controller"], st3)
 
 
 def main():

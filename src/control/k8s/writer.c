@@ -1,7 +1,9 @@
 /* Status writer: when we lead, bring each object's status on the API server in line with the
  * translator's result. Per object: GET (fresh resourceVersion), merge (k8s_status.h), skip when
  * equal, else PUT .../status carrying metadata.resourceVersion; 409 -> GET again (5 tries).
- * One request at a time, behind a token bucket. */
+ * One request at a time, behind a token bucket. Objects we stop reporting: routes and policies get
+ * our parents/ancestors entries removed; a ListenerSet (its Gateway changed class or went away)
+ * gets the CRD's Pending status back, unless another controller has written it since. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +19,14 @@
 #define MAX_CONFLICT_RETRIES 5
 #define EMPTY_PARENTS "{\"parents\":[]}"
 #define EMPTY_ANCESTORS "{\"ancestors\":[]}"
+/* A ListenerSet whose parent Gateway is no longer ours gets back the CRD's initial status (no
+ * controller has it), with our listeners removed. */
+#define PENDING_COND(type)                                                                        \
+    "{\"type\":\"" type "\",\"status\":\"Unknown\",\"reason\":\"Pending\","                      \
+    "\"message\":\"Waiting for controller\"}"
+#define PENDING_LISTENERSET                                                                       \
+    "{\"conditions\":[" PENDING_COND("Accepted") "," PENDING_COND("Programmed")                 \
+    "],\"listeners\":[]}"
 
 struct wentry {
     char *key;     /* "<kind>/<ns>/<name>" (sort key) */
@@ -25,6 +35,8 @@ struct wentry {
     char *desired; /* JSON text */
     char *written; /* desired text last confirmed on the server, NULL if none */
     char *uid;     /* metadata.uid of the object reported, NULL if unknown */
+    char *ours;    /* a ListenerSet no longer ours: the status text we last wrote there; the
+                    * Pending status replaces it only while the server still holds it */
 };
 
 enum wop { W_IDLE, W_GET, W_PUT };
@@ -69,6 +81,7 @@ static void free_entries(struct wentry *e, size_t n)
         free(e[i].desired);
         free(e[i].written);
         free(e[i].uid);
+        free(e[i].ours);
     }
     free(e);
 }
@@ -185,6 +198,19 @@ int k8s_writer_set_desired(struct k8s_writer *w, const cJSON *doc)
                 ne[n - 1].written = old->written;
                 old->written = NULL;
             }
+        } else if (old->kind == SV_KIND_LISTENERSET && old->written &&
+                   strcmp(old->written, PENDING_LISTENERSET) != 0) {
+            /* its Gateway changed class or went away: hand the status back (see got_object) */
+            rc = add_entry(ne, &n, old->kind, old->ns, old->name, strdup(PENDING_LISTENERSET));
+            if (rc == 0) {
+                struct wentry *x = &ne[n - 1];
+                x->ours = old->ours ? old->ours : strdup(old->written);
+                x->written = old->written;
+                old->ours = NULL;
+                old->written = NULL;
+                if (!x->ours)
+                    rc = -ENOMEM;
+            }
         }
     }
     if (rc < 0) {
@@ -276,6 +302,23 @@ static void start_get(struct k8s_writer *w, struct wentry *e, uint64_t now)
         fail_later(w, now, "cannot start a GET");
 }
 
+/* Does the object <obj> still carry the status we last wrote (e->ours)? Merging that text into
+ * the server's status changes nothing exactly then. An unparsable text counts as not ours. */
+static bool holds_ours(const struct k8s_writer *w, const struct wentry *e, const cJSON *obj,
+                       const char *ts)
+{
+    cJSON *ours = cJSON_Parse(e->ours);
+    bool changed = true;
+    cJSON *merged = ours ? sv_k8s_status_merge(e->kind,
+                                               cJSON_GetObjectItemCaseSensitive(obj, "status"),
+                                               ours, w->controller, ts, &changed)
+                         : NULL;
+    bool same = merged && !changed;
+    cJSON_Delete(ours);
+    cJSON_Delete(merged);
+    return same;
+}
+
 static void got_object(struct k8s_writer *w, uint64_t now)
 {
     int status = k8s_conn_status(w->conn);
@@ -305,6 +348,15 @@ static void got_object(struct k8s_writer *w, uint64_t now)
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
     sv_k8s_format_time((int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec, false, ts, sizeof(ts));
+    if (obj && e->ours && !holds_ours(w, e, obj, ts)) {
+        /* another controller has written it since: not ours to reset */
+        w->stats.skipped++;
+        cJSON_Delete(desired);
+        cJSON_Delete(obj);
+        confirm(w, e->desired);
+        finish(w);
+        return;
+    }
     bool changed = false;
     cJSON *merged = obj && desired
                         ? sv_k8s_status_merge(e->kind, cJSON_GetObjectItemCaseSensitive(obj, "status"),
