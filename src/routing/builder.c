@@ -50,9 +50,7 @@ struct b_entry {
     uint32_t n_headers;
     const struct sv_route_cond *query;
     uint32_t n_query;
-    /* precedence keys after specificity */
-    int64_t created;
-    struct sv_str route_key; /* "namespace/name" */
+    /* precedence keys after specificity (creation time and "namespace/name": the route's) */
     uint32_t route_idx, rule_idx, match_idx;
 };
 
@@ -242,6 +240,7 @@ static void builder_release(struct sv_route_builder *b, bool free_table)
         for (uint32_t i = 0; i < b->n_regexes; i++)
             sv_regex_free_(b->regexes[i]);
         free(b->regexes);
+        free(b->t->actions);
         sv_route_table_release_tls_(b->t);
         sv_arena_destroy(&b->t->arena);
         free(b->t);
@@ -1196,8 +1195,6 @@ static int build_entry(struct sv_route_builder *b, uint32_t route, uint32_t matc
     e->method = copy_str(b, m->method);
     if (!e->method.ptr)
         return fail(b, -ENOMEM, "out of memory");
-    e->created = b->routes[route].created;
-    e->route_key = b->routes[route].key;
     e->route_idx = route;
     e->rule_idx = b->routes[route].n_rules;
     e->match_idx = match_idx;
@@ -1361,8 +1358,9 @@ static int rank(const struct b_entry *e)
 
 static int cmp_entries(const void *pa, const void *pb, void *ctx)
 {
-    const struct b_entry *E = ctx;
-    const struct b_entry *x = &E[*(const uint32_t *)pa], *y = &E[*(const uint32_t *)pb];
+    const struct sv_route_builder *b = ctx;
+    const struct b_entry *x = &b->entries[*(const uint32_t *)pa];
+    const struct b_entry *y = &b->entries[*(const uint32_t *)pb];
     if (rank(x) != rank(y))
         return rank(x) - rank(y);
     if (x->path.len != y->path.len) /* longer prefix / longer regex first */
@@ -1373,15 +1371,16 @@ static int cmp_entries(const void *pa, const void *pb, void *ctx)
         return x->n_headers > y->n_headers ? -1 : 1;
     if (x->n_query != y->n_query)
         return x->n_query > y->n_query ? -1 : 1;
-    if (x->route_idx != y->route_idx) { /* one route: same creation time and key */
-        if (x->created != y->created)
-            return x->created < y->created ? -1 : 1;
-        size_t n = SV_MIN(x->route_key.len, y->route_key.len);
-        int c = n ? memcmp(x->route_key.ptr, y->route_key.ptr, n) : 0;
+    if (x->route_idx != y->route_idx) {
+        const struct b_route *rx = &b->routes[x->route_idx], *ry = &b->routes[y->route_idx];
+        if (rx->created != ry->created)
+            return rx->created < ry->created ? -1 : 1;
+        size_t n = SV_MIN(rx->key.len, ry->key.len);
+        int c = n ? memcmp(rx->key.ptr, ry->key.ptr, n) : 0;
         if (c)
             return c;
-        if (x->route_key.len != y->route_key.len)
-            return x->route_key.len < y->route_key.len ? -1 : 1;
+        if (rx->key.len != ry->key.len)
+            return rx->key.len < ry->key.len ? -1 : 1;
         return x->route_idx < y->route_idx ? -1 : 1;
     }
     if (x->rule_idx != y->rule_idx)
@@ -1499,12 +1498,18 @@ static int compile(struct sv_route_builder *b)
 
     /* actions and entries (the compact form the lookup reads) */
     t->n_actions = b->n_actions;
-    t->actions = sv_arena_alloc(ar, (b->n_actions + 1) * sizeof(*t->actions));
+    /* the builder's array becomes the table's (malloc'd, freed with the table): no copy */
+    if (b->n_actions && b->n_actions < b->cap_actions) {
+        struct sv_route_action *shrunk = realloc(b->actions, b->n_actions * sizeof(*shrunk));
+        if (shrunk)
+            b->actions = shrunk;
+    }
+    t->actions = b->actions;
+    b->actions = NULL;
+    b->cap_actions = 0;
     ents = malloc((b->n_entries + 1) * sizeof(*ents)); /* copied into the lists below */
-    if (!t->actions || !ents)
+    if ((b->n_actions && !t->actions) || !ents)
         goto out;
-    if (b->n_actions)
-        memcpy(t->actions, b->actions, b->n_actions * sizeof(*t->actions));
     uint32_t n_conds = 0;
     for (uint32_t i = 0; i < b->n_entries; i++) {
         const struct b_entry *be = &b->entries[i];
@@ -1666,7 +1671,7 @@ static int compile(struct sv_route_builder *b)
             for (uint32_t k = route_off[r]; k < route_off[r + 1]; k++)
                 order[n_ord++] = route_ents[k];
         }
-        sort_idx(order, n_ord, cmp_entries, b->entries);
+        sort_idx(order, n_ord, cmp_entries, b);
         for (uint32_t k = 0; k < n_ord; k++) {
             const struct b_entry *e = &b->entries[order[k]];
             uint32_t node = bucket;

@@ -100,6 +100,7 @@ void sv_route_table_unref_(struct sv_route_table *t)
     for (uint32_t i = 0; i < t->n_regexes; i++)
         sv_regex_free_(t->regexes[i]);
     free(t->regexes);
+    free(t->actions);
     sv_route_table_release_tls_(t);
     sv_arena_destroy(&t->arena);
     free(t);

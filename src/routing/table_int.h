@@ -115,7 +115,7 @@ struct sv_route_table {
     int32_t *listener_any;     /* per listener: hostname-less bucket, or -1 */
     uint8_t *listener_wild;    /* per listener: has wildcard buckets */
 
-    struct sv_route_action *actions;
+    struct sv_route_action *actions; /* malloc'd (the builder's array), freed with the table */
     uint32_t n_actions;
     /* the (rule, match) entries of every trie node and bucket regex list, stored in list order
      * (an entry attached under several hostnames appears in each of their lists): a lookup

@@ -2,6 +2,7 @@
  * (matches, filters, backendRefs -> backend sets with EndpointSlice endpoints), route status. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,10 @@ struct rules_result {
 
 static void *scratch(struct tx *t, size_t n)
 {
-    void *p = sv_arena_zalloc(&t->scratch, n ? n : 1);
+    static max_align_t none; /* n == 0 (no matches, filters...): a valid pointer, never written */
+    if (n == 0)
+        return &none;
+    void *p = sv_arena_zalloc(&t->scratch, n);
     if (!p)
         t->nomem = true;
     return p;

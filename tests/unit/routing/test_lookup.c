@@ -546,3 +546,52 @@ TEST(routing_compressed_path_chains)
     }
     sv_generation_free_unpublished(g);
 }
+
+/* Host normalisation at the length limit: a 255-byte name matches with or without a trailing
+ * dot and a port, in any case; one byte more (or a 256-byte name with a dot) selects no named
+ * listener (the hostname-less one takes it). */
+TEST(routing_host_normalisation_length_limit)
+{
+    char name[300], req[320];
+    size_t k = 0;
+    while (k < 255) { /* labels "aaa...a." of 63, ending without a dot at exactly 255 bytes */
+        size_t lab = SV_MIN((size_t)63, 255 - k);
+        memset(name + k, 'a' + (int)(k % 26), lab);
+        k += lab;
+        if (k < 255) {
+            name[k - 1] = '.';
+        }
+    }
+    name[255] = '\0';
+    REQUIRE(strlen(name) == 255 && name[254] != '.');
+    struct sv_route_builder *b = sv_route_builder_new();
+    REQUIRE(b);
+    union sv_route_sockaddr sa = rt_sa("127.0.0.1", 80);
+    int bind = sv_route_builder_add_bind(b, &sa.sa, rt_salen(&sa), SV_ROUTE_PROTO_HTTP);
+    REQUIRE(bind >= 0);
+    REQUIRE(sv_route_builder_add_listener(b, (uint32_t)bind, S("long"), S(name)) == 0);
+    REQUIRE(sv_route_builder_add_listener(b, (uint32_t)bind, S("any"), S("")) == 1);
+    char err[256];
+    struct sv_generation *g = sv_route_builder_finish(b, err, sizeof(err));
+    REQUIRE(g);
+    static const struct {
+        const char *suffix; /* after the 255-byte name (or alone when !named) */
+        int named, upper, want;
+    } rows[] = {
+        {"", 1, 0, 0},     {".", 1, 0, 0},      {":8080", 1, 0, 0}, {".:80", 1, 0, 0},
+        {"", 1, 1, 0},     {"a", 1, 0, 1},      {"a.", 1, 0, 1},    {"a:80", 1, 0, 1},
+        {"..", 1, 0, 1},   {".a:80", 1, 0, 1},  {":80", 0, 0, 1},   {":", 1, 0, 0},
+    };
+    for (size_t i = 0; i < SV_ARRAY_SIZE(rows); i++) {
+        snprintf(req, sizeof(req), "%s%s", rows[i].named ? name : "", rows[i].suffix);
+        for (size_t j = 0; rows[i].upper && req[j]; j++)
+            req[j] = (char)(req[j] >= 'a' && req[j] <= 'z' ? req[j] - 32 : req[j]);
+        int got = sv_generation_select_listener(g, &sa.sa, S(req));
+        if (got != rows[i].want)
+            FAIL("row %zu (%zu bytes): got %d want %d", i, strlen(req), got, rows[i].want);
+    }
+    /* the short forms around the port and the dot */
+    CHECK_EQ_INT(sv_generation_select_listener(g, &sa.sa, S("a.")), 1);
+    CHECK_EQ_INT(sv_generation_select_listener(g, &sa.sa, S(".")), 1);
+    sv_generation_free_unpublished(g);
+}
