@@ -479,7 +479,7 @@ static int layout_mode(int routes)
         {"condition records (method/header/query/regex)", t->n_conds,
          sizeof(struct sv_route_entry_cond)},
         {"trie nodes", t->n_nodes, sizeof(struct sv_route_node)},
-        {"trie segment bytes", seg_bytes, 1},
+        {"trie segment bytes (without bucket names)", seg_bytes, 1},
         {"buckets", t->n_buckets, sizeof(struct sv_route_bucket)},
         {"hash slots (buckets+sets)", n_hash, sizeof(struct sv_route_hslot)},
         {"set names", t->n_sets, sizeof(struct sv_str)},
@@ -495,8 +495,8 @@ static int layout_mode(int routes)
                b, (double)b / routes);
     }
     printf("| sum of the arrays above | | %zu | %.0f |\n", sum, (double)sum / routes);
-    printf("| table arena (malloc'd blocks) | | %zu | %.0f |\n", t->arena.total,
-           (double)t->arena.total / routes);
+    printf("| table arena (malloc'd blocks; the actions array is separate) | | %zu | %.0f |\n",
+           t->arena.total, (double)t->arena.total / routes);
     printf("| generation arena (endpoints) | | %zu | %.0f |\n", gen->arena.total,
            (double)gen->arena.total / routes);
     printf("| heap growth (as the main table reports) | | %zu | %.0f |\n", heap,
