@@ -697,6 +697,7 @@ static void pool_put(struct sv_worker *w, struct sv_upconn *u)
 {
     uint32_t bkt = u->hash % SV_POOL_BUCKETS;
     h2u_drop_spares(w, u);
+    sv_utls_idle(w, u);
     u->state = SV_UP_IDLE;
     u->owner = SV_NO_SLOT;
     u->reused = false;
@@ -1331,11 +1332,10 @@ static void route_request(struct sv_worker *w, struct sv_conn *c)
             continue;
         const struct sv_route_endpoint *mep = sv_generation_pick_endpoint(
             gen, a->ext->mirrors[i].set_id, &w->rr[a->ext->mirrors[i].set_id % SV_RR_CURSORS], NULL);
-        if (mep && sv_generation_backend_tls(gen, a->ext->mirrors[i].set_id))
-            sv_stat_add(w, SV_DP_STAT_MIRRORS_DROPPED, 1); /* no TLS for mirrors (yet) */
-        else if (mep)
+        if (mep)
             sv_mirror_start(w, c, mep, req_out(w, c), (uint32_t)n, req_out(w, c) + n,
-                            c->req_out_len - (uint32_t)n, c->req_parsed_done);
+                            c->req_out_len - (uint32_t)n, c->req_parsed_done,
+                            sv_generation_backend_tls(gen, a->ext->mirrors[i].set_id));
     }
     sv_generation_ref(gen, w->idx);
     c->gen = gen;
@@ -2539,10 +2539,6 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
         maybe_free_up(w, u);
         return;
     }
-    if (u->mirror) {
-        sv_mirror_sent(w, u, e->res);
-        return;
-    }
     int res = e->res;
     if (u->tls) {
         /* ciphertext: the piece completes once all of it is out */
@@ -2550,6 +2546,17 @@ static void on_up_send(struct sv_worker *w, struct sv_upconn *u, const struct sv
         res = sv_utls_sent(w, u, e->res, &more);
         if (more)
             return;
+    }
+    if (u->mirror) {
+        if (u->tls && u->mirror_sending == 0) { /* a handshake flight of a TLS copy */
+            if (res < 0)
+                close_up(w, u);
+            else
+                sv_mirror_tls_progress(w, u);
+            return;
+        }
+        sv_mirror_sent(w, u, res);
+        return;
     }
     if (u->owner == SV_NO_SLOT) {
         if (res < 0 && u->tls)
@@ -2695,6 +2702,16 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
         if (u->h2)
             h2u_input(w, u);
         if (u->mirror) {
+            /* TLS copy: advance the handshake (then send), decrypt what comes back */
+            if (u->tls) {
+                if (sv_utls_in(w, u) < 0) {
+                    close_up(w, u);
+                    return;
+                }
+                sv_mirror_tls_progress(w, u);
+                if (u->state != SV_UP_ACTIVE)
+                    return; /* the send failed: closed */
+            }
             /* answers to copies are ignored; once the copy is whole, one ends it */
             bool answered = u->rx.q.count > 0;
             segq_clear(w, &u->rx.q);

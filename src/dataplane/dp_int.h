@@ -398,6 +398,10 @@ int sv_utls_open(struct sv_worker *w, struct sv_upconn *u, struct sv_tls_client 
 /* Recycle the buffers <u> holds for TLS (closing). */
 void sv_utls_drop(struct sv_worker *w, struct sv_upconn *u);
 
+/* <u> goes idle into the keep-alive pool: its spare buffers go back to the receive ring (an idle
+ * connection holds none; the next response's ciphertext brings new ones). */
+void sv_utls_idle(struct sv_worker *w, struct sv_upconn *u);
+
 /* Free the TLS session of <u> (slot being freed; nothing in flight). No-op without TLS. */
 void sv_utls_close(struct sv_worker *w, struct sv_upconn *u);
 
@@ -434,12 +438,13 @@ void sv_utls_buf_done(struct sv_worker *w, struct sv_upconn *u, uint16_t bid);
 
 /* Start a copy of the request of <c> to <ep>: <head>[<head_len>] is the serialized request head
  * (ending in an empty line), <body>[<body_len>] the body bytes already forwarded with it; <end>:
- * that is the whole request (else the copy stays linked to <c> for sv_mirror_feed). Best
- * effort: when no ring, upstream slot or link is free, or the head does not fit, the copy is
- * dropped (counted). */
+ * that is the whole request (else the copy stays linked to <c> for sv_mirror_feed); <tls>: the
+ * mirror backend set's TLS context (BackendTLSPolicy; NULL = cleartext): the copy goes out
+ * after the handshake, encrypted. Best effort: when no ring, upstream slot or link is free, or
+ * the head does not fit, the copy is dropped (counted). */
 void sv_mirror_start(struct sv_worker *w, struct sv_conn *c, const struct sv_route_endpoint *ep,
                      const char *head, uint32_t head_len, const char *body, uint32_t body_len,
-                     bool end);
+                     bool end, struct sv_tls_client *tls);
 
 /* The primary forwards the body bytes <iov>[<n>] of <c>'s request (<end>: the body ends there):
  * copy them to each linked mirror; a mirror without room for them is dropped. */
@@ -452,6 +457,10 @@ void sv_mirror_detach(struct sv_worker *w, struct sv_conn *c);
 
 /* Mirror <u> connected: start sending its ring. */
 void sv_mirror_connected(struct sv_worker *w, struct sv_upconn *u);
+
+/* TLS mirror <u> made handshake progress (a flight went out, or its handshake completed): send
+ * the ring once it can. */
+void sv_mirror_tls_progress(struct sv_worker *w, struct sv_upconn *u);
 
 /* A send of mirror <u> completed with <res> (bytes or -errno). */
 void sv_mirror_sent(struct sv_worker *w, struct sv_upconn *u, int res);

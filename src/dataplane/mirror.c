@@ -60,12 +60,23 @@ static bool ring_put(struct sv_worker *w, struct sv_upconn *u, const char *p, ui
     return true;
 }
 
-/* Send the oldest contiguous run of the ring unless a send is in flight or nothing waits. */
+/* Send the oldest contiguous run of the ring unless a send is in flight or nothing waits (TLS:
+ * after the handshake, encrypted, at most what one upstream TLS send takes). */
 static void mirror_pump(struct sv_worker *w, struct sv_upconn *u)
 {
-    if (u->state != SV_UP_ACTIVE || u->send_busy || u->mirror_len == 0)
+    if (u->state != SV_UP_ACTIVE || u->send_busy || u->mirror_len == 0 || !sv_utls_ready(u))
         return;
     uint32_t n = (uint32_t)SV_MIN((size_t)u->mirror_len, w->mirror_cap - u->mirror_off);
+    if (u->tls) {
+        n = (uint32_t)SV_MIN((size_t)n, (size_t)SV_IOV_MAX * w->dp->cfg.buf_size);
+        struct iovec iov = {ring(w, u) + u->mirror_off, n};
+        if (sv_utls_send(w, u, &iov, 1, n) < 0) {
+            sv_conn_up_close(w, u);
+            return;
+        }
+        u->mirror_sending = n;
+        return;
+    }
     uint64_t ud = sv_ud_make(SV_OP_U_SEND, u->slot, sv_slab_gen(&w->ups, u->slot));
     if (sv_io_send(w->io, u->fd, ring(w, u) + u->mirror_off, n, ud) < 0) {
         sv_conn_up_close(w, u);
@@ -94,7 +105,7 @@ static void drop_link(struct sv_conn *c, unsigned i)
 
 void sv_mirror_start(struct sv_worker *w, struct sv_conn *c, const struct sv_route_endpoint *ep,
                      const char *head, uint32_t head_len, const char *body, uint32_t body_len,
-                     bool end)
+                     bool end, struct sv_tls_client *tls)
 {
     sv_stat_add(w, SV_DP_STAT_MIRRORS, 1);
     uint32_t hl = head_len - 2 + (uint32_t)sizeof(close_hdr) - 1;
@@ -118,6 +129,12 @@ void sv_mirror_start(struct sv_worker *w, struct sv_conn *c, const struct sv_rou
     }
     int one = 1;
     (void)setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (tls && sv_utls_open(w, u, tls) < 0) {
+        close(u->fd);
+        sv_slab_free(&w->ups, u->slot);
+        sv_stat_add(w, SV_DP_STAT_MIRRORS_DROPPED, 1);
+        return;
+    }
     u->mirror = true;
     u->mirror_buf = w->mirror_free[--w->mirror_nfree];
     u->mirror_off = u->mirror_len = u->mirror_sending = 0;
@@ -183,6 +200,12 @@ void sv_mirror_detach(struct sv_worker *w, struct sv_conn *c)
 }
 
 void sv_mirror_connected(struct sv_worker *w, struct sv_upconn *u)
+{
+    SV_ASSERT(u->mirror);
+    mirror_pump(w, u);
+}
+
+void sv_mirror_tls_progress(struct sv_worker *w, struct sv_upconn *u)
 {
     SV_ASSERT(u->mirror);
     mirror_pump(w, u);

@@ -114,6 +114,13 @@ void sv_utls_drop(struct sv_worker *w, struct sv_upconn *u)
     u->tls_cin_len = 0;
 }
 
+void sv_utls_idle(struct sv_worker *w, struct sv_upconn *u)
+{
+    for (unsigned i = 0; u->tls && i < u->tls_nspare; i++)
+        sv_io_buf_recycle(w->io, u->tls_spare[i]);
+    u->tls_nspare = 0;
+}
+
 void sv_utls_close(struct sv_worker *w, struct sv_upconn *u)
 {
     if (!u->tls)

@@ -18,7 +18,8 @@ against the CA when given):
   - wellKnownCACertificates: System loads the system bundle (the policy is usable: 502 for the
     test CA's backend, not the 500 of an unusable policy);
   - a backend that accepts TCP but never answers the handshake: 504 after --upstream-timeout;
-  - a WebSocket tunnel through a TLS upstream (text and a 300 KB binary frame echoed).
+  - a WebSocket tunnel through a TLS upstream (text and a 300 KB binary frame echoed);
+  - RequestMirror to a TLS backend: the copy (with a 20 KB body) arrives over TLS.
 Certificates come from tests/tls/gen-certs.sh."""
 import json
 import os
@@ -31,8 +32,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from manifests import pem_scalar  # noqa: E402
-from svtest import (Client, TcpServer, WebSocket, check, finish, free_port,  # noqa: E402
-                    http_request, pattern_bytes, start_echo, start_gateway, stop, unique_addr,
+from svtest import (Client, TcpServer, WebSocket, check, echo_stats, finish,  # noqa: E402
+                    free_port, http_request, pattern_bytes, start_echo, start_gateway, stop, unique_addr,
                     wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -118,6 +119,22 @@ spec:
 {sans}"""
 
 
+MIRROR_ROUTE = """\
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: mirrored, namespace: demo}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /mirrored}}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: mirror, port: 443}}
+    backendRefs: [{name: good, port: 443}]
+"""
+
+
 def first_pem(path):
     with open(path) as f:
         text = f.read()
@@ -143,7 +160,7 @@ def main():
         print("skip - upstream tls: openssl missing")
         return
     d = tempfile.mkdtemp(prefix="sv-utls-")
-    gw = e = silent = None
+    gw = e = m = silent = None
     try:
         certs = os.path.join(d, "certs")
         subprocess.run([os.path.join(ROOT, "tests/tls/gen-certs.sh"), certs], check=True,
@@ -153,6 +170,11 @@ def main():
         tport = free_port(addr)
         e = start_echo(addr=addr, pod="tls-pod",
                        args=["--tls-listen", f"{addr}:{tport}", "--tls-client-ca", c("ca.crt")],
+                       env={"TLS_SERVER_CERT": c("ec_b.crt"), "TLS_SERVER_PRIVKEY": c("ec_b.key")})
+        m_addr = unique_addr()
+        m_tport = free_port(m_addr)
+        m = start_echo(addr=m_addr, pod="mirror-pod",
+                       args=["--tls-listen", f"{m_addr}:{m_tport}"],
                        env={"TLS_SERVER_CERT": c("ec_b.crt"), "TLS_SERVER_PRIVKEY": c("ec_b.key")})
         silent_addr = unique_addr()
         silent = TcpServer(lambda sock, _peer: time.sleep(6), addr=silent_addr)
@@ -191,6 +213,12 @@ def main():
                     f'{{group: "", kind: ConfigMap, name: {x}}}' for x in ca.split(",")) + "]\n"
             doc += POLICY.format(name=name, validation=val, hostname=hostname, sans=san_yaml)
         doc += SERVICE.format(name="plain", eport=tport, eaddr=addr)  # no policy, TLS port
+        # RequestMirror to a second TLS echo under a policy; the primary is the first one
+        doc += SERVICE.format(name="mirror", eport=m_tport, eaddr=m.addr)
+        doc += POLICY.format(name="mirror", hostname="b.test", sans="",
+                             validation='    caCertificateRefs: [{group: "", kind: ConfigMap, '
+                                        'name: ca}]\n')
+        doc += MIRROR_ROUTE
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
@@ -282,6 +310,24 @@ def main():
         check("upstream tls: no handshake answer -> 504 (upstream timeout)", r.status == 504,
               (r.status, round(took, 1)))
 
+        # RequestMirror to a TLS backend: the copy goes out over its own TLS connection
+        before = echo_stats(m.addr, m.port)["requests"]
+        d0 = metric(gw, "mirrors_dropped_total")
+        mbody = b"m" * 20000
+        r = http_request(host, port, "POST", "/mirrored/x", headers={"Host": "app.test"},
+                         body=mbody, timeout=10.0)
+        got = 0
+        for _ in range(50):
+            got = echo_stats(m.addr, m.port)["requests"] - before
+            if got:
+                break
+            time.sleep(0.1)
+        check("upstream tls: mirrored request -> primary 200 over TLS, the copy reached the TLS "
+              "mirror backend", r.status == 200 and tls_of(r).get("serverName") == "b.test" and
+              got == 1, (r.status, got))
+        check("upstream tls: no mirror copy dropped", metric(gw, "mirrors_dropped_total") == d0,
+              metric(gw, "mirrors_dropped_total") - d0)
+
         # WebSocket through a TLS upstream: the tunnel encrypts and decrypts both ways
         ws = WebSocket(host, port, "/ws", headers={"Host": "app.test"}, timeout=10.0)
         check("upstream tls: WebSocket 101 with the backend's accept key",
@@ -313,6 +359,8 @@ def main():
             stop(gw)
         if e is not None:
             stop(e)
+        if m is not None:
+            stop(m)
         if silent is not None:
             silent.close()
         shutil.rmtree(d, ignore_errors=True)
