@@ -296,7 +296,7 @@ static void seg_buf_done(struct sv_worker *w, struct sv_segq *q, uint16_t bid)
     char *lo = (char *)sv_slab_get(&w->ups, 0);
     char *hi = (char *)sv_slab_get(&w->ups, sv_slab_cap(&w->ups));
     if (p >= lo && p < hi) {
-        size_t stride = sizeof(struct sv_upconn);
+        size_t stride = (size_t)((char *)sv_slab_get(&w->ups, 1) - lo);
         struct sv_upconn *u = up_at(w, (uint32_t)((size_t)(p - lo) / stride));
         if (q == &u->rx.q && u->tls) {
             sv_utls_buf_done(w, u, bid);
@@ -1839,7 +1839,7 @@ static void exchange_end(struct sv_worker *w, struct sv_conn *c)
     if (u) {
         bool clean = (c->resp.flags & SV_HTTP_F_KEEP_ALIVE) &&
                      c->resp_body != SV_HTTP_BODY_UNTIL_CLOSE && c->req_done &&
-                     u->rx.q.count == 0 && !u->rx.eof && !u->send_busy;
+                     u->rx.q.count == 0 && !u->rx.eof && !u->send_busy && sv_utls_quiet(u);
         up_detach(w, c, !clean);
     }
     release_route(w, c);

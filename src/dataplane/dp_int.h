@@ -398,6 +398,10 @@ int sv_utls_open(struct sv_worker *w, struct sv_upconn *u, struct sv_tls_client 
 /* Recycle the buffers <u> holds for TLS (closing). */
 void sv_utls_drop(struct sv_worker *w, struct sv_upconn *u);
 
+/* True when <u> holds no ciphertext it did not decrypt yet (always without TLS): bytes behind a
+ * complete response make a connection unfit for the pool, as they do in cleartext. */
+bool sv_utls_quiet(const struct sv_upconn *u);
+
 /* <u> goes idle into the keep-alive pool: its spare buffers go back to the receive ring (an idle
  * connection holds none; the next response's ciphertext brings new ones). */
 void sv_utls_idle(struct sv_worker *w, struct sv_upconn *u);

@@ -114,6 +114,11 @@ void sv_utls_drop(struct sv_worker *w, struct sv_upconn *u)
     u->tls_cin_len = 0;
 }
 
+bool sv_utls_quiet(const struct sv_upconn *u)
+{
+    return !u->tls || (u->tls_rawq.count == 0 && u->tls_cin_len == 0);
+}
+
 void sv_utls_idle(struct sv_worker *w, struct sv_upconn *u)
 {
     for (unsigned i = 0; u->tls && i < u->tls_nspare; i++)
