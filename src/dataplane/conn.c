@@ -453,6 +453,18 @@ static void tls_spare_put(struct sv_worker *w, struct sv_conn *c, uint16_t bid)
         sv_io_buf_recycle(w->io, bid);
 }
 
+/* With no ciphertext waiting, more than one spare serves nothing until new ciphertext arrives
+ * (and each new receive buffer becomes a spare itself once copied out): give the others back to
+ * the receive ring. The handshake's buffers (ClientHello, client Finished) would otherwise stay
+ * with an idle keep-alive connection, and a small ring runs dry. One stays: see tls_in. */
+static void tls_trim_spares(struct sv_worker *w, struct sv_conn *c)
+{
+    if (c->tls_rawq.count != 0)
+        return;
+    for (unsigned i = 0; c->tls_nspare > 1 && i < SV_TLS_SPARES; i++)
+        sv_io_buf_recycle(w->io, c->tls_spare[--c->tls_nspare]);
+}
+
 /* Consume <n> bytes from the front of the client's plaintext queue. A TLS connection without a
  * spare keeps an emptied buffer as its spare instead of recycling it, so that plaintext always
  * has somewhere to go once the queue drained (see tls_in on why this matters); only one: every
@@ -651,6 +663,7 @@ static void tls_in(struct sv_worker *w, struct sv_conn *c)
         }
         if (used == 0 && (c->tls_rawq.count == 0 || c->tls_cin_len == cap || pcap == 0)) {
             c->tls_noroom = pcap == 0;
+            tls_trim_spares(w, c);
             return;
         }
     }
