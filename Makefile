@@ -33,7 +33,8 @@ endif
 # wolfSSL: WOLFSSL=aesni (default: built from Debian's source package with AES-NI, Intel asm and
 # SP math by third_party/wolfssl.sh, static, built once per machine into a cache outside the
 # checkout, like ccache, so that a fresh clone does not spend ~1.5 min rebuilding it; the script
-# keys it on the Debian version and the configure flags and locks it against parallel builds;
+# keys it on the Debian version and the configure flags (the folder is named after the key: checkouts
+# with other flags keep their own) and locks it against parallel builds;
 # WOLFSSL_CACHE=build keeps it inside the checkout) or
 # WOLFSSL=system (fallback: Debian's libwolfssl, no AES-NI). Both build into the same OUT; a
 # flavour file in the object folder rebuilds every object when the choice changes. Numbers and
@@ -41,7 +42,8 @@ endif
 WOLFSSL ?= aesni
 ifeq ($(WOLFSSL),aesni)
   WOLFSSL_CACHE ?= $(if $(HOME),$(HOME)/.cache/serval-gateway,build)
-  WOLFSSL_DIR := $(WOLFSSL_CACHE)/wolfssl
+  WOLFSSL_KEY := $(shell third_party/wolfssl.sh --key 2>/dev/null)
+  WOLFSSL_DIR := $(WOLFSSL_CACHE)/wolfssl$(if $(WOLFSSL_KEY),-$(WOLFSSL_KEY))
   WOLFSSL_LIB := $(WOLFSSL_DIR)/lib/libwolfssl.a
   BASE_CFLAGS := -I$(WOLFSSL_DIR)/include $(BASE_CFLAGS)
   LIBS := $(subst -lwolfssl,$(WOLFSSL_LIB),$(LIBS))
