@@ -595,8 +595,8 @@ static void tls_in(struct sv_worker *w, struct sv_conn *c)
 {
     c->tls_noroom = false;
     if (!c->tls || c->tls_fatal || c->state == SV_C_CLOSING || c->state == SV_C_LINGER ||
-        c->state == SV_C_H2)
-        return;
+        c->state == SV_C_H2 || sv_tls_conn_state(&c->tls_c) == SV_TLS_CLOSED)
+        return; /* closed: by the peer (rx.eof is set) or by tls_close_with_last */
     char *cin = tls_cin(w, c);
     size_t cap = tls_cin_cap(w);
     size_t bsz = w->dp->cfg.buf_size;
@@ -1757,6 +1757,24 @@ static void up_pump(struct sv_worker *w, struct sv_conn *c)
 
 /* ---- response direction: upstream → client ------------------------------------------------ */
 
+/* TLS: the last bytes of a connection's last answer were just encrypted (the exchange ends with
+ * linger once their send completes): queue close_notify behind them so that both leave in one
+ * send; linger then finds it sent and only shuts the write side (one send and one completion
+ * less per Connection: close / HTTP/1.0 exchange). tls_in reads nothing more afterwards. */
+static void tls_close_with_last(struct sv_worker *w, struct sv_conn *c)
+{
+    if (!c->tls || c->tls_fatal || c->h2 || c->h2s)
+        return;
+    bool last;
+    if (c->canned.ptr)
+        last = c->canned_sent == c->canned.len && c->close_after;
+    else
+        last = c->state == SV_C_PROXY && c->resp_out_sent == c->resp_out_len &&
+               c->resp_parsed_done && c->req_done && (!c->client_keep || w->draining);
+    if (last && sv_tls_conn_shutdown(&c->tls_c) == 1)
+        sv_stat_add(w, SV_DP_STAT_TLS_CLOSE_NOTIFY, 1);
+}
+
 static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint32_t len)
 {
     if (c->h2s) {
@@ -1786,6 +1804,7 @@ static void cl_send(struct sv_worker *w, struct sv_conn *c, const void *p, uint3
             c->canned_sent += (uint32_t)t;
         else
             c->resp_out_sent += (uint32_t)t;
+        tls_close_with_last(w, c);
         (void)tls_flush(w, c);
         return;
     }
@@ -1830,6 +1849,7 @@ static void cl_send_segs(struct sv_worker *w, struct sv_conn *c, int64_t len)
             }
         }
         q_consume(w, &u->rx.q, (uint32_t)len);
+        tls_close_with_last(w, c);
         (void)tls_flush(w, c);
         return;
     }

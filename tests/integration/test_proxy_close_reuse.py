@@ -4,7 +4,7 @@ with "Connection: close"; over HTTP and over HTTPS, as `openssl s_time -new -www
 leave the upstream connection in the pool: the backend, which answers like nginx (400 and close
 for an empty Host), sees one or two connections for all requests, the gateway's
 upstream_reuses_total counts the reuses, and every client gets its whole answer with
-"Connection: close" and then the end of the connection."""
+"Connection: close", then (HTTPS) close_notify, then the end of the connection."""
 import os
 import shutil
 import socket
@@ -127,7 +127,7 @@ def one_shot(host, port, req, tls_ctx=None):
     s = socket.create_connection((host, port), timeout=10)
     try:
         if tls_ctx:
-            s = tls_ctx.wrap_socket(s)
+            s = tls_ctx.wrap_socket(s, suppress_ragged_eofs=False)  # EOF without close_notify fails
         s.sendall(req)
         out = b""
         for _ in range(1000):
@@ -216,6 +216,8 @@ def main():
         reuses = metric(gw, "upstream_reuses_total")
         check("close reuse: upstream_reuses_total counts the pooled connection's reuses",
               reuses >= n - 2 and connects + reuses == n, (connects, reuses, n))
+        notify = metric(gw, "tls_close_notify_sent_total")
+        check("close reuse: one close_notify per HTTPS answer", notify == n / 2, (notify, n / 2))
         rc = stop(gw)
         gw = None
         check("close reuse: gateway exits cleanly", rc == 0)
