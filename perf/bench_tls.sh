@@ -10,7 +10,7 @@ out=build/bench-tls
 mkdir -p "$out"
 tests/tls/gen-certs.sh "$out/certs" >/dev/null
 secs="${BENCH_TLS_SECONDS:-3}"
-srcs="perf/bench_tls.c src/tls/server.c src/tls/conn.c src/tls/ticket.c src/base/assert.c src/base/log.c src/base/str.c"
+srcs="perf/bench_tls.c src/tls/server.c src/tls/conn.c src/tls/ticket.c src/tls/client.c src/base/assert.c src/base/log.c src/base/str.c"
 flags="-std=gnu11 -D_GNU_SOURCE -O2 -g -Iinclude -Isrc -pthread"
 # shellcheck disable=SC2086
 cc $flags -o "$out/bench_tls_system" $srcs -lwolfssl -lm

@@ -6,17 +6,25 @@
 #
 # Scenarios (wrk decides the TLS version: TLS 1.3 with OpenSSL 3):
 #   keepalive  HTTPS keep-alive, BENCH_CONNS (64) connections: requests/s, proxy CPU µs/request
-#   handshake  a new TCP connection and a FULL handshake per request: BENCH_HS_PROCS (8)
-#              `openssl s_time -new -www /` clients in parallel (HTTP/1.0, the server closes; -new
-#              never resumes — wrk with `Connection: close` would: it keeps the session of a
-#              connection that ended with close_notify and resumes it); handshakes/s and proxy
-#              CPU µs per handshake (+ its request). serval's /metrics must show 0 resumptions.
+#   handshake  a new TCP connection and a FULL handshake per request, HTTP/1.0 without Host (the
+#              server closes): handshakes/s and proxy CPU µs per handshake (+ its request).
+#              BENCH_HS_CLIENT=ab (default): BENCH_HS_PROCS (2) `ab -c BENCH_HS_CONC (16)` event
+#              loops (a new SSL object per connection, never a session: full handshakes);
+#              BENCH_HS_CLIENT=s_time: BENCH_HS_PROCS (8) `openssl s_time -new -www /` (blocking, one
+#              connection at a time each: costs the load CPU ~1.7x what ab does per handshake).
+#              wrk with `Connection: close` would not do: it resumes the session of a connection
+#              that ended with close_notify. serval's /metrics must show 0 resumptions.
+#              On 2 CPUs the client's side of a handshake (OpenSSL 3: ECDHE + CertificateVerify
+#              check) costs the load CPU more than the proxy's side, so the proxy is not saturated
+#              (see "proxy CPU busy"): "capacity/core" = 1e6 ÷ CPU µs per handshake is the rate one
+#              core of the proxy would sustain, the client-independent comparison.
 # Medians of BENCH_REPS runs; the ratios serval ÷ nginx are the result (absolute numbers drift on
 # a shared machine). Writes build/bench/results-tls.md.
 #
-# Knobs: BENCH_DURATION=10 BENCH_REPS=3 BENCH_CONNS=64 BENCH_HS_PROCS=8 BENCH_WARMUP=1
+# Knobs: BENCH_DURATION=10 BENCH_REPS=3 BENCH_CONNS=64 BENCH_WARMUP=1
+#        BENCH_HS_CLIENT=ab|s_time BENCH_HS_PROCS=2 (s_time: 8) BENCH_HS_CONC=16
 #        BENCH_CPU_PROXY=0 BENCH_CPU_LOAD=1 BENCH_TLS_PROXIES="nginx serval"
-#        BENCH_TLS_SCENARIOS="keepalive handshake"
+#        BENCH_TLS_SCENARIOS="keepalive handshake" BENCH_SERVAL_BIN=build/serval-gateway
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,22 +32,25 @@ OUT=$ROOT/build/bench
 DURATION=${BENCH_DURATION:-10}
 REPS=${BENCH_REPS:-3}
 CONNS=${BENCH_CONNS:-64}
-HS_PROCS=${BENCH_HS_PROCS:-8}
+HS_CLIENT=${BENCH_HS_CLIENT:-ab}
+HS_PROCS=${BENCH_HS_PROCS:-$([ "$HS_CLIENT" = ab ] && echo 2 || echo 8)}
+HS_CONC=${BENCH_HS_CONC:-16}
 WARMUP=${BENCH_WARMUP:-1}
 CPU_PROXY=${BENCH_CPU_PROXY:-0}
 CPU_LOAD=${BENCH_CPU_LOAD:-1}
 PROXIES=${BENCH_TLS_PROXIES:-"nginx serval"}
 SCENARIOS=${BENCH_TLS_SCENARIOS:-"keepalive handshake"}
+SERVAL_BIN=${BENCH_SERVAL_BIN:-$ROOT/build/serval-gateway} # another build for an A/B comparison
 CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$OUT/tmp" "$OUT/logs" "$OUT/tls"
 
 . perf/lib.sh
 bench_traps
 
-for tool in wrk taskset curl nginx openssl; do
+for tool in wrk taskset curl nginx openssl $([ "$HS_CLIENT" = ab ] && echo ab); do
     command -v $tool >/dev/null 2>&1 || { echo "bench-tls: $tool missing (third_party/deps.sh --all)" >&2; exit 1; }
 done
-[ -x build/serval-gateway ] || { echo "bench-tls: run make first" >&2; exit 1; }
+[ -x "$SERVAL_BIN" ] || { echo "bench-tls: run make first" >&2; exit 1; }
 
 CERTS=$OUT/tls/certs
 tests/tls/gen-certs.sh "$CERTS" >/dev/null
@@ -165,12 +176,28 @@ stringData:
 EOF
 }
 
-# hs_clients PORT SECONDS: BENCH_HS_PROCS openssl s_time clients (full handshakes) on the load CPU
+# hs_clients PORT SECONDS: the full-handshake load on the load CPU. Prints lines "HS <done>
+# <errors>" (one per client process) for hs_count.
+#   s_time: BENCH_HS_PROCS `openssl s_time -new -www /` processes (blocking, one connection each)
+#   ab:     BENCH_HS_PROCS `ab -c BENCH_HS_CONC` processes (event loop, HTTP/1.0 without
+#           keep-alive, a new SSL object per connection and no session set: full handshakes)
 hs_clients() {
     local i
     local -a cl=()
     for i in $(seq 1 "$HS_PROCS"); do
-        taskset -c "$CPU_LOAD" openssl s_time -connect "127.0.0.1:$1" -new -time "$2" -www / 2>&1 &
+        case $HS_CLIENT in
+        ab)
+            taskset -c "$CPU_LOAD" ab -S -q -c "$HS_CONC" -t "$2" -n 100000000 -s 10 \
+                "https://127.0.0.1:$1/" 2>&1 | awk '
+                /^Complete requests:/ { n = $3 } /^Failed requests:/ { e += $3 }
+                /^Non-2xx responses:/ { e += $3 } END { print "HS", n + 0, e + 0 }' &
+            ;;
+        *)
+            taskset -c "$CPU_LOAD" openssl s_time -connect "127.0.0.1:$1" -new -time "$2" -www / 2>&1 |
+                awk '/connections in .* real seconds/ { n += $1 } /ERROR|error/ { e++ }
+                     END { print "HS", n + 0, e + 0 }' &
+            ;;
+        esac
         cl+=($!)
     done
     wait "${cl[@]}" # not a bare wait: the backend is a child too
@@ -189,7 +216,7 @@ start_proxy() { # NAME PORT -> PID
         cmd=(nginx -c "$OUT/tls/proxy-nginx.conf" -p "$OUT/tmp") ;;
     serval)
         write_serval "$port"
-        cmd=("$ROOT/build/serval-gateway" --workers 1 --config-dir "$OUT/tls/conf"
+        cmd=("$SERVAL_BIN" --workers 1 --config-dir "$OUT/tls/conf"
              --bind 127.0.0.1 --admin "$SERVAL_ADMIN" --log-level warn) ;;
     *) return 1 ;;
     esac
@@ -242,9 +269,9 @@ measure() {
             resumed=$(metric "$SERVAL_ADMIN" tls_resumptions_total)
             upinfo="; serval upstream connects $(metric "$SERVAL_ADMIN" upstream_connects_total), reuses $(metric "$SERVAL_ADMIN" upstream_reuses_total)"
         fi
-        reqs=$(echo "$out" | awk '/connections in .* real seconds/ { n += $1 } END { print n + 0 }')
+        reqs=$(echo "$out" | awk '$1 == "HS" { n += $2 } END { print n + 0 }')
         rps=$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN { printf "%.1f", n / d }')
-        errs=$(echo "$out" | awk '/ERROR|error/ { n++ } END { print n + 0 }')
+        errs=$(echo "$out" | awk '$1 == "HS" { n += $3 } END { print n + 0 }')
     else
         taskset -c "$CPU_LOAD" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "https://127.0.0.1:$port/" >/dev/null 2>&1
         t0=$(proc_ticks "$pid")
@@ -278,11 +305,12 @@ MD=$OUT/results-tls.md
     echo
     echo "Generated by perf/bench_tls_e2e.sh on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r);"
     echo "$(nginx -v 2>&1 | sed 's/^nginx version: //') with $(openssl version | awk '{print $1, $2}'), serval with wolfSSL ($(grep -q '^aesni ' build/obj/.wolfssl-flavour 2>/dev/null && echo 'rebuilt, AES-NI' || echo 'Debian package'))."
-    echo "Same ECDSA P-256 certificate; proxy on CPU $CPU_PROXY, load generator (wrk -t1, or the s_time clients) + nginx backend on CPU $CPU_LOAD;"
+    echo "Same ECDSA P-256 certificate; proxy on CPU $CPU_PROXY, load generator (wrk -t1, or the $HS_CLIENT clients) + nginx backend on CPU $CPU_LOAD;"
     echo "${DURATION} s per run after ${WARMUP} s warm-up, median of $REPS runs. CPU = utime+stime of the proxy"
     echo "process over the run ÷ requests (handshake scenario: every request is a new connection)."
     echo "\"proxy CPU busy\" = rate × CPU per request: below ~90 % the load generator, not the proxy, set the"
-    echo "rate (the handshake clients pay about what the server pays per handshake, on the busier CPU)."
+    echo "rate (the handshake clients pay more than the server per handshake, on the busier CPU); then compare"
+    echo "\"capacity/core\" = 1e6 ÷ CPU µs per request: what one core of the proxy would sustain."
 } >"$MD"
 
 for SCEN in $SCENARIOS; do
@@ -290,7 +318,13 @@ for SCEN in $SCENARIOS; do
     : >"$RAW"
     case $SCEN in
     keepalive) title="HTTPS keep-alive ($CONNS connections)"; unit="requests/s"; cu="CPU µs/request" ;;
-    handshake) title="Full handshakes (openssl s_time -new, $HS_PROCS clients, one request each)"; unit="handshakes/s"; cu="CPU µs/handshake" ;;
+    handshake)
+        if [ "$HS_CLIENT" = ab ]; then
+            title="Full handshakes ($HS_PROCS ab -c $HS_CONC, one request per connection)"
+        else
+            title="Full handshakes (openssl s_time -new, $HS_PROCS clients, one request each)"
+        fi
+        unit="handshakes/s"; cu="CPU µs/handshake" ;;
     esac
     echo "== $title"
     for rep in $(seq 1 "$REPS"); do
@@ -303,8 +337,8 @@ for SCEN in $SCENARIOS; do
         echo
         echo "### $title"
         echo
-        echo "| proxy | $unit | $cu | proxy CPU busy | errors (sum) | rate ÷ nginx | CPU ÷ nginx |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| proxy | $unit | $cu | proxy CPU busy | capacity/core | errors (sum) | rate ÷ nginx | CPU ÷ nginx |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
         nrate=$(awk '$1 == "nginx" && $2 != "failed" { print $2 }' "$RAW" | median)
         ncpu=$(awk '$1 == "nginx" && $2 != "failed" { print $3 }' "$RAW" | median)
         for name in $PROXIES; do
@@ -312,13 +346,13 @@ for SCEN in $SCENARIOS; do
             cpu=$(awk -v n="$name" '$1 == n && $2 != "failed" { print $3 }' "$RAW" | median)
             errs=$(awk -v n="$name" '$1 == n && $2 != "failed" { s += $4 } END { print s + 0 }' "$RAW")
             if [ -z "$rate" ]; then
-                echo "| $name | failed | | | | | |"
+                echo "| $name | failed | | | | | | |"
                 continue
             fi
             awk -v n="$name" -v r="$rate" -v c="$cpu" -v e="$errs" -v nr="${nrate:-}" -v nc="${ncpu:-}" 'BEGIN {
                 rr = (nr != "" && nr > 0) ? sprintf("%.2f", r / nr) : "n/a";
                 rc = (nc != "" && nc > 0) ? sprintf("%.2f", c / nc) : "n/a";
-                printf "| %s | %.0f | %.1f | %.0f %% | %d | %s | %s |\n", n, r, c, r * c / 1e4, e, rr, rc }'
+                printf "| %s | %.0f | %.1f | %.0f %% | %.0f | %d | %s | %s |\n", n, r, c, r * c / 1e4, 1e6 / c, e, rr, rc }'
         done
     } | tee -a "$MD"
 done
