@@ -11,7 +11,7 @@
 #              BENCH_HS_CLIENT=ab (default): BENCH_HS_PROCS (2) `ab -c BENCH_HS_CONC (16)` event
 #              loops (a new SSL object per connection, never a session: full handshakes);
 #              BENCH_HS_CLIENT=s_time: BENCH_HS_PROCS (8) `openssl s_time -new -www /` (blocking, one
-#              connection at a time each: costs the load CPU ~1.7x what ab does per handshake).
+#              connection at a time each: ab drives ~1.5x its handshakes from the same load CPU).
 #              wrk with `Connection: close` would not do: it resumes the session of a connection
 #              that ended with close_notify. serval's /metrics must show 0 resumptions.
 #              On 2 CPUs the client's side of a handshake (OpenSSL 3: ECDHE + CertificateVerify
@@ -352,7 +352,7 @@ for SCEN in $SCENARIOS; do
             awk -v n="$name" -v r="$rate" -v c="$cpu" -v e="$errs" -v nr="${nrate:-}" -v nc="${ncpu:-}" 'BEGIN {
                 rr = (nr != "" && nr > 0) ? sprintf("%.2f", r / nr) : "n/a";
                 rc = (nc != "" && nc > 0) ? sprintf("%.2f", c / nc) : "n/a";
-                printf "| %s | %.0f | %.1f | %.0f %% | %.0f | %d | %s | %s |\n", n, r, c, r * c / 1e4, 1e6 / c, e, rr, rc }'
+                printf "| %s | %.0f | %.1f | %.0f %% | %.0f | %d | %s | %s |\n", n, r, c, r * c / 1e4, (c > 0 ? 1e6 / c : 0), e, rr, rc }'
         done
     } | tee -a "$MD"
 done
