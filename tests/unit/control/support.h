@@ -9,7 +9,11 @@
 #include <sys/stat.h>
 
 #include "serval/control/model.h"
+#include "serval/control/status.h"
+#include "serval/control/store.h"
+#include "serval/control/translate.h"
 #include "serval/control/yaml.h"
+#include "serval/routing/generation.h"
 
 /* Read a whole file (NUL-terminated). Caller frees. NULL if unreadable. */
 static inline char *sv_test_read_file(const char *path, size_t *len)
@@ -94,6 +98,69 @@ static inline struct sv_object *sv_test_decode_one(const char *text, char *err, 
     struct sv_object *o[1];
     int n = sv_test_decode_yaml(text, o, 1, err, errlen);
     return n == 1 ? o[0] : NULL;
+}
+
+/* A translation fixture: the objects of a YAML text in a store, and what sv_translate made of
+ * them. */
+struct sv_test_tx {
+    struct sv_store *store;
+    struct sv_generation *gen;
+    struct sv_status *st;
+    int n_objects; /* decoded (ignored kinds skipped) */
+};
+
+/* Decode <text> into a new store and translate it with <opts>. Returns 0, or -1 with err set
+ * and nothing to free. */
+static inline int sv_test_tx_text(struct sv_test_tx *t, const char *text,
+                                  const struct sv_translate_opts *opts, char *err, size_t errlen)
+{
+    struct sv_object *objs[128];
+    memset(t, 0, sizeof(*t));
+    int n = sv_test_decode_yaml(text, objs, 128, err, errlen);
+    if (n < 0)
+        return -1;
+    t->n_objects = n;
+    t->store = sv_store_new();
+    for (int i = 0; t->store && i < n; i++)
+        sv_store_upsert(t->store, objs[i]);
+    if (!t->store) {
+        for (int i = 0; i < n; i++)
+            sv_object_free(objs[i]);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = sv_translate(t->store, opts, &t->gen, &t->st, err, errlen);
+    if (rc != 0) {
+        sv_store_free(t->store);
+        memset(t, 0, sizeof(*t));
+        return -1;
+    }
+    return 0;
+}
+
+/* sv_test_tx_text on the file tests/data/translate/<name> (run from the repository root). */
+static inline int sv_test_tx_file(struct sv_test_tx *t, const char *name,
+                                  const struct sv_translate_opts *opts, char *err, size_t errlen)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "tests/data/translate/%s", name);
+    char *text = sv_test_read_file(path, NULL);
+    if (!text) {
+        memset(t, 0, sizeof(*t));
+        snprintf(err, errlen, "cannot read %s (run from the repository root)", path);
+        return -1;
+    }
+    int rc = sv_test_tx_text(t, text, opts, err, errlen);
+    free(text);
+    return rc;
+}
+
+static inline void sv_test_tx_free(struct sv_test_tx *t)
+{
+    sv_generation_free_unpublished(t->gen);
+    sv_status_free(t->st);
+    sv_store_free(t->store);
+    memset(t, 0, sizeof(*t));
 }
 
 #endif

@@ -72,41 +72,18 @@ TEST(model_retry_errors_name_the_field)
     }
 }
 
-struct rfix {
-    struct sv_store *store;
-    struct sv_generation *gen;
-    struct sv_status *st;
-};
-
-static int rfix_load(struct rfix *f)
+static int rfix_load(struct sv_test_tx *f)
 {
     char err[512];
-    memset(f, 0, sizeof(*f));
-    char *text = sv_test_read_file("tests/data/translate/retry.yaml", NULL);
-    if (!text) {
-        FAIL("cannot read tests/data/translate/retry.yaml (run from the repository root)");
-        return -1;
-    }
-    struct sv_object *objs[16];
-    int n = sv_test_decode_yaml(text, objs, 16, err, sizeof(err));
-    free(text);
-    if (n < 0) {
-        FAIL("retry.yaml: %s", err);
-        return -1;
-    }
-    f->store = sv_store_new();
-    for (int i = 0; i < n; i++)
-        sv_store_upsert(f->store, objs[i]);
     struct sv_translate_opts o = {.bind_addr = "0.0.0.0"};
-    if (sv_translate(f->store, &o, &f->gen, &f->st, err, sizeof(err)) != 0) {
-        FAIL("translate retry.yaml: %s", err);
-        sv_store_free(f->store);
+    if (sv_test_tx_file(f, "retry.yaml", &o, err, sizeof(err)) != 0) {
+        FAIL("retry.yaml: %s", err);
         return -1;
     }
     return 0;
 }
 
-static const struct sv_route_action *raction(const struct rfix *f, const char *path)
+static const struct sv_route_action *raction(const struct sv_test_tx *f, const char *path)
 {
     struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons(8080)};
     inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
@@ -125,7 +102,7 @@ static const struct sv_route_action *raction(const struct rfix *f, const char *p
 
 TEST(translate_retry_policy_into_action)
 {
-    struct rfix f;
+    struct sv_test_tx f;
     REQUIRE(rfix_load(&f) == 0);
 
     const struct sv_route_action *a = raction(&f, "/codes");
@@ -178,7 +155,5 @@ TEST(translate_retry_policy_into_action)
     REQUIRE(n < sizeof(buf));
     CHECK(strstr(buf, "\"retry\":{\"attempts\":3,\"backoffMs\":100,\"codes\":[429,500,503]}"));
 
-    sv_generation_free_unpublished(f.gen);
-    sv_status_free(f.st);
-    sv_store_free(f.store);
+    sv_test_tx_free(&f);
 }

@@ -45,22 +45,13 @@ static const char *accepted_reason(const struct sv_status_route *r)
 TEST(status_route_lookup_tells_tlsroute_from_httproute)
 {
     char err[512];
-    struct sv_object *objs[8];
-    int n = sv_test_decode_yaml(same_name_yaml, objs, 8, err, sizeof(err));
-    if (n < 0)
-        FAIL("decode: %s", err);
-    REQUIRE(n == 5);
-    struct sv_store *store = sv_store_new();
-    REQUIRE(store);
-    for (int i = 0; i < n; i++)
-        sv_store_upsert(store, objs[i]);
+    struct sv_test_tx t;
     struct sv_translate_opts o = {.bind_addr = "0.0.0.0"};
-    struct sv_generation *g = NULL;
-    struct sv_status *st = NULL;
-    int rc = sv_translate(store, &o, &g, &st, err, sizeof(err));
-    if (rc != 0)
-        FAIL("translate: %d %s", rc, err);
-    REQUIRE(rc == 0 && g && st);
+    if (sv_test_tx_text(&t, same_name_yaml, &o, err, sizeof(err)) != 0)
+        FAIL("%s", err);
+    REQUIRE(t.n_objects == 5);
+    REQUIRE(t.gen && t.st);
+    struct sv_status *st = t.st;
 
     const struct sv_status_route *http = sv_status_route(st, SV_KIND_HTTPROUTE, "infra", "same");
     const struct sv_status_route *tls = sv_status_route(st, SV_KIND_TLSROUTE, "infra", "same");
@@ -75,7 +66,5 @@ TEST(status_route_lookup_tells_tlsroute_from_httproute)
     CHECK(sv_status_route(st, SV_KIND_GATEWAY, "infra", "same") == NULL);
     CHECK(sv_status_route(st, SV_KIND_TLSROUTE, "infra", "other") == NULL);
 
-    sv_generation_free_unpublished(g);
-    sv_status_free(st);
-    sv_store_free(store);
+    sv_test_tx_free(&t);
 }

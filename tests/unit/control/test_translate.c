@@ -17,52 +17,20 @@
 #include "serval/routing/table.h"
 #include "support.h"
 
-struct fixture {
-    struct sv_store *store;
-    struct sv_generation *gen;
-    struct sv_status *st;
-};
-
-static int fixture_load_bind(struct fixture *f, const char *file, const char *bind)
+static int fixture_load_bind(struct sv_test_tx *f, const char *file, const char *bind)
 {
-    char path[256], err[512];
-    memset(f, 0, sizeof(*f));
-    snprintf(path, sizeof(path), "tests/data/translate/%s", file);
-    char *text = sv_test_read_file(path, NULL);
-    if (!text) {
-        FAIL("cannot read %s (run from the repository root)", path);
-        return -1;
-    }
-    struct sv_object *objs[128];
-    int n = sv_test_decode_yaml(text, objs, 128, err, sizeof(err));
-    free(text);
-    if (n < 0) {
-        FAIL("%s: %s", file, err);
-        return -1;
-    }
-    f->store = sv_store_new();
-    for (int i = 0; i < n; i++)
-        sv_store_upsert(f->store, objs[i]);
+    char err[512];
     struct sv_translate_opts o = {.bind_addr = bind};
-    int rc = sv_translate(f->store, &o, &f->gen, &f->st, err, sizeof(err));
-    if (rc != 0) {
-        FAIL("translate %s: %d %s", file, rc, err);
-        sv_store_free(f->store);
+    if (sv_test_tx_file(f, file, &o, err, sizeof(err)) != 0) {
+        FAIL("%s: %s", file, err);
         return -1;
     }
     return 0;
 }
 
-static int fixture_load(struct fixture *f, const char *file)
+static int fixture_load(struct sv_test_tx *f, const char *file)
 {
     return fixture_load_bind(f, file, "0.0.0.0");
-}
-
-static void fixture_free(struct fixture *f)
-{
-    sv_generation_free_unpublished(f->gen);
-    sv_status_free(f->st);
-    sv_store_free(f->store);
 }
 
 /* ---- routing decisions ----------------------------------------------------------------------- */
@@ -102,7 +70,7 @@ struct req_case {
     const char *listener; /* "ns/gw/listener" expected, NULL = don't care */
 };
 
-static const struct sv_route_action *lookup(const struct fixture *f, const struct req_case *c,
+static const struct sv_route_action *lookup(const struct sv_test_tx *f, const struct req_case *c,
                                             struct sv_route_result *res, int *rc)
 {
     struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
@@ -122,7 +90,7 @@ static const struct sv_route_action *lookup(const struct fixture *f, const struc
     return *rc == 0 ? res->action : NULL;
 }
 
-static void check_requests(const struct fixture *f, const struct req_case *cases, size_t n)
+static void check_requests(const struct sv_test_tx *f, const struct req_case *cases, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const struct req_case *c = &cases[i];
@@ -162,7 +130,8 @@ struct cond_case {
     const char *type, *status, *reason;
 };
 
-static const struct sv_condition_set *find_conds(const struct fixture *f, const struct cond_case *c)
+static const struct sv_condition_set *find_conds(const struct sv_test_tx *f,
+                                                 const struct cond_case *c)
 {
     switch (c->target) {
     case CLASS:
@@ -192,7 +161,7 @@ static const struct sv_condition_set *find_conds(const struct fixture *f, const 
     return NULL;
 }
 
-static void check_conditions(const struct fixture *f, const struct cond_case *cases, size_t n)
+static void check_conditions(const struct sv_test_tx *f, const struct cond_case *cases, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const struct cond_case *c = &cases[i];
@@ -214,7 +183,7 @@ static void check_conditions(const struct fixture *f, const struct cond_case *ca
     }
 }
 
-static int attached(const struct fixture *f, const char *ns, const char *gw, const char *l)
+static int attached(const struct sv_test_tx *f, const char *ns, const char *gw, const char *l)
 {
     const struct sv_status_gateway *g = sv_status_gateway(f->st, ns, gw);
     const struct sv_status_listener *sl = g ? sv_status_listener(g, l) : NULL;
@@ -288,7 +257,7 @@ static const struct cond_case passthrough_status[] = {
 
 TEST(translate_tls_passthrough_listener)
 {
-    struct fixture f;
+    struct sv_test_tx f;
     REQUIRE(fixture_load(&f, "passthrough.yaml") == 0);
     check_conditions(&f, passthrough_status, SV_ARRAY_SIZE(passthrough_status));
     CHECK_EQ_INT(attached(&f, "infra", "gw", "pass"), 1); /* tls-a */
@@ -350,12 +319,12 @@ TEST(translate_tls_passthrough_listener)
     CHECK_EQ_INT(http_in_http, 1);
     CHECK_EQ_INT(http_in_tls, 0);
     cJSON_Delete(j);
-    fixture_free(&f);
+    sv_test_tx_free(&f);
 }
 
 TEST(translate_attachment_listeners_and_hostnames)
 {
-    struct fixture f;
+    struct sv_test_tx f;
     REQUIRE(fixture_load(&f, "attach.yaml") == 0);
     check_requests(&f, attach_requests, SV_ARRAY_SIZE(attach_requests));
     check_conditions(&f, attach_status, SV_ARRAY_SIZE(attach_status));
@@ -420,7 +389,7 @@ TEST(translate_attachment_listeners_and_hostnames)
     CHECK(txt && strstr(txt, "\"attachedRoutes\":2") != NULL);
     free(txt);
     cJSON_Delete(j);
-    fixture_free(&f);
+    sv_test_tx_free(&f);
 }
 
 /* ---- rules.yaml ------------------------------------------------------------------------------- */
@@ -467,7 +436,7 @@ static const struct cond_case rules_status[] = {
     {GW, "app", "gw", NULL, "Accepted", "True", "Accepted"},
 };
 
-static const struct sv_route_action *action_for(const struct fixture *f, const char *host,
+static const struct sv_route_action *action_for(const struct sv_test_tx *f, const char *host,
                                                 const char *path, struct sv_route_result *res)
 {
     struct req_case c = {8080, host, path, NULL, H_NONE, NULL, 0, NULL};
@@ -477,7 +446,7 @@ static const struct sv_route_action *action_for(const struct fixture *f, const c
 
 TEST(translate_rules_precedence_filters_backends)
 {
-    struct fixture f;
+    struct sv_test_tx f;
     REQUIRE(fixture_load(&f, "rules.yaml") == 0);
     check_requests(&f, rules_requests, SV_ARRAY_SIZE(rules_requests));
     check_conditions(&f, rules_status, SV_ARRAY_SIZE(rules_status));
@@ -550,7 +519,7 @@ TEST(translate_rules_precedence_filters_backends)
     CHECK(strncmp(pi->message, "Dropped Rule", 12) == 0);
     CHECK(strstr(pi->message, "Dropped Rule 1") && strstr(pi->message, "Dropped Rule 2"));
     CHECK_EQ_INT(pi->observed_generation, 2);
-    fixture_free(&f);
+    sv_test_tx_free(&f);
 }
 
 TEST(translate_host_intersection_table)
@@ -685,7 +654,7 @@ TEST(translate_route_hostname_precedence_uses_original_hostname)
                 sv_object_free(objs[k]);
             continue;
         }
-        struct fixture f = {.store = sv_store_new()};
+        struct sv_test_tx f = {.store = sv_store_new()};
         for (int k = 0; k < n; k++)
             sv_store_upsert(f.store, objs[k]);
         if (sv_translate(f.store, NULL, &f.gen, &f.st, err, sizeof(err)) != 0) {
@@ -706,7 +675,7 @@ TEST(translate_route_hostname_precedence_uses_original_hostname)
             FAIL("case %zu: listener %s, a %s %s, b %s %s; %s%s: got %s, want %s", i,
                  c->listener ? c->listener : "-", c->a_hosts ? c->a_hosts : "-", c->a_path,
                  c->b_hosts ? c->b_hosts : "-", c->b_path, c->host, c->path, got, want);
-        fixture_free(&f);
+        sv_test_tx_free(&f);
     }
 }
 
@@ -770,7 +739,7 @@ static const struct req_case listener_requests[] = {
 
 TEST(translate_listener_conflicts_certificates_addresses)
 {
-    struct fixture f;
+    struct sv_test_tx f;
     REQUIRE(fixture_load_bind(&f, "listeners.yaml", "127.0.0.1") == 0);
     check_conditions(&f, listener_status, SV_ARRAY_SIZE(listener_status));
     check_requests(&f, listener_requests, SV_ARRAY_SIZE(listener_requests));
@@ -807,7 +776,7 @@ TEST(translate_listener_conflicts_certificates_addresses)
     g = sv_status_gateway(f.st, "net", "a");
     REQUIRE(g && g->n_addresses == 1);
     CHECK_EQ_STR(g->addresses[0].value, "127.0.0.1"); /* the --bind address */
-    fixture_free(&f);
+    sv_test_tx_free(&f);
 }
 
 /* The `make run` example folder (deploy/examples/folder) translates cleanly: every route
@@ -833,7 +802,7 @@ TEST(translate_make_run_example_folder)
         for (int k = 0; k < n; k++)
             sv_store_upsert(s, objs[k]);
     }
-    struct fixture f = {.store = s};
+    struct sv_test_tx f = {.store = s};
     char err[256];
     struct sv_translate_opts o = {.bind_addr = "127.0.0.1"};
     REQUIRE(sv_translate(s, &o, &f.gen, &f.st, err, sizeof(err)) == 0);
@@ -851,13 +820,13 @@ TEST(translate_make_run_example_folder)
         {8080, "localhost", "/", NULL, H_NONE, NULL, 0, NULL},
     };
     check_requests(&f, reqs, SV_ARRAY_SIZE(reqs));
-    fixture_free(&f);
+    sv_test_tx_free(&f);
 }
 
 /* Endpoint-only update: new endpoints, same route table. */
 TEST(translate_endpoint_only_update_shares_routes)
 {
-    struct fixture f;
+    struct sv_test_tx f;
     REQUIRE(fixture_load(&f, "rules.yaml") == 0);
     char err[256];
     /* Same store, new slice for app/web: 127.0.3.9 only, port 8080. */
@@ -901,7 +870,7 @@ TEST(translate_endpoint_only_update_shares_routes)
     CHECK_EQ_INT(n, 0);
     sv_generation_free_unpublished(g3);
     sv_generation_free_unpublished(g2);
-    fixture_free(&f);
+    sv_test_tx_free(&f);
 }
 
 TEST(model_content_hash_ignores_status_and_resource_version)
@@ -951,7 +920,7 @@ TEST(translate_path_validation_and_endpoint_addresses)
         struct sv_object *objs[4];
         int n = sv_test_decode_yaml(text, objs, 4, err, sizeof(err));
         REQUIRE(n == 3);
-        struct fixture f = {.store = sv_store_new()};
+        struct sv_test_tx f = {.store = sv_store_new()};
         for (int k = 0; k < n; k++)
             sv_store_upsert(f.store, objs[k]);
         REQUIRE(sv_translate(f.store, NULL, &f.gen, &f.st, err, sizeof(err)) == 0);
@@ -959,7 +928,7 @@ TEST(translate_path_validation_and_endpoint_addresses)
         const char *acc = r ? sv_condition_find(&r->parents[0].conds, "Accepted")->status : "?";
         if (strcmp(acc, paths[i].ok ? "True" : "False") != 0)
             FAIL("path %s: Accepted=%s", paths[i].path, acc);
-        fixture_free(&f);
+        sv_test_tx_free(&f);
     }
 
     const char *text =
@@ -981,7 +950,7 @@ TEST(translate_path_validation_and_endpoint_addresses)
     struct sv_object *objs[8];
     int n = sv_test_decode_yaml(text, objs, 8, err, sizeof(err));
     REQUIRE(n == 5);
-    struct fixture f = {.store = sv_store_new()};
+    struct sv_test_tx f = {.store = sv_store_new()};
     for (int k = 0; k < n; k++)
         sv_store_upsert(f.store, objs[k]);
     REQUIRE(sv_translate(f.store, NULL, &f.gen, &f.st, err, sizeof(err)) == 0);
@@ -1000,5 +969,5 @@ TEST(translate_path_validation_and_endpoint_addresses)
         CHECK_EQ_STR(a, want[i]);
         CHECK_EQ_INT(ntohs(eps[i].addr.in.sin_port), 9000);
     }
-    fixture_free(&f);
+    sv_test_tx_free(&f);
 }

@@ -30,24 +30,13 @@ static const struct sv_route_action *find(const struct sv_generation *g, const c
 TEST(translate_cors_filter)
 {
     char err[512];
-    char *text = sv_test_read_file("tests/data/translate/cors.yaml", NULL);
-    REQUIRE(text);
-    struct sv_object *objs[16];
-    int n = sv_test_decode_yaml(text, objs, 16, err, sizeof(err));
-    free(text);
-    if (n < 0)
-        FAIL("decode: %s", err);
-    REQUIRE(n > 0);
-    struct sv_store *store = sv_store_new();
-    for (int i = 0; i < n; i++)
-        sv_store_upsert(store, objs[i]);
+    struct sv_test_tx t;
     struct sv_translate_opts o = {.bind_addr = "0.0.0.0"};
-    struct sv_generation *g = NULL;
-    struct sv_status *st = NULL;
-    int rc = sv_translate(store, &o, &g, &st, err, sizeof(err));
-    if (rc != 0)
-        FAIL("translate: %d %s", rc, err);
-    REQUIRE(rc == 0 && g && st);
+    if (sv_test_tx_file(&t, "cors.yaml", &o, err, sizeof(err)) != 0)
+        FAIL("%s", err);
+    REQUIRE(t.gen && t.st);
+    struct sv_generation *g = t.gen;
+    struct sv_status *st = t.st;
 
     const struct sv_route_action *a = find(g, "cors.test", "/ok/x");
     REQUIRE(a && a->ext->cors);
@@ -92,7 +81,5 @@ TEST(translate_cors_filter)
     CHECK_EQ_STR(c->reason, "IncompatibleFilters");
     CHECK(strstr(c->message, "CORS given twice") != NULL);
 
-    sv_generation_free_unpublished(g);
-    sv_status_free(st);
-    sv_store_free(store);
+    sv_test_tx_free(&t);
 }

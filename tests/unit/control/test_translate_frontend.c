@@ -16,45 +16,15 @@
 #include "serval/routing/table.h"
 #include "support.h"
 
-struct fe_fixture {
-    struct sv_store *store;
-    struct sv_generation *gen;
-    struct sv_status *st;
-};
-
-static int fe_load(struct fe_fixture *f)
+static int fe_load(struct sv_test_tx *f)
 {
     char err[512];
-    memset(f, 0, sizeof(*f));
-    char *text = sv_test_read_file("tests/data/translate/frontend.yaml", NULL);
-    if (!text) {
-        FAIL("cannot read tests/data/translate/frontend.yaml (run from the repository root)");
-        return -1;
-    }
-    struct sv_object *objs[32];
-    int n = sv_test_decode_yaml(text, objs, 32, err, sizeof(err));
-    free(text);
-    if (n < 0) {
+    struct sv_translate_opts o = {.bind_addr = "127.0.0.1"};
+    if (sv_test_tx_file(f, "frontend.yaml", &o, err, sizeof(err)) != 0) {
         FAIL("frontend.yaml: %s", err);
         return -1;
     }
-    f->store = sv_store_new();
-    for (int i = 0; i < n; i++)
-        sv_store_upsert(f->store, objs[i]);
-    struct sv_translate_opts o = {.bind_addr = "127.0.0.1"};
-    if (sv_translate(f->store, &o, &f->gen, &f->st, err, sizeof(err)) != 0) {
-        FAIL("translate: %s", err);
-        sv_store_free(f->store);
-        return -1;
-    }
     return 0;
-}
-
-static void fe_free(struct fe_fixture *f)
-{
-    sv_generation_free_unpublished(f->gen);
-    sv_status_free(f->st);
-    sv_store_free(f->store);
 }
 
 struct fe_cond {
@@ -95,7 +65,7 @@ static const struct fe_cond fe_conds[] = {
     {"odd-mode", "https", "Programmed", "False", "Invalid"},
 };
 
-static const struct sv_status_tls_cert *cert_of(const struct fe_fixture *f, const char *name)
+static const struct sv_status_tls_cert *cert_of(const struct sv_test_tx *f, const char *name)
 {
     for (size_t i = 0; i < f->st->n_certs; i++) {
         if (strcmp(f->st->certs[i].listener_name, name) == 0)
@@ -106,7 +76,7 @@ static const struct sv_status_tls_cert *cert_of(const struct fe_fixture *f, cons
 
 TEST(translate_frontend_client_validation)
 {
-    struct fe_fixture f;
+    struct sv_test_tx f;
     REQUIRE(fe_load(&f) == 0);
     for (size_t i = 0; i < SV_ARRAY_SIZE(fe_conds); i++) {
         const struct fe_cond *c = &fe_conds[i];
@@ -170,7 +140,7 @@ TEST(translate_frontend_client_validation)
         int p = b[i].port;
         CHECK(p != 7443 && p != 8443 && p != 6443 && p != 3443 && p != 10443);
     }
-    fe_free(&f);
+    sv_test_tx_free(&f);
 }
 
 TEST(model_configmap_and_frontend_tls)

@@ -54,24 +54,14 @@ static const struct sv_status_listener *ls_listener(const struct sv_status_liste
 TEST(translate_listenerset)
 {
     char err[512];
-    char *text = sv_test_read_file("tests/data/translate/listenerset.yaml", NULL);
-    REQUIRE(text);
-    struct sv_object *objs[32];
-    int n = sv_test_decode_yaml(text, objs, 32, err, sizeof(err));
-    free(text);
-    if (n < 0)
-        FAIL("decode: %s", err);
-    REQUIRE(n == 19);
-    struct sv_store *store = sv_store_new();
-    for (int i = 0; i < n; i++)
-        sv_store_upsert(store, objs[i]);
+    struct sv_test_tx t;
     struct sv_translate_opts o = {.bind_addr = "0.0.0.0"};
-    struct sv_generation *g = NULL;
-    struct sv_status *st = NULL;
-    int rc = sv_translate(store, &o, &g, &st, err, sizeof(err));
-    if (rc != 0)
-        FAIL("translate: %d %s", rc, err);
-    REQUIRE(g && st);
+    if (sv_test_tx_file(&t, "listenerset.yaml", &o, err, sizeof(err)) != 0)
+        FAIL("%s", err);
+    REQUIRE(t.n_objects == 19);
+    REQUIRE(t.gen && t.st);
+    struct sv_generation *g = t.gen;
+    struct sv_status *st = t.st;
 
     /* not allowed: no allowedListeners (None), another namespace with Same, Selector mismatch */
     CHECK_EQ_INT(st->n_listenersets, 7);
@@ -197,9 +187,7 @@ TEST(translate_listenerset)
     CHECK(seen_gw);
     cJSON_Delete(doc);
 
-    sv_generation_free_unpublished(g);
-    sv_status_free(st);
-    sv_store_free(store);
+    sv_test_tx_free(&t);
 }
 
 TEST(model_listenerset_decode)

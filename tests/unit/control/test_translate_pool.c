@@ -15,49 +15,18 @@
 #include "serval/routing/table.h"
 #include "support.h"
 
-struct pool_fixture {
-    struct sv_store *store;
-    struct sv_generation *gen;
-    struct sv_status *st;
-};
-
-static int pool_load(struct pool_fixture *f, const char *bind, const char *pool)
+static int pool_load(struct sv_test_tx *f, const char *bind, const char *pool)
 {
     char err[512];
-    memset(f, 0, sizeof(*f));
-    char *text = sv_test_read_file("tests/data/translate/pool.yaml", NULL);
-    if (!text) {
-        FAIL("cannot read tests/data/translate/pool.yaml (run from the repository root)");
-        return -1;
-    }
-    struct sv_object *objs[32];
-    int n = sv_test_decode_yaml(text, objs, 32, err, sizeof(err));
-    free(text);
-    if (n < 0) {
-        FAIL("pool.yaml: %s", err);
-        return -1;
-    }
-    f->store = sv_store_new();
-    for (int i = 0; i < n; i++)
-        sv_store_upsert(f->store, objs[i]);
     struct sv_translate_opts o = {.bind_addr = bind, .address_pool = pool};
-    int rc = sv_translate(f->store, &o, &f->gen, &f->st, err, sizeof(err));
-    if (rc != 0) {
-        FAIL("translate: %d %s", rc, err);
-        sv_store_free(f->store);
+    if (sv_test_tx_file(f, "pool.yaml", &o, err, sizeof(err)) != 0) {
+        FAIL("pool.yaml: %s", err);
         return -1;
     }
     return 0;
 }
 
-static void pool_free(struct pool_fixture *f)
-{
-    sv_generation_free_unpublished(f->gen);
-    sv_status_free(f->st);
-    sv_store_free(f->store);
-}
-
-static const char *addr_of(const struct pool_fixture *f, const char *name)
+static const char *addr_of(const struct sv_test_tx *f, const char *name)
 {
     const struct sv_status_gateway *g = sv_status_gateway(f->st, "pool", name);
     if (!g || g->n_addresses != 1)
@@ -65,7 +34,7 @@ static const char *addr_of(const struct pool_fixture *f, const char *name)
     return g->addresses[0].value;
 }
 
-static bool cond_is(const struct pool_fixture *f, const char *name, const char *type,
+static bool cond_is(const struct sv_test_tx *f, const char *name, const char *type,
                     const char *status, const char *reason)
 {
     const struct sv_status_gateway *g = sv_status_gateway(f->st, "pool", name);
@@ -74,7 +43,7 @@ static bool cond_is(const struct pool_fixture *f, const char *name, const char *
 }
 
 /* Number of binds on port 80 whose address is <text>. */
-static int binds_at(const struct pool_fixture *f, const char *text)
+static int binds_at(const struct sv_test_tx *f, const char *text)
 {
     size_t n;
     const struct sv_route_bind *b = sv_generation_binds(f->gen, &n);
@@ -97,7 +66,7 @@ static bool in_pool(const char *text)
 
 TEST(translate_address_pool_gives_each_gateway_its_address)
 {
-    struct pool_fixture f;
+    struct sv_test_tx f;
     if (pool_load(&f, "127.0.0.1", "127.64.0.0/16") != 0)
         return;
     const char *one = addr_of(&f, "one"), *two = addr_of(&f, "two"), *fixed = addr_of(&f, "fixed");
@@ -120,12 +89,12 @@ TEST(translate_address_pool_gives_each_gateway_its_address)
     char keep1[64], keep2[64];
     snprintf(keep1, sizeof(keep1), "%s", one);
     snprintf(keep2, sizeof(keep2), "%s", two);
-    pool_free(&f);
+    sv_test_tx_free(&f);
     if (pool_load(&f, "127.0.0.1", "127.64.0.0/16") != 0)
         return;
     CHECK_EQ_STR(addr_of(&f, "one"), keep1);
     CHECK_EQ_STR(addr_of(&f, "two"), keep2);
-    pool_free(&f);
+    sv_test_tx_free(&f);
 }
 
 TEST(translate_address_pool_tiny_pool_probes_free_addresses)
@@ -133,7 +102,7 @@ TEST(translate_address_pool_tiny_pool_probes_free_addresses)
     /* /30: two usable addresses for four Gateways. The two oldest get distinct ones; the others
      * find nothing free (probing is bounded by the pool) and share one; "fixed" asked for an
      * address outside this pool -> AddressNotUsable. */
-    struct pool_fixture f;
+    struct sv_test_tx f;
     if (pool_load(&f, "127.0.0.1", "127.64.3.4/30") != 0)
         return;
     const char *one = addr_of(&f, "one"), *two = addr_of(&f, "two");
@@ -142,19 +111,19 @@ TEST(translate_address_pool_tiny_pool_probes_free_addresses)
     CHECK(strcmp(two, "127.64.3.5") == 0 || strcmp(two, "127.64.3.6") == 0);
     CHECK(strcmp(one, two) != 0);
     CHECK(cond_is(&f, "fixed", "Programmed", "False", "AddressNotUsable"));
-    pool_free(&f);
+    sv_test_tx_free(&f);
 }
 
 TEST(translate_without_pool_gateways_share_bind)
 {
-    struct pool_fixture f;
+    struct sv_test_tx f;
     if (pool_load(&f, "127.0.0.1", NULL) != 0)
         return;
     CHECK_EQ_STR(addr_of(&f, "one"), "127.0.0.1");
     CHECK_EQ_STR(addr_of(&f, "two"), "127.0.0.1");
     CHECK_EQ_INT(binds_at(&f, "127.0.0.1"), 1); /* merged listener */
     CHECK(cond_is(&f, "fixed", "Programmed", "False", "AddressNotUsable"));
-    pool_free(&f);
+    sv_test_tx_free(&f);
 }
 
 TEST(translate_address_pool_rejects_bad_cidr)
