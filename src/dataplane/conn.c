@@ -2140,6 +2140,32 @@ static int h2c_preface(struct sv_worker *w, struct sv_conn *c)
     return have == want ? 1 : 0;
 }
 
+/* A partial preface (h2c_preface 0: fewer than its 24 bytes queued, all matching) waits in one
+ * receive buffer: the bytes of later segments move behind the first one's and their buffers go
+ * back to the ring. A client trickling the preface must not hold a buffer per TCP segment: a
+ * few such connections would dry the worker's ring (and one would pause at bufs_b buffers and
+ * never see the rest) until the header timeout, where an HTTP/1.1 head is copied out at once. */
+static void h2c_compact(struct sv_worker *w, struct sv_conn *c)
+{
+    struct sv_segq *q = &c->rx.q;
+    struct sv_seg *h = segq_front(q);
+    char *base = sv_io_buf(w->io, h->bid);
+    memmove(base, base + h->off, h->len);
+    h->off = 0;
+    for (unsigned i = 0; i < SV_SEGQ_CAP && q->count > 1; i++) {
+        struct sv_seg *sg = &t_segs[h->next];
+        SV_ASSERT((size_t)h->len + sg->len < w->dp->cfg.buf_size);
+        memcpy(base + h->len, seg_data(w, sg), sg->len);
+        h->len += sg->len;
+        h->next = sg->next;
+        if (q->tail == sg->bid)
+            q->tail = h->bid;
+        q->count--;
+        sv_io_buf_recycle(w->io, sg->bid);
+    }
+    sync_conn_rx(w, c); /* a receive paused for the held buffers resumes */
+}
+
 /* The first bytes of a cleartext connection decide between HTTP/1.1 and h2c (prior knowledge:
  * the HTTP/2 preface). Returns true when the connection was handed to the HTTP/2 frontend or
  * must wait for more bytes. Without a free session an h2c client gets HTTP/1.1's answer to
@@ -2150,6 +2176,8 @@ static bool h2c_step(struct sv_worker *w, struct sv_conn *c)
         return false;
     int rc = h2c_preface(w, c);
     if (rc == 0 && !c->rx.eof) {
+        if (c->rx.q.count > 1)
+            h2c_compact(w, c);
         if (!c->head_timer) {
             c->head_timer = true;
             conn_timer(w, c, T_HEADER, w->dp->cfg.header_timeout_ms);
