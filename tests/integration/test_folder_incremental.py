@@ -125,7 +125,13 @@ def main():
         check("incremental: a removed route stops serving",
               wait_for(lambda: pod(get(addr, port, "h7.test", "/p/x")) == "web-a"))
 
-        # Anything else translates in full: svc-a's endpoints move to web-b.
+        # Anything else translates in full: svc-a's endpoints move to web-b. /config is rendered
+        # after the full translation that follows an overlay: wait until it describes the state
+        # after the removal (r100 gone, r9 moved), or the count read here may miss the removal's
+        # overlay and grow later without any new overlay.
+        check("incremental: /config follows the removal",
+              wait_for(lambda: (lambda cf: observed(cf, "r100") is None and
+                                observed(cf, "r9") == 2)(config(gw))))
         n_incr = config(gw).get("incrementalUpdates", 0)
         write_atomic(d, "backends.yaml", docs(backend("svc-a", b.addr, b.port),
                                               backend("svc-b", b.addr, b.port),
