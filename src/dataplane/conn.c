@@ -723,6 +723,17 @@ static void pool_put(struct sv_worker *w, struct sv_upconn *u)
     sync_up_rx(w, u);
 }
 
+/* Idle <u> (no owner) took in frames or records that needed no answer (h2c PING or SETTINGS,
+ * TLS session tickets): the receive buffers they came in, kept as spares while decoding, go back
+ * to the ring as pool_put gives them back, else every idle connection an upstream keeps talking
+ * to would hold some and enough of them dry the worker's ring. Then receive again. */
+static void up_idle_rx(struct sv_worker *w, struct sv_upconn *u)
+{
+    h2u_drop_spares(w, u);
+    sv_utls_idle(w, u);
+    sync_up_rx(w, u);
+}
+
 /* An idle pooled connection to <ep> speaking h2c (<h2>) or HTTP/1.1, over TLS with context <cl>
  * (NULL: cleartext), or NULL. */
 static struct sv_upconn *pool_take(struct sv_worker *w, const struct sv_route_endpoint *ep,
@@ -2510,6 +2521,8 @@ void sv_conn_up_kick(struct sv_worker *w, struct sv_upconn *u)
         conn_pump(w, c);
     } else if (u->state == SV_UP_IDLE && (u->rx.eof || !sv_h2u_reusable(w, u))) {
         close_up(w, u);
+    } else if (u->owner == SV_NO_SLOT) {
+        up_idle_rx(w, u);
     } else {
         sync_up_rx(w, u);
     }
@@ -2790,7 +2803,7 @@ void sv_conn_dispatch(struct sv_worker *w, const struct sv_io_cqe *e)
                 (u->h2 && !sv_h2u_reusable(w, u)))
                 close_up(w, u);
             else
-                sync_up_rx(w, u);
+                up_idle_rx(w, u);
             return;
         }
         struct sv_conn *c = conn_at(w, u->owner);
