@@ -237,7 +237,8 @@ static int answer(nghttp2_session *ng, struct sv_echo_conn *c, struct h2_stream 
     snprintf(st, sizeof(st), "%d", status);
     nghttp2_nv nv[4];
     size_t k = 0;
-#define NV(n, v) (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
+#define NV(n, v)                                                                              \
+    (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
     nv[k++] = NV(":status", st);
     nv[k++] = NV("content-type", ctype);
     nv[k++] = NV("x-content-type-options", "nosniff");
