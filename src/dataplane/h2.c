@@ -122,26 +122,6 @@ static struct h2_strm *strm_of(struct sv_worker *w, const struct sv_conn *sc)
 
 /* ---- nghttp2 memory ----------------------------------------------------------------------- */
 
-static void *m_malloc(size_t n, void *ud)
-{
-    return sv_h2_pool_alloc(&((struct h2_sess *)ud)->pool, n);
-}
-
-static void m_free(void *p, void *ud)
-{
-    sv_h2_pool_free(&((struct h2_sess *)ud)->pool, p);
-}
-
-static void *m_calloc(size_t n, size_t sz, void *ud)
-{
-    return sv_h2_pool_calloc(&((struct h2_sess *)ud)->pool, n, sz);
-}
-
-static void *m_realloc(void *p, size_t n, void *ud)
-{
-    return sv_h2_pool_realloc(&((struct h2_sess *)ud)->pool, p, n);
-}
-
 /* ---- nghttp2 callbacks (record and queue only; nothing in conn.c runs from here but the
  * initialisation of a new stream connection) ------------------------------------------------- */
 
@@ -519,7 +499,8 @@ static bool sess_start(struct sv_worker *w, struct sv_conn *c)
     struct sv_h2w *hw = w->h2;
     struct h2_sess *s = &hw->sess[c->h2_sess];
     sv_h2_pool_init(&s->pool, hw->mem + (size_t)s->idx * SV_H2_SESSION_MEM, SV_H2_SESSION_MEM);
-    nghttp2_mem mem = {s, m_malloc, m_free, m_calloc, m_realloc};
+    nghttp2_mem mem;
+    sv_h2_pool_mem(&s->pool, &mem);
     s->conn = c->slot;
     s->first = SV_NO_SLOT;
     s->nstreams = 0;

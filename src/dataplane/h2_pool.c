@@ -140,3 +140,30 @@ uint64_t sv_h2_pool_fails(const struct sv_h2_pool *p)
 {
     return p->_fails;
 }
+
+/* ---- nghttp2 hooks ------------------------------------------------------------------------- */
+
+static void *mem_malloc(size_t n, void *ud)
+{
+    return sv_h2_pool_alloc(ud, n);
+}
+
+static void mem_free(void *ptr, void *ud)
+{
+    sv_h2_pool_free(ud, ptr);
+}
+
+static void *mem_calloc(size_t n, size_t sz, void *ud)
+{
+    return sv_h2_pool_calloc(ud, n, sz);
+}
+
+static void *mem_realloc(void *ptr, size_t n, void *ud)
+{
+    return sv_h2_pool_realloc(ud, ptr, n);
+}
+
+void sv_h2_pool_mem(struct sv_h2_pool *p, nghttp2_mem *out)
+{
+    *out = (nghttp2_mem){p, mem_malloc, mem_free, mem_calloc, mem_realloc};
+}

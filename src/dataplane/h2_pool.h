@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nghttp2/nghttp2.h>
+
 #define SV_H2_POOL_MIN 32u
 #define SV_H2_POOL_CLASSES 13u /* 32 B .. 128 KiB */
 #define SV_H2_POOL_MAX (SV_H2_POOL_MIN << (SV_H2_POOL_CLASSES - 1))
@@ -40,6 +42,10 @@ void *sv_h2_pool_alloc(struct sv_h2_pool *p, size_t n);
 void *sv_h2_pool_calloc(struct sv_h2_pool *p, size_t nmemb, size_t size);
 void *sv_h2_pool_realloc(struct sv_h2_pool *p, void *ptr, size_t n);
 void sv_h2_pool_free(struct sv_h2_pool *p, void *ptr);
+
+/* Fill *out with nghttp2 memory hooks that allocate from <p> (mem_user_data = p), for
+ * nghttp2_session_*_new3 (which copies the struct). Worker thread owning the session. */
+void sv_h2_pool_mem(struct sv_h2_pool *p, nghttp2_mem *out);
 
 /* Bytes in live blocks, the most ever, and failed requests (for tests and logs). */
 size_t sv_h2_pool_used(const struct sv_h2_pool *p);

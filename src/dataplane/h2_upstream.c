@@ -94,26 +94,6 @@ static void sess_queue(struct h2u *s)
 
 /* ---- nghttp2 memory ----------------------------------------------------------------------- */
 
-static void *m_malloc(size_t n, void *ud)
-{
-    return sv_h2_pool_alloc(&((struct h2u *)ud)->pool, n);
-}
-
-static void m_free(void *p, void *ud)
-{
-    sv_h2_pool_free(&((struct h2u *)ud)->pool, p);
-}
-
-static void *m_calloc(size_t n, size_t sz, void *ud)
-{
-    return sv_h2_pool_calloc(&((struct h2u *)ud)->pool, n, sz);
-}
-
-static void *m_realloc(void *p, size_t n, void *ud)
-{
-    return sv_h2_pool_realloc(&((struct h2u *)ud)->pool, p, n);
-}
-
 /* ---- response conversion ------------------------------------------------------------------ */
 
 static bool conv_put(struct h2u *s, const void *p, size_t n)
@@ -471,7 +451,8 @@ int sv_h2u_open(struct sv_worker *w, struct sv_upconn *u)
     hw->free_head = s->next_free;
     char *region = hw->mem + (size_t)s->idx * hw->stride;
     sv_h2_pool_init(&s->pool, region, SV_H2U_SESSION_MEM);
-    nghttp2_mem mem = {s, m_malloc, m_free, m_calloc, m_realloc};
+    nghttp2_mem mem;
+    sv_h2_pool_mem(&s->pool, &mem);
     s->used = true;
     s->up = u->slot;
     s->up_gen = sv_slab_gen(&w->ups, u->slot);
