@@ -16,49 +16,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifests import backend, docs, gateway, gateway_class, http_route  # noqa: E402
 from svtest import (check, finish, free_port, http_request, start_echo,  # noqa: E402
                     start_gateway, stop, unique_addr, wait_port)
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: http, port: {port}, protocol: HTTP}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - backendRefs: [{{name: svc, port: 80}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
-"""
+def manifests(port, eport, eaddr):
+    """One HTTP listener on <port>, one route to Service svc at <eaddr>:<eport>."""
+    return docs(gateway_class(), gateway(port), http_route("[{backendRefs: [{name: svc, port: 80}]}]"), backend("svc", eaddr, eport))
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -97,7 +61,7 @@ def main():
         conf = os.path.join(d, "conf")
         os.mkdir(conf)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr))
+            f.write(manifests(port, e.port, e.addr))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1",
                             "--recv-buffers", "16", "--header-timeout", "20s"])
         check("h2c trickle: listener up", wait_port(host, port, 10.0))

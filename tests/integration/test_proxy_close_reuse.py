@@ -15,52 +15,19 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from manifests import tls_secret  # noqa: E402
+from manifests import (backend, docs, gateway, gateway_class, http_listener,  # noqa: E402
+                       http_route, https_listener, tls_secret)
 from svtest import (check, finish, free_port, http_request, start_gateway, stop,  # noqa: E402
                     unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: tls, port: {port}, protocol: HTTPS, tls: {{certificateRefs: [{{name: cert}}]}}}}
-  - {{name: plain, port: {hport}, protocol: HTTP}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
-"""
+def manifests(port, hport, eport, eaddr):
+    """An HTTPS listener "tls" on <port> and an HTTP one "plain" on <hport>, one route to
+    Service svc at <eaddr>:<eport>."""
+    listeners = https_listener(port, "cert", name="tls") + http_listener(hport, name="plain")
+    return docs(gateway_class(), gateway(listeners=listeners),
+                http_route("[{backendRefs: [{name: svc, port: 80}]}]"), backend("svc", eaddr, eport))
 
 BODY = b"ok from the backend\n"
 
@@ -190,7 +157,7 @@ def main():
         host = unique_addr()
         port, hport = free_port(host), free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, hport=hport, eport=be.port, eaddr=be.addr))
+            f.write(manifests(port, hport, be.port, be.addr))
         with open(os.path.join(conf, "secrets.yaml"), "w") as f:
             f.write(tls_secret("cert", certs, "ec_def"))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1"])

@@ -16,52 +16,18 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from manifests import tls_secret  # noqa: E402
+from manifests import (backend, docs, gateway, gateway_class, http_route,  # noqa: E402
+                       https_listener, tls_secret)
 from svtest import (check, finish, free_port, http_request, start_echo,  # noqa: E402
                     start_gateway, stop, unique_addr, wait_port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IDLE = 10
 
-MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: serval}}
-spec: {{controllerName: serval.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: demo}}
-spec:
-  gatewayClassName: serval
-  listeners:
-  - {{name: tls, port: {port}, protocol: HTTPS, tls: {{certificateRefs: [{{name: cert}}]}}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: demo}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-1
-  namespace: demo
-  labels: {{kubernetes.io/service-name: svc}}
-addressType: IPv4
-ports: [{{name: http, port: {eport}}}]
-endpoints:
-- addresses: ["{eaddr}"]
-  conditions: {{ready: true}}
-"""
+def manifests(port, eport, eaddr):
+    """One HTTPS listener "tls" on <port>, one route to Service svc at <eaddr>:<eport>."""
+    return docs(gateway_class(), gateway(listeners=https_listener(port, "cert", name="tls")),
+                http_route("[{backendRefs: [{name: svc, port: 80}]}]"), backend("svc", eaddr, eport))
 
 
 def ctx():
@@ -116,7 +82,7 @@ def main():
         host = unique_addr()
         port = free_port(host)
         with open(os.path.join(conf, "gateway.yaml"), "w") as f:
-            f.write(MANIFESTS.format(port=port, eport=e.port, eaddr=e.addr))
+            f.write(manifests(port, e.port, e.addr))
         with open(os.path.join(conf, "secrets.yaml"), "w") as f:
             f.write(tls_secret("cert", certs, "ec_def"))
         gw = start_gateway(["--config-dir", conf, "--bind", host, "--workers", "1",
