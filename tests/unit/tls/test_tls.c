@@ -11,13 +11,14 @@
 #include <wolfssl/ssl.h>
 
 #include "../harness.h"
+#include "certs.h"
 #include "serval/tls/tls.h"
 
 /* ---- certificates ------------------------------------------------------------------------ */
 
 static char g_dir[128];
 
-static const char *cert_dir(void)
+const char *sv_test_cert_dir(void)
 {
     if (g_dir[0])
         return g_dir;
@@ -50,7 +51,7 @@ struct blob {
 static struct blob slurp(const char *name)
 {
     struct blob b = {0};
-    const char *d = cert_dir();
+    const char *d = sv_test_cert_dir();
     if (!d)
         return b;
     char path[256];
@@ -302,7 +303,7 @@ struct fixture {
 static int fixture_new(struct fixture *f, bool with_default, bool rsa_first)
 {
     memset(f, 0, sizeof(*f));
-    if (!cert_dir())
+    if (!sv_test_cert_dir())
         return -1;
     pair_load(&f->a, "ec_a");
     pair_load(&f->wild, "ec_wild");
@@ -737,7 +738,7 @@ TEST(tls_resumption_tickets_tls12)
 
 TEST(tls_cert_check_bad_inputs)
 {
-    REQUIRE(cert_dir() != NULL);
+    REQUIRE(sv_test_cert_dir() != NULL);
     struct pair a, wild, exp;
     pair_load(&a, "ec_a");
     pair_load(&wild, "ec_wild");
@@ -783,7 +784,7 @@ TEST(tls_cert_check_bad_inputs)
 
 TEST(tls_expired_certificate_is_served)
 {
-    REQUIRE(cert_dir() != NULL);
+    REQUIRE(sv_test_cert_dir() != NULL);
     struct fixture f;
     memset(&f, 0, sizeof(f));
     struct pair exp;
@@ -919,7 +920,7 @@ static const struct sv_condition *listener_cond(const struct sv_status *st, cons
 
 TEST(tls_translate_puts_certificates_in_generation)
 {
-    REQUIRE(cert_dir() != NULL);
+    REQUIRE(sv_test_cert_dir() != NULL);
     struct sv_store *st = sv_store_new();
     REQUIRE(st);
     struct sv_object *objs[8];
@@ -1168,7 +1169,7 @@ static int client_auth_connect(struct sv_tls_server *srv, const struct client_op
 
 TEST(tls_ca_check)
 {
-    REQUIRE(cert_dir() != NULL);
+    REQUIRE(sv_test_cert_dir() != NULL);
     struct blob ca = slurp("ca.crt"), chain = slurp("ec_a.crt"), garbage = slurp("garbage.pem");
     char err[160];
     CHECK_EQ_INT(sv_tls_ca_check(ca.p, ca.n, err, sizeof(err)), 0);
@@ -1199,7 +1200,7 @@ TEST(tls_ca_check)
 
 static void client_auth_case(int version)
 {
-    REQUIRE(cert_dir() != NULL);
+    REQUIRE(sv_test_cert_dir() != NULL);
     struct sv_tls_ticket_keys *keys = sv_tls_ticket_keys_new(3600, 0);
     struct pair def;
     struct blob ca;

@@ -6,39 +6,13 @@
 #include <string.h>
 
 #include "../harness.h"
+#include "certs.h"
 #include "serval/tls/tls.h"
-
-static char g_cdir[128];
-
-static const char *cdir(void)
-{
-    if (g_cdir[0])
-        return g_cdir;
-    char tmpl[] = "/tmp/sv-tls-client-XXXXXX";
-    if (!mkdtemp(tmpl))
-        return NULL;
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "tests/tls/gen-certs.sh %s", tmpl);
-    if (system(cmd) != 0)
-        return NULL;
-    snprintf(g_cdir, sizeof(g_cdir), "%s", tmpl);
-    return g_cdir;
-}
-
-__attribute__((destructor)) static void cleanup_cdir(void)
-{
-    if (g_cdir[0]) {
-        char cmd[256];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_cdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", g_cdir);
-    }
-}
 
 static struct sv_str file_str(const char *name, char *buf, size_t cap)
 {
     char path[256];
-    snprintf(path, sizeof(path), "%s/%s", cdir(), name);
+    snprintf(path, sizeof(path), "%s/%s", sv_test_cert_dir(), name);
     FILE *f = fopen(path, "rb");
     size_t n = f ? fread(buf, 1, cap, f) : 0;
     if (f)
@@ -55,7 +29,7 @@ struct world {
 static int world_new(struct world *w)
 {
     memset(w, 0, sizeof(*w));
-    if (!cdir())
+    if (!sv_test_cert_dir())
         return -1;
     struct sv_str crt = file_str("ec_a.crt", w->crt, sizeof(w->crt));
     struct sv_str key = file_str("ec_a.key", w->key, sizeof(w->key));
